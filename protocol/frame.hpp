@@ -32,7 +32,7 @@ struct FrameError {
     std::uint8_t type = 0;
     std::uint16_t channel = 0;
     std::uint32_t size = 0;
-    std::uint32_t limit = 0;       // TooLarge: the largest payload allowed
+    std::uint32_t limit = 0;       // TooLarge: frame_max - 8, the limit RabbitMQ's text names
     std::uint8_t end_octet = 0;    // BadFrameEnd: what stood where 0xCE belongs
     std::span<const std::byte> payload;  // what we have of the payload, for the error text
 
@@ -50,7 +50,8 @@ struct FrameParse {
 };
 
 // Reads the first frame of `in`. The payload size is checked against frame_max (0 means no
-// limit other than 32 bits) as soon as the 7-byte header is in, before anything is buffered;
+// limit other than 32 bits; like RabbitMQ, a payload of up to frame_max bytes passes, see
+// frame_reader.cpp) as soon as the 7-byte header is in, before anything is buffered;
 // the frame-end octet and the frame type are checked once the frame is complete.
 FrameParse parse_frame(std::span<const std::byte> in, std::uint32_t frame_max);
 

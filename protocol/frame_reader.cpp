@@ -22,11 +22,13 @@ FrameParse parse_frame(std::span<const std::byte> in, std::uint32_t frame_max) {
     std::uint16_t channel = r.u16();
     std::uint32_t size = r.u32();
 
-    // RabbitMQ: PayloadSize > FrameMax - EMPTY_FRAME_SIZE is frame_too_large.
-    if (frame_max != 0 && std::uint64_t{size} + frame_overhead > frame_max) {
+    // rabbit_reader: PayloadSize > FrameMax - ?EMPTY_FRAME_SIZE + ?FRAME_SIZE_FUDGE is frame_too_large.
+    // The fudge (8) forgives clients that count frame_max as the payload size, so a payload of
+    // exactly frame_max bytes passes. The error names FrameMax - 8 and shows no octets (<<>>),
+    // since it is raised on the header alone.
+    if (frame_max != 0 && size > frame_max) {
         result.status = FrameStatus::Error;
-        result.error = FrameError{FrameErrorKind::TooLarge, type, channel, size, frame_max - std::uint32_t(frame_overhead), 0,
-                                  in.subspan(frame_header_size, std::min<std::size_t>(in.size() - frame_header_size, 16))};
+        result.error = FrameError{FrameErrorKind::TooLarge, type, channel, size, frame_max - std::uint32_t(frame_overhead), 0, {}};
         return result;
     }
     std::uint64_t total = std::uint64_t{size} + frame_overhead;
