@@ -224,9 +224,13 @@ std::optional<FieldRef> TableView::find(std::string_view key) const {
     return std::nullopt;
 }
 
+// Duplicate keys stay, in wire order, as in RabbitMQ's decoded list: FieldTable::find then sees
+// the first, like TableView::find and rabbit_misc:table_lookup, and re-encoding gives the same bytes.
 FieldTable TableView::to_table() const {
     FieldTable table;
-    for_each([&](std::string_view key, FieldRef value) { table.set(std::string(key), value.to_value()); });
+    for_each([&](std::string_view key, FieldRef value) {
+        table.entries.push_back(FieldEntry{std::string(key), value.to_value()});
+    });
     return table;
 }
 
