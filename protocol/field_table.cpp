@@ -161,6 +161,7 @@ bool skip_field_value(Reader& r, char type, int depth) {
         r.u32();
         return r.ok();
     case field_type::int64:
+    case field_type::int64_alt:
     case field_type::float64:
     case field_type::timestamp:
         r.u64();
@@ -251,6 +252,7 @@ bool FieldRef::is_integer() const {
     case field_type::int32:
     case field_type::uint32:
     case field_type::int64:
+    case field_type::int64_alt:
         return true;
     default:
         return false;
@@ -266,7 +268,8 @@ std::optional<std::int64_t> FieldRef::as_integer() const {
     case field_type::uint16: return r.u16();
     case field_type::int32: return static_cast<std::int32_t>(r.u32());
     case field_type::uint32: return r.u32();
-    case field_type::int64: return static_cast<std::int64_t>(r.u64());
+    case field_type::int64:
+    case field_type::int64_alt: return static_cast<std::int64_t>(r.u64());
     default: return std::nullopt;
     }
 }
@@ -308,7 +311,8 @@ FieldValue FieldRef::to_value() const {
     case field_type::uint16: return r.u16();
     case field_type::int32: return static_cast<std::int32_t>(r.u32());
     case field_type::uint32: return r.u32();
-    case field_type::int64: return static_cast<std::int64_t>(r.u64());
+    case field_type::int64:
+    case field_type::int64_alt: return static_cast<std::int64_t>(r.u64());
     case field_type::float32: return r.f32();
     case field_type::float64: return r.f64();
     case field_type::decimal: {

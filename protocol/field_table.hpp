@@ -23,6 +23,8 @@ inline constexpr char uint16 = 'u';
 inline constexpr char int32 = 'I';
 inline constexpr char uint32 = 'i';
 inline constexpr char int64 = 'l';
+// Read only: RabbitMQ decodes 'L' as a signed 64-bit integer too, and writes it back as 'l'.
+inline constexpr char int64_alt = 'L';
 inline constexpr char float32 = 'f';
 inline constexpr char float64 = 'd';
 inline constexpr char decimal = 'D';
