@@ -64,8 +64,8 @@ struct FieldArray {
 struct FieldTable {
     std::vector<FieldEntry> entries;  // in wire order; keys are unique in what we build
 
-    bool empty() const { return entries.empty(); }
-    std::size_t size() const { return entries.size(); }
+    bool empty() const;
+    std::size_t size() const;
     const FieldValue* find(std::string_view key) const;
     FieldValue* find(std::string_view key);
     // Replaces the value of an existing key in place, or appends a new entry.
@@ -86,7 +86,7 @@ struct FieldValue {
                  (!std::is_same_v<std::remove_cvref_t<T>, FieldValue>) &&
                  (!std::is_same_v<std::remove_cvref_t<T>, const char*>)
     FieldValue(T&& value) : v(std::forward<T>(value)) {}
-    FieldValue(const char* s) : v(std::string(s)) {}
+    FieldValue(const char* s);
 
     char type() const;  // the wire type letter
     template <class T>
@@ -106,6 +106,12 @@ struct FieldEntry {
     FieldValue value;
     bool operator==(const FieldEntry& other) const = default;
 };
+
+// Defined here, where FieldEntry is complete: clang instantiates vector<FieldEntry> members
+// (size, the destructor a variant constructor needs) at the end of the class that uses them.
+inline bool FieldTable::empty() const { return entries.empty(); }
+inline std::size_t FieldTable::size() const { return entries.size(); }
+inline FieldValue::FieldValue(const char* s) : v(std::string(s)) {}
 
 // Encoding: the table's 32-bit length followed by its entries.
 void encode_table(ByteBuffer& out, const FieldTable& table);
