@@ -2,6 +2,7 @@
 // so the generic method codec can pick the encoding from the C++ type alone.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace warren::protocol {
@@ -12,6 +13,7 @@ struct ShortStr {
     constexpr ShortStr() = default;
     constexpr ShortStr(std::string_view v) : value(v) {}
     constexpr ShortStr(const char* v) : value(v) {}
+    ShortStr(const std::string& v) : value(v) {}
     constexpr operator std::string_view() const { return value; }
     constexpr std::string_view view() const { return value; }
     constexpr bool empty() const { return value.empty(); }
@@ -25,6 +27,7 @@ struct LongStr {
     constexpr LongStr() = default;
     constexpr LongStr(std::string_view v) : value(v) {}
     constexpr LongStr(const char* v) : value(v) {}
+    LongStr(const std::string& v) : value(v) {}
     constexpr operator std::string_view() const { return value; }
     constexpr std::string_view view() const { return value; }
     constexpr bool empty() const { return value.empty(); }
@@ -38,7 +41,6 @@ struct Bit {
     constexpr Bit() = default;
     constexpr Bit(bool v) : value(v) {}
     constexpr operator bool() const { return value; }
-    friend constexpr bool operator==(Bit a, Bit b) { return a.value == b.value; }
 };
 
 }  // namespace warren::protocol

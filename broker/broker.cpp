@@ -1,0 +1,158 @@
+// See broker.hpp.
+#include "broker/broker.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+#include <unistd.h>
+
+#include "broker/channel.hpp"
+#include "broker/connection.hpp"
+#include "broker/log.hpp"
+
+namespace warren::broker {
+
+namespace {
+// Queues dispatch at most this many messages per loop turn, so one busy queue cannot starve
+// the rest of the loop (reading sockets, other queues, timers).
+constexpr std::size_t dispatch_budget = 256;
+}  // namespace
+
+Broker::Broker(Config config, Clock& clock) : config_(std::move(config)), clock_(clock) {
+    vhosts_.emplace(config_.default_vhost, std::make_unique<VHost>(*this, config_.default_vhost));
+    memory_limit_ = config_.memory_high_watermark_bytes
+                        ? *config_.memory_high_watermark_bytes
+                        : static_cast<std::uint64_t>(static_cast<double>(total_memory_bytes()) *
+                                                     config_.memory_high_watermark);
+    memory_probe = [] { return process_rss_bytes(); };
+    std::random_device rd;
+    name_seed_ = (std::uint64_t{rd()} << 32) ^ rd();
+}
+
+Broker::~Broker() = default;
+
+VHost* Broker::find_vhost(std::string_view name) {
+    auto it = vhosts_.find(std::string(name));
+    return it == vhosts_.end() ? nullptr : it->second.get();
+}
+
+bool Broker::check_login(std::string_view user, std::string_view password, bool from_loopback,
+                         std::string& refusal_reason) const {
+    if (user != config_.default_user) {
+        refusal_reason = fmt::format("user '{}' - invalid credentials", user);
+        return false;
+    }
+    if (password != config_.default_pass) {
+        refusal_reason = fmt::format("user '{}' - invalid credentials", user);
+        return false;
+    }
+    if (config_.default_user_loopback_only && !from_loopback) {
+        refusal_reason = fmt::format("user '{}' can only connect via localhost", user);
+        return false;
+    }
+    return true;
+}
+
+std::uint64_t Broker::register_connection(Connection& connection) {
+    connections_.insert(&connection);
+    return next_id();
+}
+
+void Broker::unregister_connection(Connection& connection) { connections_.erase(&connection); }
+
+void Broker::mark_dirty(Queue& queue) {
+    if (queue.is_dirty()) return;
+    queue.set_dirty(true);
+    dirty_.push_back(&queue);
+    if (!work_scheduled_ && on_work_pending) {
+        work_scheduled_ = true;
+        on_work_pending();
+    }
+}
+
+void Broker::forget_queue(Queue& queue) {
+    for (Queue*& q : running_)
+        if (q == &queue) q = nullptr;
+    if (!queue.is_dirty()) return;
+    queue.set_dirty(false);
+    std::erase(dirty_, &queue);
+}
+
+void Broker::run_pending() {
+    work_scheduled_ = false;
+    timers_.fire_due(clock_.now());
+    // Each queue dispatched once per turn; a queue with more to deliver goes to the next turn.
+    running_.clear();
+    running_.swap(dirty_);
+    for (auto& q : running_) q->set_dirty(false);
+    for (std::size_t i = 0; i < running_.size(); ++i) {
+        Queue* q = running_[i];
+        if (q && q->dispatch(dispatch_budget)) mark_dirty(*q);
+    }
+    running_.clear();
+    if (!dirty_.empty() && !work_scheduled_ && on_work_pending) {
+        work_scheduled_ = true;
+        on_work_pending();
+    }
+}
+
+void Broker::update_memory_use(std::uint64_t bytes_used) {
+    bool alarm = bytes_used > memory_limit_;
+    if (alarm == memory_alarm_) return;
+    memory_alarm_ = alarm;
+    if (alarm)
+        log::warning("memory alarm: {} bytes used, above the high watermark of {} bytes; blocking publishers",
+                     bytes_used, memory_limit_);
+    else
+        log::info("memory alarm cleared: {} bytes used", bytes_used);
+    for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end()))
+        c->on_memory_alarm(alarm);
+}
+
+std::string Broker::register_reply_to(Channel& channel) {
+    std::string name = generate_name("amq.rabbitmq.reply-to.");
+    reply_to_[name] = &channel;
+    return name;
+}
+
+void Broker::unregister_reply_to(const std::string& name) { reply_to_.erase(name); }
+
+Channel* Broker::find_reply_to(std::string_view name) {
+    auto it = reply_to_.find(std::string(name));
+    return it == reply_to_.end() ? nullptr : it->second;
+}
+
+std::string Broker::generate_name(std::string_view prefix) {
+    // RabbitMQ's names are prefix + 22 characters of url-safe base64 of a random 128-bit id.
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::uint64_t a = name_seed_ ^ (++name_counter_ * 0x9E3779B97F4A7C15ull);
+    std::uint64_t b = (a ^ (a >> 31)) * 0xBF58476D1CE4E5B9ull + name_counter_;
+    std::string name(prefix);
+    for (int i = 0; i < 22; ++i) {
+        std::uint64_t& src = i < 11 ? a : b;
+        name += alphabet[src & 63];
+        src = (src >> 6) | (src << 58);
+    }
+    return name;
+}
+
+std::uint64_t process_rss_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    std::uint64_t pages_total = 0, pages_resident = 0;
+    statm >> pages_total >> pages_resident;
+    return pages_resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::uint64_t total_memory_bytes() {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    std::uint64_t kb = 0;
+    std::string unit;
+    while (meminfo >> key >> kb >> unit)
+        if (key == "MemTotal:") return kb * 1024;
+    return 8ull << 30;
+}
+
+}  // namespace warren::broker

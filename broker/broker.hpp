@@ -1,0 +1,100 @@
+// The broker: configuration, vhosts, the connections, the timers and the deferred work of
+// the event loop (queues to dispatch), and the memory alarm. One per process; everything
+// here runs on the event-loop thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "broker/clock.hpp"
+#include "broker/config.hpp"
+#include "broker/timer_queue.hpp"
+#include "broker/vhost.hpp"
+
+namespace warren::broker {
+
+class Connection;
+class Channel;
+
+class Broker {
+public:
+    Broker(Config config, Clock& clock);
+    ~Broker();
+
+    const Config& config() const { return config_; }
+    Clock& clock() const { return clock_; }
+    TimerQueue& timers() { return timers_; }
+    TimePoint now() const { return clock_.now(); }
+
+    VHost* find_vhost(std::string_view name);
+    VHost& default_vhost() { return *vhosts_.begin()->second; }
+
+    // Checks a login; the reason for a refusal goes to the log, never to the client.
+    bool check_login(std::string_view user, std::string_view password, bool from_loopback,
+                     std::string& refusal_reason) const;
+
+    // ---- connections
+    std::uint64_t register_connection(Connection& connection);
+    void unregister_connection(Connection& connection);
+    std::size_t connection_count() const { return connections_.size(); }
+
+    // ---- deferred work: queues to dispatch once per loop turn
+    void mark_dirty(Queue& queue);
+    void forget_queue(Queue& queue);
+    // Runs the pending dispatches (bounded) and timers that are due. The event loop calls this
+    // after each batch of input; tests call it after each step.
+    void run_pending();
+    bool has_pending() const { return !dirty_.empty(); }
+    // Set by the event loop: called when run_pending() should be scheduled.
+    std::function<void()> on_work_pending;
+
+    // ---- memory alarm
+    std::uint64_t memory_limit() const { return memory_limit_; }
+    bool memory_alarm() const { return memory_alarm_; }
+    // Compares a measurement of the broker's memory use with the watermark and raises or
+    // clears the alarm (blocking or unblocking publishing connections).
+    void update_memory_use(std::uint64_t bytes_used);
+    // How memory use is measured (RSS by default); tests substitute their own.
+    std::function<std::uint64_t()> memory_probe;
+    void check_memory() { update_memory_use(memory_probe()); }
+
+    // ---- direct reply-to: pseudo-queue names registered by reply consumers
+    std::string register_reply_to(Channel& channel);
+    void unregister_reply_to(const std::string& name);
+    Channel* find_reply_to(std::string_view name);
+
+    // ---- names and ids
+    std::string generate_name(std::string_view prefix);  // "amq.gen-…", "amq.ctag-…"
+    std::uint64_t next_id() { return ++last_id_; }
+
+private:
+    Config config_;
+    Clock& clock_;
+    TimerQueue timers_;
+    std::unordered_map<std::string, std::unique_ptr<VHost>> vhosts_;
+    std::unordered_set<Connection*> connections_;
+    std::vector<Queue*> dirty_;
+    std::vector<Queue*> running_;  // the batch run_pending() is dispatching
+    bool work_scheduled_ = false;
+
+    std::uint64_t memory_limit_ = 0;
+    bool memory_alarm_ = false;
+
+    std::unordered_map<std::string, Channel*> reply_to_;
+    std::uint64_t last_id_ = 0;
+    std::uint64_t name_counter_ = 0;
+    std::uint64_t name_seed_ = 0;
+};
+
+// Resident set size of this process, from /proc/self/statm.
+std::uint64_t process_rss_bytes();
+// Physical memory of the machine, from /proc/meminfo.
+std::uint64_t total_memory_bytes();
+
+}  // namespace warren::broker

@@ -1,0 +1,221 @@
+// The channel's lifecycle, method dispatch, closing, and deliveries to its consumers.
+#include "broker/channel.hpp"
+
+#include <algorithm>
+
+#include "broker/broker.hpp"
+#include "broker/connection.hpp"
+#include "broker/log.hpp"
+#include "broker/server_texts.hpp"
+#include "broker/vhost.hpp"
+
+namespace warren::broker {
+
+using namespace protocol;
+
+Channel::Channel(Connection& connection, std::uint16_t id) : connection_(connection), id_(id) {}
+
+Channel::~Channel() { close_down(); }
+
+VHost& Channel::vhost() const { return *connection_.vhost(); }
+
+// ---- dispatch -------------------------------------------------------------------------------
+
+// Maps each decoded method to its handler; methods a server never receives fall through to
+// RabbitMQ's "unimplemented method" (503 COMMAND_INVALID).
+struct ChannelDispatch {
+    Channel& c;
+    template <class M>
+    Status operator()(const M& m) const {
+        using T = std::decay_t<M>;
+        if constexpr (std::is_same_v<T, ChannelFlow>) return c.on_channel_flow(m);
+        else if constexpr (std::is_same_v<T, ChannelClose>) return c.on_channel_close(m);
+        else if constexpr (std::is_same_v<T, ExchangeDeclare>) return c.on_exchange_declare(m);
+        else if constexpr (std::is_same_v<T, ExchangeDelete>) return c.on_exchange_delete(m);
+        else if constexpr (std::is_same_v<T, ExchangeBind>) return c.on_exchange_bind(m);
+        else if constexpr (std::is_same_v<T, ExchangeUnbind>) return c.on_exchange_unbind(m);
+        else if constexpr (std::is_same_v<T, QueueDeclare>) return c.on_queue_declare(m);
+        else if constexpr (std::is_same_v<T, QueueBind>) return c.on_queue_bind(m);
+        else if constexpr (std::is_same_v<T, QueueUnbind>) return c.on_queue_unbind(m);
+        else if constexpr (std::is_same_v<T, QueuePurge>) return c.on_queue_purge(m);
+        else if constexpr (std::is_same_v<T, QueueDelete>) return c.on_queue_delete(m);
+        else if constexpr (std::is_same_v<T, BasicQos>) return c.on_basic_qos(m);
+        else if constexpr (std::is_same_v<T, BasicConsume>) return c.on_basic_consume(m);
+        else if constexpr (std::is_same_v<T, BasicCancel>) return c.on_basic_cancel(m);
+        else if constexpr (std::is_same_v<T, BasicPublish>) return c.on_basic_publish(m);
+        else if constexpr (std::is_same_v<T, BasicGet>) return c.on_basic_get(m);
+        else if constexpr (std::is_same_v<T, BasicAck>) return c.on_basic_ack(m);
+        else if constexpr (std::is_same_v<T, BasicReject>) return c.on_basic_reject(m);
+        else if constexpr (std::is_same_v<T, BasicNack>) return c.on_basic_nack(m);
+        else if constexpr (std::is_same_v<T, BasicRecoverAsync>) return c.on_basic_recover_async(m);
+        else if constexpr (std::is_same_v<T, BasicRecover>) return c.on_basic_recover(m);
+        else if constexpr (std::is_same_v<T, TxSelect>) return c.on_tx_select(m);
+        else if constexpr (std::is_same_v<T, TxCommit>) return c.on_tx_commit(m);
+        else if constexpr (std::is_same_v<T, TxRollback>) return c.on_tx_rollback(m);
+        else if constexpr (std::is_same_v<T, ConfirmSelect>) return c.on_confirm_select(m);
+        else return texts::unimplemented_method(T::id);
+    }
+};
+
+Status Channel::on_method_frame(MethodId method, std::span<const std::byte> args) {
+    Reader r(args);
+    Status status;
+    bool known = visit_method(method, r, [&](const auto& m) {
+        if (!r.ok() || !r.at_end()) {
+            status = texts::malformed_method(method);
+            return;
+        }
+        status = ChannelDispatch{*this}(m);
+    });
+    if (!known) return texts::unknown_method(method);
+    if (status && status->method == MethodId{}) status->method = method;
+    return status;
+}
+
+// ---- closing --------------------------------------------------------------------------------
+
+Status Channel::on_channel_flow(const ChannelFlow& m) {
+    // The spec's channel.flow: the client asks us to pause or resume deliveries.
+    flow_active_ = m.active;
+    connection_.send_method(id_, ChannelFlowOk{m.active});
+    if (flow_active_) on_output_drained();
+    return std::nullopt;
+}
+
+Status Channel::on_channel_close(const ChannelClose&) {
+    close_down();
+    connection_.send_method(id_, ChannelCloseOk{});
+    return std::nullopt;
+}
+
+void Channel::begin_close(const AmqpError& error) {
+    log::info("channel {} on connection {} closed by the broker: {}", id_, connection_.peer().address, error.text);
+    connection_.send_method(id_, ChannelClose{static_cast<std::uint16_t>(error.code), error.text,
+                                              error.method.class_id, error.method.method_id});
+    close_down();
+    closing_ = true;
+}
+
+void Channel::close_down() {
+    if (closed_down_) return;
+    closed_down_ = true;
+    content_state_ = ContentState::Idle;
+    pending_message_.reset();
+    if (!connection_.vhost()) return;
+    // Unacked deliveries go back to their queues first, in tag order (each to its position).
+    for (auto& entry : unacked_)
+        if (entry.live) requeue_entry(std::move(entry));
+    unacked_.clear();
+    unacked_live_ = 0;
+    for (auto& op : tx_ops_)
+        if (auto* settle = std::get_if<TxSettle>(&op))
+            for (auto& entry : settle->entries) requeue_entry(std::move(entry));
+    tx_ops_.clear();
+    // Then the consumers go (an auto-delete queue may go with its last consumer).
+    while (!consumers_.empty()) remove_consumer(*consumers_.begin()->second, false);
+    if (!reply_to_name_.empty()) connection_.broker().unregister_reply_to(reply_to_name_);
+    reply_to_name_.clear();
+}
+
+// ---- delivery -------------------------------------------------------------------------------
+
+bool Channel::can_deliver(const Consumer& consumer) const {
+    if (closed_down_ || !flow_active_ || !connection_.is_writable()) return false;
+    if (consumer.no_ack) return true;
+    if (prefetch_count_ && consumer.unacked >= prefetch_count_) return false;
+    if (global_prefetch_count_ && unacked_live_ >= global_prefetch_count_) return false;
+    return true;
+}
+
+namespace {
+
+// Quorum-queue semantics on every queue (DECISIONS.md): a redelivered message carries
+// x-delivery-count, the number of times it was returned to the queue.
+ByteBuffer properties_with_delivery_count(const Message& m, std::uint32_t count) {
+    BasicProperties props = m.decoded_properties();
+    FieldTable headers = props.has(property_flag::headers) ? props.headers.to_table() : FieldTable{};
+    headers.set("x-delivery-count", std::int64_t{count});
+    ByteBuffer header_bytes = encode_table_body(headers);
+    props.headers = TableView::trusted(header_bytes.span());
+    props.set_flag(property_flag::headers);
+    ByteBuffer out;
+    encode_properties(out, props);
+    return out;
+}
+
+}  // namespace
+
+void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage message) {
+    const std::uint64_t tag = next_delivery_tag_++;
+    const Message& m = *message.message;
+    BasicDeliver deliver;
+    deliver.consumer_tag = consumer.tag;
+    deliver.delivery_tag = tag;
+    deliver.redelivered = message.redelivered;
+    deliver.exchange = m.exchange();
+    deliver.routing_key = m.routing_key();
+    write_method_frame(connection_.out().bytes(), id_, deliver);
+    if (message.delivery_count > 0) {
+        ByteBuffer props = properties_with_delivery_count(m, message.delivery_count);
+        connection_.send_content(id_, message.message, props.span());
+    } else {
+        connection_.send_content(id_, message.message, m.properties());
+    }
+    if (!consumer.no_ack) {
+        ++consumer.unacked;
+        ++unacked_live_;
+        unacked_.push_back(Unacked{tag, queue.id(), std::move(message), &consumer, true});
+    }
+}
+
+bool Channel::deliver_reply(const MessageRef& message) {
+    if (!reply_consumer_ || closed_down_) return false;
+    BasicDeliver deliver;
+    deliver.consumer_tag = reply_consumer_->tag;
+    deliver.delivery_tag = next_delivery_tag_++;
+    deliver.exchange = message->exchange();
+    deliver.routing_key = message->routing_key();
+    write_method_frame(connection_.out().bytes(), id_, deliver);
+    connection_.send_content(id_, message, message->properties());
+    return true;
+}
+
+void Channel::on_queue_deleted(Consumer& consumer) {
+    if (connection_.client_has_capability("consumer_cancel_notify"))
+        connection_.send_method(id_, BasicCancel{consumer.tag, true});
+    remove_consumer(consumer, true);
+}
+
+void Channel::on_output_drained() {
+    for (auto& [tag, c] : consumers_)
+        if (c->queue) c->queue->mark_dirty();
+}
+
+Consumer* Channel::find_consumer(std::string_view tag) {
+    auto it = consumers_.find(tag);
+    return it == consumers_.end() ? nullptr : it->second.get();
+}
+
+void Channel::remove_consumer(Consumer& consumer, bool queue_is_going) {
+    for (auto& entry : unacked_)
+        if (entry.consumer == &consumer) entry.consumer = nullptr;
+    for (auto& op : tx_ops_)
+        if (auto* settle = std::get_if<TxSettle>(&op))
+            for (auto& entry : settle->entries)
+                if (entry.consumer == &consumer) entry.consumer = nullptr;
+    if (&consumer == reply_consumer_) {
+        reply_consumer_ = nullptr;
+        if (!reply_to_name_.empty()) connection_.broker().unregister_reply_to(reply_to_name_);
+        reply_to_name_.clear();
+    }
+    Queue* queue = consumer.queue;
+    std::string tag = consumer.tag;
+    if (queue) queue->remove_consumer(consumer);
+    consumers_.erase(tag);  // `consumer` is gone from here on
+    // An auto-delete queue goes with its last consumer (unless it is being deleted already).
+    if (queue && !queue_is_going && queue->flags().auto_delete && queue->consumer_count() == 0 &&
+        queue->has_had_consumers())
+        queue->vhost().delete_queue(*queue);
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,189 @@
+// One AMQP channel: its consumers, its ledger of unacknowledged deliveries, content assembly
+// for publishes, publisher confirms and transactions. Owned by its Connection. Handlers are
+// on_<class>_<method>; each returns a Status (an AmqpError on failure, which the connection
+// turns into channel.close or connection.close by the code's class).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "broker/consumer.hpp"
+#include "broker/message.hpp"
+#include "broker/queue.hpp"
+#include "protocol/methods.hpp"
+#include "protocol/reply_code.hpp"
+
+namespace warren::broker {
+
+class Connection;
+class VHost;
+
+using Status = std::optional<protocol::AmqpError>;
+
+class Channel {
+public:
+    Channel(Connection& connection, std::uint16_t id);
+    ~Channel();
+    Channel(const Channel&) = delete;
+    Channel& operator=(const Channel&) = delete;
+
+    std::uint16_t id() const { return id_; }
+    Connection& connection() const { return connection_; }
+
+    // ---- frames from the connection
+    Status on_method_frame(protocol::MethodId method, std::span<const std::byte> args);
+    Status on_header_frame(std::span<const std::byte> payload);
+    Status on_body_frame(std::span<const std::byte> payload);
+    bool expects_content() const { return content_state_ != ContentState::Idle; }
+
+    // ---- closing
+    // We close the channel (a soft error): channel.close is sent; frames are dropped until close-ok.
+    void begin_close(const protocol::AmqpError& error);
+    bool is_closing() const { return closing_; }
+    // Releases everything: unacked messages go back to their queues, consumers are cancelled.
+    // Idempotent; the destructor calls it too.
+    void close_down();
+
+    // ---- delivery (called by queues)
+    bool can_deliver(const Consumer& consumer) const;
+    void deliver(Consumer& consumer, Queue& queue, QueuedMessage message);
+    // The queue was deleted: the consumer goes, with basic.cancel if the client asked for it.
+    void on_queue_deleted(Consumer& consumer);
+    // A reply for this channel's direct reply-to consumer.
+    bool deliver_reply(const MessageRef& message);
+
+    // End of an input batch: send the publisher confirms that built up.
+    void flush_confirms();
+    bool has_pending_confirms() const { return confirm_pending_first_ != 0; }
+    // The connection's output drained below its high-water mark: queues may deliver again.
+    void on_output_drained();
+
+    std::size_t unacked_count() const { return unacked_live_; }
+    std::size_t consumer_count() const { return consumers_.size(); }
+    Consumer* find_consumer(std::string_view tag);
+
+    // ---- handlers (dispatched from channel_dispatch.cpp)
+    Status on_channel_flow(const protocol::ChannelFlow& m);
+    Status on_channel_close(const protocol::ChannelClose& m);
+    Status on_exchange_declare(const protocol::ExchangeDeclare& m);
+    Status on_exchange_delete(const protocol::ExchangeDelete& m);
+    Status on_exchange_bind(const protocol::ExchangeBind& m);
+    Status on_exchange_unbind(const protocol::ExchangeUnbind& m);
+    Status on_queue_declare(const protocol::QueueDeclare& m);
+    Status on_queue_bind(const protocol::QueueBind& m);
+    Status on_queue_unbind(const protocol::QueueUnbind& m);
+    Status on_queue_purge(const protocol::QueuePurge& m);
+    Status on_queue_delete(const protocol::QueueDelete& m);
+    Status on_basic_qos(const protocol::BasicQos& m);
+    Status on_basic_consume(const protocol::BasicConsume& m);
+    Status on_basic_cancel(const protocol::BasicCancel& m);
+    Status on_basic_publish(const protocol::BasicPublish& m);
+    Status on_basic_get(const protocol::BasicGet& m);
+    Status on_basic_ack(const protocol::BasicAck& m);
+    Status on_basic_reject(const protocol::BasicReject& m);
+    Status on_basic_nack(const protocol::BasicNack& m);
+    Status on_basic_recover_async(const protocol::BasicRecoverAsync& m);
+    Status on_basic_recover(const protocol::BasicRecover& m);
+    Status on_tx_select(const protocol::TxSelect& m);
+    Status on_tx_commit(const protocol::TxCommit& m);
+    Status on_tx_rollback(const protocol::TxRollback& m);
+    Status on_confirm_select(const protocol::ConfirmSelect& m);
+
+private:
+    friend struct ChannelDispatch;
+
+    struct Unacked {
+        std::uint64_t tag = 0;
+        QueueId queue = 0;
+        QueuedMessage message;
+        Consumer* consumer = nullptr;  // nullptr for basic.get, or once the consumer is gone
+        bool live = true;              // false once settled (a tombstone until popped)
+    };
+
+    enum class ContentState { Idle, ExpectHeader, ExpectBody };
+
+    // A publish held until tx.commit.
+    struct TxPublish {
+        std::string exchange;
+        MessageRef message;
+        bool mandatory;
+    };
+    struct TxSettle {
+        enum class Kind { Ack, Reject } kind;
+        std::vector<Unacked> entries;
+        bool requeue = false;
+    };
+    using TxOp = std::variant<TxPublish, TxSettle>;
+
+    VHost& vhost() const;
+    Status check_exclusive(const Queue& queue) const;
+    // Resolves the empty-name shortcut, finds the queue and checks exclusive access.
+    Status find_queue_for(std::string_view name, Queue*& out);
+    Status resolve_queue_name(std::string_view name, std::string& out) const;
+
+    // publish pipeline
+    Status complete_publish();
+    Status route_and_enqueue(const std::string& exchange, const MessageRef& message, bool mandatory,
+                             std::uint64_t confirm_seq);
+    void confirm(std::uint64_t seq, bool ack);
+    void send_return(protocol::ReplyCode code, std::string_view text, const MessageRef& message);
+
+    // unacked ledger
+    Status collect(std::uint64_t tag, bool multiple, protocol::MethodId method, std::vector<Unacked>& out);
+    void settle(std::vector<Unacked>& entries, bool ack, bool requeue);
+    void requeue_entry(Unacked&& entry);
+    void pop_settled_front();
+    void remove_consumer(Consumer& consumer, bool queue_is_going);
+
+    Connection& connection_;
+    std::uint16_t id_;
+    bool closing_ = false;
+    bool closed_down_ = false;
+    bool flow_active_ = true;  // channel.flow from the client
+
+    // content assembly
+    ContentState content_state_ = ContentState::Idle;
+    std::string pending_exchange_;
+    std::string pending_routing_key_;
+    bool pending_mandatory_ = false;
+    MessageRef pending_message_;
+    std::uint64_t pending_received_ = 0;
+
+    // consumers, by tag
+    std::map<std::string, std::unique_ptr<Consumer>, std::less<>> consumers_;
+    std::uint16_t prefetch_count_ = 0;         // per consumer (basic.qos global=false)
+    std::uint16_t global_prefetch_count_ = 0;  // channel-wide (global=true)
+
+    // deliveries not yet acknowledged, ordered by tag
+    std::deque<Unacked> unacked_;
+    std::size_t unacked_live_ = 0;
+    std::uint64_t next_delivery_tag_ = 1;
+    std::vector<Unacked> settle_scratch_;  // reused: no allocation per ack
+    std::vector<Queue*> freed_scratch_;
+
+    // publisher confirms: seqs [confirm_pending_first_, next_publish_seq_) await a basic.ack
+    bool confirm_mode_ = false;
+    std::uint64_t next_publish_seq_ = 1;
+    std::uint64_t confirm_pending_first_ = 0;  // 0: nothing pending
+    std::uint64_t confirm_pending_last_ = 0;
+
+    // transactions
+    bool tx_mode_ = false;
+    std::vector<TxOp> tx_ops_;
+
+    // The last queue this channel declared: an empty queue name in later methods means it.
+    std::string most_recent_queue_;
+
+    // direct reply-to
+    std::string reply_to_name_;  // "amq.rabbitmq.reply-to.…" once a reply consumer exists
+    Consumer* reply_consumer_ = nullptr;
+};
+
+}  // namespace warren::broker

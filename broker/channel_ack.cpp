@@ -1,0 +1,134 @@
+// basic.ack, nack, reject and recover, and the ledger of unacknowledged deliveries.
+// Delivery tags only increase, so the ledger is a deque ordered by tag: a tag is found by
+// binary search, and `multiple` settles a prefix. Settled entries stay as tombstones until
+// they reach the front.
+#include <algorithm>
+
+#include "broker/channel.hpp"
+#include "broker/channel_errors.hpp"
+#include "broker/connection.hpp"
+#include "broker/vhost.hpp"
+
+namespace warren::broker {
+
+using namespace protocol;
+
+Status Channel::collect(std::uint64_t tag, bool multiple, MethodId method, std::vector<Unacked>& out) {
+    auto unknown = [&] {
+        return AmqpError{ReplyCode::PreconditionFailed,
+                         fmt::format("PRECONDITION_FAILED - unknown delivery tag {}", tag), method};
+    };
+    auto take = [&](Unacked& e) {
+        e.live = false;
+        --unacked_live_;
+        if (e.consumer && e.consumer->unacked) --e.consumer->unacked;
+        out.push_back(std::move(e));
+    };
+    if (multiple && tag == 0) {
+        for (auto& e : unacked_)
+            if (e.live) take(e);
+        pop_settled_front();
+        return std::nullopt;
+    }
+    auto it = std::lower_bound(unacked_.begin(), unacked_.end(), tag,
+                               [](const Unacked& e, std::uint64_t t) { return e.tag < t; });
+    if (it == unacked_.end() || it->tag != tag || !it->live) return unknown();
+    if (multiple) {
+        for (auto p = unacked_.begin(); p != std::next(it); ++p)
+            if (p->live) take(*p);
+    } else {
+        take(*it);
+    }
+    pop_settled_front();
+    return std::nullopt;
+}
+
+void Channel::pop_settled_front() {
+    while (!unacked_.empty() && !unacked_.front().live) unacked_.pop_front();
+    if (unacked_live_ == 0) unacked_.clear();
+}
+
+void Channel::requeue_entry(Unacked&& entry) {
+    if (Queue* q = vhost().queue_by_id(entry.queue)) q->requeue(std::move(entry.message));
+    // The queue is gone: so is the message, as in RabbitMQ.
+}
+
+void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue) {
+    // Credit came back: the queues these deliveries came from may deliver again. With a
+    // channel-wide limit, every queue this channel consumes from may.
+    auto& freed = freed_scratch_;
+    freed.clear();
+    VHost& vh = vhost();
+    for (auto& e : entries) {
+        Queue* q = vh.queue_by_id(e.queue);
+        if (!ack && q) {
+            if (requeue)
+                q->requeue(std::move(e.message));
+            else
+                q->dead_letter(std::move(e.message), DeadLetterReason::Rejected);
+        }
+        if (e.consumer && e.consumer->queue && std::find(freed.begin(), freed.end(), e.consumer->queue) == freed.end())
+            freed.push_back(e.consumer->queue);
+    }
+    entries.clear();
+    if (global_prefetch_count_) {
+        on_output_drained();
+    } else {
+        for (Queue* q : freed) q->mark_dirty();
+    }
+}
+
+Status Channel::on_basic_ack(const BasicAck& m) {
+    std::vector<Unacked>& entries = settle_scratch_;
+    entries.clear();
+    if (Status s = collect(m.delivery_tag, m.multiple, BasicAck::id, entries)) return s;
+    if (tx_mode_) {
+        tx_ops_.push_back(TxSettle{TxSettle::Kind::Ack, std::move(entries), false});
+        return std::nullopt;
+    }
+    settle(entries, true, false);
+    return std::nullopt;
+}
+
+Status Channel::on_basic_nack(const BasicNack& m) {
+    std::vector<Unacked>& entries = settle_scratch_;
+    entries.clear();
+    if (Status s = collect(m.delivery_tag, m.multiple, BasicNack::id, entries)) return s;
+    if (tx_mode_) {
+        tx_ops_.push_back(TxSettle{TxSettle::Kind::Reject, std::move(entries), m.requeue});
+        return std::nullopt;
+    }
+    settle(entries, false, m.requeue);
+    return std::nullopt;
+}
+
+Status Channel::on_basic_reject(const BasicReject& m) {
+    std::vector<Unacked>& entries = settle_scratch_;
+    entries.clear();
+    if (Status s = collect(m.delivery_tag, false, BasicReject::id, entries)) return s;
+    if (tx_mode_) {
+        tx_ops_.push_back(TxSettle{TxSettle::Kind::Reject, std::move(entries), m.requeue});
+        return std::nullopt;
+    }
+    settle(entries, false, m.requeue);
+    return std::nullopt;
+}
+
+Status Channel::on_basic_recover_async(const BasicRecoverAsync& m) {
+    if (!m.requeue) return amqp_error(ReplyCode::NotImplemented, "requeue=false");
+    std::vector<Unacked> entries;
+    collect(0, true, BasicRecoverAsync::id, entries);
+    settle(entries, false, true);
+    return std::nullopt;
+}
+
+Status Channel::on_basic_recover(const BasicRecover& m) {
+    if (!m.requeue) return amqp_error(ReplyCode::NotImplemented, "requeue=false");
+    std::vector<Unacked> entries;
+    collect(0, true, BasicRecover::id, entries);
+    settle(entries, false, true);
+    connection_.send_method(id_, BasicRecoverOk{});
+    return std::nullopt;
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,115 @@
+// basic.qos, consume, cancel and get, with RabbitMQ's semantics: per-consumer and channel-wide
+// prefetch (a new qos applies to existing consumers too), exclusive consumers, consumer
+// priorities (x-priority), and the direct reply-to pseudo-queue.
+#include "broker/broker.hpp"
+#include "broker/channel.hpp"
+#include "broker/channel_errors.hpp"
+#include "broker/connection.hpp"
+#include "broker/vhost.hpp"
+
+namespace warren::broker {
+
+using namespace protocol;
+
+namespace {
+constexpr std::string_view reply_to_queue = "amq.rabbitmq.reply-to";
+}
+
+Status Channel::on_basic_qos(const BasicQos& m) {
+    if (m.prefetch_size != 0)
+        return amqp_error(ReplyCode::NotImplemented, fmt::format("prefetch_size!=0 ({})", m.prefetch_size));
+    if (m.global)
+        global_prefetch_count_ = m.prefetch_count;
+    else
+        prefetch_count_ = m.prefetch_count;
+    connection_.send_method(id_, BasicQosOk{});
+    on_output_drained();  // a raised limit may let queues deliver now
+    return std::nullopt;
+}
+
+Status Channel::on_basic_consume(const BasicConsume& m) {
+    std::string tag(m.consumer_tag.view());
+    if (!tag.empty() && consumers_.contains(tag))
+        return amqp_error(ReplyCode::NotAllowed, fmt::format("attempt to reuse consumer tag '{}'", tag));
+
+    if (m.queue.view() == reply_to_queue) {
+        // Direct reply-to: a pseudo-queue; replies are delivered straight to this consumer.
+        if (!m.no_ack) return errors::precondition("reply consumer cannot acknowledge");
+        if (reply_consumer_) return errors::precondition("reply consumer already set");
+        if (tag.empty()) tag = connection_.broker().generate_name("amq.ctag-");
+        auto consumer = std::make_unique<Consumer>();
+        consumer->tag = tag;
+        consumer->channel = this;
+        consumer->no_ack = true;
+        reply_consumer_ = consumer.get();
+        reply_to_name_ = connection_.broker().register_reply_to(*this);
+        consumers_.emplace(tag, std::move(consumer));
+        if (!m.nowait) connection_.send_method(id_, BasicConsumeOk{tag});
+        return std::nullopt;
+    }
+
+    Queue* q = nullptr;
+    if (Status s = find_queue_for(m.queue.view(), q)) return s;
+    std::int32_t priority = 0;
+    if (auto p = m.arguments.find("x-priority")) {
+        auto value = p->as_integer();
+        if (!value)
+            return errors::precondition(fmt::format("invalid arg 'x-priority' for {}: {{unacceptable_type,{}}}",
+                                                    resource_name("queue", q->name(), vhost().name()),
+                                                    rabbit_type_name(p->type())));
+        priority = static_cast<std::int32_t>(*value);
+    }
+    if (q->has_exclusive_consumer() || (m.exclusive && q->consumer_count() > 0))
+        return amqp_error(ReplyCode::AccessRefused,
+                          fmt::format("{} in exclusive use", resource_name("queue", q->name(), vhost().name())));
+    if (tag.empty()) tag = connection_.broker().generate_name("amq.ctag-");
+
+    auto consumer = std::make_unique<Consumer>();
+    consumer->tag = tag;
+    consumer->channel = this;
+    consumer->queue = q;
+    consumer->no_ack = m.no_ack;
+    consumer->exclusive = m.exclusive;
+    consumer->priority = priority;
+    consumer->serial = connection_.broker().next_id();
+    Consumer& ref = *consumer;
+    consumers_.emplace(tag, std::move(consumer));
+    // consume-ok goes out before any delivery: deliveries wait for the end of the loop turn.
+    if (!m.nowait) connection_.send_method(id_, BasicConsumeOk{tag});
+    q->add_consumer(ref);
+    return std::nullopt;
+}
+
+Status Channel::on_basic_cancel(const BasicCancel& m) {
+    // Cancelling an unknown tag is not an error in RabbitMQ: cancel-ok all the same.
+    if (Consumer* c = find_consumer(m.consumer_tag.view())) remove_consumer(*c, false);
+    if (!m.nowait) connection_.send_method(id_, BasicCancelOk{m.consumer_tag});
+    return std::nullopt;
+}
+
+Status Channel::on_basic_get(const BasicGet& m) {
+    Queue* q = nullptr;
+    if (Status s = find_queue_for(m.queue.view(), q)) return s;
+    std::optional<QueuedMessage> taken = q->take_one();
+    if (!taken) {
+        connection_.send_method(id_, BasicGetEmpty{});
+        return std::nullopt;
+    }
+    const std::uint64_t tag = next_delivery_tag_++;
+    const Message& msg = *taken->message;
+    BasicGetOk ok;
+    ok.delivery_tag = tag;
+    ok.redelivered = taken->redelivered;
+    ok.exchange = msg.exchange();
+    ok.routing_key = msg.routing_key();
+    ok.message_count = static_cast<std::uint32_t>(q->message_count());
+    write_method_frame(connection_.out().bytes(), id_, ok);
+    connection_.send_content(id_, taken->message, msg.properties());
+    if (!m.no_ack) {
+        ++unacked_live_;
+        unacked_.push_back(Unacked{tag, q->id(), std::move(*taken), nullptr, true});
+    }
+    return std::nullopt;
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,116 @@
+// exchange.declare, delete, bind and unbind, with RabbitMQ's checks and texts
+// (rabbit_channel:handle_method/3 and rabbit_exchange:assert_equivalence/6).
+#include "broker/broker.hpp"
+#include "broker/channel.hpp"
+#include "broker/channel_errors.hpp"
+#include "broker/connection.hpp"
+#include "broker/vhost.hpp"
+
+namespace warren::broker {
+
+using namespace protocol;
+using exchanges::DestinationKind;
+
+namespace {
+
+bool has_reserved_prefix(std::string_view name) { return name.starts_with("amq."); }
+
+// The alternate-exchange argument is the only exchange argument RabbitMQ compares.
+std::optional<std::string> alternate_exchange_of(const FieldTable& args) {
+    const FieldValue* v = args.find(args::alternate_exchange);
+    if (v && v->as_string()) return *v->as_string();
+    return std::nullopt;
+}
+
+}  // namespace
+
+Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
+    VHost& vh = vhost();
+    std::string_view name = m.exchange.view();
+    if (name.empty()) return errors::default_exchange_refused();
+    if (m.passive) {
+        if (!vh.find_exchange(name)) return errors::no_exchange(name, vh.name());
+        if (!m.nowait) connection_.send_method(id_, ExchangeDeclareOk{});
+        return std::nullopt;
+    }
+    auto type = exchanges::parse_exchange_type(m.type.view());
+    if (!type)
+        return amqp_error(ReplyCode::CommandInvalid, fmt::format("unknown exchange type '{}'", m.type.view()));
+    FieldTable arguments = m.arguments.to_table();
+    ExchangeEntry* x = vh.find_exchange(name);
+    std::string resource = resource_name("exchange", name, vh.name());
+    if (!x) {
+        if (has_reserved_prefix(name)) return errors::reserved_name("exchange", name);
+        if (const FieldValue* ae = arguments.find(args::alternate_exchange); ae && !ae->as_string())
+            return errors::precondition(fmt::format("invalid type '{}' for arg '{}' in {}",
+                                                    rabbit_type_name(ae->type()), args::alternate_exchange, resource));
+        vh.add_exchange(std::string(name), *type, m.durable, m.auto_delete, m.internal, std::move(arguments));
+    } else {
+        if (x->type != *type)
+            return errors::inequivalent("type", resource, m.type.view(), exchanges::exchange_type_name(x->type));
+        if (x->durable != m.durable)
+            return errors::inequivalent("durable", resource, errors::bool_text(m.durable), errors::bool_text(x->durable));
+        if (x->auto_delete != m.auto_delete)
+            return errors::inequivalent("auto_delete", resource, errors::bool_text(m.auto_delete),
+                                        errors::bool_text(x->auto_delete));
+        if (x->internal != m.internal)
+            return errors::inequivalent("internal", resource, errors::bool_text(m.internal),
+                                        errors::bool_text(x->internal));
+        auto requested_ae = alternate_exchange_of(arguments);
+        if (requested_ae != x->alternate_exchange) {
+            auto describe = [](const FieldTable& t) -> std::string {
+                const FieldValue* v = t.find(args::alternate_exchange);
+                if (!v) return "none";
+                return fmt::format("the value '{}' of type '{}'", rabbit_value_text(*v), rabbit_type_name(v->type()));
+            };
+            return errors::precondition(fmt::format("inequivalent arg 'alternate-exchange' for {}: received {} but current is {}",
+                                                    resource, describe(arguments), describe(x->arguments)));
+        }
+    }
+    if (!m.nowait) connection_.send_method(id_, ExchangeDeclareOk{});
+    return std::nullopt;
+}
+
+Status Channel::on_exchange_delete(const ExchangeDelete& m) {
+    VHost& vh = vhost();
+    std::string_view name = m.exchange.view();
+    if (name.empty()) return errors::default_exchange_refused();
+    if (has_reserved_prefix(name))
+        return amqp_error(ReplyCode::AccessRefused,
+                          fmt::format("deletion of system {} not allowed", resource_name("exchange", name, vh.name())));
+    if (ExchangeEntry* x = vh.find_exchange(name)) {
+        if (m.if_unused && x->router->binding_count() > 0)
+            return errors::precondition(fmt::format("{} in use", resource_name("exchange", name, vh.name())));
+        vh.delete_exchange(*x);
+    }
+    if (!m.nowait) connection_.send_method(id_, ExchangeDeleteOk{});
+    return std::nullopt;
+}
+
+Status Channel::on_exchange_bind(const ExchangeBind& m) {
+    VHost& vh = vhost();
+    if (m.destination.empty() || m.source.empty()) return errors::default_exchange_refused();
+    ExchangeEntry* source = vh.find_exchange(m.source.view());
+    if (!source) return errors::no_exchange(m.source.view(), vh.name());
+    ExchangeEntry* destination = vh.find_exchange(m.destination.view());
+    if (!destination) return errors::no_exchange(m.destination.view(), vh.name());
+    FieldTable arguments = m.arguments.to_table();
+    if (auto invalid = source->router->validate_binding(arguments)) return errors::precondition(*invalid);
+    vh.bind(*source, destination->as_destination(), m.routing_key.view(), arguments);
+    if (!m.nowait) connection_.send_method(id_, ExchangeBindOk{});
+    return std::nullopt;
+}
+
+Status Channel::on_exchange_unbind(const ExchangeUnbind& m) {
+    VHost& vh = vhost();
+    if (m.destination.empty() || m.source.empty()) return errors::default_exchange_refused();
+    ExchangeEntry* source = vh.find_exchange(m.source.view());
+    if (!source) return errors::no_exchange(m.source.view(), vh.name());
+    ExchangeEntry* destination = vh.find_exchange(m.destination.view());
+    if (!destination) return errors::no_exchange(m.destination.view(), vh.name());
+    vh.unbind(*source, destination->as_destination(), m.routing_key.view(), m.arguments.to_table());
+    if (!m.nowait) connection_.send_method(id_, ExchangeUnbindOk{});
+    return std::nullopt;
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,230 @@
+// basic.publish: content assembly (method, header, body frames), routing, mandatory returns,
+// publisher confirms and transactions.
+#include <cstring>
+
+#include "broker/broker.hpp"
+#include "broker/channel.hpp"
+#include "broker/channel_errors.hpp"
+#include "broker/connection.hpp"
+#include "broker/vhost.hpp"
+
+namespace warren::broker {
+
+using namespace protocol;
+
+namespace {
+constexpr std::string_view reply_to_queue = "amq.rabbitmq.reply-to";
+constexpr std::string_view reply_to_prefix = "amq.rabbitmq.reply-to.";
+
+// The message with its reply_to property replaced (direct reply-to). Copies the body; only
+// RPC requests take this path.
+MessageRef with_reply_to(const Message& m, std::string_view reply_to) {
+    BasicProperties props = m.decoded_properties();
+    props.reply_to = reply_to;
+    ByteBuffer bytes;
+    encode_properties(bytes, props);
+    MessageRef copy = Message::create(m.exchange(), m.routing_key(), bytes.span(), m.body_size());
+    if (copy && m.body_size()) std::memcpy(copy->body_data(), m.body().data(), m.body_size());
+    return copy;
+}
+}  // namespace
+
+Status Channel::on_basic_publish(const BasicPublish& m) {
+    if (m.immediate) return amqp_error(ReplyCode::NotImplemented, "immediate=true");
+    // The exchange is checked once the content is complete, as RabbitMQ does.
+    pending_exchange_.assign(m.exchange.view());
+    pending_routing_key_.assign(m.routing_key.view());
+    pending_mandatory_ = m.mandatory;
+    content_state_ = ContentState::ExpectHeader;
+    return std::nullopt;
+}
+
+Status Channel::on_header_frame(std::span<const std::byte> payload) {
+    if (content_state_ != ContentState::ExpectHeader)
+        return amqp_error(ReplyCode::UnexpectedFrame,
+                          content_state_ == ContentState::Idle
+                              ? "expected method frame, got non method frame instead"
+                              : "expected content body, got non content body frame instead");
+    Reader r(payload);
+    std::uint16_t class_id = r.u16();
+    r.u16();  // weight, unused
+    std::uint64_t body_size = r.u64();
+    if (!r.ok())
+        return amqp_error(ReplyCode::FrameError, fmt::format("type 2, all octets = {}: content header too short",
+                                                             erlang_binary(payload)));
+    if (class_id != class_id::basic)
+        return amqp_error(ReplyCode::UnexpectedFrame,
+                          fmt::format("expected content header for class 60, got one for class {} instead", class_id));
+    const std::uint64_t max = connection_.broker().config().max_message_size;
+    if (body_size > max) {
+        content_state_ = ContentState::Idle;
+        return errors::precondition(
+            fmt::format("message size {} is larger than configured max size {}", body_size, max));
+    }
+    pending_message_ = Message::create(pending_exchange_, pending_routing_key_, r.rest(), body_size);
+    if (!pending_message_) {
+        content_state_ = ContentState::Idle;
+        return amqp_error(ReplyCode::SyntaxError, "malformed content header properties", BasicPublish::id);
+    }
+    if (pending_message_->has_property(property_flag::expiration) && !pending_message_->expiration_ms()) {
+        // A present but unparseable expiration is refused, as RabbitMQ does.
+        std::string value(pending_message_->decoded_properties().expiration);
+        pending_message_.reset();
+        content_state_ = ContentState::Idle;
+        return errors::precondition(fmt::format("invalid expiration '{}': no_integer", value));
+    }
+    pending_received_ = 0;
+    if (body_size == 0) return complete_publish();
+    content_state_ = ContentState::ExpectBody;
+    return std::nullopt;
+}
+
+Status Channel::on_body_frame(std::span<const std::byte> payload) {
+    if (content_state_ != ContentState::ExpectBody)
+        return amqp_error(ReplyCode::UnexpectedFrame,
+                          content_state_ == ContentState::Idle
+                              ? "expected method frame, got non method frame instead"
+                              : "expected content header for class 60, got non content header frame instead");
+    const std::uint64_t size = pending_message_->body_size();
+    if (payload.size() > size - pending_received_)
+        return amqp_error(ReplyCode::FrameError,
+                          fmt::format("content body of {} octets exceeds the declared body size {}",
+                                      pending_received_ + payload.size(), size));
+    if (!payload.empty()) std::memcpy(pending_message_->body_data() + pending_received_, payload.data(), payload.size());
+    pending_received_ += payload.size();
+    if (pending_received_ == size) return complete_publish();
+    return std::nullopt;
+}
+
+Status Channel::complete_publish() {
+    content_state_ = ContentState::Idle;
+    MessageRef message = std::move(pending_message_);
+    connection_.note_publish();
+    if (tx_mode_) {
+        ExchangeEntry* x = vhost().find_exchange(pending_exchange_);
+        if (!x) return errors::no_exchange(pending_exchange_, vhost().name());
+        tx_ops_.push_back(TxPublish{pending_exchange_, std::move(message), pending_mandatory_});
+        return std::nullopt;
+    }
+    std::uint64_t seq = confirm_mode_ ? next_publish_seq_++ : 0;
+    return route_and_enqueue(pending_exchange_, message, pending_mandatory_, seq);
+}
+
+Status Channel::route_and_enqueue(const std::string& exchange_name, const MessageRef& original, bool mandatory,
+                                  std::uint64_t confirm_seq) {
+    VHost& vh = vhost();
+    ExchangeEntry* x = vh.find_exchange(exchange_name);
+    if (!x) return AmqpError{errors::no_exchange(exchange_name, vh.name()).code,
+                             errors::no_exchange(exchange_name, vh.name()).text, BasicPublish::id};
+    if (x->internal)
+        return AmqpError{ReplyCode::AccessRefused,
+                         fmt::format("ACCESS_REFUSED - cannot publish to internal {}",
+                                     resource_name("exchange", exchange_name, vh.name())),
+                         BasicPublish::id};
+    MessageRef message = original;
+    // Direct reply-to: a request naming the pseudo-queue gets this channel's reply address.
+    if (message->has_property(property_flag::reply_to) &&
+        message->decoded_properties().reply_to == reply_to_queue) {
+        if (!reply_consumer_) return errors::precondition("fast reply consumer does not exist");
+        message = with_reply_to(*message, reply_to_name_);
+    }
+    bool routed = false;
+    bool rejected = false;
+    if (x == &vh.default_exchange() && message->routing_key().starts_with(reply_to_prefix)) {
+        Channel* target = connection_.broker().find_reply_to(message->routing_key());
+        routed = target && target->deliver_reply(message);
+    } else {
+        PublishResult result = vh.publish(*x, message);
+        routed = result.routed;
+        rejected = result.rejected;
+    }
+    if (!routed && mandatory) send_return(ReplyCode::NoRoute, "NO_ROUTE", message);
+    if (confirm_seq) confirm(confirm_seq, !rejected);
+    return std::nullopt;
+}
+
+void Channel::send_return(ReplyCode code, std::string_view text, const MessageRef& message) {
+    BasicReturn r;
+    r.reply_code = static_cast<std::uint16_t>(code);
+    r.reply_text = text;
+    r.exchange = message->exchange();
+    r.routing_key = message->routing_key();
+    write_method_frame(connection_.out().bytes(), id_, r);
+    connection_.send_content(id_, message, message->properties());
+}
+
+// ---- publisher confirms ---------------------------------------------------------------------
+
+void Channel::confirm(std::uint64_t seq, bool ack) {
+    if (ack) {
+        if (confirm_pending_first_ == 0) confirm_pending_first_ = seq;
+        confirm_pending_last_ = seq;
+        return;
+    }
+    flush_confirms();
+    connection_.send_method(id_, BasicNack{seq, false, false});
+}
+
+void Channel::flush_confirms() {
+    if (confirm_pending_first_ == 0) return;
+    bool multiple = confirm_pending_last_ > confirm_pending_first_;
+    connection_.send_method(id_, BasicAck{confirm_pending_last_, multiple});
+    confirm_pending_first_ = 0;
+}
+
+Status Channel::on_confirm_select(const ConfirmSelect& m) {
+    if (tx_mode_) return errors::precondition("cannot switch from tx to confirm mode");
+    confirm_mode_ = true;
+    if (!m.nowait) connection_.send_method(id_, ConfirmSelectOk{});
+    return std::nullopt;
+}
+
+// ---- transactions ---------------------------------------------------------------------------
+
+Status Channel::on_tx_select(const TxSelect&) {
+    if (confirm_mode_) return errors::precondition("cannot switch from confirm to tx mode");
+    tx_mode_ = true;
+    connection_.send_method(id_, TxSelectOk{});
+    return std::nullopt;
+}
+
+Status Channel::on_tx_commit(const TxCommit&) {
+    if (!tx_mode_) return errors::precondition("channel is not transactional");
+    std::vector<TxOp> ops;
+    ops.swap(tx_ops_);
+    for (auto& op : ops) {
+        if (auto* p = std::get_if<TxPublish>(&op)) {
+            if (Status s = route_and_enqueue(p->exchange, p->message, p->mandatory, 0)) return s;
+        } else {
+            auto& settle_op = std::get<TxSettle>(op);
+            settle(settle_op.entries, settle_op.kind == TxSettle::Kind::Ack, settle_op.requeue);
+        }
+    }
+    connection_.send_method(id_, TxCommitOk{});
+    return std::nullopt;
+}
+
+Status Channel::on_tx_rollback(const TxRollback&) {
+    if (!tx_mode_) return errors::precondition("channel is not transactional");
+    // Publishes are dropped; settled deliveries go back to the ledger, unacknowledged.
+    for (auto& op : tx_ops_) {
+        auto* settle_op = std::get_if<TxSettle>(&op);
+        if (!settle_op) continue;
+        for (auto& e : settle_op->entries) {
+            e.live = true;
+            ++unacked_live_;
+            if (e.consumer) ++e.consumer->unacked;
+            auto it = std::lower_bound(unacked_.begin(), unacked_.end(), e.tag,
+                                       [](const Unacked& u, std::uint64_t t) { return u.tag < t; });
+            if (it != unacked_.end() && it->tag == e.tag)
+                *it = std::move(e);
+            else
+                unacked_.insert(it, std::move(e));
+        }
+    }
+    tx_ops_.clear();
+    connection_.send_method(id_, TxRollbackOk{});
+    return std::nullopt;
+}
+
+}  // namespace warren::broker

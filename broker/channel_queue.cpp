@@ -1,0 +1,147 @@
+// queue.declare, bind, unbind, purge and delete, with RabbitMQ's checks and texts
+// (rabbit_channel:handle_method/3, rabbit_amqqueue:assert_equivalence/5).
+#include "broker/broker.hpp"
+#include "broker/channel.hpp"
+#include "broker/channel_errors.hpp"
+#include "broker/connection.hpp"
+#include "broker/vhost.hpp"
+
+namespace warren::broker {
+
+using namespace protocol;
+
+Status Channel::check_exclusive(const Queue& queue) const {
+    if (queue.exclusive_owner() != 0 && queue.exclusive_owner() != connection_.id())
+        return errors::resource_locked(queue.name(), vhost().name());
+    return std::nullopt;
+}
+
+Status Channel::resolve_queue_name(std::string_view name, std::string& out) const {
+    if (!name.empty()) {
+        out = name;
+        return std::nullopt;
+    }
+    if (most_recent_queue_.empty()) return amqp_error(ReplyCode::NotFound, "no previously declared queue");
+    out = most_recent_queue_;
+    return std::nullopt;
+}
+
+Status Channel::find_queue_for(std::string_view name, Queue*& out) {
+    std::string resolved;
+    if (Status s = resolve_queue_name(name, resolved)) return s;
+    out = vhost().find_queue(resolved);
+    if (!out) return errors::no_queue(resolved, vhost().name());
+    return check_exclusive(*out);
+}
+
+Status Channel::on_queue_declare(const QueueDeclare& m) {
+    VHost& vh = vhost();
+    std::string name(m.queue.view());
+    if (m.passive) {
+        Queue* q = nullptr;
+        if (Status s = find_queue_for(name, q)) return s;
+        most_recent_queue_ = q->name();
+        if (!m.nowait)
+            connection_.send_method(id_, QueueDeclareOk{q->name(), static_cast<std::uint32_t>(q->message_count()),
+                                                        static_cast<std::uint32_t>(q->consumer_count())});
+        return std::nullopt;
+    }
+    if (name.empty())
+        name = connection_.broker().generate_name("amq.gen-");
+    else if (name.starts_with("amq."))
+        return errors::reserved_name("queue", name);
+
+    const std::string resource = resource_name("queue", name, vh.name());
+    FieldTable arguments = m.arguments.to_table();
+    const std::uint64_t owner = m.exclusive ? connection_.id() : 0;
+    Queue* q = vh.find_queue(name);
+    if (q) {
+        if (Status s = check_exclusive(*q)) return s;
+        if (q->exclusive_owner() != owner) return errors::resource_locked(name, vh.name());
+        if (q->flags().durable != m.durable)
+            return errors::inequivalent("durable", resource, errors::bool_text(m.durable),
+                                        errors::bool_text(q->flags().durable));
+        if (q->flags().auto_delete != m.auto_delete)
+            return errors::inequivalent("auto_delete", resource, errors::bool_text(m.auto_delete),
+                                        errors::bool_text(q->flags().auto_delete));
+        if (auto detail = check_args_equivalence(q->raw_args(), arguments, resource))
+            return errors::precondition(*detail);
+        q->touch();
+    } else {
+        QueueArgsResult parsed = parse_queue_args(arguments, resource);
+        if (!parsed.args) return errors::precondition(parsed.error);
+        QueueFlags flags{m.durable, m.exclusive, m.auto_delete};
+        q = &vh.add_queue(name, flags, std::move(*parsed.args), std::move(arguments), owner);
+        if (m.exclusive) connection_.add_exclusive_queue(q->id());
+    }
+    most_recent_queue_ = name;
+    if (!m.nowait)
+        connection_.send_method(id_, QueueDeclareOk{q->name(), static_cast<std::uint32_t>(q->message_count()),
+                                                    static_cast<std::uint32_t>(q->consumer_count())});
+    return std::nullopt;
+}
+
+Status Channel::on_queue_bind(const QueueBind& m) {
+    VHost& vh = vhost();
+    std::string queue_name;
+    if (Status s = resolve_queue_name(m.queue.view(), queue_name)) return s;
+    // RabbitMQ's shortcut: an empty queue and routing key bind with the queue's name as key.
+    std::string routing_key(m.routing_key.view());
+    if (m.queue.empty() && routing_key.empty()) routing_key = queue_name;
+    if (m.exchange.empty()) return errors::default_exchange_refused();
+    ExchangeEntry* source = vh.find_exchange(m.exchange.view());
+    if (!source) return errors::no_exchange(m.exchange.view(), vh.name());
+    Queue* q = vh.find_queue(queue_name);
+    if (!q) return errors::no_queue(queue_name, vh.name());
+    if (Status s = check_exclusive(*q)) return s;
+    FieldTable arguments = m.arguments.to_table();
+    if (auto invalid = source->router->validate_binding(arguments)) return errors::precondition(*invalid);
+    vh.bind(*source, q->as_destination(), routing_key, arguments);
+    if (!m.nowait) connection_.send_method(id_, QueueBindOk{});
+    return std::nullopt;
+}
+
+Status Channel::on_queue_unbind(const QueueUnbind& m) {
+    VHost& vh = vhost();
+    std::string queue_name;
+    if (Status s = resolve_queue_name(m.queue.view(), queue_name)) return s;
+    std::string routing_key(m.routing_key.view());
+    if (m.queue.empty() && routing_key.empty()) routing_key = queue_name;
+    if (m.exchange.empty()) return errors::default_exchange_refused();
+    ExchangeEntry* source = vh.find_exchange(m.exchange.view());
+    if (!source) return errors::no_exchange(m.exchange.view(), vh.name());
+    Queue* q = vh.find_queue(queue_name);
+    if (!q) return errors::no_queue(queue_name, vh.name());
+    if (Status s = check_exclusive(*q)) return s;
+    vh.unbind(*source, q->as_destination(), routing_key, m.arguments.to_table());
+    connection_.send_method(id_, QueueUnbindOk{});
+    return std::nullopt;
+}
+
+Status Channel::on_queue_purge(const QueuePurge& m) {
+    Queue* q = nullptr;
+    if (Status s = find_queue_for(m.queue.view(), q)) return s;
+    std::size_t purged = q->purge();
+    if (!m.nowait) connection_.send_method(id_, QueuePurgeOk{static_cast<std::uint32_t>(purged)});
+    return std::nullopt;
+}
+
+Status Channel::on_queue_delete(const QueueDelete& m) {
+    VHost& vh = vhost();
+    std::string name;
+    if (Status s = resolve_queue_name(m.queue.view(), name)) return s;
+    std::size_t count = 0;
+    // Deleting a queue that does not exist succeeds, as in RabbitMQ.
+    if (Queue* q = vh.find_queue(name)) {
+        if (Status s = check_exclusive(*q)) return s;
+        if (m.if_unused && q->consumer_count() > 0)
+            return errors::precondition(fmt::format("{} in use", resource_name("queue", name, vh.name())));
+        if (m.if_empty && q->message_count() > 0)
+            return errors::precondition(fmt::format("{} not empty", resource_name("queue", name, vh.name())));
+        count = vh.delete_queue(*q);
+    }
+    if (!m.nowait) connection_.send_method(id_, QueueDeleteOk{static_cast<std::uint32_t>(count)});
+    return std::nullopt;
+}
+
+}  // namespace warren::broker

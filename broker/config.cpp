@@ -1,0 +1,194 @@
+// See config.hpp.
+#include "broker/config.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "broker/log.hpp"
+
+namespace warren::broker {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct KeyError {
+    std::string message;
+};
+
+std::uint64_t get_uint(const json& v, const std::string& key, std::uint64_t min, std::uint64_t max) {
+    if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() < 0))
+        throw KeyError{fmt::format("configuration key '{}' must be an integer between {} and {}", key, min, max)};
+    std::uint64_t n = v.get<std::uint64_t>();
+    if (n < min || n > max)
+        throw KeyError{fmt::format("configuration key '{}' must be an integer between {} and {}", key, min, max)};
+    return n;
+}
+
+std::string get_string(const json& v, const std::string& key) {
+    if (!v.is_string()) throw KeyError{fmt::format("configuration key '{}' must be a string", key)};
+    return v.get<std::string>();
+}
+
+bool get_bool(const json& v, const std::string& key) {
+    if (!v.is_boolean()) throw KeyError{fmt::format("configuration key '{}' must be true or false", key)};
+    return v.get<bool>();
+}
+
+Listener get_listener(const json& v, const std::string& where) {
+    if (!v.is_object()) throw KeyError{fmt::format("configuration key '{}' must be an object", where)};
+    Listener l;
+    for (auto& [k, value] : v.items()) {
+        std::string key = where + "." + k;
+        if (k == "bind") l.bind = get_string(value, key);
+        else if (k == "port") l.port = static_cast<std::uint16_t>(get_uint(value, key, 0, 65535));
+        else throw KeyError{fmt::format("unknown configuration key '{}'", key)};
+    }
+    return l;
+}
+
+void apply_keys(const json& doc, Config& c) {
+    if (!doc.is_object()) throw KeyError{"the configuration must be a JSON object"};
+    for (auto& [key, v] : doc.items()) {
+        if (key == "listeners") {
+            if (!v.is_array() || v.empty())
+                throw KeyError{"configuration key 'listeners' must be a non-empty array of {\"bind\", \"port\"}"};
+            c.listeners.clear();
+            for (std::size_t i = 0; i < v.size(); ++i)
+                c.listeners.push_back(get_listener(v[i], fmt::format("listeners[{}]", i)));
+        } else if (key == "default_user") {
+            c.default_user = get_string(v, key);
+        } else if (key == "default_pass") {
+            c.default_pass = get_string(v, key);
+        } else if (key == "default_vhost") {
+            c.default_vhost = get_string(v, key);
+        } else if (key == "default_user_loopback_only") {
+            c.default_user_loopback_only = get_bool(v, key);
+        } else if (key == "frame_max") {
+            c.frame_max = static_cast<std::uint32_t>(get_uint(v, key, 4096, std::numeric_limits<std::uint32_t>::max()));
+        } else if (key == "channel_max") {
+            c.channel_max = static_cast<std::uint16_t>(get_uint(v, key, 1, 65535));
+        } else if (key == "heartbeat") {
+            c.heartbeat = static_cast<std::uint16_t>(get_uint(v, key, 0, 65535));
+        } else if (key == "max_message_size") {
+            c.max_message_size = get_uint(v, key, 1, 512ull * 1024 * 1024);
+        } else if (key == "memory_high_watermark") {
+            if (!v.is_number() || v.get<double>() <= 0 || v.get<double>() > 1)
+                throw KeyError{"configuration key 'memory_high_watermark' must be a number above 0 and at most 1"};
+            c.memory_high_watermark = v.get<double>();
+        } else if (key == "memory_high_watermark_bytes") {
+            c.memory_high_watermark_bytes = get_uint(v, key, 1, std::numeric_limits<std::uint64_t>::max());
+        } else if (key == "connection_output_high_water") {
+            c.connection_output_high_water = get_uint(v, key, 4096, std::numeric_limits<std::uint32_t>::max());
+        } else if (key == "consumer_timeout_ms") {
+            c.consumer_timeout_ms = get_uint(v, key, 0, std::numeric_limits<std::uint32_t>::max());
+        } else if (key == "log_level") {
+            c.log_level = get_string(v, key);
+            log::Level l;
+            if (!log::parse_level(c.log_level, l))
+                throw KeyError{"configuration key 'log_level' must be one of debug, info, warning, error, none"};
+        } else {
+            throw KeyError{fmt::format("unknown configuration key '{}'", key)};
+        }
+    }
+}
+
+}  // namespace
+
+ConfigResult parse_config_json(const std::string& text, Config base) {
+    json doc;
+    try {
+        doc = json::parse(text);
+    } catch (const json::parse_error& e) {
+        return {std::nullopt, fmt::format("the configuration is not valid JSON: {}", e.what())};
+    }
+    try {
+        apply_keys(doc, base);
+    } catch (const KeyError& e) {
+        return {std::nullopt, e.message};
+    }
+    return {std::move(base), {}};
+}
+
+ConfigResult load_config_file(const std::string& path, Config base) {
+    std::ifstream in(path);
+    if (!in) return {std::nullopt, fmt::format("cannot read configuration file '{}'", path)};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto result = parse_config_json(ss.str(), std::move(base));
+    if (!result.config) result.error = fmt::format("{}: {}", path, result.error);
+    return result;
+}
+
+std::string usage() {
+    return "usage: warren [--config FILE] [--bind ADDRESS] [--port PORT] [--log-level LEVEL]\n"
+           "  --config FILE      JSON configuration (see README: Configuration)\n"
+           "  --bind ADDRESS     address to listen on (default 127.0.0.1)\n"
+           "  --port PORT        AMQP port (default 5672; 0 picks a free port)\n"
+           "  --log-level LEVEL  debug, info, warning, error or none (default info)\n";
+}
+
+CommandLine parse_command_line(int argc, char** argv) {
+    CommandLine cl;
+    std::optional<std::string> config_path, bind, port, level;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        auto value = [&](std::optional<std::string>& slot) {
+            if (i + 1 >= argc) {
+                cl.error = fmt::format("option {} needs a value", arg);
+                return;
+            }
+            slot = argv[++i];
+        };
+        if (arg == "--help" || arg == "-h") {
+            cl.help = true;
+            return cl;
+        } else if (arg == "--config") {
+            value(config_path);
+        } else if (arg == "--bind") {
+            value(bind);
+        } else if (arg == "--port") {
+            value(port);
+        } else if (arg == "--log-level") {
+            value(level);
+        } else {
+            cl.error = fmt::format("unknown option '{}'", arg);
+        }
+        if (!cl.error.empty()) return cl;
+    }
+    Config config;
+    if (config_path) {
+        auto r = load_config_file(*config_path);
+        if (!r.config) {
+            cl.error = r.error;
+            return cl;
+        }
+        config = std::move(*r.config);
+    }
+    if (bind) config.listeners.front().bind = *bind;
+    if (port) {
+        char* end = nullptr;
+        unsigned long p = std::strtoul(port->c_str(), &end, 10);
+        if (port->empty() || *end != '\0' || p > 65535) {
+            cl.error = fmt::format("--port must be a number from 0 to 65535, not '{}'", *port);
+            return cl;
+        }
+        config.listeners.front().port = static_cast<std::uint16_t>(p);
+    }
+    if (level) {
+        log::Level l;
+        if (!log::parse_level(*level, l)) {
+            cl.error = fmt::format("--log-level must be one of debug, info, warning, error, none, not '{}'", *level);
+            return cl;
+        }
+        config.log_level = *level;
+    }
+    cl.config = std::move(config);
+    return cl;
+}
+
+}  // namespace warren::broker

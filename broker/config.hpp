@@ -1,0 +1,64 @@
+// What an operator sets first: listeners, the default user, connection limits, message size,
+// memory watermark. Read from a JSON file (--config) and the command line; every key is
+// checked, and an unknown or ill-typed key is a start-up error that names it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace warren::broker {
+
+struct Listener {
+    std::string bind = "127.0.0.1";
+    std::uint16_t port = 5672;
+};
+
+struct Config {
+    std::vector<Listener> listeners{Listener{}};
+    std::string default_user = "guest";
+    std::string default_pass = "guest";
+    std::string default_vhost = "/";
+    // Whether the default user may connect only from loopback (RabbitMQ's loopback_users).
+    bool default_user_loopback_only = true;
+
+    std::uint32_t frame_max = 131072;  // RabbitMQ's defaults
+    std::uint16_t channel_max = 2047;
+    std::uint16_t heartbeat = 60;  // seconds
+    std::uint64_t max_message_size = 128ull * 1024 * 1024;
+
+    // Publishers are blocked when the broker's memory use passes this: a fraction of RAM,
+    // or an absolute number of bytes when memory_high_watermark_bytes is set.
+    double memory_high_watermark = 0.4;
+    std::optional<std::uint64_t> memory_high_watermark_bytes;
+
+    // Deliveries to a connection pause while its unsent output exceeds this.
+    std::uint64_t connection_output_high_water = 4ull * 1024 * 1024;
+
+    // A delivery not acknowledged within this time cancels its consumer (0 disables).
+    std::uint64_t consumer_timeout_ms = 30ull * 60 * 1000;
+
+    std::string log_level = "info";
+};
+
+struct ConfigResult {
+    std::optional<Config> config;
+    std::string error;  // set when config is empty
+};
+
+// Applies the keys of a JSON document to `base`.
+ConfigResult parse_config_json(const std::string& text, Config base = {});
+ConfigResult load_config_file(const std::string& path, Config base = {});
+
+// Parses argv: --config FILE, --bind ADDR, --port N, --log-level LEVEL, --help.
+// Command-line values override the file's.
+struct CommandLine {
+    std::optional<Config> config;
+    std::string error;
+    bool help = false;
+};
+CommandLine parse_command_line(int argc, char** argv);
+std::string usage();
+
+}  // namespace warren::broker

@@ -1,0 +1,177 @@
+// One AMQP connection, sans-IO: bytes in (frames parsed in place from the read buffer),
+// frames out (appended to an OutputQueue that the net layer writes). Runs the handshake,
+// heartbeats, channel 0, and hands channel frames to its Channels. The same object is driven
+// by a TcpConnection in the server and by a test harness in the unit tests.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/output_queue.hpp"
+#include "broker/timer_queue.hpp"
+#include "protocol/byte_buffer.hpp"
+#include "protocol/frame.hpp"
+#include "protocol/frame_writer.hpp"
+#include "protocol/reply_code.hpp"
+
+namespace warren::broker {
+
+class Broker;
+class Channel;
+class VHost;
+class Queue;
+
+// What the transport provides to a connection.
+class ConnectionHost {
+public:
+    virtual ~ConnectionHost() = default;
+    // There is output to write: write it all in one gathered write, soon.
+    virtual void output_ready() = 0;
+    // Write what is pending, then close the socket.
+    virtual void close_transport() = 0;
+    // wants_read() may have changed (memory alarm, closing).
+    virtual void read_state_changed() = 0;
+};
+
+struct PeerInfo {
+    std::string address;  // "127.0.0.1:53422"
+    bool is_loopback = true;
+};
+
+class Connection {
+public:
+    enum class State { AwaitingHeader, AwaitingStartOk, AwaitingTuneOk, AwaitingOpen, Open, Closing, Closed };
+
+    Connection(Broker& broker, ConnectionHost& host, PeerInfo peer);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // ---- input
+    // Space for at least `n` more bytes at the end of the read buffer; read into it, then
+    // call on_read with the count. Complete frames are handled in place.
+    std::span<std::byte> read_space(std::size_t n);
+    void on_read(std::size_t n);
+    void feed(std::span<const std::byte> bytes);  // read_space + copy + on_read
+    void feed(std::string_view bytes) { feed(std::as_bytes(std::span(bytes.data(), bytes.size()))); }
+    // False while the connection must not be read: blocked by the memory alarm, or closed.
+    bool wants_read() const;
+
+    // ---- output
+    bool has_output() const { return !pending_.empty(); }
+    // Moves pending output to the in-flight buffer and returns it; the net layer writes it
+    // and calls end_write(). Returns nullptr if a write is already in flight or nothing is pending.
+    const OutputQueue* begin_write();
+    void end_write();
+    std::size_t output_level() const { return pending_.size() + in_flight_.size(); }
+    // Below the output high-water mark: deliveries may be added.
+    bool is_writable() const { return output_level() < output_high_water_; }
+
+    // ---- lifecycle
+    // The socket closed or failed: tear everything down (unacked messages are requeued).
+    void on_transport_closed(std::string_view reason);
+    bool is_closed() const { return state_ == State::Closed; }
+    State state() const { return state_; }
+    // Sends connection.close with the error and waits for close-ok; channels are torn down now.
+    void close_with_error(const protocol::AmqpError& error);
+    // A heartbeat or close timeout; the event loop calls broker.timers().fire_due().
+
+    // ---- for channels
+    Broker& broker() const { return broker_; }
+    VHost* vhost() const { return vhost_; }
+    std::uint64_t id() const { return id_; }
+    const PeerInfo& peer() const { return peer_; }
+    const std::string& user() const { return user_; }
+    std::uint32_t frame_max() const { return frame_max_; }
+    bool client_has_capability(std::string_view name) const;
+
+    OutputQueue& out() { return pending_; }
+    template <class M>
+    void send_method(std::uint16_t channel, const M& method) {
+        protocol::write_method_frame(pending_.bytes(), channel, method);
+        notify_output();
+    }
+    // Content header and body frames, the body split at frame_max. `properties` are the
+    // encoded properties to send (the message's own, or a modified copy).
+    void send_content(std::uint16_t channel, const MessageRef& message, std::span<const std::byte> properties);
+    void notify_output();
+
+    // A channel saw a publish: while the memory alarm is on, this connection gets blocked.
+    void note_publish();
+    void on_memory_alarm(bool on);
+    bool is_blocked() const { return blocked_; }
+
+    // Exclusive queues this connection declared (deleted when it closes).
+    void add_exclusive_queue(std::uint64_t queue_id) { exclusive_queues_.push_back(queue_id); }
+
+    // Channel access for tests and the broker.
+    Channel* channel(std::uint16_t id);
+    std::size_t channel_count() const { return channels_.size(); }
+
+private:
+    void process_input();
+    bool handle_frame(const protocol::Frame& frame);  // false: stop processing input
+    void handle_protocol_header();
+    void handle_channel0(const protocol::Frame& frame);
+    void handle_channel_frame(const protocol::Frame& frame);
+    void on_start_ok(std::span<const std::byte> args);
+    void on_tune_ok(std::span<const std::byte> args);
+    void on_open(std::span<const std::byte> args);
+    void on_close(std::span<const std::byte> args);
+    void on_close_ok();
+    void send_start();
+    void start_heartbeats();
+    void on_heartbeat_tick();
+    void close_channel(std::uint16_t id);
+    void teardown(std::string_view reason);
+    void fail_handshake(const protocol::AmqpError& error);
+    void on_unexpected_close();
+    void log_closed(std::string_view reason);
+
+    Broker& broker_;
+    ConnectionHost& host_;
+    PeerInfo peer_;
+    std::uint64_t id_ = 0;
+    State state_ = State::AwaitingHeader;
+
+    protocol::ByteBuffer input_;
+    std::size_t input_pos_ = 0;  // bytes of input_ already handled
+    OutputQueue pending_;
+    OutputQueue in_flight_;
+    bool writing_ = false;
+    std::size_t output_high_water_;
+    bool output_was_full_ = false;
+
+    std::uint32_t frame_max_ = protocol::frame_min_size;  // until tune-ok
+    std::uint16_t channel_max_ = 0;
+    std::uint16_t heartbeat_ = 0;
+    std::string user_;
+    VHost* vhost_ = nullptr;
+    protocol::FieldTable client_properties_;
+    bool auth_failure_close_ = false;
+
+    std::map<std::uint16_t, std::unique_ptr<Channel>> channels_;
+
+    TimerId heartbeat_timer_ = 0;
+    std::uint64_t bytes_received_ = 0;
+    std::uint64_t bytes_received_at_tick_ = 0;
+    int silent_ticks_ = 0;
+    bool sent_since_tick_ = false;
+    TimerId close_timer_ = 0;
+
+    bool has_published_ = false;
+    bool blocked_ = false;          // not reading: memory alarm
+    bool sent_blocked_ = false;
+    bool torn_down_ = false;
+    bool logged_open_ = false;
+    std::string close_reason_;
+
+    std::vector<std::uint64_t> exclusive_queues_;
+};
+
+}  // namespace warren::broker

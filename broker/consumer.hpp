@@ -1,0 +1,25 @@
+// A consumer: one basic.consume on one channel, attached to one queue. Owned by its Channel;
+// the Queue holds a non-owning pointer, removed by Queue::remove_consumer() when the consumer
+// is cancelled, its channel closes, or the queue is deleted.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace warren::broker {
+
+class Channel;
+class Queue;
+
+struct Consumer {
+    std::string tag;
+    Channel* channel = nullptr;  // not owned; owns this consumer
+    Queue* queue = nullptr;      // not owned; Queue::remove_consumer() unlinks
+    bool no_ack = false;
+    bool exclusive = false;
+    std::int32_t priority = 0;   // x-priority: higher priorities are served first
+    std::uint32_t unacked = 0;   // deliveries not yet settled
+    std::uint64_t serial = 0;    // registration order, for single active consumer
+};
+
+}  // namespace warren::broker

@@ -1,0 +1,64 @@
+// warren: the broker executable. Parses the command line and configuration, then runs the
+// event loop on this thread until SIGINT or SIGTERM.
+#include <asio.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "broker/broker.hpp"
+#include "broker/log.hpp"
+#include "broker/net/event_loop.hpp"
+#include "broker/net/server.hpp"
+
+using namespace warren::broker;
+
+int main(int argc, char** argv) {
+    CommandLine cl = parse_command_line(argc, argv);
+    if (cl.help) {
+        std::cout << usage();
+        return 0;
+    }
+    if (!cl.config) {
+        std::cerr << "warren: " << cl.error << "\n" << usage();
+        return 2;
+    }
+    Config& config = *cl.config;
+    warren::log::Level level = warren::log::Level::Info;
+    warren::log::parse_level(config.log_level, level);
+    warren::log::set_level(level);
+
+    asio::io_context io(1);
+    SystemClock clock;
+    Broker broker(config, clock);
+    net::EventLoop loop(io, broker);
+    std::unique_ptr<net::Server> server;
+    try {
+        server = std::make_unique<net::Server>(loop, config.listeners);
+    } catch (const std::exception& e) {
+        warren::log::error("{}", e.what());
+        return 1;
+    }
+    warren::log::info("Warren started; memory high watermark {} MiB", broker.memory_limit() / (1024 * 1024));
+
+    // The memory alarm: sample memory use a few times a second.
+    std::function<void()> sample_memory = [&] {
+        broker.check_memory();
+        broker.timers().schedule(clock.now() + std::chrono::milliseconds(200), sample_memory);
+    };
+    sample_memory();
+    loop.schedule_turn_end();
+
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const asio::error_code& ec, int signal) {
+        if (ec) return;
+        warren::log::info("received signal {}, shutting down", signal);
+        server->shut_down("shutdown");
+        // Give connections a moment to send their close frames, then stop.
+        auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(300));
+        stop->async_wait([&io, stop](const asio::error_code&) { io.stop(); });
+    });
+    ::signal(SIGPIPE, SIG_IGN);
+    io.run();
+    warren::log::info("Warren stopped");
+    return 0;
+}

@@ -1,0 +1,82 @@
+// See message.hpp.
+#include "broker/message.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace warren::broker {
+
+namespace {
+std::size_t g_live_bytes = 0;
+std::size_t g_live_count = 0;
+}  // namespace
+
+std::size_t live_message_bytes() { return g_live_bytes; }
+std::size_t live_message_count() { return g_live_count; }
+
+std::optional<std::uint64_t> parse_expiration(std::string_view text) {
+    if (text.empty() || text.size() > 19) return std::nullopt;
+    std::uint64_t v = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return v;
+}
+
+MessageRef Message::create(std::string_view exchange, std::string_view routing_key,
+                           std::span<const std::byte> properties, std::uint64_t body_size) {
+    auto props = protocol::decode_properties(properties);
+    if (!props) return {};
+    // Exchange names and routing keys are shortstrs on the wire, so they fit in 255 bytes.
+    if (exchange.size() > 255 || routing_key.size() > 255) return {};
+    std::size_t size = sizeof(Message) + exchange.size() + routing_key.size() + properties.size() + body_size;
+    void* memory = std::malloc(size);
+    if (!memory) throw std::bad_alloc();
+    auto* m = new (memory) Message();
+    m->exchange_len_ = static_cast<std::uint8_t>(exchange.size());
+    m->key_len_ = static_cast<std::uint8_t>(routing_key.size());
+    m->properties_size_ = static_cast<std::uint32_t>(properties.size());
+    m->body_size_ = body_size;
+    auto* out = reinterpret_cast<std::byte*>(m + 1);
+    if (!exchange.empty()) std::memcpy(out, exchange.data(), exchange.size());
+    out += exchange.size();
+    if (!routing_key.empty()) std::memcpy(out, routing_key.data(), routing_key.size());
+    out += routing_key.size();
+    if (!properties.empty()) std::memcpy(out, properties.data(), properties.size());
+
+    using protocol::property_flag::delivery_mode;
+    using protocol::property_flag::expiration;
+    using protocol::property_flag::headers;
+    using protocol::property_flag::priority;
+    m->property_flags_ = props->flags;
+    if (props->has(priority)) m->priority_ = props->priority;
+    if (props->has(delivery_mode)) m->delivery_mode_ = props->delivery_mode;
+    m->has_headers_ = props->has(headers);
+    if (props->has(expiration)) {
+        if (auto ms = parse_expiration(props->expiration)) {
+            m->has_expiration_ = true;
+            m->expiration_ms_ = *ms;
+        }
+    }
+    g_live_bytes += size;
+    ++g_live_count;
+    return MessageRef(m);
+}
+
+protocol::BasicProperties Message::decoded_properties() const {
+    // The properties were validated at creation, so this cannot fail.
+    return *protocol::decode_properties(properties());
+}
+
+void Message::release() {
+    if (--refs_ == 0) {
+        g_live_bytes -= allocation_size();
+        --g_live_count;
+        this->~Message();
+        std::free(this);
+    }
+}
+
+}  // namespace warren::broker

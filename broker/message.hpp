@@ -1,0 +1,120 @@
+// A published message: immutable once its body is complete, reference-counted, and shared by
+// every queue it reached, so fan-out never copies the body. Exchange, routing key, encoded
+// properties and body live in one allocation with the header (one allocation per message).
+// Reference counts are plain integers: all broker state belongs to one event-loop thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "protocol/basic_properties.hpp"
+
+namespace warren::broker {
+
+class Message;
+
+// Bytes held by live messages (headers, properties and bodies), for the memory watermark.
+std::size_t live_message_bytes();
+std::size_t live_message_count();
+
+// An owning, intrusive reference to a Message.
+class MessageRef {
+public:
+    MessageRef() = default;
+    explicit MessageRef(Message* m) : m_(m) {}  // adopts one reference
+    MessageRef(const MessageRef& o);
+    MessageRef(MessageRef&& o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
+    MessageRef& operator=(MessageRef o) noexcept {
+        std::swap(m_, o.m_);
+        return *this;
+    }
+    ~MessageRef();
+
+    Message* get() const { return m_; }
+    Message* operator->() const { return m_; }
+    Message& operator*() const { return *m_; }
+    explicit operator bool() const { return m_ != nullptr; }
+    void reset() { MessageRef().swap(*this); }
+    void swap(MessageRef& o) noexcept { std::swap(m_, o.m_); }
+
+private:
+    Message* m_ = nullptr;
+};
+
+class Message {
+public:
+    // Allocates a message whose body (body_size bytes) is filled afterwards through
+    // body_data(). nullopt-like empty ref if `properties` do not decode.
+    static MessageRef create(std::string_view exchange, std::string_view routing_key,
+                             std::span<const std::byte> properties, std::uint64_t body_size);
+
+    std::string_view exchange() const { return {chars(), exchange_len_}; }
+    std::string_view routing_key() const { return {chars() + exchange_len_, key_len_}; }
+    std::span<const std::byte> properties() const {
+        return {bytes() + exchange_len_ + key_len_, properties_size_};
+    }
+    std::span<const std::byte> body() const { return {body_start(), body_size_}; }
+    std::uint64_t body_size() const { return body_size_; }
+    // Writable body, only while the message is being assembled from body frames.
+    std::byte* body_data() { return const_cast<std::byte*>(body_start()); }
+
+    // Decoded once at creation: what the broker reads of the properties.
+    std::uint16_t property_flags() const { return property_flags_; }
+    bool has_property(std::uint16_t flag) const { return (property_flags_ & flag) != 0; }
+    std::uint8_t priority() const { return priority_; }
+    bool is_persistent() const { return delivery_mode_ == 2; }
+    bool has_headers() const { return has_headers_; }
+    bool has_expiration_property() const { return has_expiration_; }
+    // The expiration property in milliseconds; nullopt when absent. Invalid values are refused
+    // at publish (see parse_expiration), so a stored message's value is always valid.
+    std::optional<std::uint64_t> expiration_ms() const {
+        return has_expiration_ ? std::optional<std::uint64_t>(expiration_ms_) : std::nullopt;
+    }
+    // Decodes the properties again (views into this message).
+    protocol::BasicProperties decoded_properties() const;
+
+    // Bytes this message occupies, for memory accounting.
+    std::size_t memory_size() const { return allocation_size(); }
+
+    void add_ref() { ++refs_; }
+    void release();
+    std::uint32_t ref_count() const { return refs_; }
+
+private:
+    Message() = default;
+    const char* chars() const { return reinterpret_cast<const char*>(this + 1); }
+    const std::byte* bytes() const { return reinterpret_cast<const std::byte*>(this + 1); }
+    const std::byte* body_start() const { return bytes() + exchange_len_ + key_len_ + properties_size_; }
+    std::size_t allocation_size() const {
+        return sizeof(Message) + exchange_len_ + key_len_ + properties_size_ + body_size_;
+    }
+
+    std::uint32_t refs_ = 1;
+    std::uint32_t properties_size_ = 0;
+    std::uint64_t body_size_ = 0;
+    std::uint64_t expiration_ms_ = 0;
+    std::uint16_t property_flags_ = 0;
+    std::uint8_t exchange_len_ = 0;
+    std::uint8_t key_len_ = 0;
+    std::uint8_t priority_ = 0;
+    std::uint8_t delivery_mode_ = 0;
+    bool has_headers_ = false;
+    bool has_expiration_ = false;
+};
+
+inline MessageRef::MessageRef(const MessageRef& o) : m_(o.m_) {
+    if (m_) m_->add_ref();
+}
+inline MessageRef::~MessageRef() {
+    if (m_) m_->release();
+}
+
+// The expiration property as RabbitMQ reads it: a decimal string of milliseconds.
+// nullopt for anything else (RabbitMQ refuses such a publish with 406).
+std::optional<std::uint64_t> parse_expiration(std::string_view text);
+
+}  // namespace warren::broker

@@ -1,0 +1,46 @@
+// See event_loop.hpp.
+#include "broker/net/event_loop.hpp"
+
+#include "broker/net/tcp_connection.hpp"
+
+namespace warren::broker::net {
+
+EventLoop::EventLoop(asio::io_context& io, Broker& broker) : io_(io), broker_(broker), timer_(io) {
+    broker_.on_work_pending = [this] { schedule_turn_end(); };
+}
+
+void EventLoop::schedule_turn_end() {
+    if (turn_end_scheduled_) return;
+    turn_end_scheduled_ = true;
+    asio::post(io_, [this] { turn_end(); });
+}
+
+void EventLoop::want_flush(std::shared_ptr<TcpConnection> connection) {
+    flush_.push_back(std::move(connection));
+    schedule_turn_end();
+}
+
+void EventLoop::turn_end() {
+    turn_end_scheduled_ = false;
+    broker_.run_pending();
+    flushing_.swap(flush_);
+    for (auto& c : flushing_) c->flush();
+    flushing_.clear();
+    arm_timer();
+}
+
+void EventLoop::arm_timer() {
+    auto next = broker_.timers().next_deadline();
+    if (!next) return;
+    if (timer_armed_ && timer_at_ <= *next) return;
+    timer_armed_ = true;
+    timer_at_ = *next;
+    timer_.expires_at(*next);
+    timer_.async_wait([this](const asio::error_code& ec) {
+        if (ec == asio::error::operation_aborted) return;
+        timer_armed_ = false;
+        turn_end();
+    });
+}
+
+}  // namespace warren::broker::net

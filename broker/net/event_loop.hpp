@@ -1,0 +1,43 @@
+// The glue between the broker core and Asio: one io_context on one thread. It runs the
+// broker's deferred work and flushes every connection's output once per loop turn, and keeps
+// one OS timer armed at the broker's next deadline.
+#pragma once
+
+#include <asio.hpp>
+
+#include <memory>
+#include <vector>
+
+#include "broker/broker.hpp"
+
+namespace warren::broker::net {
+
+class TcpConnection;
+
+class EventLoop {
+public:
+    EventLoop(asio::io_context& io, Broker& broker);
+
+    asio::io_context& io() { return io_; }
+    Broker& broker() { return broker_; }
+
+    // Ends the current loop turn soon: runs broker work, flushes output, re-arms the timer.
+    void schedule_turn_end();
+    // The connection has output; it is written at the end of this loop turn.
+    void want_flush(std::shared_ptr<TcpConnection> connection);
+
+private:
+    void turn_end();
+    void arm_timer();
+
+    asio::io_context& io_;
+    Broker& broker_;
+    asio::steady_timer timer_;
+    TimePoint timer_at_{};
+    bool timer_armed_ = false;
+    bool turn_end_scheduled_ = false;
+    std::vector<std::shared_ptr<TcpConnection>> flush_;
+    std::vector<std::shared_ptr<TcpConnection>> flushing_;
+};
+
+}  // namespace warren::broker::net

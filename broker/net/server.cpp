@@ -1,0 +1,63 @@
+// See server.hpp.
+#include "broker/net/server.hpp"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "broker/log.hpp"
+#include "broker/net/tcp_connection.hpp"
+
+namespace warren::broker::net {
+
+Server::Server(EventLoop& loop, const std::vector<Listener>& listeners) : loop_(loop) {
+    for (const auto& l : listeners) {
+        asio::error_code ec;
+        auto address = asio::ip::make_address(l.bind, ec);
+        if (ec) throw std::runtime_error(fmt::format("cannot listen on '{}': not an IP address", l.bind));
+        asio::ip::tcp::endpoint endpoint(address, l.port);
+        auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(loop_.io());
+        acceptor->open(endpoint.protocol());
+        acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true));
+        acceptor->bind(endpoint, ec);
+        if (ec) throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", l.bind, l.port, ec.message()));
+        acceptor->listen(asio::socket_base::max_listen_connections);
+        auto bound = acceptor->local_endpoint();
+        log::info("listening for AMQP connections on {}:{}", bound.address().to_string(), bound.port());
+        acceptors_.push_back(std::move(acceptor));
+    }
+    for (auto& a : acceptors_) accept(*a);
+}
+
+std::vector<asio::ip::tcp::endpoint> Server::endpoints() const {
+    std::vector<asio::ip::tcp::endpoint> out;
+    for (const auto& a : acceptors_) out.push_back(a->local_endpoint());
+    return out;
+}
+
+void Server::accept(asio::ip::tcp::acceptor& acceptor) {
+    acceptor.async_accept([this, &acceptor](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+        if (ec == asio::error::operation_aborted) return;
+        if (!ec) {
+            auto connection = std::make_shared<TcpConnection>(loop_, std::move(socket));
+            std::erase_if(connections_, [](const auto& w) { return w.expired(); });
+            connections_.push_back(connection);
+            connection->start();
+        } else {
+            log::warning("accept failed: {}", ec.message());
+        }
+        accept(acceptor);
+    });
+}
+
+void Server::shut_down(std::string_view reason) {
+    for (auto& a : acceptors_) {
+        asio::error_code ignored;
+        a->close(ignored);
+    }
+    for (auto& w : connections_)
+        if (auto c = w.lock()) c->force_close(reason);
+    loop_.schedule_turn_end();
+}
+
+}  // namespace warren::broker::net

@@ -1,0 +1,68 @@
+// A connection's pending output: frames encoded into one byte buffer, with large message
+// bodies sent by reference (gathered at write time, never copied). The net layer takes the
+// whole queue in one gathered write per loop turn.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "broker/message.hpp"
+#include "protocol/byte_buffer.hpp"
+
+namespace warren::broker {
+
+class OutputQueue {
+public:
+    // Bodies at least this large are referenced rather than copied into the buffer.
+    static constexpr std::size_t reference_threshold = 4096;
+
+    protocol::ByteBuffer& bytes() { return bytes_; }
+
+    // Appends a body chunk: copied when small, referenced (keeping the message alive) when large.
+    void append_body(const MessageRef& message, std::span<const std::byte> chunk) {
+        if (chunk.size() < reference_threshold) {
+            bytes_.append(chunk);
+            return;
+        }
+        refs_.push_back(BodyRef{bytes_.size(), message, chunk});
+        referenced_ += chunk.size();
+    }
+
+    std::size_t size() const { return bytes_.size() + referenced_; }
+    bool empty() const { return bytes_.empty() && refs_.empty(); }
+
+    void clear() {
+        bytes_.clear();
+        refs_.clear();
+        referenced_ = 0;
+    }
+
+    // Calls f(std::span<const std::byte>) for each piece, in order.
+    template <class F>
+    void for_each_piece(F&& f) const {
+        std::size_t at = 0;
+        for (const auto& r : refs_) {
+            if (r.offset > at) f(bytes_.span().subspan(at, r.offset - at));
+            f(r.chunk);
+            at = r.offset;
+        }
+        if (bytes_.size() > at) f(bytes_.span().subspan(at));
+    }
+
+    // Releases buffer capacity after a burst (keeps steady-state allocations at zero).
+    void trim(std::size_t keep) { bytes_.shrink_to(keep); }
+
+private:
+    struct BodyRef {
+        std::size_t offset;  // where in bytes_ the chunk goes
+        MessageRef message;  // keeps the body alive until written
+        std::span<const std::byte> chunk;
+    };
+    protocol::ByteBuffer bytes_;
+    std::vector<BodyRef> refs_;
+    std::size_t referenced_ = 0;
+};
+
+}  // namespace warren::broker

@@ -1,0 +1,279 @@
+// See queue.hpp. TTL: each queue keeps one min-heap of deadlines and one timer armed at the
+// earliest, so a message expires at its deadline wherever it is in the queue (RabbitMQ only
+// expires messages at the head; DECISIONS.md).
+#include "broker/queue.hpp"
+
+#include <algorithm>
+
+#include "broker/broker.hpp"
+#include "broker/channel.hpp"
+#include "broker/vhost.hpp"
+
+namespace warren::broker {
+
+std::string_view dead_letter_reason_name(DeadLetterReason reason) {
+    switch (reason) {
+    case DeadLetterReason::Rejected: return "rejected";
+    case DeadLetterReason::Expired: return "expired";
+    case DeadLetterReason::Maxlen: return "maxlen";
+    case DeadLetterReason::DeliveryLimit: return "delivery_limit";
+    }
+    return "rejected";
+}
+
+Queue::Queue(VHost& vhost, QueueId id, std::string name, QueueFlags flags, QueueArgs args,
+             protocol::FieldTable raw_args, std::uint64_t owner_connection)
+    : vhost_(vhost),
+      id_(id),
+      name_(std::move(name)),
+      flags_(flags),
+      args_(std::move(args)),
+      raw_args_(std::move(raw_args)),
+      owner_(owner_connection),
+      store_(make_memory_store(args_.max_priority)) {
+    last_used_ = vhost_.broker().now();
+    arm_expires_timer();
+}
+
+Queue::~Queue() { shut_down(); }
+
+void Queue::shut_down() {
+    TimerQueue& timers = vhost_.broker().timers();
+    if (ttl_timer_) timers.cancel(ttl_timer_);
+    if (expires_timer_) timers.cancel(expires_timer_);
+    ttl_timer_ = expires_timer_ = 0;
+    vhost_.broker().forget_queue(*this);
+}
+
+// ---- in -------------------------------------------------------------------------------------
+
+bool Queue::over_limit(std::size_t extra_count, std::uint64_t extra_bytes) const {
+    if (args_.max_length && store_->size() + extra_count > *args_.max_length) return true;
+    if (args_.max_length_bytes && store_->body_bytes() + extra_bytes > *args_.max_length_bytes) return true;
+    return false;
+}
+
+TimePoint Queue::expiry_for(const Message& m, TimePoint now, bool& immediate) const {
+    std::optional<std::uint64_t> ttl = args_.message_ttl_ms;
+    if (auto per_message = m.expiration_ms()) ttl = ttl ? std::min(*ttl, *per_message) : *per_message;
+    immediate = ttl && *ttl == 0;
+    if (!ttl || *ttl == 0) return TimePoint{};
+    return now + std::chrono::milliseconds(*ttl);
+}
+
+EnqueueOutcome Queue::enqueue(const MessageRef& message) {
+    if (args_.overflow != Overflow::DropHead && over_limit(1, message->body_size())) {
+        if (args_.overflow == Overflow::RejectPublishDlx) {
+            QueuedMessage refused{message, next_seq_++};
+            dead_letter(std::move(refused), DeadLetterReason::Maxlen);
+            return EnqueueOutcome::DeadLettered;
+        }
+        return EnqueueOutcome::Rejected;
+    }
+    TimePoint now = vhost_.broker().now();
+    bool immediate = false;
+    QueuedMessage m{message, next_seq_++, expiry_for(*message, now, immediate), 0,
+                    std::min(message->priority(), args_.max_priority), false};
+    if (immediate) {
+        deliver_or_expire_now(std::move(m));
+        return EnqueueOutcome::Enqueued;
+    }
+    if (m.has_expiry()) schedule_ttl(m);
+    store_->push(std::move(m));
+    if (args_.overflow == Overflow::DropHead) enforce_length_limit();
+    mark_dirty();
+    return EnqueueOutcome::Enqueued;
+}
+
+// A TTL of 0 (RabbitMQ): the message is delivered if a consumer can take it right now,
+// otherwise it expires at once.
+void Queue::deliver_or_expire_now(QueuedMessage m) {
+    if (store_->size() == 0) {
+        if (Consumer* c = next_consumer()) {
+            c->channel->deliver(*c, *this, std::move(m));
+            return;
+        }
+    }
+    dead_letter(std::move(m), DeadLetterReason::Expired);
+}
+
+void Queue::enforce_length_limit() {
+    while (over_limit(0, 0)) {
+        auto dropped = store_->pop_oldest_lowest();
+        if (!dropped) break;
+        dead_letter(std::move(*dropped), DeadLetterReason::Maxlen);
+    }
+}
+
+void Queue::requeue(QueuedMessage m) {
+    m.redelivered = true;
+    ++m.delivery_count;
+    if (args_.delivery_limit && m.delivery_count > *args_.delivery_limit) {
+        dead_letter(std::move(m), DeadLetterReason::DeliveryLimit);
+        return;
+    }
+    if (m.is_expired(vhost_.broker().now())) {
+        dead_letter(std::move(m), DeadLetterReason::Expired);
+        return;
+    }
+    if (m.has_expiry()) schedule_ttl(m);
+    store_->requeue(std::move(m));
+    mark_dirty();
+}
+
+void Queue::dead_letter(QueuedMessage m, DeadLetterReason reason) {
+    vhost_.dead_letter(*this, std::move(m), reason);
+}
+
+// ---- out ------------------------------------------------------------------------------------
+
+Consumer* Queue::active_consumer() const { return consumers_.empty() ? nullptr : consumers_.front(); }
+
+Consumer* Queue::next_consumer() {
+    if (consumers_.empty()) return nullptr;
+    if (args_.single_active_consumer) {
+        Consumer* c = active_consumer();
+        return c->channel->can_deliver(*c) ? c : nullptr;
+    }
+    // Round-robin among the consumers of the highest priority that have credit.
+    const std::size_t n = consumers_.size();
+    if (round_robin_ >= n) round_robin_ = 0;
+    Consumer* best = nullptr;
+    std::size_t best_index = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+        std::size_t i = round_robin_ + k;
+        if (i >= n) i -= n;
+        Consumer* c = consumers_[i];
+        if (best && c->priority <= best->priority) continue;
+        if (c->channel->can_deliver(*c)) {
+            best = c;
+            best_index = i;
+        }
+    }
+    if (best) round_robin_ = best_index + 1;
+    return best;
+}
+
+bool Queue::dispatch(std::size_t budget) {
+    if (dispatching_) return false;
+    dispatching_ = true;
+    TimePoint now = vhost_.broker().now();
+    std::size_t done = 0;
+    while (done < budget && store_->front()) {
+        Consumer* c = next_consumer();
+        if (!c) break;
+        QueuedMessage m = store_->pop_front();
+        ++done;
+        if (m.is_expired(now)) {
+            dead_letter(std::move(m), DeadLetterReason::Expired);
+            continue;
+        }
+        c->channel->deliver(*c, *this, std::move(m));
+    }
+    dispatching_ = false;
+    return done >= budget && store_->front() != nullptr;
+}
+
+std::optional<QueuedMessage> Queue::take_one() {
+    touch();
+    TimePoint now = vhost_.broker().now();
+    while (store_->front()) {
+        QueuedMessage m = store_->pop_front();
+        if (m.is_expired(now)) {
+            dead_letter(std::move(m), DeadLetterReason::Expired);
+            continue;
+        }
+        return m;
+    }
+    return std::nullopt;
+}
+
+std::size_t Queue::purge() {
+    std::size_t n = store_->size();
+    store_->drain([](QueuedMessage&&) {});
+    deadlines_ = {};
+    if (ttl_timer_) vhost_.broker().timers().cancel(ttl_timer_);
+    ttl_timer_ = 0;
+    return n;
+}
+
+// ---- consumers ------------------------------------------------------------------------------
+
+void Queue::add_consumer(Consumer& consumer) {
+    consumers_.push_back(&consumer);
+    if (consumer.exclusive) exclusive_consumer_ = true;
+    had_consumers_ = true;
+    touch();
+    mark_dirty();
+}
+
+void Queue::remove_consumer(Consumer& consumer) {
+    auto it = std::find(consumers_.begin(), consumers_.end(), &consumer);
+    if (it == consumers_.end()) return;
+    std::size_t index = static_cast<std::size_t>(it - consumers_.begin());
+    consumers_.erase(it);
+    if (round_robin_ > index) --round_robin_;
+    if (consumer.exclusive) exclusive_consumer_ = false;
+    consumer.queue = nullptr;
+    touch();
+    arm_expires_timer();
+    mark_dirty();
+}
+
+// ---- housekeeping ---------------------------------------------------------------------------
+
+void Queue::mark_dirty() {
+    if (!consumers_.empty()) vhost_.broker().mark_dirty(*this);
+}
+
+void Queue::touch() { last_used_ = vhost_.broker().now(); }
+
+void Queue::arm_expires_timer() {
+    if (!args_.expires_ms || expires_timer_ || !consumers_.empty()) return;
+    auto deadline = last_used_ + std::chrono::milliseconds(*args_.expires_ms);
+    expires_timer_ = vhost_.broker().timers().schedule(deadline, [this] {
+        expires_timer_ = 0;
+        if (!consumers_.empty()) return;  // re-armed when the last consumer goes
+        if (last_used_ + std::chrono::milliseconds(*args_.expires_ms) > vhost_.broker().now()) {
+            arm_expires_timer();
+            return;
+        }
+        vhost_.delete_queue(*this);  // the last thing this callback does
+    });
+}
+
+void Queue::schedule_ttl(const QueuedMessage& m) {
+    // Entries of messages that were delivered stay in the heap until their deadline; rebuild
+    // from the ready messages when they pile up, so the heap stays O(ready messages).
+    if (deadlines_.size() > 2 * store_->size() + 1024) {
+        deadlines_ = {};
+        store_->for_each([this](const QueuedMessage& r) {
+            if (r.has_expiry()) deadlines_.push(Deadline{r.expires_at, r.seq, r.priority});
+        });
+    }
+    deadlines_.push(Deadline{m.expires_at, m.seq, m.priority});
+    if (ttl_timer_ && ttl_timer_at_ <= m.expires_at) return;
+    TimerQueue& timers = vhost_.broker().timers();
+    if (ttl_timer_) timers.cancel(ttl_timer_);
+    ttl_timer_at_ = m.expires_at;
+    ttl_timer_ = timers.schedule(m.expires_at, [this] { on_ttl_timer(); });
+}
+
+void Queue::on_ttl_timer() {
+    ttl_timer_ = 0;
+    expire_due(vhost_.broker().now());
+    if (!deadlines_.empty()) {
+        ttl_timer_at_ = deadlines_.top().at;
+        ttl_timer_ = vhost_.broker().timers().schedule(ttl_timer_at_, [this] { on_ttl_timer(); });
+    }
+}
+
+void Queue::expire_due(TimePoint now) {
+    while (!deadlines_.empty() && deadlines_.top().at <= now) {
+        Deadline d = deadlines_.top();
+        deadlines_.pop();
+        if (auto m = store_->remove(d.seq, d.priority)) dead_letter(std::move(*m), DeadLetterReason::Expired);
+    }
+}
+
+}  // namespace warren::broker

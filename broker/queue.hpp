@@ -1,0 +1,145 @@
+// A queue: ready messages in a MessageStore, the consumers attached to it, and the rules that
+// apply on the way in (TTL, length limits) and on the way out (round-robin push to consumers
+// with credit, consumer priorities, single active consumer). Owned by its VHost.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/consumer.hpp"
+#include "broker/message_store.hpp"
+#include "broker/queue_args.hpp"
+#include "broker/queued_message.hpp"
+#include "broker/timer_queue.hpp"
+#include "exchanges/destination.hpp"
+
+namespace warren::broker {
+
+class VHost;
+
+enum class DeadLetterReason : std::uint8_t { Rejected, Expired, Maxlen, DeliveryLimit };
+std::string_view dead_letter_reason_name(DeadLetterReason reason);
+
+struct QueueFlags {
+    bool durable = false;
+    bool exclusive = false;
+    bool auto_delete = false;
+};
+
+enum class EnqueueOutcome : std::uint8_t {
+    Enqueued,
+    Rejected,      // x-overflow reject-publish: the publisher gets basic.nack
+    DeadLettered,  // x-overflow reject-publish-dlx: refused and dead-lettered (also nacked)
+};
+
+class Queue {
+public:
+    Queue(VHost& vhost, QueueId id, std::string name, QueueFlags flags, QueueArgs args,
+          protocol::FieldTable raw_args, std::uint64_t owner_connection);
+    ~Queue();
+    Queue(const Queue&) = delete;
+    Queue& operator=(const Queue&) = delete;
+
+    QueueId id() const { return id_; }
+    const std::string& name() const { return name_; }
+    VHost& vhost() const { return vhost_; }
+    const QueueFlags& flags() const { return flags_; }
+    const QueueArgs& args() const { return args_; }
+    const protocol::FieldTable& raw_args() const { return raw_args_; }
+    std::uint64_t exclusive_owner() const { return owner_; }  // connection id; 0 if not exclusive
+    exchanges::Destination as_destination() const { return {exchanges::DestinationKind::Queue, id_}; }
+
+    std::size_t message_count() const { return store_->size(); }
+    std::uint64_t message_bytes() const { return store_->body_bytes(); }
+    std::size_t consumer_count() const { return consumers_.size(); }
+    const std::vector<Consumer*>& consumers() const { return consumers_; }
+    bool has_exclusive_consumer() const { return exclusive_consumer_; }
+
+    // ---- in
+    EnqueueOutcome enqueue(const MessageRef& message);
+    // A delivered message coming back (nack/reject with requeue, recover, channel close).
+    // Goes back to its original position, marked redelivered; past x-delivery-limit it is
+    // dead-lettered instead.
+    void requeue(QueuedMessage message);
+    void dead_letter(QueuedMessage message, DeadLetterReason reason);
+
+    // ---- out
+    // Delivers ready messages to consumers with credit, at most `budget` of them; returns
+    // whether more could be delivered (the broker then runs it again next turn).
+    bool dispatch(std::size_t budget);
+    // basic.get: the next live message, or nothing.
+    std::optional<QueuedMessage> take_one();
+    std::size_t purge();
+
+    // ---- consumers
+    void add_consumer(Consumer& consumer);
+    void remove_consumer(Consumer& consumer);
+    // The consumer that single-active-consumer mode lets receive messages.
+    Consumer* active_consumer() const;
+    bool has_had_consumers() const { return had_consumers_; }
+
+    // ---- housekeeping
+    void mark_dirty();  // asks the broker to dispatch this queue at the end of the loop turn
+    bool is_dirty() const { return dirty_; }
+    void set_dirty(bool d) { dirty_ = d; }
+    // x-expires: the queue counts as used now (declare, consume, get).
+    void touch();
+    // Called by the vhost before the queue is destroyed: timers off, consumers unlinked.
+    void shut_down();
+
+    // Bindings where this queue is the destination: exchange id -> number of bindings.
+    std::unordered_map<std::uint64_t, std::uint32_t>& bound_from() { return bound_from_; }
+    std::uint64_t route_mark = 0;  // de-duplicates a queue within one publish
+
+private:
+    TimePoint expiry_for(const Message& m, TimePoint now, bool& immediate) const;
+    void enforce_length_limit();
+    bool over_limit(std::size_t extra_count, std::uint64_t extra_bytes) const;
+    Consumer* next_consumer();
+    void schedule_ttl(const QueuedMessage& m);
+    void on_ttl_timer();
+    void expire_due(TimePoint now);
+    void arm_expires_timer();
+    void deliver_or_expire_now(QueuedMessage m);
+
+    VHost& vhost_;
+    QueueId id_;
+    std::string name_;
+    QueueFlags flags_;
+    QueueArgs args_;
+    protocol::FieldTable raw_args_;
+    std::uint64_t owner_;
+
+    std::unique_ptr<MessageStore> store_;
+    std::uint64_t next_seq_ = 1;
+
+    std::vector<Consumer*> consumers_;  // in registration order
+    std::size_t round_robin_ = 0;
+    bool exclusive_consumer_ = false;
+    bool had_consumers_ = false;
+    bool dirty_ = false;
+    bool dispatching_ = false;
+
+    // TTL: one deadline heap per queue (earliest first), one timer armed at its top.
+    struct Deadline {
+        TimePoint at;
+        std::uint64_t seq;
+        std::uint8_t priority;
+        bool operator>(const Deadline& o) const { return at > o.at; }
+    };
+    std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
+    TimerId ttl_timer_ = 0;
+    TimePoint ttl_timer_at_{};
+
+    TimerId expires_timer_ = 0;
+    TimePoint last_used_{};
+
+    std::unordered_map<std::uint64_t, std::uint32_t> bound_from_;
+};
+
+}  // namespace warren::broker

@@ -1,0 +1,31 @@
+// The errors the connection core sends, with RabbitMQ's codes and texts in one place
+// (see docs/rabbitmq-reference.md for what RabbitMQ 3.10 sends in each case).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "broker/connection.hpp"
+#include "protocol/frame.hpp"
+#include "protocol/method_id.hpp"
+#include "protocol/reply_code.hpp"
+
+namespace warren::broker::texts {
+
+protocol::AmqpError heartbeat_on_channel(std::uint16_t channel);
+protocol::AmqpError channel_frame_before_open(const protocol::Frame& frame);
+protocol::AmqpError unexpected_frame_on_channel0(const protocol::Frame& frame);
+protocol::AmqpError method_frame_too_short(const protocol::Frame& frame);
+protocol::AmqpError not_implemented(protocol::MethodId id);
+protocol::AmqpError unexpected_method_channel0(protocol::MethodId id);
+protocol::AmqpError unexpected_method_in_handshake(protocol::MethodId id, Connection::State state);
+protocol::AmqpError expected_channel_open(protocol::MethodId id);
+protocol::AmqpError channel_id_too_large(std::uint16_t channel, std::uint16_t channel_max, protocol::MethodId id);
+protocol::AmqpError expected_content_header_or_body(std::uint16_t channel, protocol::MethodId id);
+protocol::AmqpError second_channel_open(protocol::MethodId id);
+protocol::AmqpError content_on_closed_channel(const protocol::Frame& frame);
+protocol::AmqpError unknown_method(protocol::MethodId id);
+protocol::AmqpError malformed_method(protocol::MethodId id);
+protocol::AmqpError unimplemented_method(protocol::MethodId id);
+
+}  // namespace warren::broker::texts

@@ -1,0 +1,254 @@
+// See vhost.hpp. Routing follows rabbit_exchange:route/2: a work list of exchanges, each
+// visited once per publish; an exchange whose own bindings match nothing passes the message
+// to its alternate exchange; every queue is reached at most once.
+#include "broker/vhost.hpp"
+
+#include "broker/broker.hpp"
+#include "broker/channel.hpp"
+#include "broker/log.hpp"
+
+namespace warren::broker {
+
+using exchanges::Destination;
+using exchanges::DestinationKind;
+using exchanges::ExchangeType;
+
+VHost::VHost(Broker& broker, std::string name) : broker_(broker), name_(std::move(name)) {
+    declare_builtin_exchanges();
+}
+
+VHost::~VHost() {
+    // Queues first: their consumers belong to channels that may outlive this vhost in tests.
+    for (auto& [name, q] : queues_) {
+        for (Consumer* c : std::vector<Consumer*>(q->consumers())) q->remove_consumer(*c);
+        q->shut_down();
+    }
+}
+
+void VHost::declare_builtin_exchanges() {
+    default_exchange_ = &add_exchange("", ExchangeType::Direct, true, false, false, {});
+    add_exchange("amq.direct", ExchangeType::Direct, true, false, false, {});
+    add_exchange("amq.fanout", ExchangeType::Fanout, true, false, false, {});
+    add_exchange("amq.topic", ExchangeType::Topic, true, false, false, {});
+    add_exchange("amq.headers", ExchangeType::Headers, true, false, false, {});
+    add_exchange("amq.match", ExchangeType::Headers, true, false, false, {});
+}
+
+// ---- exchanges ------------------------------------------------------------------------------
+
+ExchangeEntry* VHost::find_exchange(std::string_view name) {
+    auto it = exchanges_.find(std::string(name));
+    return it == exchanges_.end() ? nullptr : it->second.get();
+}
+
+ExchangeEntry* VHost::exchange_by_id(std::uint64_t id) {
+    auto it = exchanges_by_id_.find(id);
+    return it == exchanges_by_id_.end() ? nullptr : it->second;
+}
+
+ExchangeEntry& VHost::add_exchange(std::string name, ExchangeType type, bool durable, bool auto_delete,
+                                   bool internal, protocol::FieldTable arguments) {
+    auto x = std::make_unique<ExchangeEntry>();
+    x->id = broker_.next_id();
+    x->name = std::move(name);
+    x->type = type;
+    x->durable = durable;
+    x->auto_delete = auto_delete;
+    x->internal = internal;
+    if (const auto* ae = arguments.find(args::alternate_exchange); ae && ae->as_string())
+        x->alternate_exchange = *ae->as_string();
+    x->arguments = std::move(arguments);
+    x->router = exchanges::make_exchange(type);
+    ExchangeEntry& ref = *x;
+    exchanges_by_id_[x->id] = x.get();
+    exchanges_[x->name] = std::move(x);
+    return ref;
+}
+
+void VHost::delete_exchange(ExchangeEntry& exchange) {
+    Destination self = exchange.as_destination();
+    // Bindings from this exchange: the destinations forget them.
+    std::vector<exchanges::Binding> outgoing;
+    exchange.router->for_each_binding([&](const exchanges::Binding& b) { outgoing.push_back(b); });
+    for (const auto& b : outgoing) {
+        if (b.destination.kind == DestinationKind::Queue) {
+            if (Queue* q = queue_by_id(b.destination.id)) {
+                auto& from = q->bound_from();
+                if (auto it = from.find(exchange.id); it != from.end() && --it->second == 0) from.erase(it);
+            }
+        } else if (ExchangeEntry* d = exchange_by_id(b.destination.id)) {
+            if (d->bound_as_destination) --d->bound_as_destination;
+        }
+    }
+    // Bindings to this exchange, from any other exchange.
+    std::vector<std::uint64_t> sources;
+    for (auto& [name, x] : exchanges_)
+        if (x.get() != &exchange && x->router->has_binding_to(self)) sources.push_back(x->id);
+    exchanges_by_id_.erase(exchange.id);
+    std::string name = exchange.name;
+    exchanges_.erase(name);  // `exchange` is gone from here on
+    remove_destination_everywhere(self, sources);
+}
+
+void VHost::delete_if_auto_delete(ExchangeEntry& exchange) {
+    if (exchange.auto_delete && exchange.router->binding_count() == 0) delete_exchange(exchange);
+}
+
+void VHost::remove_destination_everywhere(const Destination& destination, const std::vector<std::uint64_t>& sources) {
+    for (std::uint64_t id : sources) {
+        ExchangeEntry* x = exchange_by_id(id);
+        if (!x) continue;
+        x->router->remove_destination(destination);
+        delete_if_auto_delete(*x);  // may cascade
+    }
+}
+
+// ---- queues ---------------------------------------------------------------------------------
+
+Queue* VHost::find_queue(std::string_view name) {
+    auto it = queues_.find(std::string(name));
+    return it == queues_.end() ? nullptr : it->second.get();
+}
+
+Queue* VHost::queue_by_id(QueueId id) {
+    auto it = queues_by_id_.find(id);
+    return it == queues_by_id_.end() ? nullptr : it->second;
+}
+
+Queue& VHost::add_queue(std::string name, QueueFlags flags, QueueArgs args, protocol::FieldTable raw_args,
+                        std::uint64_t owner_connection) {
+    QueueId id = broker_.next_id();
+    auto q = std::make_unique<Queue>(*this, id, std::move(name), flags, std::move(args), std::move(raw_args),
+                                     owner_connection);
+    Queue& ref = *q;
+    queues_by_id_[id] = q.get();
+    queues_[ref.name()] = std::move(q);
+    // Every queue is bound to the default exchange by its name; that binding is implicit.
+    return ref;
+}
+
+std::size_t VHost::delete_queue(Queue& queue) {
+    std::size_t count = queue.message_count();
+    // Consumers go first, each with basic.cancel if its client asked for it.
+    for (Consumer* c : std::vector<Consumer*>(queue.consumers())) c->channel->on_queue_deleted(*c);
+    queue.shut_down();
+    std::vector<std::uint64_t> sources;
+    for (auto& [xid, n] : queue.bound_from()) sources.push_back(xid);
+    Destination self = queue.as_destination();
+    queues_by_id_.erase(queue.id());
+    std::string name = queue.name();
+    queues_.erase(name);  // `queue` is gone from here on
+    remove_destination_everywhere(self, sources);
+    return count;
+}
+
+// ---- bindings -------------------------------------------------------------------------------
+
+bool VHost::bind(ExchangeEntry& source, const Destination& destination, std::string_view routing_key,
+                 const protocol::FieldTable& arguments) {
+    if (!source.router->bind(destination, routing_key, arguments)) return false;
+    if (destination.kind == DestinationKind::Queue) {
+        if (Queue* q = queue_by_id(destination.id)) ++q->bound_from()[source.id];
+    } else if (ExchangeEntry* x = exchange_by_id(destination.id)) {
+        ++x->bound_as_destination;
+    }
+    return true;
+}
+
+bool VHost::unbind(ExchangeEntry& source, const Destination& destination, std::string_view routing_key,
+                   const protocol::FieldTable& arguments) {
+    if (!source.router->unbind(destination, routing_key, arguments)) return false;
+    if (destination.kind == DestinationKind::Queue) {
+        if (Queue* q = queue_by_id(destination.id)) {
+            auto& from = q->bound_from();
+            if (auto it = from.find(source.id); it != from.end() && --it->second == 0) from.erase(it);
+        }
+    } else if (ExchangeEntry* x = exchange_by_id(destination.id)) {
+        if (x->bound_as_destination) --x->bound_as_destination;
+    }
+    delete_if_auto_delete(source);
+    return true;
+}
+
+// ---- routing --------------------------------------------------------------------------------
+
+void VHost::route(ExchangeEntry& exchange, const exchanges::RoutingInput& input, std::vector<Queue*>& out) {
+    ++route_epoch_;
+    route_keys(exchange, input, out);
+}
+
+void VHost::route_keys(ExchangeEntry& exchange, const exchanges::RoutingInput& input, std::vector<Queue*>& out) {
+    const std::uint64_t epoch = route_epoch_;
+    // Exchanges are visited once per routing key; queues are reached once per publish.
+    const std::uint64_t visit = ++exchange_epoch_;
+    auto add_queue = [&](Queue* q) {
+        if (q && q->route_mark != epoch) {
+            q->route_mark = epoch;
+            out.push_back(q);
+        }
+    };
+    if (&exchange == default_exchange_) {
+        add_queue(find_queue(input.routing_key));
+        return;
+    }
+    auto& work = scratch_work_;
+    auto& dests = scratch_destinations_;
+    work.clear();
+    work.push_back(&exchange);
+    exchange.route_mark = visit;
+    while (!work.empty()) {
+        ExchangeEntry* x = work.back();
+        work.pop_back();
+        dests.clear();
+        x->router->route(input, dests);
+        if (dests.empty() && x->alternate_exchange) {
+            ExchangeEntry* ae = find_exchange(*x->alternate_exchange);
+            if (ae && ae->route_mark != visit) {
+                ae->route_mark = visit;
+                work.push_back(ae);
+            }
+        }
+        for (const Destination& d : dests) {
+            if (d.kind == DestinationKind::Queue) {
+                add_queue(queue_by_id(d.id));
+            } else if (ExchangeEntry* next = exchange_by_id(d.id); next && next->route_mark != visit) {
+                next->route_mark = visit;
+                work.push_back(next);
+            }
+        }
+    }
+}
+
+PublishResult VHost::publish(ExchangeEntry& exchange, const MessageRef& message) {
+    // Taking the scratch vector makes a nested publish (dead-lettering during enqueue) safe.
+    std::vector<Queue*> targets;
+    targets.swap(scratch_queues_);
+    targets.clear();
+
+    protocol::TableView headers;
+    if (message->has_headers()) headers = message->decoded_properties().headers;
+    ++route_epoch_;
+    route_keys(exchange, {message->routing_key(), headers}, targets);
+    // CC and BCC headers: more routing keys (RabbitMQ's sender-selected distribution).
+    if (message->has_headers()) {
+        for (std::string_view header : {"CC", "BCC"}) {
+            auto value = headers.find(header);
+            if (!value) continue;
+            value->as_array().for_each([&](protocol::FieldRef key) {
+                if (auto k = key.as_string()) route_keys(exchange, {*k, headers}, targets);
+            });
+        }
+    }
+
+    PublishResult result;
+    result.routed = !targets.empty();
+    for (Queue* q : targets) {
+        EnqueueOutcome outcome = q->enqueue(message);
+        if (outcome != EnqueueOutcome::Enqueued) result.rejected = true;
+    }
+    targets.clear();
+    if (scratch_queues_.capacity() < targets.capacity()) scratch_queues_.swap(targets);
+    return result;
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,106 @@
+// A virtual host: its exchanges, queues and the bindings between them, and the mechanics of
+// routing and publishing. Every entity is reachable from its vhost. Protocol checks and
+// reply texts live in the channel handlers; this class keeps the state consistent.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/exchange_entry.hpp"
+#include "broker/queue.hpp"
+#include "exchanges/destination.hpp"
+
+namespace warren::broker {
+
+class Broker;
+
+struct PublishResult {
+    bool routed = false;    // reached at least one queue
+    bool rejected = false;  // a queue refused it (x-overflow reject-publish[-dlx])
+};
+
+class VHost {
+public:
+    VHost(Broker& broker, std::string name);
+    ~VHost();
+    VHost(const VHost&) = delete;
+    VHost& operator=(const VHost&) = delete;
+
+    Broker& broker() const { return broker_; }
+    const std::string& name() const { return name_; }
+
+    // ---- exchanges
+    ExchangeEntry* find_exchange(std::string_view name);
+    ExchangeEntry* exchange_by_id(std::uint64_t id);
+    ExchangeEntry& add_exchange(std::string name, exchanges::ExchangeType type, bool durable, bool auto_delete,
+                                bool internal, protocol::FieldTable arguments);
+    // Removes the exchange and every binding from or to it.
+    void delete_exchange(ExchangeEntry& exchange);
+    const std::unordered_map<std::string, std::unique_ptr<ExchangeEntry>>& exchanges() const { return exchanges_; }
+
+    // ---- queues
+    Queue* find_queue(std::string_view name);
+    Queue* queue_by_id(QueueId id);
+    Queue& add_queue(std::string name, QueueFlags flags, QueueArgs args, protocol::FieldTable raw_args,
+                     std::uint64_t owner_connection);
+    // Cancels the queue's consumers (notifying clients that asked), removes its bindings and
+    // drops its messages. Returns the number of ready messages it held.
+    std::size_t delete_queue(Queue& queue);
+    const std::unordered_map<std::string, std::unique_ptr<Queue>>& queues() const { return queues_; }
+
+    // ---- bindings
+    // Returns false if the identical binding existed already.
+    bool bind(ExchangeEntry& source, const exchanges::Destination& destination, std::string_view routing_key,
+              const protocol::FieldTable& arguments);
+    // Returns false if there was no such binding. An auto-delete source left without bindings
+    // is deleted.
+    bool unbind(ExchangeEntry& source, const exchanges::Destination& destination, std::string_view routing_key,
+                const protocol::FieldTable& arguments);
+
+    // ---- routing and publishing
+    // The queues a message published to `exchange` reaches, each at most once, following
+    // exchange-to-exchange bindings and alternate exchanges as RabbitMQ does.
+    void route(ExchangeEntry& exchange, const exchanges::RoutingInput& input, std::vector<Queue*>& out);
+    // Routes and enqueues. CC and BCC headers add routing keys. Used by basic.publish and by
+    // dead-lettering.
+    PublishResult publish(ExchangeEntry& exchange, const MessageRef& message);
+    // The default exchange ("") routes to the queue named by the key.
+    ExchangeEntry& default_exchange() { return *default_exchange_; }
+
+    // Dead-letters a message that left `queue` (see dead_letter.cpp).
+    void dead_letter(Queue& queue, QueuedMessage message, DeadLetterReason reason);
+
+    std::string resource_name_for(const Queue& queue) const;
+
+    // Counters, for logs and later for metrics.
+    std::uint64_t dead_letters_dropped_no_exchange = 0;
+    std::uint64_t dead_letters_dropped_cycle = 0;
+
+private:
+    void route_keys(ExchangeEntry& exchange, const exchanges::RoutingInput& input, std::vector<Queue*>& out);
+    void remove_destination_everywhere(const exchanges::Destination& destination,
+                                       const std::vector<std::uint64_t>& sources);
+    void delete_if_auto_delete(ExchangeEntry& exchange);
+    void declare_builtin_exchanges();
+
+    Broker& broker_;
+    std::string name_;
+    std::unordered_map<std::string, std::unique_ptr<ExchangeEntry>> exchanges_;
+    std::unordered_map<std::uint64_t, ExchangeEntry*> exchanges_by_id_;
+    std::unordered_map<std::string, std::unique_ptr<Queue>> queues_;
+    std::unordered_map<QueueId, Queue*> queues_by_id_;
+    ExchangeEntry* default_exchange_ = nullptr;
+
+    // Reused scratch space for routing (no allocation per publish once warmed up).
+    std::vector<exchanges::Destination> scratch_destinations_;
+    std::vector<ExchangeEntry*> scratch_work_;
+    std::vector<Queue*> scratch_queues_;
+    std::uint64_t route_epoch_ = 0;
+    std::uint64_t exchange_epoch_ = 0;
+};
+
+}  // namespace warren::broker
