@@ -1,0 +1,269 @@
+// See test_client.hpp.
+#include "support/test_client.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "broker/log.hpp"
+#include "protocol/frame_writer.hpp"
+
+namespace warren::testing {
+
+TestBroker::TestBroker(Config config) {
+    // Quiet unless asked: WARREN_TEST_LOG=debug|info|... shows the broker's log lines.
+    warren::log::Level level = warren::log::Level::None;
+    if (const char* env = std::getenv("WARREN_TEST_LOG")) warren::log::parse_level(env, level);
+    warren::log::set_level(level);
+    broker = std::make_unique<Broker>(std::move(config), clock);
+    broker->memory_probe = [this] { return memory_used; };
+}
+
+void TestBroker::settle() {
+    for (int i = 0; i < 10000; ++i) {
+        broker->run_pending();
+        if (!broker->has_pending()) return;
+    }
+    throw std::runtime_error("broker did not settle");
+}
+
+void TestBroker::advance(std::chrono::milliseconds ms) {
+    clock.advance(ms);
+    settle();
+}
+
+MethodId ServerFrame::method() const {
+    Reader r(payload);
+    std::uint16_t c = r.u16();
+    std::uint16_t m = r.u16();
+    return {c, m};
+}
+
+TestClient::TestClient(TestBroker& broker, bool handshake, bool loopback, std::vector<std::string> capabilities)
+    : broker_(broker) {
+    connection_ = std::make_unique<Connection>(*broker_.broker, host_, PeerInfo{"127.0.0.1:1", loopback});
+    if (!handshake) return;
+    send_raw(std::string_view(protocol_header, 8));
+    FieldTable caps;
+    for (auto& c : capabilities) caps.set(c, true);
+    FieldTable client_props;
+    client_props.set("product", std::string("warren-tests"));
+    client_props.set("capabilities", caps);
+    ByteBuffer props = encode_table_body(client_props);
+    ConnectionStartOk start_ok;
+    start_ok.client_properties = TableView::trusted(props.span());
+    std::string response("\0guest\0guest", 12);
+    start_ok.response = response;
+    send(0, start_ok);
+    auto tune = take<ConnectionTune>();
+    if (tune.empty()) throw std::runtime_error("no connection.tune");
+    send(0, ConnectionTuneOk{tune[0].channel_max, tune[0].frame_max, 0});
+    send(0, ConnectionOpen{"/"});
+    if (take<ConnectionOpenOk>().empty()) throw std::runtime_error("no connection.open-ok");
+    frames();  // drop connection.start and anything else
+}
+
+TestClient::~TestClient() {
+    connection_.reset();
+    broker_.settle();
+}
+
+void TestClient::send_raw(std::span<const std::byte> bytes) {
+    connection_->feed(bytes);
+    broker_.settle();
+}
+
+void TestClient::pump() {
+    broker_.settle();
+    while (const OutputQueue* out = connection_->begin_write()) {
+        out->for_each_piece([&](std::span<const std::byte> piece) { pending_.insert(pending_.end(), piece.begin(), piece.end()); });
+        connection_->end_write();
+        broker_.settle();
+    }
+    std::size_t pos = 0;
+    // A refused protocol header is answered with the 8-byte header itself.
+    if (!header_skipped_ && pending_.size() >= 8 && std::memcmp(pending_.data(), "AMQP", 4) == 0) {
+        pos = 8;
+        header_skipped_ = true;
+        ServerFrame f{FrameType::Heartbeat, 0xFFFF, std::vector<std::byte>(pending_.begin(), pending_.begin() + 8)};
+        inbox_.push_back(std::move(f));
+    }
+    header_skipped_ = true;
+    while (true) {
+        auto parsed = parse_frame(std::span<const std::byte>(pending_).subspan(pos), 0);
+        if (parsed.status != FrameStatus::Ready) break;
+        inbox_.push_back(ServerFrame{parsed.frame.type, parsed.frame.channel,
+                                     std::vector<std::byte>(parsed.frame.payload.begin(), parsed.frame.payload.end())});
+        pos += parsed.consumed;
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(pos));
+}
+
+std::vector<ServerFrame> TestClient::frames() {
+    pump();
+    std::vector<ServerFrame> out(std::make_move_iterator(inbox_.begin()), std::make_move_iterator(inbox_.end()));
+    inbox_.clear();
+    return out;
+}
+
+std::vector<Delivery> TestClient::deliveries() {
+    pump();
+    std::vector<Delivery> out;
+    std::deque<ServerFrame> rest;
+    for (std::size_t i = 0; i < inbox_.size(); ++i) {
+        ServerFrame& f = inbox_[i];
+        MethodId id = f.type == FrameType::Method ? f.method() : MethodId{};
+        bool content = id == BasicDeliver::id || id == BasicGetOk::id || id == BasicReturn::id;
+        if (!content || i + 1 >= inbox_.size()) {
+            rest.push_back(std::move(f));
+            continue;
+        }
+        Delivery d;
+        d.method = std::move(f);
+        ServerFrame& header = inbox_[++i];
+        Reader r(header.payload);
+        r.u16();
+        r.u16();
+        std::uint64_t size = r.u64();
+        auto props = r.rest();
+        d.properties_bytes.assign(props.begin(), props.end());
+        while (d.body.size() < size && i + 1 < inbox_.size() && inbox_[i + 1].type == FrameType::Body) {
+            auto& body = inbox_[++i].payload;
+            d.body.append(reinterpret_cast<const char*>(body.data()), body.size());
+        }
+        out.push_back(std::move(d));
+    }
+    inbox_ = std::move(rest);
+    for (auto& d : out) keep_.push_back(d.method);
+    return out;
+}
+
+std::optional<ConnectionClose> TestClient::connection_close() {
+    auto closes = take<ConnectionClose>();
+    if (closes.empty()) return std::nullopt;
+    return closes.back();
+}
+
+std::optional<ChannelClose> TestClient::channel_close(std::uint16_t channel) {
+    pump();
+    for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
+        if (it->channel != channel) continue;
+        if (auto m = it->as<ChannelClose>()) {
+            keep_.push_back(std::move(*it));
+            inbox_.erase(it);
+            return *keep_.back().as<ChannelClose>();
+        }
+    }
+    return std::nullopt;
+}
+
+void TestClient::open_channel(std::uint16_t channel) {
+    send(channel, ChannelOpen{});
+    take<ChannelOpenOk>();
+}
+
+void TestClient::publish(std::uint16_t channel, std::string_view exchange, std::string_view routing_key,
+                         std::string_view body, const BasicProperties& props, bool mandatory) {
+    ByteBuffer out;
+    BasicPublish p;
+    p.exchange = exchange;
+    p.routing_key = routing_key;
+    p.mandatory = mandatory;
+    write_method_frame(out, channel, p);
+    ByteBuffer prop_bytes;
+    encode_properties(prop_bytes, props);
+    write_content_header(out, channel, class_id::basic, body.size(), prop_bytes.span());
+    const std::size_t chunk = connection_->frame_max() - frame_overhead;
+    for (std::size_t at = 0; at < body.size(); at += chunk) {
+        auto piece = body.substr(at, chunk);
+        Writer w(out);
+        write_frame_header(w, FrameType::Body, channel, static_cast<std::uint32_t>(piece.size()));
+        w.bytes(piece);
+        w.u8(frame_end);
+    }
+    send_raw(out.span());
+}
+
+void TestClient::publish_n(std::uint16_t channel, std::string_view exchange, std::string_view routing_key, int n) {
+    for (int i = 1; i <= n; ++i) publish(channel, exchange, routing_key, "m" + std::to_string(i));
+}
+
+void TestClient::declare_queue(std::uint16_t channel, std::string_view name, const FieldTable& args, bool durable,
+                               bool exclusive, bool auto_delete) {
+    ByteBuffer arg_bytes = encode_table_body(args);
+    QueueDeclare d;
+    d.queue = name;
+    d.durable = durable;
+    d.exclusive = exclusive;
+    d.auto_delete = auto_delete;
+    d.arguments = TableView::trusted(arg_bytes.span());
+    send(channel, d);
+}
+
+void TestClient::bind_queue(std::uint16_t channel, std::string_view queue, std::string_view exchange,
+                            std::string_view key, const FieldTable& args) {
+    ByteBuffer arg_bytes = encode_table_body(args);
+    QueueBind b;
+    b.queue = queue;
+    b.exchange = exchange;
+    b.routing_key = key;
+    b.arguments = TableView::trusted(arg_bytes.span());
+    send(channel, b);
+}
+
+void TestClient::declare_exchange(std::uint16_t channel, std::string_view name, std::string_view type,
+                                  const FieldTable& args) {
+    ByteBuffer arg_bytes = encode_table_body(args);
+    ExchangeDeclare d;
+    d.exchange = name;
+    d.type = type;
+    d.arguments = TableView::trusted(arg_bytes.span());
+    send(channel, d);
+}
+
+void TestClient::consume(std::uint16_t channel, std::string_view queue, std::string_view tag, bool no_ack,
+                         const FieldTable& args, bool exclusive) {
+    ByteBuffer arg_bytes = encode_table_body(args);
+    BasicConsume c;
+    c.queue = queue;
+    c.consumer_tag = tag;
+    c.no_ack = no_ack;
+    c.exclusive = exclusive;
+    c.arguments = TableView::trusted(arg_bytes.span());
+    send(channel, c);
+}
+
+void TestClient::qos(std::uint16_t channel, std::uint16_t prefetch, bool global) {
+    send(channel, BasicQos{0, prefetch, global});
+}
+
+void TestClient::ack(std::uint16_t channel, std::uint64_t tag, bool multiple) { send(channel, BasicAck{tag, multiple}); }
+
+void TestClient::nack(std::uint16_t channel, std::uint64_t tag, bool multiple, bool requeue) {
+    send(channel, BasicNack{tag, multiple, requeue});
+}
+
+void TestClient::reject(std::uint16_t channel, std::uint64_t tag, bool requeue) {
+    send(channel, BasicReject{tag, requeue});
+}
+
+std::vector<std::byte> hex(std::string_view text) {
+    std::vector<std::byte> out;
+    int nibble = -1;
+    for (char c : text) {
+        int v;
+        if (c >= '0' && c <= '9') v = c - '0';
+        else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
+        else continue;
+        if (nibble < 0) {
+            nibble = v;
+        } else {
+            out.push_back(std::byte(nibble * 16 + v));
+            nibble = -1;
+        }
+    }
+    return out;
+}
+
+}  // namespace warren::testing

@@ -1,0 +1,148 @@
+// A harness that drives the sans-IO broker core without sockets: a TestBroker with a manual
+// clock, and TestClients whose Connections are fed encoded frames and whose output is parsed
+// back into frames. Nothing sleeps; time moves only through TestBroker::advance().
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/broker.hpp"
+#include "broker/clock.hpp"
+#include "broker/connection.hpp"
+#include "protocol/basic_properties.hpp"
+#include "protocol/frame.hpp"
+#include "protocol/methods.hpp"
+
+namespace warren::testing {
+
+using namespace warren::broker;
+using namespace warren::protocol;
+
+class TestBroker {
+public:
+    explicit TestBroker(Config config = {});
+    ManualClock clock;
+    std::unique_ptr<Broker> broker;
+    // Memory use the broker sees (its memory probe); tests set it to raise the alarm.
+    std::uint64_t memory_used = 0;
+
+    // Runs due timers and pending dispatches until nothing is left.
+    void settle();
+    void advance(std::chrono::milliseconds ms);
+};
+
+// One frame the broker sent, owning its bytes.
+struct ServerFrame {
+    FrameType type;
+    std::uint16_t channel;
+    std::vector<std::byte> payload;
+    MethodId method() const;  // method frames only
+    template <class M>
+    std::optional<M> as() const {
+        if (type != FrameType::Method || !(method() == M::id)) return std::nullopt;
+        Reader r(std::span<const std::byte>(payload).subspan(4));
+        M m;
+        decode_fields(r, m);
+        if (!r.ok()) return std::nullopt;
+        return m;
+    }
+};
+
+// A message as a client receives it: the method frame, then header and body.
+struct Delivery {
+    ServerFrame method;
+    std::vector<std::byte> properties_bytes;
+    std::string body;
+    BasicProperties properties() const { return *decode_properties(properties_bytes); }
+};
+
+class TestClient {
+public:
+    // Connects: protocol header, start-ok (PLAIN guest/guest), tune-ok, open.
+    explicit TestClient(TestBroker& broker, bool handshake = true, bool loopback = true,
+                        std::vector<std::string> capabilities = {"consumer_cancel_notify", "connection.blocked",
+                                                                 "authentication_failure_close", "publisher_confirms"});
+    ~TestClient();
+
+    Connection& connection() { return *connection_; }
+    TestBroker& test_broker() { return broker_; }
+    bool transport_closed() const { return host_.closed; }
+
+    // ---- sending
+    void send_raw(std::span<const std::byte> bytes);
+    void send_raw(std::string_view bytes) { send_raw(std::as_bytes(std::span(bytes.data(), bytes.size()))); }
+    template <class M>
+    void send(std::uint16_t channel, const M& method) {
+        ByteBuffer out;
+        write_method_frame(out, channel, method);
+        send_raw(out.span());
+    }
+    void open_channel(std::uint16_t channel);
+    // basic.publish with header and body frames (body split at frame_max).
+    void publish(std::uint16_t channel, std::string_view exchange, std::string_view routing_key, std::string_view body,
+                 const BasicProperties& props = {}, bool mandatory = false);
+    void publish_n(std::uint16_t channel, std::string_view exchange, std::string_view routing_key, int n);
+    void declare_queue(std::uint16_t channel, std::string_view name, const FieldTable& args = {},
+                       bool durable = false, bool exclusive = false, bool auto_delete = false);
+    void bind_queue(std::uint16_t channel, std::string_view queue, std::string_view exchange, std::string_view key,
+                    const FieldTable& args = {});
+    void declare_exchange(std::uint16_t channel, std::string_view name, std::string_view type,
+                          const FieldTable& args = {});
+    void consume(std::uint16_t channel, std::string_view queue, std::string_view tag = "", bool no_ack = false,
+                 const FieldTable& args = {}, bool exclusive = false);
+    void qos(std::uint16_t channel, std::uint16_t prefetch, bool global = false);
+    void ack(std::uint16_t channel, std::uint64_t tag, bool multiple = false);
+    void nack(std::uint16_t channel, std::uint64_t tag, bool multiple = false, bool requeue = true);
+    void reject(std::uint16_t channel, std::uint64_t tag, bool requeue = true);
+
+    // ---- receiving
+    // Every frame the broker has sent since the last call.
+    std::vector<ServerFrame> frames();
+    // Methods of type M the broker has sent (other frames are kept for later calls).
+    template <class M>
+    std::vector<M> take() {
+        pump();
+        std::vector<M> out;
+        for (auto it = inbox_.begin(); it != inbox_.end();) {
+            if (auto m = it->as<M>()) {
+                keep_.push_back(std::move(*it));
+                it = inbox_.erase(it);
+                out.push_back(*keep_.back().as<M>());
+            } else {
+                ++it;
+            }
+        }
+        return out;
+    }
+    // Deliveries (basic.deliver, basic.get-ok or basic.return with their content), in order.
+    std::vector<Delivery> deliveries();
+    // The connection.close or channel.close the broker sent, if any.
+    std::optional<ConnectionClose> connection_close();
+    std::optional<ChannelClose> channel_close(std::uint16_t channel);
+
+private:
+    struct Host : ConnectionHost {
+        bool closed = false;
+        void output_ready() override {}
+        void close_transport() override { closed = true; }
+        void read_state_changed() override {}
+    };
+    void pump();
+
+    TestBroker& broker_;
+    Host host_;
+    std::unique_ptr<Connection> connection_;
+    std::vector<std::byte> pending_;   // partial frames of broker output
+    std::deque<ServerFrame> inbox_;    // parsed, not yet taken
+    std::deque<ServerFrame> keep_;     // taken frames stay alive: decoded views point into them
+    bool header_skipped_ = false;
+};
+
+// A byte vector from hex text ("01 00 0a ...", spaces optional).
+std::vector<std::byte> hex(std::string_view text);
+
+}  // namespace warren::testing
