@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Configures and builds Warren. Usage: scripts/build.sh [release|debug|asan] [build dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+kind="${1:-release}"
+case "$kind" in
+  release) dir="${2:-build-release}"; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
+  debug)   dir="${2:-build}";         flags=(-DCMAKE_BUILD_TYPE=Debug) ;;
+  asan)    dir="${2:-build-asan}";    flags=(-DCMAKE_BUILD_TYPE=Debug -DWARREN_SANITIZE=ON) ;;
+  *) echo "usage: $0 [release|debug|asan] [dir]" >&2; exit 2 ;;
+esac
+jobs="${WARREN_JOBS:-$(nproc)}"
+cmake -S . -B "$dir" "${flags[@]}" >/dev/null
+cmake --build "$dir" -j "$jobs"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Warren needs that are missing. Idempotent and quick when
+# everything is there. Usage: scripts/install-deps.sh [build|test|bench]
+#   build  compiler, CMake and the libraries (default)
+#   test   + pika, amqp-tools, Node.js/npm (amqplib tests) and clang (libFuzzer)
+#   bench  + rabbitmq-server (the comparison runs against it)
+set -euo pipefail
+
+what="${1:-build}"
+packages=(g++ cmake make libasio-dev libfmt-dev nlohmann-json3-dev catch2)
+if [[ "$what" == test || "$what" == bench ]]; then
+  packages+=(python3 python3-pika amqp-tools clang libclang-rt-14-dev procps)
+fi
+if [[ "$what" == bench ]]; then
+  packages+=(rabbitmq-server)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node.js and npm: a machine may have them from elsewhere (nodesource); take Debian's only if absent.
+if [[ "$what" == test || "$what" == bench ]]; then
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
+
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The Debian package starts a RabbitMQ on 5672; the bench starts its own on a free port.
+  if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
+    $SUDO systemctl stop rabbitmq-server 2>/dev/null || $SUDO service rabbitmq-server stop 2>/dev/null || true
+    $SUDO systemctl disable rabbitmq-server 2>/dev/null || true
+  fi
+fi

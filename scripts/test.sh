@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test:
+#   1. Catch2 unit tests (codec, routing, broker core) in a Debug build, warnings as errors
+#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. interop tests: real clients (pika, amqplib, amqp-tools) against a real warren process
+#   4. a short libFuzzer run of the frame reader and field-table decoder
+#   5. a smoke run of the benchmark, so that it keeps working
+# Every broker a test starts runs on a free port and is stopped by the test itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
+
+step "installing dependencies"
+scripts/install-deps.sh test
+
+step "Debug build and unit tests"
+scripts/build.sh debug build
+(cd build && ctest --output-on-failure -j "$(nproc)")
+
+step "ASan+UBSan build and unit tests"
+scripts/build.sh asan build-asan
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j "$(nproc)")
+
+step "interop tests against warren (ASan+UBSan build)"
+ASAN_OPTIONS=detect_leaks=0 tests/interop/run.sh --broker warren --warren build-asan/broker/warren
+
+step "fuzzing (short run)"
+tools/fuzz.sh 10
+
+step "benchmark smoke run"
+bench/smoke.sh build
+
+step "all tests passed in $(( $(date +%s) - start ))s"
