@@ -34,7 +34,7 @@ Broker::Broker(Config config, Clock& clock) : config_(std::move(config)), clock_
 Broker::~Broker() = default;
 
 VHost* Broker::find_vhost(std::string_view name) {
-    auto it = vhosts_.find(std::string(name));
+    auto it = vhosts_.find(name);
     return it == vhosts_.end() ? nullptr : it->second.get();
 }
 
@@ -120,7 +120,7 @@ std::string Broker::register_reply_to(Channel& channel) {
 void Broker::unregister_reply_to(const std::string& name) { reply_to_.erase(name); }
 
 Channel* Broker::find_reply_to(std::string_view name) {
-    auto it = reply_to_.find(std::string(name));
+    auto it = reply_to_.find(name);
     return it == reply_to_.end() ? nullptr : it->second;
 }
 

@@ -14,6 +14,7 @@
 
 #include "broker/clock.hpp"
 #include "broker/config.hpp"
+#include "broker/string_map.hpp"
 #include "broker/timer_queue.hpp"
 #include "broker/vhost.hpp"
 
@@ -77,7 +78,7 @@ private:
     Config config_;
     Clock& clock_;
     TimerQueue timers_;
-    std::unordered_map<std::string, std::unique_ptr<VHost>> vhosts_;
+    StringMap<std::unique_ptr<VHost>> vhosts_;
     std::unordered_set<Connection*> connections_;
     std::vector<Queue*> dirty_;
     std::vector<Queue*> running_;  // the batch run_pending() is dispatching
@@ -86,7 +87,7 @@ private:
     std::uint64_t memory_limit_ = 0;
     bool memory_alarm_ = false;
 
-    std::unordered_map<std::string, Channel*> reply_to_;
+    StringMap<Channel*> reply_to_;
     std::uint64_t last_id_ = 0;
     std::uint64_t name_counter_ = 0;
     std::uint64_t name_seed_ = 0;

@@ -37,7 +37,7 @@ void VHost::declare_builtin_exchanges() {
 // ---- exchanges ------------------------------------------------------------------------------
 
 ExchangeEntry* VHost::find_exchange(std::string_view name) {
-    auto it = exchanges_.find(std::string(name));
+    auto it = exchanges_.find(name);
     return it == exchanges_.end() ? nullptr : it->second.get();
 }
 
@@ -106,7 +106,7 @@ void VHost::remove_destination_everywhere(const Destination& destination, const 
 // ---- queues ---------------------------------------------------------------------------------
 
 Queue* VHost::find_queue(std::string_view name) {
-    auto it = queues_.find(std::string(name));
+    auto it = queues_.find(name);
     return it == queues_.end() ? nullptr : it->second.get();
 }
 

@@ -12,6 +12,7 @@
 
 #include "broker/exchange_entry.hpp"
 #include "broker/queue.hpp"
+#include "broker/string_map.hpp"
 #include "exchanges/destination.hpp"
 
 namespace warren::broker {
@@ -40,7 +41,7 @@ public:
                                 bool internal, protocol::FieldTable arguments);
     // Removes the exchange and every binding from or to it.
     void delete_exchange(ExchangeEntry& exchange);
-    const std::unordered_map<std::string, std::unique_ptr<ExchangeEntry>>& exchanges() const { return exchanges_; }
+    const StringMap<std::unique_ptr<ExchangeEntry>>& exchanges() const { return exchanges_; }
 
     // ---- queues
     Queue* find_queue(std::string_view name);
@@ -50,7 +51,7 @@ public:
     // Cancels the queue's consumers (notifying clients that asked), removes its bindings and
     // drops its messages. Returns the number of ready messages it held.
     std::size_t delete_queue(Queue& queue);
-    const std::unordered_map<std::string, std::unique_ptr<Queue>>& queues() const { return queues_; }
+    const StringMap<std::unique_ptr<Queue>>& queues() const { return queues_; }
 
     // ---- bindings
     // Returns false if the identical binding existed already.
@@ -89,9 +90,9 @@ private:
 
     Broker& broker_;
     std::string name_;
-    std::unordered_map<std::string, std::unique_ptr<ExchangeEntry>> exchanges_;
+    StringMap<std::unique_ptr<ExchangeEntry>> exchanges_;
     std::unordered_map<std::uint64_t, ExchangeEntry*> exchanges_by_id_;
-    std::unordered_map<std::string, std::unique_ptr<Queue>> queues_;
+    StringMap<std::unique_ptr<Queue>> queues_;
     std::unordered_map<QueueId, Queue*> queues_by_id_;
     ExchangeEntry* default_exchange_ = nullptr;
 

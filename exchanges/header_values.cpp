@@ -79,13 +79,14 @@ struct Integer {
     friend bool operator==(const Integer&, const Integer&) = default;
 };
 
+// Timestamps compare as their integer value on both sides. RabbitMQ 4.x scales a header's
+// timestamp to milliseconds but not the binding's, so equal timestamps never match there; we
+// do not copy that quirk (README, compatibility).
 Integer integer_of(const FieldRef& v, bool as_header) {
+    (void)as_header;
     if (v.type() == ft::timestamp) {
         Reader r(v.payload());
-        std::uint64_t seconds = r.u64();
-        if (!as_header) return Integer{false, seconds, false};
-        if (seconds > std::numeric_limits<std::uint64_t>::max() / 1000) return Integer{false, 0, true};
-        return Integer{false, seconds * 1000, false};
+        return Integer{false, r.u64(), false};
     }
     std::int64_t x = v.as_integer().value_or(0);
     if (x < 0) return Integer{true, 0 - static_cast<std::uint64_t>(x), false};
