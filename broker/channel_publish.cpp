@@ -1,7 +1,5 @@
 // basic.publish: content assembly (method, header, body frames), routing, mandatory returns,
 // publisher confirms and transactions.
-#include <cstring>
-
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/channel_errors.hpp"
@@ -16,16 +14,11 @@ namespace {
 constexpr std::string_view reply_to_queue = "amq.rabbitmq.reply-to";
 constexpr std::string_view reply_to_prefix = "amq.rabbitmq.reply-to.";
 
-// The message with its reply_to property replaced (direct reply-to). Copies the body; only
-// RPC requests take this path.
+// The message with its reply_to property replaced (direct reply-to).
 MessageRef with_reply_to(const Message& m, std::string_view reply_to) {
     BasicProperties props = m.decoded_properties();
     props.reply_to = reply_to;
-    ByteBuffer bytes;
-    encode_properties(bytes, props);
-    MessageRef copy = Message::create(m.exchange(), m.routing_key(), bytes.span(), m.body_size());
-    if (copy && m.body_size()) std::memcpy(copy->body_data(), m.body().data(), m.body_size());
-    return copy;
+    return copy_with_properties(m, props, m.exchange(), m.routing_key());
 }
 }  // namespace
 

@@ -3,7 +3,6 @@
 // x-death history updated and its expiration removed. A message is dropped for a queue only
 // when it would cycle back to it with no rejection anywhere in the cycle.
 #include <algorithm>
-#include <cstring>
 
 #include "broker/broker.hpp"
 #include "broker/log.hpp"
@@ -136,14 +135,10 @@ void VHost::dead_letter(Queue& queue, QueuedMessage qm, DeadLetterReason reason)
     props.headers = protocol::TableView::trusted(header_bytes.span());
     props.set_flag(protocol::property_flag::headers);
     props.set_flag(protocol::property_flag::expiration, false);
-    protocol::ByteBuffer prop_bytes;
-    protocol::encode_properties(prop_bytes, props);
-
     std::string_view routing_key = a.dead_letter_routing_key ? std::string_view(*a.dead_letter_routing_key)
                                                              : m.routing_key();
-    MessageRef dead = Message::create(dlx->name, routing_key, prop_bytes.span(), m.body_size());
+    MessageRef dead = copy_with_properties(m, props, dlx->name, routing_key);
     if (!dead) return;
-    if (m.body_size()) std::memcpy(dead->body_data(), m.body().data(), m.body_size());
 
     // Route, then drop the queues this message would cycle back to.
     std::vector<Queue*> targets;

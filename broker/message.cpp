@@ -79,4 +79,22 @@ void Message::release() {
     }
 }
 
+MessageRef copy_with_properties(const Message& m, const protocol::BasicProperties& props, std::string_view exchange,
+                                std::string_view routing_key) {
+    protocol::ByteBuffer bytes;
+    protocol::encode_properties(bytes, props);
+    MessageRef copy = Message::create(exchange, routing_key, bytes.span(), m.body_size());
+    if (copy && m.body_size()) std::memcpy(copy->body_data(), m.body().data(), m.body_size());
+    return copy;
+}
+
+MessageRef without_header(const Message& m, std::string_view key) {
+    protocol::BasicProperties props = m.decoded_properties();
+    protocol::FieldTable headers = props.headers.to_table();
+    headers.erase(key);
+    protocol::ByteBuffer header_bytes = protocol::encode_table_body(headers);
+    props.headers = protocol::TableView::trusted(header_bytes.span());
+    return copy_with_properties(m, props, m.exchange(), m.routing_key());
+}
+
 }  // namespace warren::broker

@@ -113,6 +113,14 @@ inline MessageRef::~MessageRef() {
     if (m_) m_->release();
 }
 
+// A new message with the same body and other properties, exchange and routing key (used
+// where RabbitMQ rewrites a message: dead-lettering, BCC removal, direct reply-to). Copies
+// the body: none of these is on the fast path.
+MessageRef copy_with_properties(const Message& m, const protocol::BasicProperties& props, std::string_view exchange,
+                                std::string_view routing_key);
+// A copy of the message without one header (BCC before enqueue).
+MessageRef without_header(const Message& m, std::string_view key);
+
 // The expiration property as RabbitMQ reads it: a decimal string of milliseconds.
 // nullopt for anything else (RabbitMQ refuses such a publish with 406).
 std::optional<std::uint64_t> parse_expiration(std::string_view text);

@@ -242,8 +242,11 @@ PublishResult VHost::publish(ExchangeEntry& exchange, const MessageRef& message)
 
     PublishResult result;
     result.routed = !targets.empty();
+    // BCC keys route the message, but RabbitMQ removes the header before queues see it.
+    MessageRef stored = message;
+    if (message->has_headers() && headers.find("BCC")) stored = without_header(*message, "BCC");
     for (Queue* q : targets) {
-        EnqueueOutcome outcome = q->enqueue(message);
+        EnqueueOutcome outcome = q->enqueue(stored);
         if (outcome != EnqueueOutcome::Enqueued) result.rejected = true;
     }
     targets.clear();
