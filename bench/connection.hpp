@@ -1,0 +1,124 @@
+// One client connection of the load generator: a non-blocking socket registered with the
+// generator's epoll, the client side of the handshake (PLAIN guest/guest, tune, open, channel 1),
+// frame splitting over large reads, and batched output. What a connection does once channel 1
+// is open (publish, consume, declare) is the load generator's business (load_generator.cpp).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/epoll.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "protocol/byte_buffer.hpp"
+#include "protocol/frame.hpp"
+
+namespace warren::bench {
+
+enum class ConnState { Idle, Connecting, Handshake, Open, Closing, Closed, Failed };
+
+class Connection {
+public:
+    Connection() = default;
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // Starts a non-blocking connect; epoll events for the socket carry `tag` in data.ptr.
+    bool start(int epoll_fd, const sockaddr_in& addr, void* tag);
+
+    ConnState state() const { return state_; }
+    bool is_open() const { return state_ == ConnState::Open; }
+    bool is_live() const { return state_ != ConnState::Closed && state_ != ConnState::Failed; }
+    const std::string& error() const { return error_; }
+    std::uint32_t frame_max() const { return frame_max_; }
+    bool is_blocked() const { return blocked_; }  // connection.blocked from the broker
+
+    // Handles an epoll event: completes the connect, reads everything available, answers the
+    // handshake, and hands each frame for channel 1 after the handshake to on_frame(const Frame&).
+    // Output appended by on_frame is flushed once, after the whole read.
+    template <class OnFrame>
+    void on_event(std::uint32_t events, OnFrame&& on_frame);
+
+    // Output: append whole frames, then flush(). can_write() is false while the socket is full.
+    protocol::ByteBuffer& out() { return out_; }
+    std::size_t pending_output() const { return out_.size() - out_pos_; }
+    bool can_write() const { return state_ == ConnState::Open && !write_blocked_; }
+    void flush();
+
+    // Sends connection.close; the connection is Closed when close-ok arrives.
+    void close();
+    void fail(std::string error);
+
+private:
+    std::size_t read_some();  // bytes read; 0 when nothing is available or the socket failed
+    template <class OnFrame>
+    void process_frames(OnFrame& on_frame);
+    // Handshake, connection-level methods and channel.close. Returns false if the frame is the
+    // role's business.
+    bool is_internal(const protocol::Frame& frame) const;
+    void on_internal_frame(const protocol::Frame& frame);
+    void on_connected();
+    void set_want_write(bool on);
+    void release();
+
+    int fd_ = -1;
+    int epoll_fd_ = -1;
+    void* tag_ = nullptr;
+    ConnState state_ = ConnState::Idle;
+    std::string error_;
+    std::uint32_t frame_max_ = 131072;  // until tune: what any broker's connection.start fits in
+    bool blocked_ = false;
+    bool write_blocked_ = false;
+    bool want_write_ = false;
+    protocol::ByteBuffer in_;
+    std::size_t read_chunk_ = 16 * 1024;  // grows to 1 MiB for busy connections, stays small for idle ones
+    protocol::ByteBuffer out_;
+    std::size_t out_pos_ = 0;  // bytes of out_ already sent
+};
+
+template <class OnFrame>
+void Connection::on_event(std::uint32_t events, OnFrame&& on_frame) {
+    if (state_ == ConnState::Connecting) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected();
+        if (state_ != ConnState::Handshake) return;
+    }
+    if ((events & EPOLLOUT) && write_blocked_) {
+        write_blocked_ = false;
+        flush();
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        // A few rounds at most, so that one busy connection cannot starve the others.
+        for (int round = 0; round < 4 && is_live(); ++round) {
+            std::size_t space = read_chunk_;
+            std::size_t got = read_some();
+            if (got == 0) break;
+            process_frames(on_frame);
+            if (got < space) break;
+        }
+        if (is_live()) flush();
+    }
+}
+
+template <class OnFrame>
+void Connection::process_frames(OnFrame& on_frame) {
+    std::size_t pos = 0;
+    while (is_live()) {
+        auto parse = protocol::parse_frame(in_.span().subspan(pos), frame_max_);
+        if (parse.status == protocol::FrameStatus::NeedMore) break;
+        if (parse.status == protocol::FrameStatus::Error) {
+            fail(parse.error.text());
+            return;
+        }
+        pos += parse.consumed;
+        if (is_internal(parse.frame)) {
+            on_internal_frame(parse.frame);
+        } else {
+            on_frame(parse.frame);
+        }
+    }
+    in_.consume_front(pos);
+}
+
+}  // namespace warren::bench

@@ -1,0 +1,79 @@
+// The named scenarios of the benchmark issue. Defaults follow RabbitMQ PerfTest's: one producer,
+// one consumer, transient messages, manual ack per message, unlimited prefetch.
+#include "bench/scenario.hpp"
+
+#include <vector>
+
+namespace warren::bench {
+
+namespace {
+
+Scenario make(std::string name, std::string description, auto&& tweak) {
+    Scenario s;
+    s.name = std::move(name);
+    s.description = std::move(description);
+    tweak(s);
+    return s;
+}
+
+std::vector<Scenario> build_presets() {
+    std::vector<Scenario> all;
+    all.push_back(make("default",
+                       "PerfTest's default: 1 producer, 1 consumer, 16 B, ack per message, unlimited prefetch",
+                       [](Scenario&) {}));
+    all.push_back(make("autoack", "16 B, auto-ack (no_ack)", [](Scenario& s) { s.no_ack = true; }));
+    all.push_back(make("prefetch100", "16 B, prefetch 100, ack multiple every 50", [](Scenario& s) {
+        s.prefetch = 100;
+        s.multi_ack = 50;
+    }));
+    all.push_back(make("body-1k", "1 KiB bodies, ack per message", [](Scenario& s) { s.body = 1024; }));
+    all.push_back(make("body-64k", "64 KiB bodies, ack per message", [](Scenario& s) { s.body = 64 * 1024; }));
+    all.push_back(make("fanout3", "fan-out exchange to 3 queues, one consumer each", [](Scenario& s) {
+        s.queues = 3;
+        s.fanout = true;
+    }));
+    all.push_back(make("queues10", "10 queues, each with 1 producer and 1 consumer", [](Scenario& s) {
+        s.queues = 10;
+        s.producers = 10;
+    }));
+    all.push_back(make("confirm1000", "publisher confirms, window 1,000", [](Scenario& s) { s.confirm = 1000; }));
+    for (auto [name, rate] :
+         {std::pair{"latency-1k", 1'000.0}, {"latency-10k", 10'000.0}, {"latency-100k", 100'000.0}}) {
+        all.push_back(make(name, "end-to-end latency at a fixed publish rate", [rate](Scenario& s) { s.rate = rate; }));
+    }
+    all.push_back(
+        make("memory-1m-queued", "broker RSS with 1 M queued 16 B messages (published with confirms)", [](Scenario& s) {
+            s.consumers = 0;
+            s.confirm = 10'000;
+            s.messages = 1'000'000;
+            s.warmup = 0;
+            s.settle = 2;
+            s.measures_memory = true;
+        }));
+    all.push_back(make("memory-1000-idle", "broker RSS with 1,000 idle connections (channel 1 open)", [](Scenario& s) {
+        s.queues = 0;
+        s.producers = 0;
+        s.consumers = 0;
+        s.idle_connections = 1000;
+        s.warmup = 0;
+        s.settle = 2;
+        s.measures_memory = true;
+    }));
+    return all;
+}
+
+}  // namespace
+
+std::span<const Scenario> presets() {
+    static const std::vector<Scenario> all = build_presets();
+    return all;
+}
+
+const Scenario* find_preset(std::string_view name) {
+    for (const Scenario& s : presets()) {
+        if (s.name == name) return &s;
+    }
+    return nullptr;
+}
+
+}  // namespace warren::bench

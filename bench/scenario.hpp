@@ -1,0 +1,52 @@
+// The benchmark scenarios: what to declare, how many producers and consumers, and how they
+// behave. The named presets are what compare.py runs against Warren and RabbitMQ; any field
+// can be overridden from the warren-bench command line.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace warren::bench {
+
+struct Scenario {
+    std::string name = "custom";
+    std::string description;
+
+    // Topology. Without fanout, producer i publishes to queue i % queues through the default
+    // exchange, and each queue with its producers and consumers is one flow. With fanout, every
+    // producer publishes to one fanout exchange bound to all the queues: one flow, `queues` copies.
+    int queues = 1;
+    bool fanout = false;
+    int producers = 1;
+    int consumers = 1;         // per queue
+    int idle_connections = 0;  // connections that open channel 1 and then do nothing
+
+    std::size_t body = 16;  // bytes; the first 8 carry the send time, so latency needs >= 8
+    bool no_ack = false;
+    std::uint16_t prefetch = 0;   // basic.qos prefetch_count; 0 is unlimited
+    std::uint32_t multi_ack = 1;  // ack with multiple=true every N deliveries; 1 acks each one
+    std::uint32_t confirm = 0;    // publisher confirms with this window; 0 turns confirms off
+    double rate = 0;              // msg/s per producer; 0 is as fast as the backlog bound allows
+
+    // Producers stop while a flow's backlog (published x copies - consumed, per copy) is at
+    // this bound, so that they cannot outrun consumers without limit. Flows without consumers
+    // are not bounded (the memory scenario fills a queue on purpose).
+    std::uint32_t max_inflight = 10'000;
+
+    std::uint64_t messages = 0;  // > 0: publish this many in all, await confirms, then stop
+    double duration = 10;        // seconds measured (when messages == 0)
+    double warmup = 2;           // seconds run before measuring
+    double settle = 0;           // seconds waited after the run before reading the broker's RSS
+    bool measures_memory = false;
+
+    int total_consumers() const { return consumers * queues; }
+    int flows() const { return fanout ? 1 : queues; }
+};
+
+// The named presets, in the order compare.py runs them.
+std::span<const Scenario> presets();
+const Scenario* find_preset(std::string_view name);
+
+}  // namespace warren::bench
