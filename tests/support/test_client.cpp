@@ -32,6 +32,48 @@ void TestBroker::advance(std::chrono::milliseconds ms) {
     settle();
 }
 
+Queue* TestBroker::queue(std::string_view name) { return broker->default_vhost().find_queue(name); }
+
+std::vector<std::string> default_capabilities() {
+    return {"consumer_cancel_notify", "connection.blocked", "authentication_failure_close", "publisher_confirms"};
+}
+
+FieldTable Delivery::headers() const {
+    BasicProperties p = properties();
+    return p.has(property_flag::headers) ? p.headers.to_table() : FieldTable{};
+}
+
+std::uint64_t Delivery::delivery_tag() const {
+    if (auto d = method.as<BasicDeliver>()) return d->delivery_tag;
+    if (auto g = method.as<BasicGetOk>()) return g->delivery_tag;
+    return 0;
+}
+
+bool Delivery::redelivered() const {
+    if (auto d = method.as<BasicDeliver>()) return d->redelivered;
+    if (auto g = method.as<BasicGetOk>()) return g->redelivered;
+    return false;
+}
+
+std::string Delivery::exchange() const {
+    if (auto d = method.as<BasicDeliver>()) return std::string(d->exchange.view());
+    if (auto g = method.as<BasicGetOk>()) return std::string(g->exchange.view());
+    if (auto r = method.as<BasicReturn>()) return std::string(r->exchange.view());
+    return {};
+}
+
+std::string Delivery::routing_key() const {
+    if (auto d = method.as<BasicDeliver>()) return std::string(d->routing_key.view());
+    if (auto g = method.as<BasicGetOk>()) return std::string(g->routing_key.view());
+    if (auto r = method.as<BasicReturn>()) return std::string(r->routing_key.view());
+    return {};
+}
+
+std::string Delivery::consumer_tag() const {
+    if (auto d = method.as<BasicDeliver>()) return std::string(d->consumer_tag.view());
+    return {};
+}
+
 MethodId ServerFrame::method() const {
     Reader r(payload);
     std::uint16_t c = r.u16();
@@ -41,9 +83,23 @@ MethodId ServerFrame::method() const {
 
 TestClient::TestClient(TestBroker& broker, bool handshake, bool loopback, std::vector<std::string> capabilities)
     : broker_(broker) {
-    connection_ = std::make_unique<Connection>(*broker_.broker, host_, PeerInfo{"127.0.0.1:1", loopback});
+    connection_ = std::make_unique<Connection>(*broker_.broker, host_,
+                                               PeerInfo{loopback ? "127.0.0.1:1" : "192.0.2.1:1", loopback});
     if (!handshake) return;
-    send_raw(std::string_view(protocol_header, 8));
+    send_protocol_header();
+    send_start_ok("guest", "guest", capabilities);
+    auto tune = take<ConnectionTune>();
+    if (tune.empty()) throw std::runtime_error("no connection.tune");
+    send_tune_ok(tune[0].channel_max, tune[0].frame_max, 0);
+    send_open("/");
+    if (take<ConnectionOpenOk>().empty()) throw std::runtime_error("no connection.open-ok");
+    frames();  // drop connection.start and anything else
+}
+
+void TestClient::send_protocol_header() { send_raw(std::string_view(protocol_header, 8)); }
+
+void TestClient::send_start_ok(std::string_view user, std::string_view password,
+                               const std::vector<std::string>& capabilities, std::string_view mechanism) {
     FieldTable caps;
     for (auto& c : capabilities) caps.set(c, true);
     FieldTable client_props;
@@ -52,15 +108,30 @@ TestClient::TestClient(TestBroker& broker, bool handshake, bool loopback, std::v
     ByteBuffer props = encode_table_body(client_props);
     ConnectionStartOk start_ok;
     start_ok.client_properties = TableView::trusted(props.span());
-    std::string response("\0guest\0guest", 12);
+    start_ok.mechanism = mechanism;
+    std::string response;
+    response += '\0';
+    response += user;
+    response += '\0';
+    response += password;
     start_ok.response = response;
+    start_ok.locale = "en_US";
     send(0, start_ok);
-    auto tune = take<ConnectionTune>();
-    if (tune.empty()) throw std::runtime_error("no connection.tune");
-    send(0, ConnectionTuneOk{tune[0].channel_max, tune[0].frame_max, 0});
-    send(0, ConnectionOpen{"/"});
-    if (take<ConnectionOpenOk>().empty()) throw std::runtime_error("no connection.open-ok");
-    frames();  // drop connection.start and anything else
+}
+
+void TestClient::send_tune_ok(std::uint16_t channel_max, std::uint32_t frame_max, std::uint16_t heartbeat) {
+    send(0, ConnectionTuneOk{channel_max, frame_max, heartbeat});
+}
+
+void TestClient::send_open(std::string_view vhost) { send(0, ConnectionOpen{vhost}); }
+
+bool TestClient::handshake(std::uint16_t channel_max, std::uint32_t frame_max, std::uint16_t heartbeat) {
+    send_protocol_header();
+    send_start_ok();
+    if (take<ConnectionTune>().empty()) return false;
+    send_tune_ok(channel_max, frame_max, heartbeat);
+    send_open("/");
+    return !take<ConnectionOpenOk>().empty();
 }
 
 TestClient::~TestClient() {
@@ -75,7 +146,9 @@ void TestClient::send_raw(std::span<const std::byte> bytes) {
 
 void TestClient::pump() {
     broker_.settle();
-    while (const OutputQueue* out = connection_->begin_write()) {
+    while (!hold_output_) {
+        const OutputQueue* out = connection_->begin_write();
+        if (!out) break;
         out->for_each_piece([&](std::span<const std::byte> piece) { pending_.insert(pending_.end(), piece.begin(), piece.end()); });
         connection_->end_write();
         broker_.settle();
@@ -162,6 +235,13 @@ void TestClient::open_channel(std::uint16_t channel) {
     take<ChannelOpenOk>();
 }
 
+void TestClient::close_channel(std::uint16_t channel) {
+    send(channel, ChannelClose{200, "bye", 0, 0});
+    take<ChannelCloseOk>();
+}
+
+void TestClient::close_connection() { send(0, ConnectionClose{200, "bye", 0, 0}); }
+
 void TestClient::publish(std::uint16_t channel, std::string_view exchange, std::string_view routing_key,
                          std::string_view body, const BasicProperties& props, bool mandatory) {
     ByteBuffer out;
@@ -245,6 +325,45 @@ void TestClient::nack(std::uint16_t channel, std::uint64_t tag, bool multiple, b
 
 void TestClient::reject(std::uint16_t channel, std::uint64_t tag, bool requeue) {
     send(channel, BasicReject{tag, requeue});
+}
+
+void TestClient::get(std::uint16_t channel, std::string_view queue, bool no_ack) {
+    BasicGet g;
+    g.queue = queue;
+    g.no_ack = no_ack;
+    send(channel, g);
+}
+
+void TestClient::cancel(std::uint16_t channel, std::string_view tag) {
+    BasicCancel c;
+    c.consumer_tag = tag;
+    send(channel, c);
+}
+
+void TestClient::delete_queue(std::uint16_t channel, std::string_view queue, bool if_unused, bool if_empty) {
+    QueueDelete d;
+    d.queue = queue;
+    d.if_unused = if_unused;
+    d.if_empty = if_empty;
+    send(channel, d);
+}
+
+void TestClient::purge_queue(std::uint16_t channel, std::string_view queue) {
+    QueuePurge p;
+    p.queue = queue;
+    send(channel, p);
+}
+
+std::vector<std::byte> raw_frame(std::uint8_t type, std::uint16_t channel, std::span<const std::byte> payload,
+                                 std::uint8_t end) {
+    ByteBuffer out;
+    Writer w(out);
+    w.u8(type);
+    w.u16(channel);
+    w.u32(static_cast<std::uint32_t>(payload.size()));
+    w.bytes(payload);
+    w.u8(end);
+    return std::vector<std::byte>(out.span().begin(), out.span().end());
 }
 
 std::vector<std::byte> hex(std::string_view text) {

@@ -15,6 +15,7 @@
 #include "broker/connection.hpp"
 #include "protocol/basic_properties.hpp"
 #include "protocol/frame.hpp"
+#include "protocol/frame_writer.hpp"
 #include "protocol/methods.hpp"
 
 namespace warren::testing {
@@ -33,6 +34,9 @@ public:
     // Runs due timers and pending dispatches until nothing is left.
     void settle();
     void advance(std::chrono::milliseconds ms);
+
+    // The default vhost's queue of that name, or nullptr.
+    Queue* queue(std::string_view name);
 };
 
 // One frame the broker sent, owning its bytes.
@@ -58,14 +62,25 @@ struct Delivery {
     std::vector<std::byte> properties_bytes;
     std::string body;
     BasicProperties properties() const { return *decode_properties(properties_bytes); }
+    // The headers property as an owned table (empty when absent).
+    FieldTable headers() const;
+    // From basic.deliver or basic.get-ok (0 for basic.return).
+    std::uint64_t delivery_tag() const;
+    bool redelivered() const;
+    std::string exchange() const;
+    std::string routing_key() const;
+    std::string consumer_tag() const;  // basic.deliver only
+    bool is_return() const { return method.method() == BasicReturn::id; }
 };
+
+// Client capabilities the harness advertises by default.
+std::vector<std::string> default_capabilities();
 
 class TestClient {
 public:
     // Connects: protocol header, start-ok (PLAIN guest/guest), tune-ok, open.
     explicit TestClient(TestBroker& broker, bool handshake = true, bool loopback = true,
-                        std::vector<std::string> capabilities = {"consumer_cancel_notify", "connection.blocked",
-                                                                 "authentication_failure_close", "publisher_confirms"});
+                        std::vector<std::string> capabilities = default_capabilities());
     ~TestClient();
 
     Connection& connection() { return *connection_; }
@@ -81,7 +96,25 @@ public:
         write_method_frame(out, channel, method);
         send_raw(out.span());
     }
+    // The handshake step by step, for a client constructed with handshake = false.
+    void send_protocol_header();
+    void send_start_ok(std::string_view user = "guest", std::string_view password = "guest",
+                       const std::vector<std::string>& capabilities = default_capabilities(),
+                       std::string_view mechanism = "PLAIN");
+    void send_tune_ok(std::uint16_t channel_max, std::uint32_t frame_max, std::uint16_t heartbeat);
+    void send_open(std::string_view vhost = "/");
+    // Header, start-ok and tune-ok with the given values, open; returns whether open-ok came.
+    bool handshake(std::uint16_t channel_max, std::uint32_t frame_max, std::uint16_t heartbeat);
+
     void open_channel(std::uint16_t channel);
+    // channel.close from the client; takes the close-ok.
+    void close_channel(std::uint16_t channel);
+    // channel.close-ok, in answer to the broker's channel.close.
+    void close_ok(std::uint16_t channel) { send(channel, ChannelCloseOk{}); }
+    // connection.close from the client.
+    void close_connection();
+    // The socket went away without a close.
+    void lose_transport() { connection_->on_transport_closed("test: transport lost"); broker_.settle(); }
     // basic.publish with header and body frames (body split at frame_max).
     void publish(std::uint16_t channel, std::string_view exchange, std::string_view routing_key, std::string_view body,
                  const BasicProperties& props = {}, bool mandatory = false);
@@ -98,6 +131,19 @@ public:
     void ack(std::uint16_t channel, std::uint64_t tag, bool multiple = false);
     void nack(std::uint16_t channel, std::uint64_t tag, bool multiple = false, bool requeue = true);
     void reject(std::uint16_t channel, std::uint64_t tag, bool requeue = true);
+    void get(std::uint16_t channel, std::string_view queue, bool no_ack = false);
+    void cancel(std::uint16_t channel, std::string_view tag);
+    void confirm_select(std::uint16_t channel) { send(channel, ConfirmSelect{}); }
+    void tx_select(std::uint16_t channel) { send(channel, TxSelect{}); }
+    void tx_commit(std::uint16_t channel) { send(channel, TxCommit{}); }
+    void tx_rollback(std::uint16_t channel) { send(channel, TxRollback{}); }
+    void delete_queue(std::uint16_t channel, std::string_view queue, bool if_unused = false, bool if_empty = false);
+    void purge_queue(std::uint16_t channel, std::string_view queue);
+
+    // ---- output flow
+    // While held, the harness leaves the broker's output in the Connection (nothing is written),
+    // as a slow socket would. Releasing lets the next receive drain it.
+    void hold_output(bool hold) { hold_output_ = hold; }
 
     // ---- receiving
     // Every frame the broker has sent since the last call.
@@ -140,9 +186,29 @@ private:
     std::deque<ServerFrame> inbox_;    // parsed, not yet taken
     std::deque<ServerFrame> keep_;     // taken frames stay alive: decoded views point into them
     bool header_skipped_ = false;
+    bool hold_output_ = false;
 };
 
 // A byte vector from hex text ("01 00 0a ...", spaces optional).
 std::vector<std::byte> hex(std::string_view text);
+
+// One raw frame: type, channel, size, payload, end octet.
+std::vector<std::byte> raw_frame(std::uint8_t type, std::uint16_t channel, std::span<const std::byte> payload,
+                                 std::uint8_t end = frame_end);
+inline std::vector<std::byte> raw_frame(std::uint8_t type, std::uint16_t channel, std::string_view payload,
+                                        std::uint8_t end = frame_end) {
+    return raw_frame(type, channel, std::as_bytes(std::span(payload.data(), payload.size())), end);
+}
+// A method's payload: class id, method id and the encoded arguments.
+template <class M>
+std::vector<std::byte> method_payload(const M& method) {
+    ByteBuffer out;
+    Writer w(out);
+    encode_method(w, method);
+    return std::vector<std::byte>(out.span().begin(), out.span().end());
+}
+// Reply text of a close as a std::string.
+inline std::string text_of(const ConnectionClose& c) { return std::string(c.reply_text.view()); }
+inline std::string text_of(const ChannelClose& c) { return std::string(c.reply_text.view()); }
 
 }  // namespace warren::testing
