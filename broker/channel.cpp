@@ -62,7 +62,7 @@ Status Channel::on_method_frame(MethodId method, std::span<const std::byte> args
     Status status;
     bool known = visit_method(method, r, [&](const auto& m) {
         if (!r.ok() || !r.at_end()) {
-            status = texts::malformed_method(method);
+            status = texts::malformed_method(method, args);
             return;
         }
         status = ChannelDispatch{*this}(m);

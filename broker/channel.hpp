@@ -42,6 +42,7 @@ public:
     Status on_header_frame(std::span<const std::byte> payload);
     Status on_body_frame(std::span<const std::byte> payload);
     bool expects_content() const { return content_state_ != ContentState::Idle; }
+    bool expects_body() const { return content_state_ == ContentState::ExpectBody; }
 
     // ---- closing
     // We close the channel (a soft error): channel.close is sent; frames are dropped until close-ok.

@@ -134,8 +134,13 @@ bool Connection::handle_frame(const Frame& frame) {
         return true;
     }
     if (frame.type == FrameType::Heartbeat) {
+        // rabbit_command_assembler:analyze_frame/2 knows a heartbeat only with an empty payload.
+        if (!frame.payload.empty()) {
+            close_with_error(texts::heartbeat_with_payload(frame));
+            return false;
+        }
         if (frame.channel != 0) {
-            close_with_error(texts::heartbeat_on_channel(frame.channel));
+            close_with_error(texts::heartbeat_on_channel(frame));
             return false;
         }
         return true;
@@ -217,16 +222,19 @@ void Connection::handle_channel_frame(const Frame& frame) {
         }
         Channel& channel = *it->second;
         if (channel.is_closing()) {
-            // RabbitMQ drops every frame of a closing channel until close-ok.
+            // RabbitMQ drops every frame of a closing channel until close-ok; the channel id
+            // is still taken, so a channel.open is a second open.
             if (id == ChannelCloseOk::id) {
                 channels_.erase(it);
             } else if (id == ChannelClose::id) {
                 send_method(frame.channel, ChannelCloseOk{});
+            } else if (id == ChannelOpen::id) {
+                close_with_error(texts::second_channel_open(id));
             }
             return;
         }
         if (channel.expects_content()) {
-            close_with_error(texts::expected_content_header_or_body(channel.id(), id));
+            close_with_error(texts::expected_content_header_or_body(channel.expects_body(), BasicPublish::id));
             return;
         }
         if (id == ChannelOpen::id) {

@@ -179,11 +179,12 @@ void Connection::on_open(std::span<const std::byte> args) {
 
 // An error before the connection is open. As RabbitMQ does: a refused login gets
 // connection.close only when the client advertised authentication_failure_close; a refused
-// tune or open gets connection.close; anything else just closes the socket.
+// tune gets connection.close; after tune-ok (RabbitMQ's `opening` state) every error does;
+// anything else just closes the socket.
 void Connection::fail_handshake(const AmqpError& error) {
     bool send_close = (error.code == ReplyCode::AccessRefused && auth_failure_close_) ||
-                      (error.code == ReplyCode::NotAllowed &&
-                       (state_ == State::AwaitingTuneOk || state_ == State::AwaitingOpen));
+                      (error.code == ReplyCode::NotAllowed && state_ == State::AwaitingTuneOk) ||
+                      state_ == State::AwaitingOpen;
     close_reason_ = error.text;
     if (send_close)
         send_method(0, ConnectionClose{static_cast<std::uint16_t>(error.code), error.text, error.method.class_id,

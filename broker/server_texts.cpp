@@ -22,41 +22,49 @@ std::string rabbit_method_name(MethodId id) {
 }
 }  // namespace
 
-AmqpError heartbeat_on_channel(std::uint16_t channel) {
-    return amqp_error(ReplyCode::FrameError, fmt::format("heartbeat frame on non-zero channel {}", channel));
+// rabbit_reader:payload_snippet/1: at most the first 16 octets of the payload.
+std::string payload_snippet(std::span<const std::byte> payload) {
+    return fmt::format("{} octets = {}", payload.size() <= 16 ? "all" : "first 16",
+                       protocol::erlang_binary(payload.size() <= 16 ? payload : payload.first(16)));
 }
 
-AmqpError channel_frame_before_open(const protocol::Frame& frame) {
-    return amqp_error(ReplyCode::ChannelError,
-                      fmt::format("channel {} used before connection.open completed", frame.channel));
-}
-
-AmqpError unexpected_frame_on_channel0(const protocol::Frame& frame) {
+// rabbit_reader:unexpected_frame/4: a frame that is valid but not allowed where it came.
+AmqpError unexpected_frame(const protocol::Frame& frame) {
     return amqp_error(ReplyCode::UnexpectedFrame,
-                      fmt::format("unexpected frame of type {} on channel 0", static_cast<int>(frame.type)));
+                      fmt::format("type {}, {}", static_cast<int>(frame.type), payload_snippet(frame.payload)));
 }
 
+AmqpError heartbeat_on_channel(const protocol::Frame& frame) { return unexpected_frame(frame); }
+
+AmqpError heartbeat_with_payload(const protocol::Frame& frame) {
+    return amqp_error(ReplyCode::FrameError, fmt::format("type {}, {}: unknown_frame", static_cast<int>(frame.type),
+                                                         payload_snippet(frame.payload)));
+}
+
+AmqpError channel_frame_before_open(const protocol::Frame& frame) { return unexpected_frame(frame); }
+
+AmqpError unexpected_frame_on_channel0(const protocol::Frame& frame) { return unexpected_frame(frame); }
+
+// rabbit_command_assembler:analyze_frame/2 does not match a method payload shorter than the
+// two ids, so the reader reports an unknown frame.
 AmqpError method_frame_too_short(const protocol::Frame& frame) {
-    return amqp_error(ReplyCode::FrameError,
-                      fmt::format("type 1, all octets = {}: method frame too short",
-                                  protocol::erlang_binary(frame.payload)));
+    return amqp_error(ReplyCode::FrameError, fmt::format("type 1, {}: unknown_frame", payload_snippet(frame.payload)));
 }
 
 AmqpError not_implemented(MethodId id) {
     return amqp_error(ReplyCode::NotImplemented, fmt::format("{} not implemented", rabbit_method_name(id)), id);
 }
 
+// rabbit_reader:handle_method0/2's last clause, with RabbitMQ's names for the states.
 AmqpError unexpected_method_channel0(MethodId id) {
-    return amqp_error(ReplyCode::CommandInvalid,
-                      fmt::format("{} is not allowed on channel 0", rabbit_method_name(id)), id);
+    return amqp_error(ReplyCode::ChannelError, "unexpected method in connection state running", id);
 }
 
 AmqpError unexpected_method_in_handshake(MethodId id, Connection::State state) {
-    std::string_view expected = "connection.start_ok";
-    if (state == Connection::State::AwaitingTuneOk) expected = "connection.tune_ok";
-    if (state == Connection::State::AwaitingOpen) expected = "connection.open";
-    return amqp_error(ReplyCode::CommandInvalid,
-                      fmt::format("expected '{}', got '{}'", expected, rabbit_method_name(id)), id);
+    std::string_view name = "starting";
+    if (state == Connection::State::AwaitingTuneOk) name = "tuning";
+    if (state == Connection::State::AwaitingOpen) name = "opening";
+    return amqp_error(ReplyCode::ChannelError, fmt::format("unexpected method in connection state {}", name), id);
 }
 
 AmqpError expected_channel_open(MethodId id) {
@@ -70,11 +78,12 @@ AmqpError channel_id_too_large(std::uint16_t channel, std::uint16_t channel_max,
                       id);
 }
 
-AmqpError expected_content_header_or_body(std::uint16_t channel, MethodId id) {
-    (void)channel;
+// rabbit_command_assembler:process/2: the error names the method whose content is awaited.
+AmqpError expected_content_header_or_body(bool expecting_body, MethodId content_method) {
     return amqp_error(ReplyCode::UnexpectedFrame,
-                      fmt::format("expected content header for class 60, got non content header frame instead"),
-                      id);
+                      expecting_body ? "expected content body, got non content body frame instead"
+                                     : "expected content header for class 60, got non content header frame instead",
+                      content_method);
 }
 
 AmqpError second_channel_open(MethodId id) {
@@ -91,9 +100,14 @@ AmqpError unknown_method(MethodId id) {
                       fmt::format("unknown method (class {}, method {})", id.class_id, id.method_id), id);
 }
 
-AmqpError malformed_method(MethodId id) {
-    return amqp_error(ReplyCode::SyntaxError,
-                      fmt::format("malformed arguments for {}", rabbit_method_name(id)), id);
+// rabbit_misc:frame_error/2: the arguments as Erlang's ~w prints a binary (always numbers).
+AmqpError malformed_method(MethodId id, std::span<const std::byte> args) {
+    std::string bytes;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (i) bytes += ',';
+        bytes += std::to_string(std::to_integer<unsigned>(args[i]));
+    }
+    return amqp_error(ReplyCode::FrameError, fmt::format("cannot decode <<{}>>", bytes), id);
 }
 
 AmqpError unimplemented_method(MethodId id) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "broker/connection.hpp"
@@ -12,7 +13,9 @@
 
 namespace warren::broker::texts {
 
-protocol::AmqpError heartbeat_on_channel(std::uint16_t channel);
+protocol::AmqpError unexpected_frame(const protocol::Frame& frame);
+protocol::AmqpError heartbeat_on_channel(const protocol::Frame& frame);
+protocol::AmqpError heartbeat_with_payload(const protocol::Frame& frame);
 protocol::AmqpError channel_frame_before_open(const protocol::Frame& frame);
 protocol::AmqpError unexpected_frame_on_channel0(const protocol::Frame& frame);
 protocol::AmqpError method_frame_too_short(const protocol::Frame& frame);
@@ -21,11 +24,11 @@ protocol::AmqpError unexpected_method_channel0(protocol::MethodId id);
 protocol::AmqpError unexpected_method_in_handshake(protocol::MethodId id, Connection::State state);
 protocol::AmqpError expected_channel_open(protocol::MethodId id);
 protocol::AmqpError channel_id_too_large(std::uint16_t channel, std::uint16_t channel_max, protocol::MethodId id);
-protocol::AmqpError expected_content_header_or_body(std::uint16_t channel, protocol::MethodId id);
+protocol::AmqpError expected_content_header_or_body(bool expecting_body, protocol::MethodId content_method);
 protocol::AmqpError second_channel_open(protocol::MethodId id);
 protocol::AmqpError content_on_closed_channel(const protocol::Frame& frame);
 protocol::AmqpError unknown_method(protocol::MethodId id);
-protocol::AmqpError malformed_method(protocol::MethodId id);
+protocol::AmqpError malformed_method(protocol::MethodId id, std::span<const std::byte> args);
 protocol::AmqpError unimplemented_method(protocol::MethodId id);
 
 }  // namespace warren::broker::texts
