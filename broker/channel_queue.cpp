@@ -38,8 +38,10 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
     VHost& vh = vhost();
     std::string name(m.queue.view());
     if (m.passive) {
-        Queue* q = nullptr;
-        if (Status s = find_queue_for(name, q)) return s;
+        // No empty-name shortcut here: RabbitMQ looks up '' itself (404 no queue '').
+        Queue* q = vh.find_queue(name);
+        if (!q) return errors::no_queue(name, vh.name());
+        if (Status s = check_exclusive(*q)) return s;
         most_recent_queue_ = q->name();
         if (!m.nowait)
             connection_.send_method(id_, QueueDeclareOk{q->name(), static_cast<std::uint32_t>(q->message_count()),
@@ -110,10 +112,10 @@ Status Channel::on_queue_unbind(const QueueUnbind& m) {
     if (m.exchange.empty()) return errors::default_exchange_refused();
     ExchangeEntry* source = vh.find_exchange(m.exchange.view());
     if (!source) return errors::no_exchange(m.exchange.view(), vh.name());
-    Queue* q = vh.find_queue(queue_name);
-    if (!q) return errors::no_queue(queue_name, vh.name());
-    if (Status s = check_exclusive(*q)) return s;
-    vh.unbind(*source, q->as_destination(), routing_key, m.arguments.to_table());
+    // As RabbitMQ 3.10: unbinding a missing queue succeeds, and so does unbinding another
+    // connection's exclusive queue.
+    if (Queue* q = vh.find_queue(queue_name))
+        vh.unbind(*source, q->as_destination(), routing_key, m.arguments.to_table());
     connection_.send_method(id_, QueueUnbindOk{});
     return std::nullopt;
 }

@@ -135,10 +135,15 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
 
 namespace {
 
+// rabbit_misc:val/1: a value with its type when the other side is missing, bare otherwise.
 std::string describe(const FieldValue* v) {
     if (!v) return "none";
     return fmt::format("the value '{}' of type '{}'", rabbit_value_text(*v), rabbit_type_name(v->type()));
 }
+
+std::string describe_bare(const FieldValue& v) { return fmt::format("'{}'", rabbit_value_text(v)); }
+
+bool is_classic_type(const FieldValue* v) { return v && v->as_string() && *v->as_string() == "classic"; }
 
 bool equivalent(const FieldValue& a, const FieldValue& b) {
     if (rabbit_type_class(a.type()) != rabbit_type_class(b.type())) return false;
@@ -156,6 +161,12 @@ std::optional<std::string> check_args_equivalence(const FieldTable& current, con
         const FieldValue* now = requested.find(key);
         if (!was && !now) continue;
         if (was && now && equivalent(*was, *now)) continue;
+        // A classic queue has no x-queue-type of its own; "classic" on either side matches it
+        // (rabbit_misc:assert_field_equivalence/4).
+        if (key == args::queue_type && ((!was && is_classic_type(now)) || (!now && is_classic_type(was)))) continue;
+        if (was && now)
+            return fmt::format("inequivalent arg '{}' for {}: received {} but current is {}", key, queue_text,
+                               describe_bare(*now), describe_bare(*was));
         return fmt::format("inequivalent arg '{}' for {}: received {} but current is {}", key, queue_text,
                            describe(now), describe(was));
     }
