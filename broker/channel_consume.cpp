@@ -54,7 +54,7 @@ Status Channel::on_basic_consume(const BasicConsume& m) {
     if (auto p = m.arguments.find("x-priority")) {
         auto value = p->as_integer();
         if (!value)
-            return errors::precondition(fmt::format("invalid arg 'x-priority' for {}: {{unacceptable_type,{}}}",
+            return errors::precondition(fmt::format("invalid arg 'x-priority' for {}: \"expected integer, got {}\"",
                                                     resource_name("queue", q->name(), vhost().name()),
                                                     rabbit_type_name(p->type())));
         priority = static_cast<std::int32_t>(*value);

@@ -36,10 +36,11 @@ std::string invalid_arg(std::string_view key, std::string_view queue_text, const
     return fmt::format("invalid arg '{}' for {}: {}", key, queue_text, e.reason);
 }
 
-// check_int_arg: any integer type.
+// check_int_arg: any integer type. Its error is a string, which RabbitMQ prints with ~p
+// (hence the double quotes).
 std::optional<ArgError> require_int(const FieldValue& v) {
     if (v.as_integer()) return std::nullopt;
-    return ArgError{fmt::format("{{unacceptable_type,{}}}", rabbit_type_name(v.type()))};
+    return ArgError{fmt::format("\"expected integer, got {}\"", rabbit_type_name(v.type()))};
 }
 
 std::optional<ArgError> require_non_neg(const FieldValue& v) {
@@ -68,18 +69,21 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
         if (key == args::message_ttl) {
             err = require_non_neg(v);
             if (!err && static_cast<std::uint64_t>(*v.as_integer()) > max_expiry_timer)
-                err = ArgError{fmt::format("{{value_too_large,{},{}}}", *v.as_integer(), max_expiry_timer)};
+                err = ArgError{fmt::format("{{value_too_large,{}}}", *v.as_integer())};
             if (!err) a.message_ttl_ms = static_cast<std::uint64_t>(*v.as_integer());
         } else if (key == args::expires) {
             err = require_int(v);
             if (!err && *v.as_integer() == 0) err = ArgError{"{value_zero,0}"};
             if (!err && *v.as_integer() < 0) err = ArgError{fmt::format("{{value_negative,{}}}", *v.as_integer())};
             if (!err && static_cast<std::uint64_t>(*v.as_integer()) > max_expiry_timer)
-                err = ArgError{fmt::format("{{value_too_large,{},{}}}", *v.as_integer(), max_expiry_timer)};
+                err = ArgError{fmt::format("{{value_too_large,{}}}", *v.as_integer())};
             if (!err) a.expires_ms = static_cast<std::uint64_t>(*v.as_integer());
         } else if (key == args::dead_letter_exchange) {
-            err = require_string(v);
-            if (!err) a.dead_letter_exchange = *v.as_string();
+            // rabbit_channel checks this one before declare_args, in its own words.
+            if (!v.as_string())
+                return {std::nullopt, fmt::format("invalid type '{}' for arg '{}' in {}", rabbit_type_name(v.type()),
+                                                  key, queue_text)};
+            a.dead_letter_exchange = *v.as_string();
         } else if (key == args::dead_letter_routing_key) {
             err = require_string(v);
             if (!err) a.dead_letter_routing_key = *v.as_string();
@@ -103,7 +107,7 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
                 if (s == "drop-head") a.overflow = Overflow::DropHead;
                 else if (s == "reject-publish") a.overflow = Overflow::RejectPublish;
                 else if (s == "reject-publish-dlx") a.overflow = Overflow::RejectPublishDlx;
-                else err = ArgError{fmt::format("{{invalid_value,<<\"{}\">>}}", s)};
+                else err = ArgError{"invalid_overflow"};
             }
         } else if (key == args::single_active_consumer) {
             if (auto b = v.get_if<bool>()) a.single_active_consumer = *b;
@@ -114,12 +118,12 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
                 const std::string& s = *v.as_string();
                 if (s == "classic") a.type = QueueType::Classic;
                 else if (s == "quorum") a.type = QueueType::Quorum;
-                else err = ArgError{fmt::format("{{unacceptable_value,<<\"{}\">>}}", s)};
+                else err = ArgError{fmt::format("\"unsupported queue type '{}'\"", s)};
             }
         } else if (key == args::queue_mode) {
             err = require_string(v);
             if (!err && *v.as_string() != "default" && *v.as_string() != "lazy")
-                err = ArgError{fmt::format("{{invalid_queue_mode,<<\"{}\">>}}", *v.as_string())};
+                err = ArgError{fmt::format("\"unsupported queue mode '{}'\"", *v.as_string())};
         } else if (key == args::queue_version) {
             err = require_int(v);  // accepted and ignored
         } else if (key == args::delivery_limit) {
@@ -128,6 +132,8 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
         }
         if (err) return {std::nullopt, invalid_arg(key, queue_text, *err)};
     }
+    if (a.dead_letter_routing_key && !a.dead_letter_exchange)
+        return {std::nullopt, invalid_arg(args::dead_letter_routing_key, queue_text, {"routing_key_but_no_dlx_defined"})};
     // DECISIONS.md: quorum queues get RabbitMQ 4's default delivery limit of 20.
     if (a.type == QueueType::Quorum && !a.delivery_limit) a.delivery_limit = 20;
     return {std::move(a), {}};
