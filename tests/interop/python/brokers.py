@@ -1,0 +1,155 @@
+"""Broker fixtures: start Warren (default) or a private RabbitMQ node on free ports, stop it always.
+
+run.sh selects the broker with INTEROP_BROKER=warren|rabbitmq and Warren's executable with
+INTEROP_WARREN. A test module starts one broker in setUpModule and stops it in tearDownModule;
+tests needing a special config start their own with start_broker(config). procs.py kills
+anything left running if the run fails or is interrupted.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+import pika
+
+import procs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+BROKER = os.environ.get("INTEROP_BROKER", "warren")
+WARREN = os.environ.get("INTEROP_WARREN", os.path.join(REPO, "build", "broker", "warren"))
+
+
+def is_rabbitmq():
+    return BROKER == "rabbitmq"
+
+
+def warren_only(reason):
+    """Skip under --broker rabbitmq: the test encodes a documented Warren/RabbitMQ 3.10 difference.
+
+    INTEROP_RUN_WARREN_ONLY=1 runs them against RabbitMQ anyway, to see them fail there.
+    """
+    return unittest.skipIf(is_rabbitmq() and not os.environ.get("INTEROP_RUN_WARREN_ONLY"),
+                           "Warren-only (DECISIONS.md): " + reason)
+
+
+class Broker:
+    """A running broker: where it listens and how to connect to it."""
+
+    def __init__(self, kind, port, config, stopper, describe):
+        self.kind = kind
+        self.host = "127.0.0.1"
+        self.port = port
+        self.config = config
+        self.user = config.get("default_user", "guest")
+        self.password = config.get("default_pass", "guest")
+        self._stopper = stopper
+        self.describe = describe
+
+    def params(self, user=None, password=None, **kw):
+        kw.setdefault("connection_attempts", 1)
+        kw.setdefault("socket_timeout", 10)
+        kw.setdefault("blocked_connection_timeout", 30)
+        return pika.ConnectionParameters(
+            host=self.host, port=self.port,
+            credentials=pika.PlainCredentials(user or self.user, password or self.password),
+            **kw)
+
+    def connect(self, **kw):
+        return pika.BlockingConnection(self.params(**kw))
+
+    def url(self, user=None, password=None):
+        # No trailing slash: "/" as the path would select the vhost "" in rabbitmq-c.
+        return "amqp://%s:%s@%s:%d" % (user or self.user, password or self.password,
+                                        self.host, self.port)
+
+    def stop(self):
+        if self._stopper:
+            self._stopper()
+            self._stopper = None
+
+
+def _start_warren(config, port):
+    if not os.access(WARREN, os.X_OK):
+        raise FileNotFoundError("Warren executable not found: %s (build it, or pass --warren PATH)"
+                                % WARREN)
+    tmp = tempfile.mkdtemp(prefix="warren-interop-")
+    argv = [WARREN, "--bind", "127.0.0.1", "--port", str(port)]
+    if config:
+        path = os.path.join(tmp, "warren.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        argv += ["--config", path]
+    log = open(os.path.join(tmp, "warren.log"), "wb")
+    proc = procs.spawn(argv, stdout=log)
+
+    def output():
+        with open(os.path.join(tmp, "warren.log"), "rb") as f:
+            return f.read().decode(errors="replace")[-4000:]
+
+    def stop():
+        procs.stop(proc, grace=10)
+        log.close()
+        if not os.environ.get("INTEROP_KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def ready():
+        if proc.poll() is not None:
+            raise RuntimeError("warren exited with %s:\n%s" % (proc.returncode, output()))
+        return procs.port_accepts("127.0.0.1", port)
+    try:
+        procs.wait_until(ready, 30, what="warren on port %d" % port)
+    except BaseException:
+        stop()
+        raise
+    return stop, "warren %s (pid %d)" % (" ".join(argv[1:]), proc.pid)
+
+
+def rabbitmq_conf(config):
+    """Warren's JSON config keys as rabbitmq.conf lines, so one test config drives both."""
+    lines = []
+    for key, value in config.items():
+        if key in ("default_user", "default_pass", "frame_max", "channel_max", "heartbeat",
+                   "max_message_size"):
+            lines.append("%s = %s" % (key, value))
+        elif key == "memory_high_watermark":
+            lines.append("vm_memory_high_watermark.relative = %s" % value)
+        elif key == "memory_high_watermark_bytes":
+            lines.append("vm_memory_high_watermark.absolute = %d" % value)
+        elif key == "log_level":
+            lines.append("log.file.level = %s" % value)
+        elif key == "listeners":  # the first one is the node's port (RabbitNode writes it)
+            for i, listener in enumerate(value[1:], 2):
+                lines.append("listeners.tcp.%d = %s:%d" % (i, listener["bind"], listener["port"]))
+        else:
+            raise ValueError("no rabbitmq.conf equivalent for Warren config key %r" % key)
+    return lines
+
+
+def _start_rabbitmq(config, port):
+    # The project's private-node helper (tools/conformance/rabbitmq.py): own node name, free
+    # ports, temp dir, no plugins; stop() ends every process of the node.
+    sys.path.insert(0, os.path.join(REPO, "tools", "conformance"))
+    from rabbitmq import RabbitNode
+    node = RabbitNode(extra_conf=rabbitmq_conf(config), port=port,
+                      keep_dir=bool(os.environ.get("INTEROP_KEEP_TMP")))
+    procs.on_cleanup(node.stop)  # also on failure, Ctrl-C and SIGTERM
+    try:
+        node.start()
+    except BaseException:
+        node.stop()
+        raise
+    return node.stop, "rabbitmq node %s" % node.nodename
+
+
+def start_broker(config=None):
+    """Start the selected broker with Warren's JSON config keys; the caller must stop() it."""
+    config = dict(config or {})
+    port = procs.free_port()
+    if "listeners" in config:
+        port = config["listeners"][0]["port"]
+    start = _start_rabbitmq if is_rabbitmq() else _start_warren
+    stopper, describe = start(config, port)
+    return Broker(BROKER, port, config, stopper, describe)
