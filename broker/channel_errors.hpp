@@ -50,4 +50,11 @@ inline protocol::AmqpError precondition(std::string detail) {
 
 inline std::string_view bool_text(bool b) { return b ? "true" : "false"; }
 
+// The error with the class/method it names (errors raised outside a method frame's handler,
+// such as content checks, must name basic.publish themselves).
+inline protocol::AmqpError with_method(protocol::AmqpError error, protocol::MethodId method) {
+    error.method = method;
+    return error;
+}
+
 }  // namespace warren::broker::errors

@@ -14,6 +14,25 @@ namespace {
 constexpr std::string_view reply_to_queue = "amq.rabbitmq.reply-to";
 constexpr std::string_view reply_to_prefix = "amq.rabbitmq.reply-to.";
 
+// RabbitMQ's largest timer value (?MAX_EXPIRY_TIMER), the largest expiration it accepts.
+constexpr std::uint64_t max_expiry_timer = 4294967295ull;
+
+// Why rabbit_basic:parse_expiration/1 refuses an expiration, in its words.
+std::string expiration_error(std::string_view text) {
+    std::size_t i = 0;
+    bool negative = false;
+    if (i < text.size() && text[i] == '-') {
+        negative = true;
+        ++i;
+    }
+    const std::size_t digits = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    if (i == digits) return "no_integer";
+    if (i < text.size()) return fmt::format("{{leftover_string,\"{}\"}}", text.substr(i));
+    if (negative) return fmt::format("{{value_negative,-{}}}", text.substr(digits));
+    return fmt::format("{{value_too_large,{}}}", text);
+}
+
 // The message with its reply_to property replaced (direct reply-to).
 MessageRef with_reply_to(const Message& m, std::string_view reply_to) {
     BasicProperties props = m.decoded_properties();
@@ -53,20 +72,24 @@ Status Channel::on_header_frame(std::span<const std::byte> payload) {
     const std::uint64_t max = connection_.broker().config().max_message_size;
     if (body_size > max) {
         content_state_ = ContentState::Idle;
-        return errors::precondition(
-            fmt::format("message size {} is larger than configured max size {}", body_size, max));
+        return errors::with_method(errors::precondition(fmt::format("message size {} is larger than configured max size {}",
+                                                            body_size, max)),
+                           BasicPublish::id);
     }
     pending_message_ = Message::create(pending_exchange_, pending_routing_key_, r.rest(), body_size);
     if (!pending_message_) {
         content_state_ = ContentState::Idle;
         return amqp_error(ReplyCode::SyntaxError, "malformed content header properties", BasicPublish::id);
     }
-    if (pending_message_->has_property(property_flag::expiration) && !pending_message_->expiration_ms()) {
+    if (pending_message_->has_property(property_flag::expiration) &&
+        (!pending_message_->expiration_ms() || *pending_message_->expiration_ms() > max_expiry_timer)) {
         // A present but unparseable expiration is refused, as RabbitMQ does.
         std::string value(pending_message_->decoded_properties().expiration);
         pending_message_.reset();
         content_state_ = ContentState::Idle;
-        return errors::precondition(fmt::format("invalid expiration '{}': no_integer", value));
+        return errors::with_method(
+            errors::precondition(fmt::format("invalid expiration '{}': {}", value, expiration_error(value))),
+            BasicPublish::id);
     }
     pending_received_ = 0;
     if (body_size == 0) return complete_publish();
@@ -97,9 +120,18 @@ Status Channel::complete_publish() {
     content_state_ = ContentState::Idle;
     MessageRef message = std::move(pending_message_);
     connection_.note_publish();
+    // rabbit_channel:check_user_id_header/2: a user_id must be the authenticated user's.
+    if (message->has_property(property_flag::user_id)) {
+        std::string_view user_id = message->decoded_properties().user_id;
+        if (user_id != connection_.user())
+            return errors::with_method(errors::precondition(fmt::format(
+                                   "user_id property set to '{}' but authenticated user was '{}'", user_id,
+                                   connection_.user())),
+                               BasicPublish::id);
+    }
     if (tx_mode_) {
         ExchangeEntry* x = vhost().find_exchange(pending_exchange_);
-        if (!x) return errors::no_exchange(pending_exchange_, vhost().name());
+        if (!x) return errors::with_method(errors::no_exchange(pending_exchange_, vhost().name()), BasicPublish::id);
         tx_ops_.push_back(TxPublish{pending_exchange_, std::move(message), pending_mandatory_});
         return std::nullopt;
     }
@@ -122,7 +154,8 @@ Status Channel::route_and_enqueue(const std::string& exchange_name, const Messag
     // Direct reply-to: a request naming the pseudo-queue gets this channel's reply address.
     if (message->has_property(property_flag::reply_to) &&
         message->decoded_properties().reply_to == reply_to_queue) {
-        if (!reply_consumer_) return errors::precondition("fast reply consumer does not exist");
+        if (!reply_consumer_)
+            return errors::with_method(errors::precondition("fast reply consumer does not exist"), BasicPublish::id);
         message = with_reply_to(*message, reply_to_name_);
     }
     bool routed = false;
