@@ -54,19 +54,26 @@ void TcpConnection::start_read() {
 }
 
 void TcpConnection::on_read(const asio::error_code& ec, std::size_t n) {
-    reading_ = false;
-    if (closed_) return;
+    if (closed_) {
+        reading_ = false;
+        return;
+    }
     if (ec) {
+        reading_ = false;
         core_->on_transport_closed(ec == asio::error::eof ? "connection closed by the client"
                                                           : fmt::format("socket error: {}", ec.message()));
         finish_close();
         return;
     }
     if (closing_) {
+        reading_ = false;
         drain_until_eof();
         return;
     }
+    // reading_ stays true while the core handles the bytes: a read started from inside (via
+    // read_state_changed) would read into the buffer the core is about to compact.
     core_->on_read(n);
+    reading_ = false;
     loop_.schedule_turn_end();
     start_read();
 }
