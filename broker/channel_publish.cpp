@@ -192,7 +192,8 @@ void Channel::confirm(std::uint64_t seq, bool ack) {
         return;
     }
     flush_confirms();
-    connection_.send_method(id_, BasicNack{seq, false, false});
+    // RabbitMQ's basic.nack record defaults requeue to true, and it sends it so.
+    connection_.send_method(id_, BasicNack{seq, false, true});
 }
 
 void Channel::flush_confirms() {

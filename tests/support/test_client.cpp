@@ -244,6 +244,12 @@ void TestClient::close_connection() { send(0, ConnectionClose{200, "bye", 0, 0})
 
 void TestClient::publish(std::uint16_t channel, std::string_view exchange, std::string_view routing_key,
                          std::string_view body, const BasicProperties& props, bool mandatory) {
+    send_raw(encode_publish(channel, exchange, routing_key, body, props, mandatory));
+}
+
+std::vector<std::byte> TestClient::encode_publish(std::uint16_t channel, std::string_view exchange,
+                                                  std::string_view routing_key, std::string_view body,
+                                                  const BasicProperties& props, bool mandatory) {
     ByteBuffer out;
     BasicPublish p;
     p.exchange = exchange;
@@ -261,7 +267,7 @@ void TestClient::publish(std::uint16_t channel, std::string_view exchange, std::
         w.bytes(piece);
         w.u8(frame_end);
     }
-    send_raw(out.span());
+    return std::vector<std::byte>(out.span().begin(), out.span().end());
 }
 
 void TestClient::publish_n(std::uint16_t channel, std::string_view exchange, std::string_view routing_key, int n) {

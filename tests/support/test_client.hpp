@@ -119,6 +119,10 @@ public:
     void publish(std::uint16_t channel, std::string_view exchange, std::string_view routing_key, std::string_view body,
                  const BasicProperties& props = {}, bool mandatory = false);
     void publish_n(std::uint16_t channel, std::string_view exchange, std::string_view routing_key, int n);
+    // The frames of one publish, to send several in one batch of input (one send_raw).
+    std::vector<std::byte> encode_publish(std::uint16_t channel, std::string_view exchange,
+                                          std::string_view routing_key, std::string_view body,
+                                          const BasicProperties& props = {}, bool mandatory = false);
     void declare_queue(std::uint16_t channel, std::string_view name, const FieldTable& args = {},
                        bool durable = false, bool exclusive = false, bool auto_delete = false);
     void bind_queue(std::uint16_t channel, std::string_view queue, std::string_view exchange, std::string_view key,
@@ -206,6 +210,12 @@ std::vector<std::byte> method_payload(const M& method) {
     Writer w(out);
     encode_method(w, method);
     return std::vector<std::byte>(out.span().begin(), out.span().end());
+}
+// A field table from key/value pairs, in order: table({{"x-message-ttl", std::int32_t{100}}}).
+inline FieldTable table(std::initializer_list<std::pair<std::string, FieldValue>> entries) {
+    FieldTable t;
+    for (const auto& [k, v] : entries) t.set(k, v);
+    return t;
 }
 // Reply text of a close as a std::string.
 inline std::string text_of(const ConnectionClose& c) { return std::string(c.reply_text.view()); }
