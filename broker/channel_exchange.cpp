@@ -35,7 +35,7 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
     }
     auto type = exchanges::parse_exchange_type(m.type.view());
     if (!type)
-        return amqp_error(ReplyCode::CommandInvalid, fmt::format("unknown exchange type '{}'", m.type.view()));
+        return amqp_error(ReplyCode::CommandInvalid, fmt::format("invalid exchange type '{}'", m.type.view()));
     FieldTable arguments = m.arguments.to_table();
     ExchangeEntry* x = vh.find_exchange(name);
     std::string resource = resource_name("exchange", name, vh.name());
