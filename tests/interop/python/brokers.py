@@ -7,6 +7,7 @@ anything left running if the run fails or is interrupted.
 """
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -71,6 +72,11 @@ class Broker:
             self._stopper = None
 
 
+# "ERROR: AddressSanitizer: heap-use-after-free ...", "ERROR: LeakSanitizer: ...", and UBSan's
+# "file.cpp:12:5: runtime error: ..."
+SANITIZER_REPORT = re.compile(r"ERROR: \w+Sanitizer:|: runtime error: ")
+
+
 def _start_warren(config, port):
     if not os.access(WARREN, os.X_OK):
         raise FileNotFoundError("Warren executable not found: %s (build it, or pass --warren PATH)"
@@ -85,13 +91,24 @@ def _start_warren(config, port):
     log = open(os.path.join(tmp, "warren.log"), "wb")
     proc = procs.spawn(argv, stdout=log)
 
-    def output():
+    def output(tail=4000):
         with open(os.path.join(tmp, "warren.log"), "rb") as f:
-            return f.read().decode(errors="replace")[-4000:]
+            return f.read().decode(errors="replace")[-tail:]
 
     def stop():
+        """Stop Warren; fail (in the module's teardown) if it had died or a sanitizer spoke."""
+        died = proc.poll()
         procs.stop(proc, grace=10)
         log.close()
+        problems = []
+        if died is not None:
+            problems.append("warren had exited by itself with status %s" % died)
+        text = output(tail=1 << 20)
+        if SANITIZER_REPORT.search(text):
+            problems.append("a sanitizer reported errors")
+        if problems:
+            raise RuntimeError("%s (log kept in %s):\n%s" % ("; ".join(problems), tmp,
+                                                              output()))
         if not os.environ.get("INTEROP_KEEP_TMP"):
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -102,7 +119,10 @@ def _start_warren(config, port):
     try:
         procs.wait_until(ready, 30, what="warren on port %d" % port)
     except BaseException:
-        stop()
+        try:
+            stop()
+        except RuntimeError:
+            pass  # the readiness error says it already
         raise
     return stop, "warren %s (pid %d)" % (" ".join(argv[1:]), proc.pid)
 
@@ -133,8 +153,25 @@ def _start_rabbitmq(config, port):
     # ports, temp dir, no plugins; stop() ends every process of the node.
     sys.path.insert(0, os.path.join(REPO, "tools", "conformance"))
     from rabbitmq import RabbitNode
-    node = RabbitNode(extra_conf=rabbitmq_conf(config), port=port,
-                      keep_dir=bool(os.environ.get("INTEROP_KEEP_TMP")))
+
+    class Node(RabbitNode):
+        def _amqp_ok(self):
+            # The helper's readiness check logs in as guest, who does not exist when the config
+            # names another default user: check with the configured credentials instead.
+            if "default_user" not in config:
+                return super()._amqp_ok()
+            try:
+                conn = pika.BlockingConnection(pika.ConnectionParameters(
+                    self.host, self.port, connection_attempts=1, socket_timeout=3,
+                    credentials=pika.PlainCredentials(config["default_user"],
+                                                      config.get("default_pass", "guest"))))
+                conn.close()
+                return True
+            except Exception:
+                return False
+
+    node = Node(extra_conf=rabbitmq_conf(config), port=port,
+                keep_dir=bool(os.environ.get("INTEROP_KEEP_TMP")))
     procs.on_cleanup(node.stop)  # also on failure, Ctrl-C and SIGTERM
     try:
         node.start()

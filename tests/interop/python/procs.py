@@ -1,10 +1,9 @@
 """Process bookkeeping for the interop fixtures: free ports, and children that always die.
 
 Warren and the helper processes are started here in their own session, with PR_SET_PDEATHSIG so
-they die with us even on SIGKILL, and recorded so that an atexit hook and SIGTERM/SIGHUP handling
-(Ctrl-C arrives as KeyboardInterrupt and ends in atexit) stop whatever a failing or interrupted
-run left behind; RabbitMQ nodes register their own stop() through on_cleanup(). Only process
-groups started here are ever signalled.
+they die with us even on SIGKILL, and recorded so that an atexit hook and SIGINT/SIGTERM/SIGHUP
+handlers stop whatever a failing or interrupted run left behind; RabbitMQ nodes register their own
+stop() through on_cleanup(). Only process groups started here are ever signalled.
 """
 import atexit
 import ctypes
@@ -110,5 +109,5 @@ def _on_signal(signum, _frame):
 
 
 atexit.register(stop_all)
-signal.signal(signal.SIGTERM, _on_signal)
-signal.signal(signal.SIGHUP, _on_signal)
+for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_sig, _on_signal)

@@ -32,9 +32,13 @@ def main():
         result = runner.run(suite)
     finally:
         procs.stop_all()
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    # setUpModule/tearDownModule errors are reported as _ErrorHolder entries, not tests run.
+    problems = result.failures + result.errors
+    failed_tests = [t for t, _ in problems if isinstance(t, unittest.TestCase)]
+    failed = len(problems) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped - len(result.expectedFailures)
+    passed = (result.testsRun - len(failed_tests) - len(result.unexpectedSuccesses) - skipped
+              - len(result.expectedFailures))
     if result.skipped:
         print("\nSkipped:")
         for test, reason in result.skipped:

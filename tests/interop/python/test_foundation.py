@@ -1,8 +1,7 @@
 """Foundation: connections, channels, heartbeats, amqp-tools, hostile bytes on raw sockets,
-channel errors and failed logins. One broker with default config for the module, plus one with
-a configured user and a small frame_max for the tests that need it.
+protocol errors, channel errors and failed logins. One broker with default config serves the
+module; the configured-limits and memory-alarm tests each start their own.
 """
-import socket
 import struct
 import subprocess
 import unittest
@@ -12,7 +11,7 @@ import pika.exceptions
 
 import brokers
 import rawamqp
-from helpers import channel_error, message_count, unique, wait_for
+from helpers import channel_error, message_count, unique
 
 broker = None
 
