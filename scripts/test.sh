@@ -4,7 +4,8 @@
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. interop tests: real clients (pika, amqplib, amqp-tools) against a real warren process
 #   4. a short libFuzzer run of the frame reader and field-table decoder
-#   5. a smoke run of the benchmark, so that it keeps working
+#   5. the examples, run end to end against a real warren
+# (ctest also runs a short smoke run of the benchmark, so that it keeps working.)
 # Every broker a test starts runs on a free port and is stopped by the test itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ ASAN_OPTIONS=detect_leaks=0 tests/interop/run.sh --broker warren --warren build-
 step "fuzzing (short run)"
 tools/fuzz.sh 10
 
-step "benchmark smoke run"
-bench/smoke.sh build
+step "examples against warren"
+examples/run_examples_test.sh build-asan/broker/warren
 
 step "all tests passed in $(( $(date +%s) - start ))s"
