@@ -16,6 +16,7 @@ import unittest
 import pika
 
 import procs
+import rawamqp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -113,9 +114,18 @@ def _start_warren(config, port):
             shutil.rmtree(tmp, ignore_errors=True)
 
     def ready():
+        # Ready when the port accepts; also check that it is Warren answering (connection.start)
+        # and not some other process that took the port first.
         if proc.poll() is not None:
             raise RuntimeError("warren exited with %s:\n%s" % (proc.returncode, output()))
-        return procs.port_accepts("127.0.0.1", port)
+        if not procs.port_accepts("127.0.0.1", port):
+            return False
+        if rawamqp.answers_protocol_header("127.0.0.1", port) and proc.poll() is None:
+            return True
+        if proc.poll() is None:
+            raise RuntimeError("port %d accepts connections but does not speak AMQP: "
+                               "eaddrinuse?\n%s" % (port, output()))
+        return False
     try:
         procs.wait_until(ready, 30, what="warren on port %d" % port)
     except BaseException:
@@ -170,23 +180,47 @@ def _start_rabbitmq(config, port):
             except Exception:
                 return False
 
-    node = Node(extra_conf=rabbitmq_conf(config), port=port,
-                keep_dir=bool(os.environ.get("INTEROP_KEEP_TMP")))
-    procs.on_cleanup(node.stop)  # also on failure, Ctrl-C and SIGTERM
+    # keep_dir: the node's logs must outlive a failed start to tell a port clash (eaddrinuse)
+    # from a real failure; the directory is removed here instead.
+    node = Node(extra_conf=rabbitmq_conf(config), port=port, dist_port=procs.free_port(),
+                keep_dir=True)
+
+    def stop():
+        base = node.base
+        node.stop()
+        if base and not os.environ.get("INTEROP_KEEP_TMP"):
+            shutil.rmtree(base, ignore_errors=True)
+
+    procs.on_cleanup(stop)  # also on failure, Ctrl-C and SIGTERM
     try:
         node.start()
-    except BaseException:
-        node.stop()
+    except BaseException as e:
+        log = node.log_text() if node.base else ""
+        stop()
+        if isinstance(e, (RuntimeError, TimeoutError)) and _port_clash(log):
+            raise RuntimeError("eaddrinuse: RabbitMQ could not bind its ports") from e
         raise
-    return node.stop, "rabbitmq node %s" % node.nodename
+    return stop, "rabbitmq node %s" % node.nodename
 
 
 def start_broker(config=None):
     """Start the selected broker with Warren's JSON config keys; the caller must stop() it."""
     config = dict(config or {})
-    port = procs.free_port()
-    if "listeners" in config:
-        port = config["listeners"][0]["port"]
     start = _start_rabbitmq if is_rabbitmq() else _start_warren
-    stopper, describe = start(config, port)
-    return Broker(BROKER, port, config, stopper, describe)
+    for attempt in range(3):
+        port = procs.free_port()
+        if "listeners" in config:
+            port = config["listeners"][0]["port"]
+        try:
+            stopper, describe = start(config, port)
+            return Broker(BROKER, port, config, stopper, describe)
+        except (RuntimeError, TimeoutError) as e:
+            # A port taken between choosing and binding it: try others. Anything else is real.
+            if attempt == 2 or "listeners" in config or not _port_clash(str(e)):
+                raise
+            print("interop: port %d was taken, retrying the broker on other ports" % port,
+                  file=sys.stderr)
+
+
+def _port_clash(text):
+    return re.search(r"eaddrinuse|address already in use", text, re.IGNORECASE) is not None

@@ -8,6 +8,7 @@ stop() through on_cleanup(). Only process groups started here are ever signalled
 import atexit
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,14 +21,34 @@ _PR_SET_PDEATHSIG = 1
 _RESERVED_PORTS = {5672, 5671, 4369, 15672, 25672}
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A TCP port free on every IPv4 address right now (never 5672 or another AMQP default)."""
-    while True:
+    """A TCP port free on every IPv4 address right now (never 5672 or another AMQP default).
+
+    Chosen at random below the kernel's ephemeral range, so that the test clients' own outgoing
+    connections (and concurrent runs) cannot take it between this check and the broker's bind.
+    """
+    low, _ = _ephemeral_range()
+    lo, hi = (10000, low - 1) if low > 12000 else (low, 65535)
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        if port in _RESERVED_PORTS:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("", 0))
-            port = s.getsockname()[1]
-        if port not in _RESERVED_PORTS:
-            return port
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free TCP port found in %d-%d" % (lo, hi))
 
 
 def port_accepts(host, port, timeout=0.5):

@@ -40,6 +40,17 @@ def method(channel, class_id, method_id, args=b""):
     return frame(FRAME_METHOD, channel, struct.pack(">HH", class_id, method_id) + args)
 
 
+def answers_protocol_header(host, port, timeout=2.0):
+    """True if whatever listens on host:port answers the AMQP header with a method frame."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(PROTOCOL_HEADER)
+            first = s.recv(1)
+            return first == bytes([FRAME_METHOD])
+    except OSError:
+        return False
+
+
 class Closed(Exception):
     pass
 
