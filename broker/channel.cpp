@@ -155,16 +155,20 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage message) {
     deliver.exchange = m.exchange();
     deliver.routing_key = m.routing_key();
     write_method_frame(connection_.out().bytes(), id_, deliver);
-    if (message.delivery_count > 0) {
-        ByteBuffer props = properties_with_delivery_count(m, message.delivery_count);
-        connection_.send_content(id_, message.message, props.span());
-    } else {
-        connection_.send_content(id_, message.message, m.properties());
-    }
+    send_message_content(message);
     if (!consumer.no_ack) {
         ++consumer.unacked;
         ++unacked_live_;
         unacked_.push_back(Unacked{tag, queue.id(), std::move(message), &consumer, true});
+    }
+}
+
+void Channel::send_message_content(const QueuedMessage& message) {
+    if (message.delivery_count > 0) {
+        ByteBuffer props = properties_with_delivery_count(*message.message, message.delivery_count);
+        connection_.send_content(id_, message.message, props.span());
+    } else {
+        connection_.send_content(id_, message.message, message.message->properties());
     }
 }
 

@@ -135,6 +135,8 @@ private:
                              std::uint64_t confirm_seq);
     void confirm(std::uint64_t seq, bool ack);
     void send_return(protocol::ReplyCode code, std::string_view text, const MessageRef& message);
+    // Content header and body of a delivery or get-ok; a redelivery carries x-delivery-count.
+    void send_message_content(const QueuedMessage& message);
 
     // unacked ledger
     Status collect(std::uint64_t tag, bool multiple, protocol::MethodId method, std::vector<Unacked>& out);
