@@ -132,7 +132,9 @@ def _start_warren(config, port):
         try:
             stop()
         except RuntimeError:
-            pass  # the readiness error says it already
+            pass  # the readiness error carries the log already
+        if not os.environ.get("INTEROP_KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return stop, "warren %s (pid %d)" % (" ".join(argv[1:]), proc.pid)
 
