@@ -327,7 +327,11 @@ void Connection::start_heartbeats() {
 void Connection::on_heartbeat_tick() {
     heartbeat_timer_ = 0;
     if (state_ == State::Closed) return;
-    if (bytes_received_ == bytes_received_at_tick_) {
+    if (blocked_) {
+        // A blocked connection is not read, so the client's heartbeats go unseen; RabbitMQ
+        // pauses its heartbeat monitor while blocked (rabbit_heartbeat:pause_monitor/1).
+        silent_ticks_ = 0;
+    } else if (bytes_received_ == bytes_received_at_tick_) {
         if (++silent_ticks_ >= 4) {
             close_reason_ = fmt::format("missed heartbeats from client, timeout: {}s", heartbeat_);
             teardown(close_reason_);
