@@ -1,0 +1,170 @@
+// Configuration parsing: JSON keys applied over the defaults, every unknown or ill-typed key
+// refused with an error that names it, and the command line over the file.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+
+#include "broker/config.hpp"
+
+using namespace warren::broker;
+
+TEST_CASE("the defaults are RabbitMQ's", "[config]") {
+    Config c;
+    CHECK(c.frame_max == 131072);
+    CHECK(c.channel_max == 2047);
+    CHECK(c.heartbeat == 60);
+    CHECK(c.max_message_size == 128ull * 1024 * 1024);
+    CHECK(c.default_user == "guest");
+    CHECK(c.default_user_loopback_only);
+    REQUIRE(c.listeners.size() == 1);
+    CHECK(c.listeners[0].port == 5672);
+}
+
+TEST_CASE("a JSON configuration sets the keys it names and keeps the rest", "[config]") {
+    auto r = parse_config_json(R"({
+        "listeners": [{"bind": "0.0.0.0", "port": 5673}, {"port": 5674}],
+        "default_user": "admin", "default_pass": "secret", "default_vhost": "prod",
+        "default_user_loopback_only": false,
+        "frame_max": 65536, "channel_max": 100, "heartbeat": 0,
+        "max_message_size": 1000, "memory_high_watermark": 0.5,
+        "memory_high_watermark_bytes": 123456789,
+        "connection_output_high_water": 65536, "consumer_timeout_ms": 0, "log_level": "debug"
+    })");
+    REQUIRE(r.config);
+    CHECK(r.error.empty());
+    const Config& c = *r.config;
+    REQUIRE(c.listeners.size() == 2);
+    CHECK(c.listeners[0].bind == "0.0.0.0");
+    CHECK(c.listeners[0].port == 5673);
+    CHECK(c.listeners[1].bind == "127.0.0.1");
+    CHECK(c.listeners[1].port == 5674);
+    CHECK(c.default_user == "admin");
+    CHECK(c.default_pass == "secret");
+    CHECK(c.default_vhost == "prod");
+    CHECK_FALSE(c.default_user_loopback_only);
+    CHECK(c.frame_max == 65536);
+    CHECK(c.channel_max == 100);
+    CHECK(c.heartbeat == 0);
+    CHECK(c.max_message_size == 1000);
+    CHECK(c.memory_high_watermark == 0.5);
+    CHECK(c.memory_high_watermark_bytes == 123456789u);
+    CHECK(c.connection_output_high_water == 65536);
+    CHECK(c.consumer_timeout_ms == 0);
+    CHECK(c.log_level == "debug");
+}
+
+TEST_CASE("an empty JSON object keeps every default", "[config]") {
+    auto r = parse_config_json("{}");
+    REQUIRE(r.config);
+    CHECK(r.config->frame_max == Config{}.frame_max);
+    CHECK(r.config->default_user == "guest");
+}
+
+TEST_CASE("an unknown key is an error that names it", "[config]") {
+    auto r = parse_config_json(R"({"heartbeat": 30, "hearbeat_timeout": 5})");
+    CHECK_FALSE(r.config);
+    CHECK(r.error == "unknown configuration key 'hearbeat_timeout'");
+}
+
+TEST_CASE("an unknown key inside a listener names its path", "[config]") {
+    auto r = parse_config_json(R"({"listeners": [{"port": 1}, {"host": "x"}]})");
+    CHECK_FALSE(r.config);
+    CHECK(r.error == "unknown configuration key 'listeners[1].host'");
+}
+
+TEST_CASE("an ill-typed key is an error that names it", "[config]") {
+    struct Case {
+        const char* json;
+        const char* key;
+    };
+    const Case cases[] = {
+        {R"({"frame_max": "big"})", "'frame_max'"},
+        {R"({"frame_max": 1024})", "'frame_max'"},
+        {R"({"channel_max": -1})", "'channel_max'"},
+        {R"({"channel_max": 70000})", "'channel_max'"},
+        {R"({"heartbeat": 1.5})", "'heartbeat'"},
+        {R"({"default_user": 7})", "'default_user'"},
+        {R"({"default_user_loopback_only": "no"})", "'default_user_loopback_only'"},
+        {R"({"memory_high_watermark": 2})", "'memory_high_watermark'"},
+        {R"({"memory_high_watermark": "40%"})", "'memory_high_watermark'"},
+        {R"({"max_message_size": 0})", "'max_message_size'"},
+        {R"({"log_level": "verbose"})", "'log_level'"},
+        {R"({"listeners": []})", "'listeners'"},
+        {R"({"listeners": [{"port": 70000}]})", "'listeners[0].port'"},
+        {R"({"listeners": ["127.0.0.1"]})", "'listeners[0]'"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.json);
+        auto r = parse_config_json(c.json);
+        CHECK_FALSE(r.config);
+        CHECK_THAT(r.error, Catch::Contains(c.key));
+        CHECK_THAT(r.error, Catch::StartsWith("configuration key"));
+    }
+}
+
+TEST_CASE("integer keys state their range", "[config]") {
+    auto r = parse_config_json(R"({"frame_max": 100})");
+    CHECK(r.error == "configuration key 'frame_max' must be an integer between 4096 and 4294967295");
+    r = parse_config_json(R"({"heartbeat": true})");
+    CHECK(r.error == "configuration key 'heartbeat' must be an integer between 0 and 65535");
+}
+
+TEST_CASE("text that is not JSON, or not an object, is refused", "[config]") {
+    auto r = parse_config_json("{heartbeat: 5}");
+    CHECK_FALSE(r.config);
+    CHECK_THAT(r.error, Catch::StartsWith("the configuration is not valid JSON"));
+    r = parse_config_json("[1, 2]");
+    CHECK_FALSE(r.config);
+    CHECK(r.error == "the configuration must be a JSON object");
+}
+
+TEST_CASE("a configuration file's errors name the file", "[config]") {
+    auto missing = load_config_file("/nonexistent/warren.json");
+    CHECK_FALSE(missing.config);
+    CHECK(missing.error == "cannot read configuration file '/nonexistent/warren.json'");
+
+    std::string path = "/tmp/warren-config-test-" + std::to_string(reinterpret_cast<std::uintptr_t>(&missing)) + ".json";
+    {
+        std::ofstream out(path);
+        out << R"({"port": 5673})";
+    }
+    auto bad = load_config_file(path);
+    std::remove(path.c_str());
+    CHECK_FALSE(bad.config);
+    CHECK(bad.error == path + ": unknown configuration key 'port'");
+}
+
+namespace {
+CommandLine parse(std::vector<std::string> args) {
+    std::vector<char*> argv;
+    static std::string program = "warren";
+    argv.push_back(program.data());
+    for (auto& a : args) argv.push_back(a.data());
+    return parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+}  // namespace
+
+TEST_CASE("the command line sets bind, port and log level over the defaults", "[config]") {
+    auto cl = parse({"--bind", "0.0.0.0", "--port", "5999", "--log-level", "warning"});
+    REQUIRE(cl.config);
+    CHECK(cl.error.empty());
+    CHECK(cl.config->listeners.front().bind == "0.0.0.0");
+    CHECK(cl.config->listeners.front().port == 5999);
+    CHECK(cl.config->log_level == "warning");
+}
+
+TEST_CASE("command-line errors name the option", "[config]") {
+    CHECK(parse({"--port", "http"}).error == "--port must be a number from 0 to 65535, not 'http'");
+    CHECK(parse({"--port", "65536"}).error == "--port must be a number from 0 to 65535, not '65536'");
+    CHECK(parse({"--frobnicate"}).error == "unknown option '--frobnicate'");
+    CHECK(parse({"--port"}).error == "option --port needs a value");
+    CHECK_THAT(parse({"--log-level", "loud"}).error, Catch::StartsWith("--log-level must be one of"));
+    CHECK_FALSE(parse({"--port", "x"}).config);
+}
+
+TEST_CASE("--help asks for the usage", "[config]") {
+    auto cl = parse({"--help"});
+    CHECK(cl.help);
+    CHECK_THAT(usage(), Catch::Contains("--config FILE"));
+}
