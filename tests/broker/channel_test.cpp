@@ -619,3 +619,120 @@ TEST_CASE("a body larger than frame_max arrives in several body frames", "[publi
     REQUIRE(got.size() == 1);
     CHECK(got[0].body == big);
 }
+
+TEST_CASE("no_local is ignored: a connection receives its own messages", "[consume]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    BasicConsume consume;
+    consume.queue = "q";
+    consume.consumer_tag = "t";
+    consume.no_local = true;
+    c.send(1, consume);
+    c.publish(1, "", "q", "mine");
+    CHECK(bodies(c.deliveries()) == std::vector<std::string>{"mine"});
+}
+
+// ---- direct reply-to ------------------------------------------------------------------------
+
+TEST_CASE("direct reply-to: a request's reply reaches the requester's reply consumer", "[reply_to]") {
+    TestBroker b;
+    TestClient client(b);
+    TestClient server(b);
+    client.open_channel(1);
+    server.open_channel(1);
+    server.declare_queue(1, "rpc");
+    server.consume(1, "rpc", "srv", true);
+    client.consume(1, "amq.rabbitmq.reply-to", "replies", true);
+    REQUIRE(client.take<BasicConsumeOk>().size() == 1);
+
+    BasicProperties props;
+    props.reply_to = "amq.rabbitmq.reply-to";
+    props.set_flag(property_flag::reply_to);
+    client.publish(1, "", "rpc", "request", props);
+    auto requests = server.deliveries();
+    REQUIRE(requests.size() == 1);
+    std::string reply_to(requests[0].properties().reply_to);
+    CHECK(reply_to.starts_with("amq.rabbitmq.reply-to."));
+
+    server.publish(1, "", reply_to, "response");
+    auto replies = client.deliveries();
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].body == "response");
+    CHECK(replies[0].consumer_tag() == "replies");
+    CHECK(replies[0].routing_key() == reply_to);
+    CHECK(replies[0].exchange() == "");
+}
+
+TEST_CASE("direct reply-to: the reply consumer must be no-ack", "[reply_to]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.consume(1, "amq.rabbitmq.reply-to", "replies", false);
+    expect_channel_close(c, 1, 406, "PRECONDITION_FAILED - reply consumer cannot acknowledge", {60, 20});
+}
+
+TEST_CASE("direct reply-to: a request without a reply consumer gets 406", "[reply_to]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "rpc");
+    BasicProperties props;
+    props.reply_to = "amq.rabbitmq.reply-to";
+    props.set_flag(property_flag::reply_to);
+    c.publish(1, "", "rpc", "request", props);
+    expect_channel_close(c, 1, 406, "PRECONDITION_FAILED - fast reply consumer does not exist", {60, 40});
+}
+
+TEST_CASE("direct reply-to: a mandatory reply to an unknown name is returned", "[reply_to]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.publish(1, "", "amq.rabbitmq.reply-to.bogus", "x", {}, true);
+    auto returns = c.take<BasicReturn>();
+    REQUIRE(returns.size() == 1);
+    CHECK(returns[0].reply_code == 312);
+    c.publish(1, "", "amq.rabbitmq.reply-to.bogus", "x");
+    CHECK(c.take<BasicReturn>().empty());
+    CHECK_FALSE(c.channel_close(1));
+}
+
+// RabbitMQ 3.10 answers a passive declare of the pseudo-queue with declare-ok
+// (message_count 0, consumer_count 1); Warren has no queue of that name (see the report).
+TEST_CASE("direct reply-to: a passive declare of the reply queue succeeds", "[reply_to][!mayfail]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.consume(1, "amq.rabbitmq.reply-to", "replies", true);
+    QueueDeclare d;
+    d.queue = "amq.rabbitmq.reply-to";
+    d.passive = true;
+    c.send(1, d);
+    auto ok = c.take<QueueDeclareOk>();
+    REQUIRE(ok.size() == 1);
+    CHECK(ok[0].consumer_count == 1);
+    CHECK_FALSE(c.channel_close(1));
+}
+
+// ---- consumer timeout -----------------------------------------------------------------------
+
+// DECISIONS.md: a delivery unacknowledged for consumer_timeout_ms cancels only its consumer
+// and requeues its messages. Config has the key, but nothing in broker/ reads it yet.
+TEST_CASE("a consumer that does not ack within consumer_timeout_ms is cancelled", "[consume][timeout][!mayfail]") {
+    Config config;
+    config.consumer_timeout_ms = 1000;
+    TestBroker b(config);
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    c.publish(1, "", "q", "x");
+    c.consume(1, "q", "slow");
+    REQUIRE(c.deliveries().size() == 1);
+    b.advance(std::chrono::milliseconds(1001));
+    auto cancels = c.take<BasicCancel>();
+    REQUIRE(cancels.size() == 1);
+    CHECK(cancels[0].consumer_tag.view() == "slow");
+    CHECK(b.queue("q")->message_count() == 1);
+    CHECK_FALSE(c.channel_close(1));
+}

@@ -497,3 +497,17 @@ TEST_CASE("a headers binding with a bad x-match gets 406", "[exchange]") {
                          "all-with-x, or any-with-x",
                          {50, 20});
 }
+
+TEST_CASE("exchange.unbind of a missing binding succeeds", "[exchange][e2e]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    declare_exchange(c, "X", "fanout");
+    ExchangeUnbind u;
+    u.destination = "X";
+    u.source = "amq.direct";
+    u.routing_key = "k";
+    c.send(1, u);
+    CHECK(c.take<ExchangeUnbindOk>().size() == 1);
+    CHECK_FALSE(c.channel_close(1));
+}
