@@ -57,7 +57,8 @@ TimePoint Queue::expiry_for(const Message& m, TimePoint now, bool& immediate) co
     std::optional<std::uint64_t> ttl = args_.message_ttl_ms;
     if (auto per_message = m.expiration_ms()) ttl = ttl ? std::min(*ttl, *per_message) : *per_message;
     immediate = ttl && *ttl == 0;
-    if (!ttl || *ttl == 0) return TimePoint{};
+    // A TTL of 0 has its deadline now: delivered at once, it has no time left if it comes back.
+    if (!ttl) return TimePoint{};
     return now + std::chrono::milliseconds(*ttl);
 }
 

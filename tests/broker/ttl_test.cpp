@@ -252,3 +252,26 @@ TEST_CASE("purging a queue cancels its pending expiries", "[ttl]") {
     b.advance(400ms);
     CHECK(drain(c, "dlq") == std::vector<std::string>{"later"});
 }
+
+// A TTL-0 message's deadline is its arrival: delivered at once, it has no time left, so if it
+// comes back it expires (RabbitMQ drops expired messages at the head after a requeue).
+TEST_CASE("a TTL-0 message that is requeued expires instead of being redelivered", "[ttl]") {
+    TestBroker b;
+    TestClient c(b);
+    SECTION("x-message-ttl 0") {
+        setup(c, table({{"x-message-ttl", std::int32_t{0}}}));
+        c.consume(1, "q", "t");
+        c.publish(1, "", "q", "now");
+    }
+    SECTION("expiration 0") {
+        setup(c);
+        c.consume(1, "q", "t");
+        c.publish(1, "", "q", "now", expiring("0"));
+    }
+    auto got = c.deliveries();
+    REQUIRE(got.size() == 1);
+    c.reject(1, got[0].delivery_tag(), true);
+    CHECK(c.deliveries().empty());
+    CHECK(depth(b, "q") == 0);
+    CHECK(drain(c, "dlq") == std::vector<std::string>{"now"});
+}
