@@ -108,10 +108,16 @@ void Connection::on_start_ok(std::span<const std::byte> args) {
                                   ConnectionStartOk::id));
         return;
     }
-    std::string refusal;
     if (!creds.ok) {
-        refusal = fmt::format("{} response is malformed", mechanism);
-    } else if (broker_.check_login(creds.user, creds.password, peer_.is_loopback, refusal)) {
+        // RabbitMQ's mechanisms answer a malformed response with a protocol error, not a
+        // refused login: the socket closes without connection.close, whatever the capabilities.
+        log::warning("connection {}: {} response is malformed", peer_.address, mechanism);
+        fail_handshake(amqp_error(ReplyCode::SyntaxError, fmt::format("{} response is malformed", mechanism),
+                                  ConnectionStartOk::id));
+        return;
+    }
+    std::string refusal;
+    if (broker_.check_login(creds.user, creds.password, peer_.is_loopback, refusal)) {
         user_ = creds.user;
         state_ = State::AwaitingTuneOk;
         const Config& c = broker_.config();

@@ -107,6 +107,51 @@ TEST_CASE("a failed login without authentication_failure_close closes the transp
     CHECK(c.transport_closed());
 }
 
+TEST_CASE("an unknown mechanism or a malformed PLAIN response closes silently, even with the capability",
+          "[connection][auth]") {
+    TestBroker b;
+    TestClient c(b, false);
+    c.send_protocol_header();
+    SECTION("unknown mechanism") { c.send_start_ok("guest", "guest", default_capabilities(), "FOO"); }
+    SECTION("PLAIN response without NULs") {
+        ByteBuffer props = encode_table_body(table({{"capabilities", table({{"authentication_failure_close", true}})}}));
+        ConnectionStartOk ok;
+        ok.client_properties = TableView::trusted(props.span());
+        ok.mechanism = "PLAIN";
+        ok.response = "guestguest";
+        c.send(0, ok);
+    }
+    CHECK_FALSE(c.connection_close());
+    CHECK(c.take<ConnectionTune>().empty());
+    CHECK(c.transport_closed());
+}
+
+TEST_CASE("an empty vhost name is not found", "[connection]") {
+    TestBroker b;
+    TestClient c(b, false);
+    c.send_protocol_header();
+    c.send_start_ok();
+    c.send_tune_ok(2047, 131072, 0);
+    c.send_open("");
+    auto close = c.connection_close();
+    REQUIRE(close);
+    CHECK(close->reply_code == 530);
+    CHECK(text_of(*close) == "NOT_ALLOWED - vhost  not found");
+}
+
+TEST_CASE("a heartbeat during the handshake is ignored", "[connection]") {
+    TestBroker b;
+    TestClient c(b, false);
+    c.send_protocol_header();
+    c.send_start_ok();
+    c.send_raw(raw_frame(8, 0, ""));
+    CHECK_FALSE(c.transport_closed());
+    c.send_tune_ok(2047, 131072, 0);
+    c.send_raw(raw_frame(8, 0, ""));
+    c.send_open();
+    CHECK(c.take<ConnectionOpenOk>().size() == 1);
+}
+
 TEST_CASE("guest is refused from a non-loopback peer", "[connection][auth]") {
     TestBroker b;
     TestClient c(b, false, false);
