@@ -582,3 +582,22 @@ TEST_CASE("queue.unbind of a missing queue or binding succeeds", "[queue]") {
     CHECK(c.take<QueueUnbindOk>().size() == 2);
     CHECK_FALSE(c.channel_close(1));
 }
+
+TEST_CASE("queue.bind to a missing queue or exchange gets 404 naming the exchange first", "[queue]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    SECTION("missing queue") {
+        c.bind_queue(1, "q", "amq.direct", "k");
+        expect_channel_close(c, 1, 404, "NOT_FOUND - no queue 'q' in vhost '/'", {50, 20});
+    }
+    SECTION("missing exchange") {
+        c.declare_queue(1, "q");
+        c.bind_queue(1, "q", "x", "k");
+        expect_channel_close(c, 1, 404, "NOT_FOUND - no exchange 'x' in vhost '/'", {50, 20});
+    }
+    SECTION("both missing") {
+        c.bind_queue(1, "q", "x", "k");
+        expect_channel_close(c, 1, 404, "NOT_FOUND - no exchange 'x' in vhost '/'", {50, 20});
+    }
+}
