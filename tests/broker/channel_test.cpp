@@ -334,7 +334,7 @@ TEST_CASE("deleting a queue from the consumer's own channel sends basic.cancel t
     CHECK(c.take<QueueDeleteOk>().size() == 1);
 }
 
-TEST_CASE("an exclusive queue of a closing connection cancels other connections' consumers",
+TEST_CASE("closing a connection deletes its exclusive queues and leaves other consumers alone",
           "[consume][cancel]") {
     TestBroker b;
     TestClient consumer(b);

@@ -236,7 +236,7 @@ TEST_CASE("existing headers are kept and the table is sorted by key", "[dlx]") {
 
 // ---- routing --------------------------------------------------------------------------------
 
-TEST_CASE("x-dead-letter-routing-key reroutes; x-death keeps the original keys and CC is dropped", "[dlx]") {
+TEST_CASE("x-dead-letter-routing-key reroutes, x-death keeps the original keys and CC is dropped", "[dlx]") {
     TestBroker b;
     TestClient c(b);
     c.open_channel(1);

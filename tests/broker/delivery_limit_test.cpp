@@ -35,7 +35,7 @@ void setup(TestClient& c, FieldTable args) {
 
 }  // namespace
 
-TEST_CASE("the first delivery has no x-delivery-count; each redelivery counts up", "[delivery_limit]") {
+TEST_CASE("the first delivery has no x-delivery-count and each redelivery counts up", "[delivery_limit]") {
     TestBroker b;
     TestClient c(b);
     setup(c, {});

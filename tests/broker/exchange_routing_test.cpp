@@ -273,7 +273,7 @@ TEST_CASE("alternate exchanges chain and a cycle of them terminates", "[routing]
 
 // ---- CC and BCC -----------------------------------------------------------------------------
 
-TEST_CASE("CC and BCC headers add routing keys; BCC is removed from the delivered message", "[routing][cc]") {
+TEST_CASE("CC and BCC headers add routing keys and BCC is removed from the delivered message", "[routing][cc]") {
     TestBroker b;
     TestClient c(b);
     c.open_channel(1);

@@ -539,7 +539,7 @@ TEST_CASE("a redeclare or basic.get restarts the x-expires period", "[queue][exp
     CHECK(b.queue("q") == nullptr);
 }
 
-TEST_CASE("a queue with a consumer does not expire; the period starts when the last consumer goes",
+TEST_CASE("a queue with a consumer does not expire, and the period starts when the last consumer goes",
           "[queue][expires]") {
     TestBroker b;
     TestClient c(b);
