@@ -53,6 +53,8 @@ struct ChannelDispatch {
         else if constexpr (std::is_same_v<T, TxCommit>) return c.on_tx_commit(m);
         else if constexpr (std::is_same_v<T, TxRollback>) return c.on_tx_rollback(m);
         else if constexpr (std::is_same_v<T, ConfirmSelect>) return c.on_confirm_select(m);
+        else if constexpr (std::is_same_v<T, AccessRequest>) return c.on_access_request(m);
+        else if constexpr (T::has_content) return c.on_server_content_method(T::id);
         else return texts::unimplemented_method(T::id);
     }
 };
@@ -60,7 +62,13 @@ struct ChannelDispatch {
 Status Channel::on_method_frame(MethodId method, std::span<const std::byte> args) {
     Reader r(args);
     Status status;
+    bool status_is_frame_level = false;
     bool known = visit_method(method, r, [&](const auto& m) {
+        if (r.bad_utf8()) {
+            status = texts::malformed_utf8();
+            status_is_frame_level = true;
+            return;
+        }
         if (!r.ok() || !r.at_end()) {
             status = texts::malformed_method(method, args);
             return;
@@ -68,8 +76,20 @@ Status Channel::on_method_frame(MethodId method, std::span<const std::byte> args
         status = ChannelDispatch{*this}(m);
     });
     if (!known) return texts::unknown_method(method);
-    if (status && status->method == MethodId{}) status->method = method;
+    if (status && status->method == MethodId{} && !status_is_frame_level) status->method = method;
     return status;
+}
+
+// access.request is obsolete in 0-9-1; RabbitMQ still grants ticket 1, and so do we.
+Status Channel::on_access_request(const AccessRequest&) {
+    connection_.send_method(id_, AccessRequestOk{1});
+    return std::nullopt;
+}
+
+// basic.deliver, get-ok or return from a client: RabbitMQ reads its content, then refuses it.
+Status Channel::on_server_content_method(MethodId method) {
+    expect_content(method);
+    return std::nullopt;
 }
 
 // ---- closing --------------------------------------------------------------------------------
@@ -90,7 +110,8 @@ Status Channel::on_channel_close(const ChannelClose&) {
 
 void Channel::begin_close(const AmqpError& error) {
     log::info("channel {} on connection {} closed by the broker: {}", id_, connection_.peer().address, error.text);
-    connection_.send_method(id_, ChannelClose{static_cast<std::uint16_t>(error.code), error.text,
+    const std::string text = wire_reply_text(error.text);
+    connection_.send_method(id_, ChannelClose{static_cast<std::uint16_t>(error.code), text,
                                               error.method.class_id, error.method.method_id});
     close_down();
     closing_ = true;
@@ -99,6 +120,8 @@ void Channel::begin_close(const AmqpError& error) {
 void Channel::close_down() {
     if (closed_down_) return;
     closed_down_ = true;
+    if (consumer_timeout_timer_) connection_.broker().timers().cancel(consumer_timeout_timer_);
+    consumer_timeout_timer_ = 0;
     content_state_ = ContentState::Idle;
     pending_message_.reset();
     if (!connection_.vhost()) return;
@@ -111,6 +134,7 @@ void Channel::close_down() {
         if (auto* settle = std::get_if<TxSettle>(&op))
             for (auto& entry : settle->entries) requeue_entry(std::move(entry));
     tx_ops_.clear();
+    tx_held_ = 0;
     // Then the consumers go (an auto-delete queue may go with its last consumer).
     while (!consumers_.empty()) remove_consumer(*consumers_.begin()->second, false);
     if (!reply_to_name_.empty()) connection_.broker().unregister_reply_to(reply_to_name_);
@@ -122,15 +146,16 @@ void Channel::close_down() {
 bool Channel::can_deliver(const Consumer& consumer) const {
     if (closed_down_ || !flow_active_ || !connection_.is_writable()) return false;
     if (consumer.no_ack) return true;
-    if (prefetch_count_ && consumer.unacked >= prefetch_count_) return false;
-    if (global_prefetch_count_ && unacked_live_ >= global_prefetch_count_) return false;
+    if (consumer.prefetch && consumer.unacked >= consumer.prefetch) return false;
+    if (global_prefetch_count_ && unacked_live_ + tx_held_ >= global_prefetch_count_) return false;
     return true;
 }
 
 namespace {
 
 // Quorum-queue semantics on every queue (DECISIONS.md): a redelivered message carries
-// x-delivery-count, the number of times it was returned to the queue.
+// x-delivery-count, the number of times it was returned to the queue. A quorum queue sends it
+// on every delivery, 0 on the first, as RabbitMQ's quorum queues do.
 ByteBuffer properties_with_delivery_count(const Message& m, std::uint32_t count) {
     BasicProperties props = m.decoded_properties();
     FieldTable headers = props.has(property_flag::headers) ? props.headers.to_table() : FieldTable{};
@@ -155,16 +180,17 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage message) {
     deliver.exchange = m.exchange();
     deliver.routing_key = m.routing_key();
     write_method_frame(connection_.out().bytes(), id_, deliver);
-    send_message_content(message);
+    send_message_content(queue, message);
     if (!consumer.no_ack) {
         ++consumer.unacked;
         ++unacked_live_;
-        unacked_.push_back(Unacked{tag, queue.id(), std::move(message), &consumer, true});
+        unacked_.push_back(Unacked{tag, queue.id(), std::move(message), &consumer, true, connection_.broker().now()});
+        if (!consumer_timeout_timer_) arm_consumer_timeout();
     }
 }
 
-void Channel::send_message_content(const QueuedMessage& message) {
-    if (message.delivery_count > 0) {
+void Channel::send_message_content(const Queue& queue, const QueuedMessage& message) {
+    if (message.delivery_count > 0 || queue.args().type == QueueType::Quorum) {
         ByteBuffer props = properties_with_delivery_count(*message.message, message.delivery_count);
         connection_.send_content(id_, message.message, props.span());
     } else {

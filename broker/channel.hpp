@@ -17,6 +17,7 @@
 #include "broker/consumer.hpp"
 #include "broker/message.hpp"
 #include "broker/queue.hpp"
+#include "broker/timer_queue.hpp"
 #include "protocol/methods.hpp"
 #include "protocol/reply_code.hpp"
 
@@ -42,7 +43,11 @@ public:
     Status on_header_frame(std::span<const std::byte> payload);
     Status on_body_frame(std::span<const std::byte> payload);
     bool expects_content() const { return content_state_ != ContentState::Idle; }
-    bool expects_body() const { return content_state_ == ContentState::ExpectBody; }
+    bool expects_body() const {
+        return content_state_ == ContentState::ExpectBody || content_state_ == ContentState::DiscardBody;
+    }
+    // The method whose content is being read (basic.publish, or a server-only method a client sent).
+    protocol::MethodId content_method() const { return content_method_; }
 
     // ---- closing
     // We close the channel (a soft error): channel.close is sent; frames are dropped until close-ok.
@@ -96,6 +101,8 @@ public:
     Status on_tx_commit(const protocol::TxCommit& m);
     Status on_tx_rollback(const protocol::TxRollback& m);
     Status on_confirm_select(const protocol::ConfirmSelect& m);
+    Status on_access_request(const protocol::AccessRequest& m);
+    Status on_server_content_method(protocol::MethodId method);
 
 private:
     friend struct ChannelDispatch;
@@ -106,9 +113,12 @@ private:
         QueuedMessage message;
         Consumer* consumer = nullptr;  // nullptr for basic.get, or once the consumer is gone
         bool live = true;              // false once settled (a tombstone until popped)
+        TimePoint delivered_at{};      // for the consumer timeout
     };
 
-    enum class ContentState { Idle, ExpectHeader, ExpectBody };
+    // DiscardBody: a content that will be refused once complete (too large, or for a method
+    // only a server sends) is read to its end without being kept.
+    enum class ContentState { Idle, ExpectHeader, ExpectBody, DiscardBody };
 
     // A publish held until tx.commit.
     struct TxPublish {
@@ -130,19 +140,28 @@ private:
     Status resolve_queue_name(std::string_view name, std::string& out) const;
 
     // publish pipeline
+    void expect_content(protocol::MethodId method);
+    Status discard_content(std::uint64_t body_size, protocol::AmqpError error);
+    Status finish_discard();
     Status complete_publish();
     Status route_and_enqueue(const std::string& exchange, const MessageRef& message, bool mandatory,
                              std::uint64_t confirm_seq);
     void confirm(std::uint64_t seq, bool ack);
     void send_return(protocol::ReplyCode code, std::string_view text, const MessageRef& message);
     // Content header and body of a delivery or get-ok; a redelivery carries x-delivery-count.
-    void send_message_content(const QueuedMessage& message);
+    void send_message_content(const Queue& queue, const QueuedMessage& message);
 
     // unacked ledger
     Status collect(std::uint64_t tag, bool multiple, protocol::MethodId method, std::vector<Unacked>& out);
     void settle(std::vector<Unacked>& entries, bool ack, bool requeue);
     void requeue_entry(Unacked&& entry);
     void pop_settled_front();
+    void release_credit(Unacked& entry);
+
+    // consumer timeout (channel_timeout.cpp)
+    void arm_consumer_timeout();
+    void on_consumer_timeout();
+    void time_out_consumer(Consumer& consumer);
     void remove_consumer(Consumer& consumer, bool queue_is_going);
 
     Connection& connection_;
@@ -153,6 +172,9 @@ private:
 
     // content assembly
     ContentState content_state_ = ContentState::Idle;
+    protocol::MethodId content_method_{};
+    std::uint64_t discard_remaining_ = 0;
+    Status deferred_error_;
     std::string pending_exchange_;
     std::string pending_routing_key_;
     bool pending_mandatory_ = false;
@@ -161,12 +183,13 @@ private:
 
     // consumers, by tag
     std::map<std::string, std::unique_ptr<Consumer>, std::less<>> consumers_;
-    std::uint16_t prefetch_count_ = 0;         // per consumer (basic.qos global=false)
+    std::uint16_t prefetch_count_ = 0;         // for consumers created from now on (global=false)
     std::uint16_t global_prefetch_count_ = 0;  // channel-wide (global=true)
 
     // deliveries not yet acknowledged, ordered by tag
     std::deque<Unacked> unacked_;
     std::size_t unacked_live_ = 0;
+    std::size_t tx_held_ = 0;  // acked in a transaction not yet committed: still holding credit
     std::uint64_t next_delivery_tag_ = 1;
     std::vector<Unacked> settle_scratch_;  // reused: no allocation per ack
     std::vector<Queue*> freed_scratch_;
@@ -183,6 +206,8 @@ private:
 
     // The last queue this channel declared: an empty queue name in later methods means it.
     std::string most_recent_queue_;
+
+    TimerId consumer_timeout_timer_ = 0;
 
     // direct reply-to
     std::string reply_to_name_;  // "amq.rabbitmq.reply-to.…" once a reply consumer exists

@@ -21,7 +21,11 @@ Status Channel::collect(std::uint64_t tag, bool multiple, MethodId method, std::
     auto take = [&](Unacked& e) {
         e.live = false;
         --unacked_live_;
-        if (e.consumer && e.consumer->unacked) --e.consumer->unacked;
+        // In a transaction the prefetch credit comes back at commit, as in RabbitMQ.
+        if (tx_mode_)
+            ++tx_held_;
+        else
+            release_credit(e);
         out.push_back(std::move(e));
     };
     if (multiple && tag == 0) {
@@ -41,6 +45,10 @@ Status Channel::collect(std::uint64_t tag, bool multiple, MethodId method, std::
     }
     pop_settled_front();
     return std::nullopt;
+}
+
+void Channel::release_credit(Unacked& e) {
+    if (e.consumer && e.consumer->unacked) --e.consumer->unacked;
 }
 
 void Channel::pop_settled_front() {

@@ -1,6 +1,7 @@
-// basic.qos, consume, cancel and get, with RabbitMQ's semantics: per-consumer and channel-wide
-// prefetch (a new qos applies to existing consumers too), exclusive consumers, consumer
-// priorities (x-priority), and the direct reply-to pseudo-queue.
+// basic.qos, consume, cancel and get, with RabbitMQ's semantics: per-consumer prefetch
+// (global=false, for consumers created afterwards) and channel-wide prefetch (global=true,
+// applying at once to every consumer of the channel), exclusive consumers, consumer priorities
+// (x-priority), and the direct reply-to pseudo-queue.
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/channel_errors.hpp"
@@ -71,6 +72,8 @@ Status Channel::on_basic_consume(const BasicConsume& m) {
     consumer->no_ack = m.no_ack;
     consumer->exclusive = m.exclusive;
     consumer->priority = priority;
+    // RabbitMQ: basic.qos global=false limits the consumers created after it, each on its own.
+    consumer->prefetch = prefetch_count_;
     consumer->serial = connection_.broker().next_id();
     Consumer& ref = *consumer;
     consumers_.emplace(tag, std::move(consumer));
@@ -104,10 +107,10 @@ Status Channel::on_basic_get(const BasicGet& m) {
     ok.routing_key = msg.routing_key();
     ok.message_count = static_cast<std::uint32_t>(q->message_count());
     write_method_frame(connection_.out().bytes(), id_, ok);
-    send_message_content(*taken);
+    send_message_content(*q, *taken);
     if (!m.no_ack) {
         ++unacked_live_;
-        unacked_.push_back(Unacked{tag, q->id(), std::move(*taken), nullptr, true});
+        unacked_.push_back(Unacked{tag, q->id(), std::move(*taken), nullptr, true, connection_.broker().now()});
     }
     return std::nullopt;
 }

@@ -1,9 +1,12 @@
 // basic.publish: content assembly (method, header, body frames), routing, mandatory returns,
 // publisher confirms and transactions.
+#include <cstring>
+
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/channel_errors.hpp"
 #include "broker/connection.hpp"
+#include "broker/server_texts.hpp"
 #include "broker/vhost.hpp"
 
 namespace warren::broker {
@@ -47,35 +50,68 @@ Status Channel::on_basic_publish(const BasicPublish& m) {
     pending_exchange_.assign(m.exchange.view());
     pending_routing_key_.assign(m.routing_key.view());
     pending_mandatory_ = m.mandatory;
-    content_state_ = ContentState::ExpectHeader;
+    expect_content(BasicPublish::id);
     return std::nullopt;
 }
 
+void Channel::expect_content(MethodId method) {
+    content_method_ = method;
+    content_state_ = ContentState::ExpectHeader;
+    deferred_error_.reset();
+}
+
+// The content is read to its end but not kept; the error is reported once it is complete, as
+// RabbitMQ reports errors after assembling the whole message (so a frame error in the body
+// still comes first). The body is never buffered.
+Status Channel::discard_content(std::uint64_t body_size, AmqpError error) {
+    deferred_error_ = std::move(error);
+    pending_message_.reset();
+    discard_remaining_ = body_size;
+    content_state_ = ContentState::DiscardBody;
+    if (body_size == 0) return finish_discard();
+    return std::nullopt;
+}
+
+Status Channel::finish_discard() {
+    content_state_ = ContentState::Idle;
+    Status error = std::move(deferred_error_);
+    deferred_error_.reset();
+    return error;
+}
+
 Status Channel::on_header_frame(std::span<const std::byte> payload) {
-    // As rabbit_command_assembler: errors during a content name the publish (60/40).
+    // As rabbit_command_assembler: errors during a content name its method (60/40).
     if (content_state_ == ContentState::Idle)
         return amqp_error(ReplyCode::UnexpectedFrame, "expected method frame, got non method frame instead");
     if (content_state_ != ContentState::ExpectHeader)
         return amqp_error(ReplyCode::UnexpectedFrame, "expected content body, got non content body frame instead",
-                          BasicPublish::id);
+                          content_method_);
     Reader r(payload);
     std::uint16_t class_id = r.u16();
-    r.u16();  // weight, unused
+    std::uint16_t weight = r.u16();
     std::uint64_t body_size = r.u64();
     if (!r.ok())
         return amqp_error(ReplyCode::FrameError, fmt::format("type 2, all octets = {}: content header too short",
                                                              erlang_binary(payload)));
+    // RabbitMQ matches a content header only with weight 0; any other is "not a header".
+    if (weight != 0)
+        return amqp_error(ReplyCode::UnexpectedFrame,
+                          "expected content header for class 60, got non content header frame instead",
+                          content_method_);
     if (class_id != class_id::basic)
         return amqp_error(ReplyCode::UnexpectedFrame,
                           fmt::format("expected content header for class 60, got one for class {} instead", class_id),
-                          BasicPublish::id);
+                          content_method_);
+    // A content method only a server sends (basic.deliver, get-ok, return): RabbitMQ assembles
+    // its content, then refuses the method.
+    if (!(content_method_ == BasicPublish::id))
+        return discard_content(body_size, texts::unimplemented_method(content_method_));
     const std::uint64_t max = connection_.broker().config().max_message_size;
-    if (body_size > max) {
-        content_state_ = ContentState::Idle;
-        return errors::with_method(errors::precondition(fmt::format("message size {} is larger than configured max size {}",
-                                                            body_size, max)),
-                           BasicPublish::id);
-    }
+    if (body_size > max)
+        return discard_content(body_size, errors::with_method(errors::precondition(fmt::format(
+                                                                  "message size {} is larger than configured max size {}",
+                                                                  body_size, max)),
+                                                              BasicPublish::id));
     pending_message_ = Message::create(pending_exchange_, pending_routing_key_, r.rest(), body_size);
     if (!pending_message_) {
         content_state_ = ContentState::Idle;
@@ -85,11 +121,11 @@ Status Channel::on_header_frame(std::span<const std::byte> payload) {
         (!pending_message_->expiration_ms() || *pending_message_->expiration_ms() > max_expiry_timer)) {
         // A present but unparseable expiration is refused, as RabbitMQ does.
         std::string value(pending_message_->decoded_properties().expiration);
-        pending_message_.reset();
-        content_state_ = ContentState::Idle;
-        return errors::with_method(
-            errors::precondition(fmt::format("invalid expiration '{}': {}", value, expiration_error(value))),
-            BasicPublish::id);
+        return discard_content(
+            body_size,
+            errors::with_method(
+                errors::precondition(fmt::format("invalid expiration '{}': {}", value, expiration_error(value))),
+                BasicPublish::id));
     }
     pending_received_ = 0;
     if (body_size == 0) return complete_publish();
@@ -100,19 +136,24 @@ Status Channel::on_header_frame(std::span<const std::byte> payload) {
 Status Channel::on_body_frame(std::span<const std::byte> payload) {
     if (content_state_ == ContentState::Idle)
         return amqp_error(ReplyCode::UnexpectedFrame, "expected method frame, got non method frame instead");
-    if (content_state_ != ContentState::ExpectBody)
+    if (content_state_ == ContentState::ExpectHeader)
         return amqp_error(ReplyCode::UnexpectedFrame,
                           "expected content header for class 60, got non content header frame instead",
-                          BasicPublish::id);
-    const std::uint64_t size = pending_message_->body_size();
+                          content_method_);
     // RabbitMQ 3.10 does not notice an over-long body until the next method frame; current
     // RabbitMQ refuses it at once with this text.
-    if (payload.size() > size - pending_received_)
+    const std::uint64_t remaining =
+        content_state_ == ContentState::DiscardBody ? discard_remaining_ : pending_message_->body_size() - pending_received_;
+    if (payload.size() > remaining)
         return amqp_error(ReplyCode::FrameError, "content body frame exceeds remaining content size",
-                          BasicPublish::id);
+                          content_method_);
+    if (content_state_ == ContentState::DiscardBody) {
+        discard_remaining_ -= payload.size();
+        return discard_remaining_ == 0 ? finish_discard() : std::nullopt;
+    }
     if (!payload.empty()) std::memcpy(pending_message_->body_data() + pending_received_, payload.data(), payload.size());
     pending_received_ += payload.size();
-    if (pending_received_ == size) return complete_publish();
+    if (pending_received_ == pending_message_->body_size()) return complete_publish();
     return std::nullopt;
 }
 
@@ -228,6 +269,10 @@ Status Channel::on_tx_commit(const TxCommit&) {
             if (Status s = route_and_enqueue(p->exchange, p->message, p->mandatory, 0)) return s;
         } else {
             auto& settle_op = std::get<TxSettle>(op);
+            for (auto& e : settle_op.entries) {
+                --tx_held_;
+                release_credit(e);
+            }
             settle(settle_op.entries, settle_op.kind == TxSettle::Kind::Ack, settle_op.requeue);
         }
     }
@@ -242,9 +287,9 @@ Status Channel::on_tx_rollback(const TxRollback&) {
         auto* settle_op = std::get_if<TxSettle>(&op);
         if (!settle_op) continue;
         for (auto& e : settle_op->entries) {
-            e.live = true;
+            e.live = true;  // its credit was never released (see collect)
             ++unacked_live_;
-            if (e.consumer) ++e.consumer->unacked;
+            --tx_held_;
             auto it = std::lower_bound(unacked_.begin(), unacked_.end(), e.tag,
                                        [](const Unacked& u, std::uint64_t t) { return u.tag < t; });
             if (it != unacked_.end() && it->tag == e.tag)

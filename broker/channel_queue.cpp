@@ -38,6 +38,13 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
     VHost& vh = vhost();
     std::string name(m.queue.view());
     if (m.passive) {
+        // The direct reply-to pseudo-queue, and the reply addresses it hands out, exist for a
+        // passive declare as a queue with one consumer (RabbitMQ does the same).
+        if (name == "amq.rabbitmq.reply-to" ||
+            (name.starts_with("amq.rabbitmq.reply-to.") && connection_.broker().find_reply_to(name))) {
+            if (!m.nowait) connection_.send_method(id_, QueueDeclareOk{name, 0, 1});
+            return std::nullopt;
+        }
         // No empty-name shortcut here: RabbitMQ looks up '' itself (404 no queue '').
         Queue* q = vh.find_queue(name);
         if (!q) return errors::no_queue(name, vh.name());
@@ -72,6 +79,13 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
     } else {
         QueueArgsResult parsed = parse_queue_args(arguments, resource);
         if (!parsed.args) return errors::precondition(parsed.error);
+        // rabbit_quorum_queue:declare/2's checks, in its order.
+        if (parsed.args->type == QueueType::Quorum) {
+            if (m.auto_delete) return errors::precondition(fmt::format("invalid property 'auto-delete' for {}", resource));
+            if (m.exclusive)
+                return errors::precondition(fmt::format("invalid property 'exclusive-owner' for {}", resource));
+            if (!m.durable) return errors::precondition(fmt::format("invalid property 'non-durable' for {}", resource));
+        }
         QueueFlags flags{m.durable, m.exclusive, m.auto_delete};
         q = &vh.add_queue(name, flags, std::move(*parsed.args), std::move(arguments), owner);
         if (m.exclusive) connection_.add_exclusive_queue(q->id());

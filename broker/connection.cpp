@@ -182,8 +182,9 @@ void Connection::handle_channel0(const Frame& frame) {
         if (id == ConnectionCloseOk::id) return on_unexpected_close();
         // A client may send these to a server that sent them first; nothing to do.
         if (id == ConnectionBlocked::id || id == ConnectionUnblocked::id) return;
+        // There is no credential that expires yet: a new secret is accepted as it is.
         if (id == ConnectionUpdateSecret::id) {
-            close_with_error(texts::not_implemented(id));
+            send_method(0, ConnectionUpdateSecretOk{});
             return;
         }
         break;
@@ -212,8 +213,9 @@ void Connection::handle_channel_frame(const Frame& frame) {
                 close_with_error(texts::expected_channel_open(id));
                 return;
             }
-            if (frame.channel > channel_max_) {
-                close_with_error(texts::channel_id_too_large(frame.channel, channel_max_, id));
+            // RabbitMQ's channel_max caps how many channels are open, not the channel id.
+            if (channel_max_ != 0 && channels_.size() >= channel_max_) {
+                close_with_error(texts::too_many_channels(channels_.size(), channel_max_));
                 return;
             }
             channels_.emplace(frame.channel, std::make_unique<Channel>(*this, frame.channel));
@@ -234,7 +236,7 @@ void Connection::handle_channel_frame(const Frame& frame) {
             return;
         }
         if (channel.expects_content()) {
-            close_with_error(texts::expected_content_header_or_body(channel.expects_body(), BasicPublish::id));
+            close_with_error(texts::expected_content_header_or_body(channel.expects_body(), channel.content_method()));
             return;
         }
         if (id == ChannelOpen::id) {
@@ -386,7 +388,8 @@ void Connection::close_with_error(const AmqpError& error) {
                  error.method.method_id);
     for (auto& [id, channel] : channels_) channel->close_down();
     channels_.clear();
-    send_method(0, ConnectionClose{static_cast<std::uint16_t>(error.code), error.text, error.method.class_id,
+    const std::string text = wire_reply_text(error.text);
+    send_method(0, ConnectionClose{static_cast<std::uint16_t>(error.code), text, error.method.class_id,
                                    error.method.method_id});
     state_ = State::Closing;
     host_.read_state_changed();

@@ -192,9 +192,11 @@ void Connection::fail_handshake(const AmqpError& error) {
                       (error.code == ReplyCode::NotAllowed && state_ == State::AwaitingTuneOk) ||
                       state_ == State::AwaitingOpen;
     close_reason_ = error.text;
-    if (send_close)
-        send_method(0, ConnectionClose{static_cast<std::uint16_t>(error.code), error.text, error.method.class_id,
+    if (send_close) {
+        const std::string text = wire_reply_text(error.text);
+        send_method(0, ConnectionClose{static_cast<std::uint16_t>(error.code), text, error.method.class_id,
                                        error.method.method_id});
+    }
     teardown(close_reason_);
     host_.close_transport();
 }

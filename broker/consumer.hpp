@@ -19,6 +19,7 @@ struct Consumer {
     bool exclusive = false;
     std::int32_t priority = 0;   // x-priority: higher priorities are served first
     std::uint32_t unacked = 0;   // deliveries not yet settled
+    std::uint16_t prefetch = 0;  // basic.qos global=false in force when it was created; 0: none
     std::uint64_t serial = 0;    // registration order, for single active consumer
 };
 

@@ -127,8 +127,15 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
         } else if (key == args::queue_version) {
             err = require_int(v);  // accepted and ignored
         } else if (key == args::delivery_limit) {
-            err = require_non_neg(v);
-            if (!err) a.delivery_limit = static_cast<std::uint64_t>(*v.as_integer());
+            // RabbitMQ's quorum queues also take the limit as a decimal string ("5").
+            const std::string* text = v.as_string();
+            if (text && !text->empty() && text->size() < 19 &&
+                text->find_first_not_of("0123456789") == std::string::npos) {
+                a.delivery_limit = std::stoull(*text);
+            } else {
+                err = require_non_neg(v);
+                if (!err) a.delivery_limit = static_cast<std::uint64_t>(*v.as_integer());
+            }
         }
         if (err) return {std::nullopt, invalid_arg(key, queue_text, *err)};
     }

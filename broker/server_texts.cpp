@@ -71,12 +71,15 @@ AmqpError expected_channel_open(MethodId id) {
     return amqp_error(ReplyCode::ChannelError, "expected 'channel.open'", id);
 }
 
-AmqpError channel_id_too_large(std::uint16_t channel, std::uint16_t channel_max, MethodId id) {
+// rabbit_reader:create_channel/2, reported without a method (0/0).
+AmqpError too_many_channels(std::size_t open, std::uint16_t channel_max) {
     return amqp_error(ReplyCode::NotAllowed,
                       fmt::format("number of channels opened ({}) has reached the negotiated channel_max ({})",
-                                  channel, channel_max),
-                      id);
+                                  open, channel_max));
 }
+
+// rabbit_binary_parser:assert_utf8/1, raised while decoding, so without a method (0/0).
+AmqpError malformed_utf8() { return amqp_error(ReplyCode::FrameError, "Malformed UTF-8 in shortstr"); }
 
 // rabbit_command_assembler:process/2: the error names the method whose content is awaited.
 AmqpError expected_content_header_or_body(bool expecting_body, MethodId content_method) {

@@ -9,6 +9,7 @@
 
 #include "protocol/reader.hpp"
 #include "protocol/table_view.hpp"
+#include "protocol/utf8.hpp"
 #include "protocol/wire_types.hpp"
 #include "protocol/writer.hpp"
 
@@ -44,6 +45,7 @@ void read_field(Reader& r, BitState& bits, T& field) {
             field = r.u64();
         } else if constexpr (std::is_same_v<T, ShortStr>) {
             field = ShortStr{r.shortstr()};
+            if (r.ok() && !is_valid_utf8(field.value)) r.fail_utf8();
         } else if constexpr (std::is_same_v<T, LongStr>) {
             field = LongStr{r.longstr()};
         } else if constexpr (std::is_same_v<T, TableView>) {

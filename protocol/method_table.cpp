@@ -25,6 +25,8 @@ std::string_view method_name(MethodId id) {
     case ChannelFlowOk::id.packed(): return ChannelFlowOk::name;
     case ChannelClose::id.packed(): return ChannelClose::name;
     case ChannelCloseOk::id.packed(): return ChannelCloseOk::name;
+    case AccessRequest::id.packed(): return AccessRequest::name;
+    case AccessRequestOk::id.packed(): return AccessRequestOk::name;
     case ExchangeDeclare::id.packed(): return ExchangeDeclare::name;
     case ExchangeDeclareOk::id.packed(): return ExchangeDeclareOk::name;
     case ExchangeDelete::id.packed(): return ExchangeDelete::name;

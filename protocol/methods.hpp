@@ -16,6 +16,7 @@ namespace warren::protocol {
 namespace class_id {
 inline constexpr std::uint16_t connection = 10;
 inline constexpr std::uint16_t channel = 20;
+inline constexpr std::uint16_t access = 30;
 inline constexpr std::uint16_t exchange = 40;
 inline constexpr std::uint16_t queue = 50;
 inline constexpr std::uint16_t basic = 60;
@@ -197,6 +198,27 @@ struct ChannelCloseOk {
     static constexpr std::string_view name = "channel.close-ok";
     static constexpr bool has_content = false;
     static auto fields(auto&) { return std::tie(); }
+};
+
+struct AccessRequest {
+    static constexpr MethodId id{30, 10};
+    static constexpr std::string_view name = "access.request";
+    static constexpr bool has_content = false;
+    ShortStr realm = "/data";
+    Bit exclusive = false;
+    Bit passive = true;
+    Bit active = true;
+    Bit write = true;
+    Bit read = true;
+    static auto fields(auto& m) { return std::tie(m.realm, m.exclusive, m.passive, m.active, m.write, m.read); }
+};
+
+struct AccessRequestOk {
+    static constexpr MethodId id{30, 11};
+    static constexpr std::string_view name = "access.request-ok";
+    static constexpr bool has_content = false;
+    std::uint16_t ticket = 1;
+    static auto fields(auto& m) { return std::tie(m.ticket); }
 };
 
 struct ExchangeDeclare {
@@ -748,6 +770,18 @@ bool visit_method(MethodId id, Reader& args, Visitor&& visitor) {
     }
     case MethodId{20, 41}.packed(): {
         ChannelCloseOk method;
+        decode_fields(args, method);
+        visitor(method);
+        return true;
+    }
+    case MethodId{30, 10}.packed(): {
+        AccessRequest method;
+        decode_fields(args, method);
+        visitor(method);
+        return true;
+    }
+    case MethodId{30, 11}.packed(): {
+        AccessRequestOk method;
         decode_fields(args, method);
         visitor(method);
         return true;

@@ -16,6 +16,12 @@ public:
     explicit Reader(std::span<const std::byte> bytes) : bytes_(bytes) {}
 
     bool ok() const { return ok_; }
+    // The read failed because a shortstr was not valid UTF-8 (a different error for RabbitMQ).
+    bool bad_utf8() const { return bad_utf8_; }
+    void fail_utf8() {
+        bad_utf8_ = true;
+        fail();
+    }
     bool at_end() const { return pos_ == bytes_.size(); }
     std::size_t remaining() const { return ok_ ? bytes_.size() - pos_ : 0; }
     std::size_t position() const { return pos_; }
@@ -91,6 +97,7 @@ private:
     std::span<const std::byte> bytes_;
     std::size_t pos_ = 0;
     bool ok_ = true;
+    bool bad_utf8_ = false;
 };
 
 }  // namespace warren::protocol

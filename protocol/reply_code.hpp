@@ -82,6 +82,15 @@ struct AmqpError {
     bool is_hard() const { return is_hard_error(code); }
 };
 
+// A reply text as it goes on the wire: a shortstr holds 255 bytes, and RabbitMQ cuts longer
+// texts to 252 bytes followed by "..." (rabbit_binary_generator:amqp_exception_explanation/2).
+inline std::string wire_reply_text(std::string_view text) {
+    if (text.size() <= 255) return std::string(text);
+    std::string cut(text.substr(0, 252));
+    cut += "...";
+    return cut;
+}
+
 // Builds an AmqpError with RabbitMQ's "NAME - detail" text.
 inline AmqpError amqp_error(ReplyCode code, std::string_view detail, MethodId method = {}) {
     std::string text = reply_code_name(code);

@@ -699,8 +699,8 @@ TEST_CASE("direct reply-to: a mandatory reply to an unknown name is returned", "
 }
 
 // RabbitMQ 3.10 answers a passive declare of the pseudo-queue with declare-ok
-// (message_count 0, consumer_count 1); Warren has no queue of that name (see the report).
-TEST_CASE("direct reply-to: a passive declare of the reply queue succeeds", "[reply_to][!mayfail]") {
+// (message_count 0, consumer_count 1), and so does Warren.
+TEST_CASE("direct reply-to: a passive declare of the reply queue succeeds", "[reply_to]") {
     TestBroker b;
     TestClient c(b);
     c.open_channel(1);
@@ -718,8 +718,8 @@ TEST_CASE("direct reply-to: a passive declare of the reply queue succeeds", "[re
 // ---- consumer timeout -----------------------------------------------------------------------
 
 // DECISIONS.md: a delivery unacknowledged for consumer_timeout_ms cancels only its consumer
-// and requeues its messages. Config has the key, but nothing in broker/ reads it yet.
-TEST_CASE("a consumer that does not ack within consumer_timeout_ms is cancelled", "[consume][timeout][!mayfail]") {
+// and requeues its messages.
+TEST_CASE("a consumer that does not ack within consumer_timeout_ms is cancelled", "[consume][timeout]") {
     Config config;
     config.consumer_timeout_ms = 1000;
     TestBroker b(config);
@@ -735,4 +735,49 @@ TEST_CASE("a consumer that does not ack within consumer_timeout_ms is cancelled"
     CHECK(cancels[0].consumer_tag.view() == "slow");
     CHECK(b.queue("q")->message_count() == 1);
     CHECK_FALSE(c.channel_close(1));
+}
+
+TEST_CASE("a timed-out consumer of a client without consumer_cancel_notify has its channel closed with 406",
+          "[consume][timeout]") {
+    Config config;
+    config.consumer_timeout_ms = 1000;
+    TestBroker b(config);
+    TestClient c(b, true, true, {});
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    c.publish(1, "", "q", "x");
+    c.consume(1, "q", "slow");
+    REQUIRE(c.deliveries().size() == 1);
+    b.advance(std::chrono::milliseconds(999));
+    CHECK_FALSE(c.channel_close(1));
+    b.advance(std::chrono::milliseconds(2));
+    auto close = c.channel_close(1);
+    REQUIRE(close);
+    CHECK(close->reply_code == 406);
+    CHECK(close->reply_text.view() ==
+          "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value used: 1000 ms. This "
+          "timeout value can be configured, see consumers doc guide to learn more");
+    CHECK(b.queue("q")->message_count() == 1);
+}
+
+TEST_CASE("a consumer that acks in time is not cancelled", "[consume][timeout]") {
+    Config config;
+    config.consumer_timeout_ms = 1000;
+    TestBroker b(config);
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    c.publish_n(1, "", "q", 2);
+    c.qos(1, 1);
+    c.consume(1, "q", "steady");
+    auto first = c.deliveries();
+    REQUIRE(first.size() == 1);
+    b.advance(std::chrono::milliseconds(600));
+    c.ack(1, first[0].delivery_tag());
+    auto second = c.deliveries();
+    REQUIRE(second.size() == 1);
+    b.advance(std::chrono::milliseconds(600));
+    CHECK(c.take<BasicCancel>().empty());
+    b.advance(std::chrono::milliseconds(500));
+    CHECK(c.take<BasicCancel>().size() == 1);
 }

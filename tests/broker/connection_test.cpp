@@ -502,20 +502,24 @@ TEST_CASE("connection.close on a channel other than 0 gets connection.close 503"
     expect_connection_close(c, 503, "COMMAND_INVALID - unimplemented method", {10, 50});
 }
 
-// Warren follows the spec here: a channel id above the negotiated channel_max is refused.
-// RabbitMQ caps only the number of open channels and opens channel 11 with channel_max 10
-// (see the report).
-TEST_CASE("channel.open with an id above channel_max gets connection.close 530", "[connection][channel]") {
+// As RabbitMQ: channel_max caps the number of open channels, not the channel id; the close
+// names no method (0/0).
+TEST_CASE("opening more channels than channel_max gets connection.close 530", "[connection][channel]") {
     TestBroker b;
     TestClient c(b, false);
-    REQUIRE(c.handshake(10, 131072, 0));
-    c.open_channel(10);
-    CHECK(c.connection().channel_count() == 1);
-    c.send(11, ChannelOpen{});
+    REQUIRE(c.handshake(2, 131072, 0));
+    c.open_channel(7);
+    c.open_channel(11);
+    CHECK(c.connection().channel_count() == 2);
+    c.send(3, ChannelOpen{});
     CHECK(c.take<ChannelOpenOk>().empty());
     auto close = c.connection_close();
     REQUIRE(close);
     CHECK(close->reply_code == 530);
+    CHECK(close->reply_text.view() ==
+          "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)");
+    CHECK(close->class_id == 0);
+    CHECK(close->method_id == 0);
     CHECK(c.connection().channel_count() == 0);
 }
 
@@ -856,4 +860,99 @@ TEST_CASE("transport loss tears the connection down and unregisters it", "[conne
     CHECK(c.connection().is_closed());
     CHECK(c.connection().channel_count() == 0);
     CHECK(b.broker->connection_count() == 0);
+}
+
+// ---- conformance with RabbitMQ 3.10 (docs/rabbitmq-reference.md) ---------------------------
+
+TEST_CASE("a shortstr that is not UTF-8 gets connection.close 501 without a method", "[connection][codec]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    QueueDeclare d;
+    std::string bad("\xff\xfe", 2);
+    d.queue = bad;
+    c.send(1, d);
+    expect_connection_close(c, 501, "FRAME_ERROR - Malformed UTF-8 in shortstr");
+}
+
+TEST_CASE("access.request is answered with ticket 1, as RabbitMQ does", "[connection][channel]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.send(1, AccessRequest{});
+    auto ok = c.take<AccessRequestOk>();
+    REQUIRE(ok.size() == 1);
+    CHECK(ok[0].ticket == 1);
+    CHECK_FALSE(c.connection_close());
+}
+
+TEST_CASE("connection.update-secret is accepted", "[connection]") {
+    TestBroker b;
+    TestClient c(b);
+    c.send(0, ConnectionUpdateSecret{"guest", "rotation"});
+    CHECK(c.take<ConnectionUpdateSecretOk>().size() == 1);
+    CHECK_FALSE(c.connection_close());
+}
+
+TEST_CASE("a basic.deliver sent by a client waits for its content header like RabbitMQ", "[connection][content]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.send(1, BasicDeliver{"x", 1, false, "", "q"});
+    c.qos(1, 1);
+    expect_connection_close(
+        c, 505, "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead",
+        {60, 60});
+}
+
+TEST_CASE("a content header with a non-zero weight is not taken for a header", "[connection][content]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    ByteBuffer out;
+    write_method_frame(out, 1, BasicPublish{0, "", "q"});
+    Writer w(out);
+    write_frame_header(w, FrameType::Header, 1, 14);
+    w.u16(60);
+    w.u16(7);
+    w.u64(3);
+    w.u16(0);
+    w.u8(frame_end);
+    c.send_raw(out.span());
+    expect_connection_close(
+        c, 505, "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead",
+        {60, 40});
+}
+
+TEST_CASE("a message over max_message_size is read to its end, then refused with 406 naming basic.publish",
+          "[connection][content]") {
+    Config config;
+    config.max_message_size = 1000;
+    TestBroker b(config);
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    c.publish(1, "", "q", std::string(1500, 'x'));
+    auto close = c.channel_close(1);
+    REQUIRE(close);
+    CHECK(close->reply_code == 406);
+    CHECK(close->reply_text.view() == "PRECONDITION_FAILED - message size 1500 is larger than configured max size 1000");
+    CHECK(close->class_id == 60);
+    CHECK(close->method_id == 40);
+    CHECK_FALSE(c.connection_close());
+    CHECK(b.queue("q")->message_count() == 0);
+}
+
+TEST_CASE("a reply text longer than 255 bytes is cut to 252 bytes and '...'", "[connection]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    std::string name(250, 'n');
+    c.send(1, QueueDeclare{0, name, true});
+    auto close = c.channel_close(1);
+    REQUIRE(close);
+    CHECK(close->reply_text.size() == 255);
+    CHECK(close->reply_text.view().substr(0, 27) == "NOT_FOUND - no queue 'nnnnn");
+    CHECK(close->reply_text.view().substr(252) == "...");
 }

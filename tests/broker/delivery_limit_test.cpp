@@ -30,7 +30,10 @@ void setup(TestClient& c, FieldTable args) {
     c.declare_queue(1, "dlq");
     args.set("x-dead-letter-exchange", std::string(""));
     args.set("x-dead-letter-routing-key", std::string("dlq"));
-    c.declare_queue(1, "q", args);
+    // Quorum queues must be durable, as in RabbitMQ.
+    const FieldValue* type = args.find("x-queue-type");
+    bool durable = type && type->as_string() && *type->as_string() == "quorum";
+    c.declare_queue(1, "q", args, durable);
 }
 
 }  // namespace
@@ -140,6 +143,39 @@ TEST_CASE("returns on channel close and basic.recover count as deliveries", "[de
     c.reject(1, d.delivery_tag(), true);  // return 3: past the limit
     CHECK(b.queue("q")->message_count() == 0);
     CHECK(b.queue("dlq")->message_count() == 1);
+}
+
+TEST_CASE("a quorum queue sends x-delivery-count from the first delivery, starting at 0", "[delivery_limit]") {
+    TestBroker b;
+    TestClient c(b);
+    setup(c, table({{"x-queue-type", "quorum"}}));
+    c.publish(1, "", "q", "x");
+    Delivery d = get_next(c);
+    CHECK(delivery_count(d) == 0);
+    c.reject(1, d.delivery_tag(), true);
+    CHECK(delivery_count(get_next(c)) == 1);
+}
+
+TEST_CASE("a non-durable, exclusive or auto-delete quorum queue is refused as in RabbitMQ", "[delivery_limit][queue]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "qq", table({{"x-queue-type", "quorum"}}));
+    auto close = c.channel_close(1);
+    REQUIRE(close);
+    CHECK(close->reply_text.view() == "PRECONDITION_FAILED - invalid property 'non-durable' for queue 'qq' in vhost '/'");
+    c.send(1, ChannelCloseOk{});
+    c.open_channel(1);
+    c.declare_queue(1, "qq", table({{"x-queue-type", "quorum"}}), true, true);
+    close = c.channel_close(1);
+    REQUIRE(close);
+    CHECK(close->reply_text.view() == "PRECONDITION_FAILED - invalid property 'exclusive-owner' for queue 'qq' in vhost '/'");
+    c.send(1, ChannelCloseOk{});
+    c.open_channel(1);
+    c.declare_queue(1, "qq", table({{"x-queue-type", "quorum"}}), true, false, true);
+    close = c.channel_close(1);
+    REQUIRE(close);
+    CHECK(close->reply_text.view() == "PRECONDITION_FAILED - invalid property 'auto-delete' for queue 'qq' in vhost '/'");
 }
 
 TEST_CASE("a quorum queue gets a delivery limit of 20 by default", "[delivery_limit]") {

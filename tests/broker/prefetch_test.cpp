@@ -1,5 +1,6 @@
 // Prefetch through the connection core: consumers receive at most prefetch_count unacked
-// deliveries; an ack frees credit; a new qos applies to existing consumers.
+// deliveries; an ack frees credit; a per-consumer qos applies to later consumers, a global one
+// to the channel at once.
 #include <catch2/catch.hpp>
 
 #include "support/test_client.hpp"
@@ -24,18 +25,37 @@ TEST_CASE("prefetch 2 holds the third message until an ack", "[prefetch]") {
     CHECK(second[0].body == "m3");
 }
 
-TEST_CASE("a new qos applies to existing consumers", "[prefetch]") {
+// RabbitMQ: basic.qos global=false limits the consumers created after it; an existing
+// consumer keeps the limit it started with.
+TEST_CASE("a per-consumer qos applies to consumers created afterwards only", "[prefetch]") {
     TestBroker b;
     TestClient c(b);
     c.open_channel(1);
     c.qos(1, 1);
     c.declare_queue(1, "q");
     c.publish_n(1, "", "q", 5);
-    c.consume(1, "q");
+    c.consume(1, "q", "first");
     CHECK(c.deliveries().size() == 1);
     c.qos(1, 3);
+    CHECK(c.deliveries().empty());
+    c.consume(1, "q", "second");
+    CHECK(c.deliveries().size() == 3);
+}
+
+// A channel-wide qos (global=true) applies at once to the consumers the channel has (Celery
+// changes its prefetch this way while consuming).
+TEST_CASE("a new global qos applies to existing consumers", "[prefetch]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.qos(1, 1, true);
+    c.declare_queue(1, "q");
+    c.publish_n(1, "", "q", 5);
+    c.consume(1, "q");
+    CHECK(c.deliveries().size() == 1);
+    c.qos(1, 3, true);
     CHECK(c.deliveries().size() == 2);
-    c.qos(1, 0);
+    c.qos(1, 0, true);
     CHECK(c.deliveries().size() == 2);
 }
 

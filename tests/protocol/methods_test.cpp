@@ -32,7 +32,7 @@ using AllMethods = MethodList<
     ConnectionStart, ConnectionStartOk, ConnectionSecure, ConnectionSecureOk, ConnectionTune, ConnectionTuneOk,
     ConnectionOpen, ConnectionOpenOk, ConnectionClose, ConnectionCloseOk, ConnectionBlocked, ConnectionUnblocked,
     ConnectionUpdateSecret, ConnectionUpdateSecretOk, ChannelOpen, ChannelOpenOk, ChannelFlow, ChannelFlowOk,
-    ChannelClose, ChannelCloseOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete, ExchangeDeleteOk, ExchangeBind,
+    ChannelClose, ChannelCloseOk, AccessRequest, AccessRequestOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete, ExchangeDeleteOk, ExchangeBind,
     ExchangeBindOk, ExchangeUnbind, ExchangeUnbindOk, QueueDeclare, QueueDeclareOk, QueueBind, QueueBindOk, QueuePurge,
     QueuePurgeOk, QueueDelete, QueueDeleteOk, QueueUnbind, QueueUnbindOk, BasicQos, BasicQosOk, BasicConsume,
     BasicConsumeOk, BasicCancel, BasicCancelOk, BasicPublish, BasicReturn, BasicDeliver, BasicGet, BasicGetOk,
@@ -226,7 +226,7 @@ TEST_CASE("the round-trip list covers every method visit_method knows", "[codec]
         }
     }
     CHECK(known == static_cast<int>(AllMethods::size));
-    CHECK(known == 64);
+    CHECK(known == 66);
 }
 
 TEST_CASE("methods default to the spec's default values", "[codec]") {
@@ -435,7 +435,7 @@ TEST_CASE("visit_method refuses ids outside the spec and leaves the reader alone
     Reader r(args);
     bool called = false;
     CHECK_FALSE(visit_method(MethodId{60, 41}, r, [&](auto&) { called = true; }));
-    CHECK_FALSE(visit_method(MethodId{30, 10}, r, [&](auto&) { called = true; }));  // access was removed
+    CHECK_FALSE(visit_method(MethodId{30, 99}, r, [&](auto&) { called = true; }));
     CHECK_FALSE(called);
     CHECK(r.position() == 0);
     CHECK(method_name(MethodId{60, 41}) == "unknown");
