@@ -154,8 +154,8 @@ bool Channel::can_deliver(const Consumer& consumer) const {
 namespace {
 
 // Quorum-queue semantics on every queue (DECISIONS.md): a redelivered message carries
-// x-delivery-count, the number of times it was returned to the queue. A quorum queue sends it
-// on every delivery, 0 on the first, as RabbitMQ's quorum queues do.
+// x-delivery-count, the number of times it was returned to the queue. RabbitMQ's quorum queues
+// also put it (0) on the first basic.get of a message, though not on its first basic.deliver.
 ByteBuffer properties_with_delivery_count(const Message& m, std::uint32_t count) {
     BasicProperties props = m.decoded_properties();
     FieldTable headers = props.has(property_flag::headers) ? props.headers.to_table() : FieldTable{};
@@ -180,7 +180,7 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage message) {
     deliver.exchange = m.exchange();
     deliver.routing_key = m.routing_key();
     write_method_frame(connection_.out().bytes(), id_, deliver);
-    send_message_content(queue, message);
+    send_message_content(message, false);
     if (!consumer.no_ack) {
         ++consumer.unacked;
         ++unacked_live_;
@@ -189,8 +189,8 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage message) {
     }
 }
 
-void Channel::send_message_content(const Queue& queue, const QueuedMessage& message) {
-    if (message.delivery_count > 0 || queue.args().type == QueueType::Quorum) {
+void Channel::send_message_content(const QueuedMessage& message, bool always_count) {
+    if (message.delivery_count > 0 || always_count) {
         ByteBuffer props = properties_with_delivery_count(*message.message, message.delivery_count);
         connection_.send_content(id_, message.message, props.span());
     } else {

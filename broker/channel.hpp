@@ -149,7 +149,7 @@ private:
     void confirm(std::uint64_t seq, bool ack);
     void send_return(protocol::ReplyCode code, std::string_view text, const MessageRef& message);
     // Content header and body of a delivery or get-ok; a redelivery carries x-delivery-count.
-    void send_message_content(const Queue& queue, const QueuedMessage& message);
+    void send_message_content(const QueuedMessage& message, bool always_count);
 
     // unacked ledger
     Status collect(std::uint64_t tag, bool multiple, protocol::MethodId method, std::vector<Unacked>& out);

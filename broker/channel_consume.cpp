@@ -107,7 +107,7 @@ Status Channel::on_basic_get(const BasicGet& m) {
     ok.routing_key = msg.routing_key();
     ok.message_count = static_cast<std::uint32_t>(q->message_count());
     write_method_frame(connection_.out().bytes(), id_, ok);
-    send_message_content(*q, *taken);
+    send_message_content(*taken, q->args().type == QueueType::Quorum);
     if (!m.no_ack) {
         ++unacked_live_;
         unacked_.push_back(Unacked{tag, q->id(), std::move(*taken), nullptr, true, connection_.broker().now()});

@@ -34,8 +34,13 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
         return std::nullopt;
     }
     auto type = exchanges::parse_exchange_type(m.type.view());
-    if (!type)
-        return amqp_error(ReplyCode::CommandInvalid, fmt::format("invalid exchange type '{}'", m.type.view()));
+    if (!type) {
+        // rabbit_exchange:check_type/1 says "unknown" for a name that is not an Erlang atom and
+        // "invalid" for one that is (as '' and common words like 'foo' happen to be). Without
+        // RabbitMQ's atom table, Warren says "invalid" for the empty name only.
+        std::string_view word = m.type.empty() ? "invalid" : "unknown";
+        return amqp_error(ReplyCode::CommandInvalid, fmt::format("{} exchange type '{}'", word, m.type.view()));
+    }
     FieldTable arguments = m.arguments.to_table();
     ExchangeEntry* x = vh.find_exchange(name);
     std::string resource = resource_name("exchange", name, vh.name());

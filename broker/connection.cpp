@@ -191,7 +191,6 @@ void Connection::handle_channel0(const Frame& frame) {
     default:
         break;
     }
-    if (id == ConnectionClose::id) return on_close(args);
     if (state_ == State::Open)
         close_with_error(texts::unexpected_method_channel0(id));
     else
