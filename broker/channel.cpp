@@ -176,7 +176,7 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage message) {
     BasicDeliver deliver;
     deliver.consumer_tag = consumer.tag;
     deliver.delivery_tag = tag;
-    deliver.redelivered = message.redelivered;
+    deliver.redelivered = message.redelivered();
     deliver.exchange = m.exchange();
     deliver.routing_key = m.routing_key();
     write_method_frame(connection_.out().bytes(), id_, deliver);
@@ -190,8 +190,8 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage message) {
 }
 
 void Channel::send_message_content(const QueuedMessage& message, bool always_count) {
-    if (message.delivery_count > 0 || always_count) {
-        ByteBuffer props = properties_with_delivery_count(*message.message, message.delivery_count);
+    if (message.delivery_count() > 0 || always_count) {
+        ByteBuffer props = properties_with_delivery_count(*message.message, message.delivery_count());
         connection_.send_content(id_, message.message, props.span());
     } else {
         connection_.send_content(id_, message.message, message.message->properties());

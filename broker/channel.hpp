@@ -46,6 +46,16 @@ public:
     bool expects_body() const {
         return content_state_ == ContentState::ExpectBody || content_state_ == ContentState::DiscardBody;
     }
+    // Body bytes still expected by the content being read.
+    std::uint64_t body_remaining() const {
+        if (content_state_ == ContentState::DiscardBody) return discard_remaining_;
+        if (content_state_ == ContentState::ExpectBody) return pending_message_->body_size() - pending_received_;
+        return 0;
+    }
+    // Where the rest of the body goes, for reading it from the socket without a copy (empty
+    // unless a message body is being received); then body_written() with the count.
+    std::span<std::byte> body_write_space();
+    Status body_written(std::size_t n);
     // The method whose content is being read (basic.publish, or a server-only method a client sent).
     protocol::MethodId content_method() const { return content_method_; }
 

@@ -102,7 +102,7 @@ Status Channel::on_basic_get(const BasicGet& m) {
     const Message& msg = *taken->message;
     BasicGetOk ok;
     ok.delivery_tag = tag;
-    ok.redelivered = taken->redelivered;
+    ok.redelivered = taken->redelivered();
     ok.exchange = msg.exchange();
     ok.routing_key = msg.routing_key();
     ok.message_count = static_cast<std::uint32_t>(q->message_count());

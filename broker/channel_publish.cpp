@@ -157,6 +157,18 @@ Status Channel::on_body_frame(std::span<const std::byte> payload) {
     return std::nullopt;
 }
 
+std::span<std::byte> Channel::body_write_space() {
+    if (content_state_ != ContentState::ExpectBody) return {};
+    return {pending_message_->body_data() + pending_received_,
+            static_cast<std::size_t>(pending_message_->body_size() - pending_received_)};
+}
+
+Status Channel::body_written(std::size_t n) {
+    pending_received_ += n;
+    if (pending_received_ == pending_message_->body_size()) return complete_publish();
+    return std::nullopt;
+}
+
 Status Channel::complete_publish() {
     content_state_ = ContentState::Idle;
     MessageRef message = std::move(pending_message_);

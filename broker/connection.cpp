@@ -20,6 +20,10 @@ using namespace protocol;
 
 namespace {
 constexpr std::size_t min_read_chunk = 64 * 1024;
+// Body frames at least this large are streamed to their channel as they arrive.
+constexpr std::uint32_t stream_threshold = 16 * 1024;
+// ... and once this much of one is still to come, read straight into the message.
+constexpr std::uint32_t direct_read_threshold = 64 * 1024;
 constexpr auto close_ok_timeout = std::chrono::seconds(10);
 constexpr auto handshake_timeout = std::chrono::seconds(10);
 }  // namespace
@@ -47,6 +51,18 @@ Connection::~Connection() {
 // ---- input ----------------------------------------------------------------------------------
 
 std::span<std::byte> Connection::read_space(std::size_t n) {
+    // In the middle of a large body frame with nothing else buffered: read the rest of the
+    // body straight into the message, with no copy through the read buffer.
+    if (stream_remaining_ >= direct_read_threshold && input_pos_ == input_.size()) {
+        if (Channel* c = channel(stream_channel_)) {
+            auto space = c->body_write_space();
+            if (space.size() >= stream_remaining_) {
+                direct_read_ = true;
+                return space.first(stream_remaining_);
+            }
+        }
+    }
+    direct_read_ = false;
     n = std::max(n, min_read_chunk);
     std::size_t used = input_.size();
     input_.reserve(used + n);
@@ -54,19 +70,51 @@ std::span<std::byte> Connection::read_space(std::size_t n) {
 }
 
 void Connection::on_read(std::size_t n) {
+    bytes_received_ += n;
+    if (direct_read_) {
+        direct_read_ = false;
+        stream_remaining_ -= static_cast<std::uint32_t>(n);
+        Channel* c = channel(stream_channel_);
+        Status status = c ? c->body_written(n) : std::nullopt;
+        if (status) report_channel_status(*c, *status);
+        process_input();
+        return;
+    }
     // The bytes were written into read_space(): account for them without copying.
     input_.extend(n);
-    bytes_received_ += n;
     process_input();
 }
 
 void Connection::feed(std::span<const std::byte> bytes) {
-    auto space = read_space(bytes.size());
-    if (!bytes.empty()) std::memcpy(space.data(), bytes.data(), bytes.size());
-    on_read(bytes.size());
+    while (true) {
+        auto space = read_space(bytes.size());
+        std::size_t n = std::min(space.size(), bytes.size());
+        if (n) std::memcpy(space.data(), bytes.data(), n);
+        on_read(n);
+        bytes = bytes.subspan(n);
+        if (bytes.empty() || state_ == State::Closed) break;
+    }
 }
 
 bool Connection::wants_read() const { return state_ != State::Closed && !blocked_; }
+
+// A body frame whose payload is not all here yet: hand the payload to its channel as it
+// arrives instead of buffering the whole frame. Only for a well-formed body frame on an open
+// channel that is reading a body it fits in; anything else waits for the whole frame.
+bool Connection::start_body_stream(std::span<const std::byte> available) {
+    if (state_ != State::Open || available.size() < frame_header_size) return false;
+    Reader r(available.first(frame_header_size));
+    std::uint8_t type = r.u8();
+    std::uint16_t channel_id = r.u16();
+    std::uint32_t size = r.u32();
+    if (type != static_cast<std::uint8_t>(FrameType::Body) || size < stream_threshold) return false;
+    Channel* c = channel(channel_id);
+    if (!c || c->is_closing() || !c->expects_body() || size > c->body_remaining()) return false;
+    stream_channel_ = channel_id;
+    stream_remaining_ = size;
+    input_pos_ += frame_header_size;
+    return true;
+}
 
 void Connection::process_input() {
     while (state_ != State::Closed) {
@@ -76,8 +124,35 @@ void Connection::process_input() {
             handle_protocol_header();
             continue;
         }
+        if (stream_remaining_ > 0) {
+            std::size_t n = std::min<std::size_t>(available.size(), stream_remaining_);
+            if (n == 0) break;
+            input_pos_ += n;
+            stream_remaining_ -= static_cast<std::uint32_t>(n);
+            if (Channel* c = channel(stream_channel_); c && !c->is_closing()) {
+                if (Status status = c->on_body_frame(available.first(n))) report_channel_status(*c, *status);
+            }
+            continue;
+        }
+        if (stream_channel_ != 0) {
+            // The streamed frame's end octet.
+            if (available.empty()) break;
+            std::uint8_t end = std::to_integer<std::uint8_t>(available[0]);
+            if (end != frame_end) {
+                FrameError e{FrameErrorKind::BadFrameEnd, static_cast<std::uint8_t>(FrameType::Body), stream_channel_};
+                e.end_octet = end;
+                close_with_error(AmqpError{ReplyCode::FrameError, e.text(), {}});
+                break;
+            }
+            ++input_pos_;
+            stream_channel_ = 0;
+            continue;
+        }
         FrameParse parsed = parse_frame(available, frame_max_);
-        if (parsed.status == FrameStatus::NeedMore) break;
+        if (parsed.status == FrameStatus::NeedMore) {
+            if (start_body_stream(available)) continue;
+            break;
+        }
         if (parsed.status == FrameStatus::Error) {
             // The frame boundary is lost: nothing after this can be read.
             close_with_error(AmqpError{ReplyCode::FrameError, parsed.error.text(), {}});
@@ -95,6 +170,13 @@ void Connection::process_input() {
 
     for (auto& [id, channel] : channels_)
         if (channel->has_pending_confirms()) channel->flush_confirms();
+}
+
+void Connection::report_channel_status(Channel& channel, const AmqpError& error) {
+    if (error.is_hard())
+        close_with_error(error);
+    else
+        channel.begin_close(error);
 }
 
 void Connection::handle_protocol_header() {
@@ -244,10 +326,7 @@ void Connection::handle_channel_frame(const Frame& frame) {
         }
         Status status = channel.on_method_frame(id, args);
         if (status) {
-            if (status->is_hard())
-                close_with_error(*status);
-            else
-                channel.begin_close(*status);
+            report_channel_status(channel, *status);
             return;
         }
         if (id == ChannelClose::id) channels_.erase(frame.channel);
@@ -262,12 +341,7 @@ void Connection::handle_channel_frame(const Frame& frame) {
     if (channel.is_closing()) return;
     Status status = frame.type == FrameType::Header ? channel.on_header_frame(frame.payload)
                                                     : channel.on_body_frame(frame.payload);
-    if (status) {
-        if (status->is_hard())
-            close_with_error(*status);
-        else
-            channel.begin_close(*status);
-    }
+    if (status) report_channel_status(channel, *status);
 }
 
 Channel* Connection::channel(std::uint16_t id) {

@@ -115,6 +115,8 @@ public:
 
 private:
     void process_input();
+    bool start_body_stream(std::span<const std::byte> available);
+    void report_channel_status(Channel& channel, const protocol::AmqpError& error);
     bool handle_frame(const protocol::Frame& frame);  // false: stop processing input
     void handle_protocol_header();
     void handle_channel0(const protocol::Frame& frame);
@@ -141,6 +143,11 @@ private:
 
     protocol::ByteBuffer input_;
     std::size_t input_pos_ = 0;  // bytes of input_ already handled
+    // A large body frame being streamed: its channel (0: none) and payload bytes still to come;
+    // after them, its frame-end octet.
+    std::uint16_t stream_channel_ = 0;
+    std::uint32_t stream_remaining_ = 0;
+    bool direct_read_ = false;  // the last read_space() pointed into a message body
     OutputQueue pending_;
     OutputQueue in_flight_;
     bool writing_ = false;

@@ -22,12 +22,12 @@ public:
     void requeue(QueuedMessage m) {
         bytes_ += m.message->body_size();
         ++live_;
-        if (items_.empty() || items_.back().seq < m.seq) {
+        if (items_.empty() || items_.back().seq() < m.seq()) {
             items_.push_back(std::move(m));
             return;
         }
-        auto it = std::lower_bound(items_.begin(), items_.end(), m.seq,
-                                   [](const QueuedMessage& q, std::uint64_t s) { return q.seq < s; });
+        auto it = std::lower_bound(items_.begin(), items_.end(), m.seq(),
+                                   [](const QueuedMessage& q, std::uint64_t s) { return q.seq() < s; });
         items_.insert(it, std::move(m));
     }
 
@@ -46,8 +46,8 @@ public:
 
     std::optional<QueuedMessage> remove(std::uint64_t seq) {
         auto it = std::lower_bound(items_.begin(), items_.end(), seq,
-                                   [](const QueuedMessage& q, std::uint64_t s) { return q.seq < s; });
-        if (it == items_.end() || it->seq != seq || !it->message) return std::nullopt;
+                                   [](const QueuedMessage& q, std::uint64_t s) { return q.seq() < s; });
+        if (it == items_.end() || it->seq() != seq || !it->message) return std::nullopt;
         QueuedMessage m = std::move(*it);
         it->message.reset();  // tombstone, keeps its seq for the binary search
         ++tombstones_;
@@ -101,8 +101,8 @@ class MemoryStore final : public MessageStore {
 public:
     explicit MemoryStore(std::uint8_t max_priority) : levels_(std::size_t{max_priority} + 1) {}
 
-    void push(QueuedMessage m) override { level(m.priority).push(std::move(m)); }
-    void requeue(QueuedMessage m) override { level(m.priority).requeue(std::move(m)); }
+    void push(QueuedMessage m) override { level(m.message->priority()).push(std::move(m)); }
+    void requeue(QueuedMessage m) override { level(m.message->priority()).requeue(std::move(m)); }
 
     QueuedMessage* front() override {
         for (auto it = levels_.rbegin(); it != levels_.rend(); ++it)

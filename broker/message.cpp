@@ -31,6 +31,7 @@ MessageRef Message::create(std::string_view exchange, std::string_view routing_k
     if (!props) return {};
     // Exchange names and routing keys are shortstrs on the wire, so they fit in 255 bytes.
     if (exchange.size() > 255 || routing_key.size() > 255) return {};
+    if (body_size > 0xFFFFFFFFull || properties.size() > 0xFFFFFFFFull) return {};
     std::size_t size = sizeof(Message) + exchange.size() + routing_key.size() + properties.size() + body_size;
     void* memory = std::malloc(size);
     if (!memory) throw std::bad_alloc();
@@ -38,7 +39,7 @@ MessageRef Message::create(std::string_view exchange, std::string_view routing_k
     m->exchange_len_ = static_cast<std::uint8_t>(exchange.size());
     m->key_len_ = static_cast<std::uint8_t>(routing_key.size());
     m->properties_size_ = static_cast<std::uint32_t>(properties.size());
-    m->body_size_ = body_size;
+    m->body_size_ = static_cast<std::uint32_t>(body_size);
     auto* out = reinterpret_cast<std::byte*>(m + 1);
     if (!exchange.empty()) std::memcpy(out, exchange.data(), exchange.size());
     out += exchange.size();
@@ -48,16 +49,14 @@ MessageRef Message::create(std::string_view exchange, std::string_view routing_k
 
     using protocol::property_flag::delivery_mode;
     using protocol::property_flag::expiration;
-    using protocol::property_flag::headers;
     using protocol::property_flag::priority;
     m->property_flags_ = props->flags;
     if (props->has(priority)) m->priority_ = props->priority;
     if (props->has(delivery_mode)) m->delivery_mode_ = props->delivery_mode;
-    m->has_headers_ = props->has(headers);
     if (props->has(expiration)) {
-        if (auto ms = parse_expiration(props->expiration)) {
+        if (auto ms = parse_expiration(props->expiration); ms && *ms <= 0xFFFFFFFFull) {
             m->has_expiration_ = true;
-            m->expiration_ms_ = *ms;
+            m->expiration_ms_ = static_cast<std::uint32_t>(*ms);
         }
     }
     g_live_bytes += size;

@@ -67,10 +67,11 @@ public:
     bool has_property(std::uint16_t flag) const { return (property_flags_ & flag) != 0; }
     std::uint8_t priority() const { return priority_; }
     bool is_persistent() const { return delivery_mode_ == 2; }
-    bool has_headers() const { return has_headers_; }
+    bool has_headers() const { return has_property(protocol::property_flag::headers); }
     bool has_expiration_property() const { return has_expiration_; }
-    // The expiration property in milliseconds; nullopt when absent. Invalid values are refused
-    // at publish (see parse_expiration), so a stored message's value is always valid.
+    // The expiration property in milliseconds; nullopt when absent, or when it is not a number
+    // RabbitMQ accepts (at most 2^32-1 ms): such a publish is refused, so a stored message's
+    // value is always valid.
     std::optional<std::uint64_t> expiration_ms() const {
         return has_expiration_ ? std::optional<std::uint64_t>(expiration_ms_) : std::nullopt;
     }
@@ -93,18 +94,21 @@ private:
         return sizeof(Message) + exchange_len_ + key_len_ + properties_size_ + body_size_;
     }
 
+    // 24 bytes: the header every stored message pays (bodies are at most 512 MiB and
+    // expirations at most 2^32-1 ms, so 32 bits hold both).
     std::uint32_t refs_ = 1;
     std::uint32_t properties_size_ = 0;
-    std::uint64_t body_size_ = 0;
-    std::uint64_t expiration_ms_ = 0;
+    std::uint32_t body_size_ = 0;
+    std::uint32_t expiration_ms_ = 0;
     std::uint16_t property_flags_ = 0;
     std::uint8_t exchange_len_ = 0;
     std::uint8_t key_len_ = 0;
     std::uint8_t priority_ = 0;
     std::uint8_t delivery_mode_ = 0;
-    bool has_headers_ = false;
     bool has_expiration_ = false;
 };
+
+static_assert(sizeof(Message) == 24);
 
 inline MessageRef::MessageRef(const MessageRef& o) : m_(o.m_) {
     if (m_) m_->add_ref();

@@ -65,7 +65,7 @@ TimePoint Queue::expiry_for(const Message& m, TimePoint now, bool& immediate) co
 EnqueueOutcome Queue::enqueue(const MessageRef& message) {
     if (args_.overflow != Overflow::DropHead && over_limit(1, message->body_size())) {
         if (args_.overflow == Overflow::RejectPublishDlx) {
-            QueuedMessage refused{message, next_seq_++};
+            QueuedMessage refused(message, next_seq_++);
             dead_letter(std::move(refused), DeadLetterReason::Maxlen);
             return EnqueueOutcome::DeadLettered;
         }
@@ -73,8 +73,7 @@ EnqueueOutcome Queue::enqueue(const MessageRef& message) {
     }
     TimePoint now = vhost_.broker().now();
     bool immediate = false;
-    QueuedMessage m{message, next_seq_++, expiry_for(*message, now, immediate), 0,
-                    std::min(message->priority(), args_.max_priority), false};
+    QueuedMessage m(message, next_seq_++, expiry_for(*message, now, immediate));
     if (immediate) {
         deliver_or_expire_now(std::move(m));
         return EnqueueOutcome::Enqueued;
@@ -107,9 +106,8 @@ void Queue::enforce_length_limit() {
 }
 
 void Queue::requeue(QueuedMessage m) {
-    m.redelivered = true;
-    ++m.delivery_count;
-    if (args_.delivery_limit && m.delivery_count > *args_.delivery_limit) {
+    m.count_return();
+    if (args_.delivery_limit && m.delivery_count() > *args_.delivery_limit) {
         dead_letter(std::move(m), DeadLetterReason::DeliveryLimit);
         return;
     }
@@ -249,10 +247,10 @@ void Queue::schedule_ttl(const QueuedMessage& m) {
     if (deadlines_.size() > 2 * store_->size() + 1024) {
         deadlines_ = {};
         store_->for_each([this](const QueuedMessage& r) {
-            if (r.has_expiry()) deadlines_.push(Deadline{r.expires_at, r.seq, r.priority});
+            if (r.has_expiry()) deadlines_.push(Deadline{r.expires_at, r.seq(), r.message->priority()});
         });
     }
-    deadlines_.push(Deadline{m.expires_at, m.seq, m.priority});
+    deadlines_.push(Deadline{m.expires_at, m.seq(), m.message->priority()});
     if (ttl_timer_ && ttl_timer_at_ <= m.expires_at) return;
     TimerQueue& timers = vhost_.broker().timers();
     if (ttl_timer_) timers.cancel(ttl_timer_);
