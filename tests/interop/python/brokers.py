@@ -49,6 +49,7 @@ class Broker:
         self.password = config.get("default_pass", "guest")
         self._stopper = stopper
         self.describe = describe
+        self.pid = getattr(stopper, "pid", None)  # Warren's process id (None for RabbitMQ)
 
     def params(self, user=None, password=None, **kw):
         kw.setdefault("connection_attempts", 1)
@@ -136,6 +137,7 @@ def _start_warren(config, port):
         if not os.environ.get("INTEROP_KEEP_TMP"):
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+    stop.pid = proc.pid
     return stop, "warren %s (pid %d)" % (" ".join(argv[1:]), proc.pid)
 
 

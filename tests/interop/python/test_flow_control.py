@@ -1,0 +1,106 @@
+"""Flow control: a consumer that stops reading its socket cannot make the broker's memory grow.
+
+Deliveries to a connection stop while its unsent output is above connection_output_high_water
+(4 MiB), so messages for a no-ack consumer that does not read stay in the queue instead of piling
+up in output buffers. This is the only bound on no-ack consumers.
+"""
+import socket
+import struct
+import time
+import unittest
+
+import brokers
+import rawamqp
+from helpers import ConfirmedPublisher, message_count, unique, wait_for
+
+broker = None
+MESSAGES = 200_000
+BODY = 512
+
+
+def setUpModule():
+    global broker
+    broker = brokers.start_broker()
+
+
+def tearDownModule():
+    broker.stop()
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+def settled_count(conn, ch, q, timeout=60):
+    """The queue's ready count once it has stopped changing for a second."""
+    last, same_since = None, None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = message_count(ch, q)
+        now = time.monotonic()
+        if count != last:
+            last, same_since = count, now
+        elif now - same_since >= 1.0:
+            return count
+        conn.process_data_events(time_limit=0.1)
+    raise AssertionError("the queue count of %s never settled" % q)
+
+
+class SlowConsumerTests(unittest.TestCase):
+    @brokers.warren_only("reads the broker's RSS from /proc (Warren's process id)")
+    def test_stalled_no_ack_consumer_does_not_grow_broker_memory(self):
+        conn = broker.connect()
+        self.addCleanup(lambda: conn.is_open and conn.close())
+        ch = conn.channel()
+        q = unique("stalled")
+        ch.queue_declare(q)
+        self.addCleanup(lambda: broker.connect().channel().queue_delete(q))
+
+        # A raw no-ack consumer with a small receive buffer that never reads again.
+        stalled = rawamqp.RawConnection(broker.host, broker.port)
+        stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        stalled.open()
+        stalled.send(rawamqp.method(1, 20, 10, rawamqp.shortstr("")))
+        self.assertEqual(stalled.read_method()[:2], (1, (20, 11)))
+        stalled.send(rawamqp.method(1, 60, 20, struct.pack(">H", 0) + rawamqp.shortstr(q) +
+                                    rawamqp.shortstr("stalled") + bytes([0b0010]) + rawamqp.table({})))
+        self.assertEqual(stalled.read_method()[:2], (1, (60, 21)))  # consume-ok; no more reads
+
+        before = rss_bytes(broker.pid)
+        publisher = ConfirmedPublisher(broker.params(), "", q, MESSAGES, body=lambda i: b"x" * BODY)
+        publisher.run()
+        self.assertEqual(len(publisher.acks), MESSAGES)
+
+        # Let deliveries run until they stop: the queue count holds still once the broker has
+        # given the stalled consumer all it will (dispatch goes in rounds after publishing).
+        ready = settled_count(conn, ch, q)
+        delivered = MESSAGES - ready
+        high_water = 4 * 1024 * 1024
+        # Sent at most: the output high-water mark plus what the kernel's socket buffers took.
+        self.assertLess(delivered * BODY, high_water + 16 * 1024 * 1024,
+                        "%d of %d messages left the queue for a consumer that reads nothing"
+                        % (delivered, MESSAGES))
+        # The stated bound: the messages themselves (body + 200 bytes of bookkeeping each), plus
+        # 32 MiB for output buffers, kernel buffers and allocator slack.
+        grown = rss_bytes(broker.pid) - before
+        bound = MESSAGES * (BODY + 200) + 32 * 1024 * 1024
+        self.assertLess(grown, bound, "RSS grew by %d bytes, bound %d" % (grown, bound))
+
+        # Nothing is lost: once the consumer reads again it gets every message, in order.
+        stalled.sock.settimeout(30)
+        seen = 0
+        while seen < MESSAGES:
+            ftype, _, payload = stalled.read_frame()
+            if ftype == 3:
+                seen += 1
+        self.assertEqual(seen, MESSAGES)
+        wait_for(conn, lambda: message_count(ch, q) == 0, 30, "the queue to drain")
+        stalled.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
