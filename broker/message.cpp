@@ -32,19 +32,14 @@ MessageRef Message::create(std::string_view exchange, std::string_view routing_k
     // Exchange names and routing keys are shortstrs on the wire, so they fit in 255 bytes.
     if (exchange.size() > 255 || routing_key.size() > 255) return {};
     if (body_size > 0xFFFFFFFFull || properties.size() > 0xFFFFFFFFull) return {};
-    std::size_t size = sizeof(Message) + exchange.size() + routing_key.size() + properties.size() + body_size;
+    std::size_t size = sizeof(Message) + properties.size() + body_size;
     void* memory = std::malloc(size);
     if (!memory) throw std::bad_alloc();
     auto* m = new (memory) Message();
-    m->exchange_len_ = static_cast<std::uint8_t>(exchange.size());
-    m->key_len_ = static_cast<std::uint8_t>(routing_key.size());
+    m->address_ = MessageAddress::acquire(exchange, routing_key);
     m->properties_size_ = static_cast<std::uint32_t>(properties.size());
     m->body_size_ = static_cast<std::uint32_t>(body_size);
     auto* out = reinterpret_cast<std::byte*>(m + 1);
-    if (!exchange.empty()) std::memcpy(out, exchange.data(), exchange.size());
-    out += exchange.size();
-    if (!routing_key.empty()) std::memcpy(out, routing_key.data(), routing_key.size());
-    out += routing_key.size();
     if (!properties.empty()) std::memcpy(out, properties.data(), properties.size());
 
     using protocol::property_flag::delivery_mode;
@@ -73,6 +68,7 @@ void Message::release() {
     if (--refs_ == 0) {
         g_live_bytes -= allocation_size();
         --g_live_count;
+        address_->release();
         this->~Message();
         std::free(this);
     }

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <utility>
 
+#include "broker/message_address.hpp"
 #include "protocol/basic_properties.hpp"
 
 namespace warren::broker {
@@ -52,11 +53,9 @@ public:
     static MessageRef create(std::string_view exchange, std::string_view routing_key,
                              std::span<const std::byte> properties, std::uint64_t body_size);
 
-    std::string_view exchange() const { return {chars(), exchange_len_}; }
-    std::string_view routing_key() const { return {chars() + exchange_len_, key_len_}; }
-    std::span<const std::byte> properties() const {
-        return {bytes() + exchange_len_ + key_len_, properties_size_};
-    }
+    std::string_view exchange() const { return address_->exchange(); }
+    std::string_view routing_key() const { return address_->routing_key(); }
+    std::span<const std::byte> properties() const { return {bytes(), properties_size_}; }
     std::span<const std::byte> body() const { return {body_start(), body_size_}; }
     std::uint64_t body_size() const { return body_size_; }
     // Writable body, only while the message is being assembled from body frames.
@@ -87,28 +86,25 @@ public:
 
 private:
     Message() = default;
-    const char* chars() const { return reinterpret_cast<const char*>(this + 1); }
     const std::byte* bytes() const { return reinterpret_cast<const std::byte*>(this + 1); }
-    const std::byte* body_start() const { return bytes() + exchange_len_ + key_len_ + properties_size_; }
-    std::size_t allocation_size() const {
-        return sizeof(Message) + exchange_len_ + key_len_ + properties_size_ + body_size_;
-    }
+    const std::byte* body_start() const { return bytes() + properties_size_; }
+    std::size_t allocation_size() const { return sizeof(Message) + properties_size_ + body_size_; }
 
-    // 24 bytes: the header every stored message pays (bodies are at most 512 MiB and
-    // expirations at most 2^32-1 ms, so 32 bits hold both).
+    // 32 bytes: the header every stored message pays (bodies are at most 512 MiB and
+    // expirations at most 2^32-1 ms, so 32 bits hold both), followed by the encoded
+    // properties and the body.
+    MessageAddress* address_ = nullptr;  // one reference held
     std::uint32_t refs_ = 1;
     std::uint32_t properties_size_ = 0;
     std::uint32_t body_size_ = 0;
     std::uint32_t expiration_ms_ = 0;
     std::uint16_t property_flags_ = 0;
-    std::uint8_t exchange_len_ = 0;
-    std::uint8_t key_len_ = 0;
     std::uint8_t priority_ = 0;
     std::uint8_t delivery_mode_ = 0;
     bool has_expiration_ = false;
 };
 
-static_assert(sizeof(Message) == 24);
+static_assert(sizeof(Message) == 32);
 
 inline MessageRef::MessageRef(const MessageRef& o) : m_(o.m_) {
     if (m_) m_->add_ref();
