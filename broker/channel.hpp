@@ -25,6 +25,7 @@ namespace warren::broker {
 
 class Connection;
 class VHost;
+struct ExchangeEntry;
 
 using Status = std::optional<protocol::AmqpError>;
 
@@ -148,6 +149,13 @@ private:
     // Resolves the empty-name shortcut, finds the queue and checks exclusive access.
     Status find_queue_for(std::string_view name, Queue*& out);
     Status resolve_queue_name(std::string_view name, std::string& out) const;
+    struct QueueBinding {
+        std::string queue_name;
+        std::string routing_key;
+        ExchangeEntry* source = nullptr;
+    };
+    Status resolve_queue_binding(std::string_view queue, std::string_view exchange, std::string_view key,
+                                 QueueBinding& out);
 
     // publish pipeline
     void expect_content(protocol::MethodId method);

@@ -97,39 +97,40 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
     return std::nullopt;
 }
 
+// What queue.bind and queue.unbind share: the empty-name shortcuts (an empty queue means the
+// channel's last declared queue, and with an empty key too, that queue's name is the key) and
+// the source exchange, which must exist and may not be the default exchange.
+Status Channel::resolve_queue_binding(std::string_view queue, std::string_view exchange, std::string_view key,
+                                      QueueBinding& out) {
+    if (Status s = resolve_queue_name(queue, out.queue_name)) return s;
+    out.routing_key.assign(key);
+    if (queue.empty() && key.empty()) out.routing_key = out.queue_name;
+    if (exchange.empty()) return errors::default_exchange_refused();
+    out.source = vhost().find_exchange(exchange);
+    if (!out.source) return errors::no_exchange(exchange, vhost().name());
+    return std::nullopt;
+}
+
 Status Channel::on_queue_bind(const QueueBind& m) {
-    VHost& vh = vhost();
-    std::string queue_name;
-    if (Status s = resolve_queue_name(m.queue.view(), queue_name)) return s;
-    // RabbitMQ's shortcut: an empty queue and routing key bind with the queue's name as key.
-    std::string routing_key(m.routing_key.view());
-    if (m.queue.empty() && routing_key.empty()) routing_key = queue_name;
-    if (m.exchange.empty()) return errors::default_exchange_refused();
-    ExchangeEntry* source = vh.find_exchange(m.exchange.view());
-    if (!source) return errors::no_exchange(m.exchange.view(), vh.name());
-    Queue* q = vh.find_queue(queue_name);
-    if (!q) return errors::no_queue(queue_name, vh.name());
+    QueueBinding b;
+    if (Status s = resolve_queue_binding(m.queue.view(), m.exchange.view(), m.routing_key.view(), b)) return s;
+    Queue* q = vhost().find_queue(b.queue_name);
+    if (!q) return errors::no_queue(b.queue_name, vhost().name());
     if (Status s = check_exclusive(*q)) return s;
     FieldTable arguments = m.arguments.to_table();
-    if (auto invalid = source->router->validate_binding(arguments)) return errors::precondition(*invalid);
-    vh.bind(*source, q->as_destination(), routing_key, arguments);
+    if (auto invalid = b.source->router->validate_binding(arguments)) return errors::precondition(*invalid);
+    vhost().bind(*b.source, q->as_destination(), b.routing_key, arguments);
     if (!m.nowait) connection_.send_method(id_, QueueBindOk{});
     return std::nullopt;
 }
 
 Status Channel::on_queue_unbind(const QueueUnbind& m) {
-    VHost& vh = vhost();
-    std::string queue_name;
-    if (Status s = resolve_queue_name(m.queue.view(), queue_name)) return s;
-    std::string routing_key(m.routing_key.view());
-    if (m.queue.empty() && routing_key.empty()) routing_key = queue_name;
-    if (m.exchange.empty()) return errors::default_exchange_refused();
-    ExchangeEntry* source = vh.find_exchange(m.exchange.view());
-    if (!source) return errors::no_exchange(m.exchange.view(), vh.name());
+    QueueBinding b;
+    if (Status s = resolve_queue_binding(m.queue.view(), m.exchange.view(), m.routing_key.view(), b)) return s;
     // As RabbitMQ 3.10: unbinding a missing queue succeeds, and so does unbinding another
     // connection's exclusive queue.
-    if (Queue* q = vh.find_queue(queue_name))
-        vh.unbind(*source, q->as_destination(), routing_key, m.arguments.to_table());
+    if (Queue* q = vhost().find_queue(b.queue_name))
+        vhost().unbind(*b.source, q->as_destination(), b.routing_key, m.arguments.to_table());
     connection_.send_method(id_, QueueUnbindOk{});
     return std::nullopt;
 }

@@ -11,29 +11,6 @@ std::string resource_name(std::string_view kind, std::string_view name, std::str
     return fmt::format("{} '{}' in vhost '{}'", kind, name, vhost);
 }
 
-std::string_view rabbit_type_name(char type) {
-    switch (type) {
-    case ft::boolean: return "bool";
-    case ft::int8: return "byte";
-    case ft::uint8: return "unsignedbyte";
-    case ft::int16: return "short";
-    case ft::uint16: return "unsignedshort";
-    case ft::int32: return "signedint";
-    case ft::uint32: return "unsignedint";
-    case ft::int64: return "long";
-    case ft::float32: return "float";
-    case ft::float64: return "double";
-    case ft::decimal: return "decimal";
-    case ft::long_string: return "longstr";
-    case ft::byte_array: return "binary";
-    case ft::timestamp: return "timestamp";
-    case ft::array: return "array";
-    case ft::table: return "table";
-    case ft::void_value: return "void";
-    default: return "unknown";
-    }
-}
-
 std::string_view rabbit_type_class(char type) {
     switch (type) {
     case ft::int8:
@@ -51,7 +28,7 @@ std::string_view rabbit_type_class(char type) {
     case ft::byte_array:
         return "longstr";
     default:
-        return rabbit_type_name(type);
+        return protocol::field_type_name(type);
     }
 }
 

@@ -14,7 +14,7 @@ namespace warren::broker {
 std::string resource_name(std::string_view kind, std::string_view name, std::string_view vhost);
 
 // RabbitMQ's type name for a field type letter: 'I' -> "signedint", 'S' -> "longstr", ...
-std::string_view rabbit_type_name(char type);
+inline std::string_view rabbit_type_name(char type) { return protocol::field_type_name(type); }
 
 // A field value as Erlang's ~p/~ts would show it inside RabbitMQ's texts (strings without
 // quotes, integers in decimal, booleans as true/false).

@@ -16,29 +16,6 @@ using protocol::FieldRef;
 using protocol::Reader;
 using protocol::TableView;
 
-std::string_view erlang_type_name(char type) {
-    switch (type) {
-    case ft::boolean: return "bool";
-    case ft::int8: return "byte";
-    case ft::uint8: return "unsignedbyte";
-    case ft::int16: return "short";
-    case ft::uint16: return "unsignedshort";
-    case ft::int32: return "signedint";
-    case ft::uint32: return "unsignedint";
-    case ft::int64: return "long";
-    case ft::float32: return "float";
-    case ft::float64: return "double";
-    case ft::decimal: return "decimal";
-    case ft::long_string: return "longstr";
-    case ft::byte_array: return "binary";
-    case ft::timestamp: return "timestamp";
-    case ft::table: return "table";
-    case ft::array: return "array";
-    case ft::void_value: return "void";
-    }
-    return "unknown";
-}
-
 // ---- equality ------------------------------------------------------------------------------
 
 namespace {
@@ -276,7 +253,7 @@ std::string erlang_term_text(const protocol::FieldValue& value) {
                 std::string out = "[";
                 for (std::size_t i = 0; i < x.items.size(); ++i) {
                     if (i) out += ',';
-                    out += "{" + std::string(erlang_type_name(x.items[i].type())) + "," +
+                    out += "{" + std::string(protocol::field_type_name(x.items[i].type())) + "," +
                            erlang_term_text(x.items[i]) + "}";
                 }
                 return out + "]";
@@ -286,7 +263,7 @@ std::string erlang_term_text(const protocol::FieldValue& value) {
                 for (std::size_t i = 0; i < x.entries.size(); ++i) {
                     const auto& e = x.entries[i];
                     if (i) out += ',';
-                    out += "{" + binary_text(e.key) + "," + std::string(erlang_type_name(e.value.type())) + "," +
+                    out += "{" + binary_text(e.key) + "," + std::string(protocol::field_type_name(e.value.type())) + "," +
                            erlang_term_text(e.value) + "}";
                 }
                 return out + "]";

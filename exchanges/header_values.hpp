@@ -10,16 +10,13 @@
 
 namespace warren::exchanges {
 
-// RabbitMQ's atom for a field-type letter (rabbit_binary_parser): 'I' is signedint, 'x' binary.
-std::string_view erlang_type_name(char type);
-
 // Whether a message header equals a binding argument, as RabbitMQ 4.x's headers exchange decides
 // (rabbit_exchange_type_headers:match/2, `maps:get(K, Headers, undefined) =:= V`, with the
 // headers from mc_amqpl:routing_headers/2). Type letters are dropped, so what compares is the
 // Erlang term:
 //   - every integer width is one integer: int8 1, uint32 1 and int64 1 are equal;
-//   - a header timestamp is scaled to milliseconds (routing_value(timestamp, V) -> V * 1000),
-//     a binding timestamp is not: header T=5 equals binding int 5000, not binding T=5;
+//   - timestamps compare as their integer value on both sides (RabbitMQ 4.x scales the
+//     header's to milliseconds but not the binding's; Warren does not copy that quirk);
 //   - float32 and float64 are one float, never equal to an integer (=:= is exact: 1 =/= 1.0);
 //   - long string 'S' and byte array 'x' are one binary;
 //   - booleans, decimals ({Scale, Value}) and void compare by value;

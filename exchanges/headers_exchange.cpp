@@ -31,7 +31,7 @@ std::optional<std::string> HeadersExchange::validate_binding(const protocol::Fie
         return "Invalid x-match field value " + erlang_term_text(*mode) +
                "; expected all, any, all-with-x, or any-with-x";
     }
-    return "Invalid x-match field type " + std::string(erlang_type_name(mode->type())) + " (value " +
+    return "Invalid x-match field type " + std::string(protocol::field_type_name(mode->type())) + " (value " +
            erlang_term_text(*mode) + "); expected longstr";
 }
 

@@ -62,6 +62,30 @@ std::optional<std::int64_t> FieldValue::as_integer() const {
         v);
 }
 
+std::string_view field_type_name(char type) {
+    switch (type) {
+    case field_type::boolean: return "bool";
+    case field_type::int8: return "byte";
+    case field_type::uint8: return "unsignedbyte";
+    case field_type::int16: return "short";
+    case field_type::uint16: return "unsignedshort";
+    case field_type::int32: return "signedint";
+    case field_type::uint32: return "unsignedint";
+    case field_type::int64:
+    case field_type::int64_alt: return "long";
+    case field_type::float32: return "float";
+    case field_type::float64: return "double";
+    case field_type::decimal: return "decimal";
+    case field_type::long_string: return "longstr";
+    case field_type::byte_array: return "binary";
+    case field_type::timestamp: return "timestamp";
+    case field_type::array: return "array";
+    case field_type::table: return "table";
+    case field_type::void_value: return "void";
+    default: return "unknown";
+    }
+}
+
 // ---- encoding -----------------------------------------------------------------------------
 
 namespace {

@@ -36,6 +36,10 @@ inline constexpr char table = 'F';
 inline constexpr char void_value = 'V';
 }  // namespace field_type
 
+// RabbitMQ's name for a field type, as its error texts print it: 'I' -> "signedint",
+// 'S' -> "longstr", 'x' -> "binary"; "unknown" for a letter it does not know.
+std::string_view field_type_name(char type);
+
 struct Void {
     friend bool operator==(Void, Void) = default;
 };

@@ -95,7 +95,7 @@ TEST_CASE("field types carry RabbitMQ's type atoms", "[routing]") {
     };
     for (auto [letter, name] : rows) {
         INFO("type " << letter);
-        CHECK(erlang_type_name(letter) == name);
+        CHECK(warren::protocol::field_type_name(letter) == name);
     }
 }
 
