@@ -2,6 +2,8 @@
 // event loop on this thread until SIGINT or SIGTERM.
 #include <asio.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <iostream>
 
@@ -26,6 +28,13 @@ int main(int argc, char** argv) {
     warren::log::Level level = warren::log::Level::Info;
     warren::log::parse_level(config.log_level, level);
     warren::log::set_level(level);
+
+    // One file descriptor per connection: take the hard limit, not the (often 1024) soft one.
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
 
     asio::io_context io(1);
     SystemClock clock;

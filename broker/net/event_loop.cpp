@@ -1,6 +1,7 @@
 // See event_loop.hpp.
 #include "broker/net/event_loop.hpp"
 
+#include "broker/log.hpp"
 #include "broker/net/tcp_connection.hpp"
 
 namespace warren::broker::net {
@@ -22,7 +23,12 @@ void EventLoop::want_flush(std::shared_ptr<TcpConnection> connection) {
 
 void EventLoop::turn_end() {
     turn_end_scheduled_ = false;
-    broker_.run_pending();
+    try {
+        broker_.run_pending();
+    } catch (const std::exception& e) {
+        // Not tied to one connection (a timer, a queue's dispatch): log it and keep serving.
+        log::error("internal error in the broker's deferred work: {}", e.what());
+    }
     flushing_.swap(flush_);
     for (auto& c : flushing_) c->flush();
     flushing_.clear();

@@ -43,10 +43,15 @@ void Server::accept(asio::ip::tcp::acceptor& acceptor) {
             std::erase_if(connections_, [](const auto& w) { return w.expired(); });
             connections_.push_back(connection);
             connection->start();
-        } else {
-            log::warning("accept failed: {}", ec.message());
+            accept(acceptor);
+            return;
         }
-        accept(acceptor);
+        // Out of file descriptors or memory: retrying at once would spin; try again shortly.
+        log::warning("accept failed: {}; retrying in 100 ms", ec.message());
+        auto retry = std::make_shared<asio::steady_timer>(loop_.io(), std::chrono::milliseconds(100));
+        retry->async_wait([this, &acceptor, retry](const asio::error_code& e) {
+            if (!e && acceptor.is_open()) accept(acceptor);
+        });
     });
 }
 

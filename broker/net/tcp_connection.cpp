@@ -72,10 +72,27 @@ void TcpConnection::on_read(const asio::error_code& ec, std::size_t n) {
     }
     // reading_ stays true while the core handles the bytes: a read started from inside (via
     // read_state_changed) would read into the buffer the core is about to compact.
-    core_->on_read(n);
+    try {
+        core_->on_read(n);
+    } catch (const std::exception& e) {
+        fail_internal(e.what());
+    }
     reading_ = false;
     loop_.schedule_turn_end();
     start_read();
+}
+
+// A bug or an exhausted resource (an allocation that failed) while handling this connection's
+// input: it alone is closed, with 541 INTERNAL_ERROR as RabbitMQ does; every other client
+// carries on.
+void TcpConnection::fail_internal(std::string_view what) {
+    log::error("internal error on connection: {}; closing it", what);
+    try {
+        core_->close_with_error(protocol::AmqpError{protocol::ReplyCode::InternalError, "INTERNAL_ERROR", {}});
+    } catch (const std::exception&) {
+        core_->on_transport_closed("internal error");
+    }
+    close_transport();
 }
 
 void TcpConnection::output_ready() {

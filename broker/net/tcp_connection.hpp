@@ -35,6 +35,7 @@ private:
     void on_read(const asio::error_code& ec, std::size_t n);
     void on_written(const asio::error_code& ec);
     void finish_close();
+    void fail_internal(std::string_view what);
     void drain_until_eof();
 
     EventLoop& loop_;
