@@ -82,7 +82,8 @@ void Broker::forget_queue(Queue& queue) {
 
 void Broker::run_pending() {
     work_scheduled_ = false;
-    timers_.fire_due(clock_.now());
+    new_turn();
+    timers_.fire_due(now());
     // Each queue dispatched once per turn; a queue with more to deliver goes to the next turn.
     running_.clear();
     running_.swap(dirty_);

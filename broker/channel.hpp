@@ -175,6 +175,7 @@ private:
     void requeue_entry(Unacked&& entry);
     void pop_settled_front();
     void release_credit(Unacked& entry);
+    Queue* queue_for(QueueId id);
 
     // consumer timeout (channel_timeout.cpp)
     void arm_consumer_timeout();
@@ -221,6 +222,16 @@ private:
     // transactions
     bool tx_mode_ = false;
     std::vector<TxOp> tx_ops_;
+
+    // The last exchange this channel published to (a lookup cache, valid for one topology version).
+    std::string cached_exchange_name_;
+    ExchangeEntry* cached_exchange_ = nullptr;
+    std::uint64_t cached_exchange_version_ = ~std::uint64_t{0};
+
+    // The queue of the last settled delivery (a lookup cache, like the exchange's).
+    QueueId cached_queue_id_ = 0;
+    Queue* cached_queue_ = nullptr;
+    std::uint64_t cached_queue_version_ = ~std::uint64_t{0};
 
     // The last queue this channel declared: an empty queue name in later methods means it.
     std::string most_recent_queue_;

@@ -34,8 +34,11 @@ Status Channel::collect(std::uint64_t tag, bool multiple, MethodId method, std::
         pop_settled_front();
         return std::nullopt;
     }
-    auto it = std::lower_bound(unacked_.begin(), unacked_.end(), tag,
-                               [](const Unacked& e, std::uint64_t t) { return e.tag < t; });
+    // Acks usually come in order: the oldest delivery first.
+    auto it = !unacked_.empty() && unacked_.front().tag == tag
+                  ? unacked_.begin()
+                  : std::lower_bound(unacked_.begin(), unacked_.end(), tag,
+                                     [](const Unacked& e, std::uint64_t t) { return e.tag < t; });
     if (it == unacked_.end() || it->tag != tag || !it->live) return unknown();
     if (multiple) {
         for (auto p = unacked_.begin(); p != std::next(it); ++p)
@@ -56,8 +59,19 @@ void Channel::pop_settled_front() {
     if (unacked_live_ == 0) unacked_.clear();
 }
 
+// Acks mostly name the queue of the previous one: remember it while the topology is unchanged.
+Queue* Channel::queue_for(QueueId id) {
+    VHost& vh = vhost();
+    if (id != cached_queue_id_ || cached_queue_version_ != vh.topology_version()) {
+        cached_queue_ = vh.queue_by_id(id);
+        cached_queue_id_ = id;
+        cached_queue_version_ = vh.topology_version();
+    }
+    return cached_queue_;
+}
+
 void Channel::requeue_entry(Unacked&& entry) {
-    if (Queue* q = vhost().queue_by_id(entry.queue)) q->requeue(std::move(entry.message));
+    if (Queue* q = queue_for(entry.queue)) q->requeue(std::move(entry.message));
     // The queue is gone: so is the message, as in RabbitMQ.
 }
 
@@ -66,9 +80,8 @@ void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue) {
     // channel-wide limit, every queue this channel consumes from may.
     auto& freed = freed_scratch_;
     freed.clear();
-    VHost& vh = vhost();
     for (auto& e : entries) {
-        Queue* q = vh.queue_by_id(e.queue);
+        Queue* q = queue_for(e.queue);
         if (!ack && q) {
             if (requeue)
                 q->requeue(std::move(e.message));

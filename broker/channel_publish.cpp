@@ -195,7 +195,13 @@ Status Channel::complete_publish() {
 Status Channel::route_and_enqueue(const std::string& exchange_name, const MessageRef& original, bool mandatory,
                                   std::uint64_t confirm_seq) {
     VHost& vh = vhost();
-    ExchangeEntry* x = vh.find_exchange(exchange_name);
+    if (cached_exchange_version_ != vh.topology_version() || cached_exchange_name_ != exchange_name ||
+        !cached_exchange_) {
+        cached_exchange_ = vh.find_exchange(exchange_name);
+        cached_exchange_name_ = exchange_name;
+        cached_exchange_version_ = vh.topology_version();
+    }
+    ExchangeEntry* x = cached_exchange_;
     if (!x) return AmqpError{errors::no_exchange(exchange_name, vh.name()).code,
                              errors::no_exchange(exchange_name, vh.name()).text, BasicPublish::id};
     if (x->internal)

@@ -84,6 +84,7 @@ void VHost::delete_exchange(ExchangeEntry& exchange) {
     std::vector<std::uint64_t> sources;
     for (auto& [name, x] : exchanges_)
         if (x.get() != &exchange && x->router->has_binding_to(self)) sources.push_back(x->id);
+    ++topology_version_;
     exchanges_by_id_.erase(exchange.id);
     std::string name = exchange.name;
     exchanges_.erase(name);  // `exchange` is gone from here on
@@ -135,6 +136,7 @@ std::size_t VHost::delete_queue(Queue& queue) {
     std::vector<std::uint64_t> sources;
     for (auto& [xid, n] : queue.bound_from()) sources.push_back(xid);
     Destination self = queue.as_destination();
+    ++topology_version_;
     queues_by_id_.erase(queue.id());
     std::string name = queue.name();
     queues_.erase(name);  // `queue` is gone from here on
@@ -188,7 +190,13 @@ void VHost::route_keys(ExchangeEntry& exchange, const exchanges::RoutingInput& i
         }
     };
     if (&exchange == default_exchange_) {
-        add_queue(find_queue(input.routing_key));
+        if (default_route_version_ != topology_version_ || default_route_key_ != input.routing_key ||
+            !default_route_queue_) {
+            default_route_queue_ = find_queue(input.routing_key);
+            default_route_key_.assign(input.routing_key);
+            default_route_version_ = topology_version_;
+        }
+        add_queue(default_route_queue_);
         return;
     }
     auto& work = scratch_work_;

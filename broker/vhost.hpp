@@ -71,6 +71,9 @@ public:
     PublishResult publish(ExchangeEntry& exchange, const MessageRef& message);
     // The default exchange ("") routes to the queue named by the key.
     ExchangeEntry& default_exchange() { return *default_exchange_; }
+    // Goes up whenever an exchange or a queue is deleted: a pointer looked up under an older
+    // version may dangle (for the one-entry lookup caches on the publish path).
+    std::uint64_t topology_version() const { return topology_version_; }
 
     // Dead-letters a message that left `queue` (see dead_letter.cpp).
     void dead_letter(Queue& queue, QueuedMessage message, DeadLetterReason reason);
@@ -101,6 +104,11 @@ private:
     std::vector<ExchangeEntry*> scratch_work_;
     std::vector<Queue*> scratch_queues_;
     std::uint64_t route_epoch_ = 0;
+    std::uint64_t topology_version_ = 0;
+    // The default exchange's last lookup: publishers mostly repeat the same routing key.
+    std::string default_route_key_;
+    Queue* default_route_queue_ = nullptr;
+    std::uint64_t default_route_version_ = ~std::uint64_t{0};
     std::uint64_t exchange_epoch_ = 0;
 };
 

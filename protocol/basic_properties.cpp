@@ -14,6 +14,8 @@ constexpr std::uint16_t known_flags = 0xFFFC;
 }  // namespace
 
 std::optional<BasicProperties> decode_properties(std::span<const std::byte> bytes) {
+    // Most messages carry no properties at all: two zero flag octets.
+    if (bytes.size() == 2 && bytes[0] == std::byte{0} && bytes[1] == std::byte{0}) return BasicProperties{};
     Reader r(bytes);
     BasicProperties p;
     p.flags = r.u16();

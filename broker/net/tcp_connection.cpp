@@ -72,6 +72,7 @@ void TcpConnection::on_read(const asio::error_code& ec, std::size_t n) {
     }
     // reading_ stays true while the core handles the bytes: a read started from inside (via
     // read_state_changed) would read into the buffer the core is about to compact.
+    loop_.broker().new_turn();
     try {
         core_->on_read(n);
     } catch (const std::exception& e) {

@@ -512,3 +512,42 @@ TEST_CASE("exchange.unbind of a missing binding succeeds", "[exchange][e2e]") {
     CHECK(c.take<ExchangeUnbindOk>().size() == 1);
     CHECK_FALSE(c.channel_close(1));
 }
+
+// ---- lookup caches on the publish path ------------------------------------------------------
+
+TEST_CASE("publishing after an exchange is deleted and declared again reaches the new one", "[routing][exchange]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_exchange(1, "x", "fanout");
+    c.declare_queue(1, "first");
+    c.bind_queue(1, "first", "x", "");
+    c.publish(1, "x", "", "one");
+    CHECK(b.queue("first")->message_count() == 1);
+    c.send(1, ExchangeDelete{0, "x"});
+    c.declare_exchange(1, "x", "fanout");
+    c.declare_queue(1, "second");
+    c.bind_queue(1, "second", "x", "");
+    c.publish(1, "x", "", "two");
+    CHECK(b.queue("first")->message_count() == 1);
+    CHECK(b.queue("second")->message_count() == 1);
+    CHECK_FALSE(c.channel_close(1));
+}
+
+TEST_CASE("the default exchange finds a queue deleted and declared again under the same name", "[routing]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    c.publish(1, "", "q", "one");
+    c.send(1, QueueDelete{0, "q"});
+    c.publish(1, "", "q", "lost: no queue");
+    c.declare_queue(1, "q");
+    c.publish(1, "", "q", "two");
+    REQUIRE(b.queue("q"));
+    CHECK(b.queue("q")->message_count() == 1);
+    c.get(1, "q");
+    auto got = c.deliveries();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].body == "two");
+}

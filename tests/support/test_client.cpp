@@ -29,6 +29,7 @@ void TestBroker::settle() {
 
 void TestBroker::advance(std::chrono::milliseconds ms) {
     clock.advance(ms);
+    broker->new_turn();
     settle();
 }
 
