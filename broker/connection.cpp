@@ -1,5 +1,6 @@
-// The connection core: frame loop, channel 0, heartbeats, closing. The handshake
-// (start/tune/open) is in connection_handshake.cpp.
+// The connection core: frame dispatch, channel 0, output, heartbeats, closing. Reading and
+// framing input is in connection_input.cpp, the handshake (start/tune/open) in
+// connection_handshake.cpp.
 #include "broker/connection.hpp"
 
 #include <fmt/format.h>
@@ -19,11 +20,6 @@ namespace warren::broker {
 using namespace protocol;
 
 namespace {
-constexpr std::size_t min_read_chunk = 64 * 1024;
-// Body frames at least this large are streamed to their channel as they arrive.
-constexpr std::uint32_t stream_threshold = 16 * 1024;
-// ... and once this much of one is still to come, read straight into the message.
-constexpr std::uint32_t direct_read_threshold = 64 * 1024;
 constexpr auto close_ok_timeout = std::chrono::seconds(10);
 constexpr auto handshake_timeout = std::chrono::seconds(10);
 }  // namespace
@@ -46,159 +42,6 @@ Connection::Connection(Broker& broker, ConnectionHost& host, PeerInfo peer)
 
 Connection::~Connection() {
     teardown(close_reason_.empty() ? "connection destroyed" : close_reason_);
-}
-
-// ---- input ----------------------------------------------------------------------------------
-
-std::span<std::byte> Connection::read_space(std::size_t n) {
-    // In the middle of a large body frame with nothing else buffered: read the rest of the
-    // body straight into the message, with no copy through the read buffer.
-    if (stream_remaining_ >= direct_read_threshold && input_pos_ == input_.size()) {
-        if (Channel* c = channel(stream_channel_)) {
-            auto space = c->body_write_space();
-            if (space.size() >= stream_remaining_) {
-                direct_read_ = true;
-                return space.first(stream_remaining_);
-            }
-        }
-    }
-    direct_read_ = false;
-    n = std::max(n, min_read_chunk);
-    std::size_t used = input_.size();
-    input_.reserve(used + n);
-    return {input_.data() + used, input_.capacity() - used};
-}
-
-void Connection::on_read(std::size_t n) {
-    bytes_received_ += n;
-    if (direct_read_) {
-        direct_read_ = false;
-        stream_remaining_ -= static_cast<std::uint32_t>(n);
-        Channel* c = channel(stream_channel_);
-        Status status = c ? c->body_written(n) : std::nullopt;
-        if (status) report_channel_status(*c, *status);
-        process_input();
-        return;
-    }
-    // The bytes were written into read_space(): account for them without copying.
-    input_.extend(n);
-    process_input();
-}
-
-void Connection::feed(std::span<const std::byte> bytes) {
-    while (true) {
-        auto space = read_space(bytes.size());
-        std::size_t n = std::min(space.size(), bytes.size());
-        if (n) std::memcpy(space.data(), bytes.data(), n);
-        on_read(n);
-        bytes = bytes.subspan(n);
-        if (bytes.empty() || state_ == State::Closed) break;
-    }
-}
-
-bool Connection::wants_read() const { return state_ != State::Closed && !blocked_; }
-
-// A body frame whose payload is not all here yet: hand the payload to its channel as it
-// arrives instead of buffering the whole frame. Only for a well-formed body frame on an open
-// channel that is reading a body it fits in; anything else waits for the whole frame.
-bool Connection::start_body_stream(std::span<const std::byte> available) {
-    if (state_ != State::Open || available.size() < frame_header_size) return false;
-    Reader r(available.first(frame_header_size));
-    std::uint8_t type = r.u8();
-    std::uint16_t channel_id = r.u16();
-    std::uint32_t size = r.u32();
-    if (type != static_cast<std::uint8_t>(FrameType::Body) || size < stream_threshold) return false;
-    Channel* c = channel(channel_id);
-    if (!c || c->is_closing() || !c->expects_body() || size > c->body_remaining()) return false;
-    stream_channel_ = channel_id;
-    stream_remaining_ = size;
-    input_pos_ += frame_header_size;
-    return true;
-}
-
-void Connection::process_input() {
-    while (state_ != State::Closed) {
-        auto available = input_.span().subspan(input_pos_);
-        if (state_ == State::AwaitingHeader) {
-            if (available.size() < 8) break;
-            handle_protocol_header();
-            continue;
-        }
-        if (stream_remaining_ > 0) {
-            std::size_t n = std::min<std::size_t>(available.size(), stream_remaining_);
-            if (n == 0) break;
-            input_pos_ += n;
-            stream_remaining_ -= static_cast<std::uint32_t>(n);
-            if (Channel* c = channel(stream_channel_); c && !c->is_closing()) {
-                if (Status status = c->on_body_frame(available.first(n))) report_channel_status(*c, *status);
-            }
-            continue;
-        }
-        if (stream_channel_ != 0) {
-            // The streamed frame's end octet.
-            if (available.empty()) break;
-            std::uint8_t end = std::to_integer<std::uint8_t>(available[0]);
-            if (end != frame_end) {
-                FrameError e{FrameErrorKind::BadFrameEnd, static_cast<std::uint8_t>(FrameType::Body), stream_channel_};
-                e.end_octet = end;
-                close_with_error(AmqpError{ReplyCode::FrameError, e.text(), {}});
-                break;
-            }
-            ++input_pos_;
-            stream_channel_ = 0;
-            continue;
-        }
-        FrameParse parsed = parse_frame(available, frame_max_);
-        if (parsed.status == FrameStatus::NeedMore) {
-            if (start_body_stream(available)) continue;
-            break;
-        }
-        if (parsed.status == FrameStatus::Error) {
-            // The frame boundary is lost: nothing after this can be read.
-            close_with_error(AmqpError{ReplyCode::FrameError, parsed.error.text(), {}});
-            input_pos_ = input_.size();
-            break;
-        }
-        input_pos_ += parsed.consumed;
-        if (!handle_frame(parsed.frame)) break;
-    }
-    if (state_ == State::Closed || state_ == State::Closing) input_pos_ = input_.size();
-    input_.consume_front(input_pos_);
-    input_pos_ = 0;
-    // Keep a large read buffer only while large frames are arriving.
-    if (input_.empty() && input_.capacity() > 4 * min_read_chunk) input_.shrink_to(min_read_chunk);
-
-    for (auto& [id, channel] : channels_)
-        if (channel->has_pending_confirms()) channel->flush_confirms();
-}
-
-void Connection::report_channel_status(Channel& channel, const AmqpError& error) {
-    if (error.is_hard())
-        close_with_error(error);
-    else
-        channel.begin_close(error);
-}
-
-void Connection::handle_protocol_header() {
-    auto header = input_.span().subspan(input_pos_, 8);
-    input_pos_ += 8;
-    auto h = reinterpret_cast<const unsigned char*>(header.data());
-    bool amqp = std::memcmp(h, "AMQP", 4) == 0;
-    // RabbitMQ accepts 0-9-1 and the 0-9 header (1,1,0,9) for the 0-9-1 framing.
-    bool v091 = amqp && h[4] == 0 && h[5] == 0 && h[6] == 9 && h[7] == 1;
-    bool v09 = amqp && h[4] == 1 && h[5] == 1 && h[6] == 0 && h[7] == 9;
-    if (!v091 && !v09) {
-        // Answer with the header we support, then close (AMQP 0-9-1 section 4.2.2).
-        pending_.bytes().append(protocol_header, sizeof protocol_header);
-        notify_output();
-        close_reason_ = amqp ? fmt::format("unsupported protocol version {}.{}.{}.{}", h[4], h[5], h[6], h[7])
-                             : fmt::format("bad protocol header {}", erlang_binary(header));
-        teardown(close_reason_);
-        host_.close_transport();
-        return;
-    }
-    send_start();
-    state_ = State::AwaitingStartOk;
 }
 
 bool Connection::handle_frame(const Frame& frame) {
