@@ -51,10 +51,6 @@ AmqpError method_frame_too_short(const protocol::Frame& frame) {
     return amqp_error(ReplyCode::FrameError, fmt::format("type 1, {}: unknown_frame", payload_snippet(frame.payload)));
 }
 
-AmqpError not_implemented(MethodId id) {
-    return amqp_error(ReplyCode::NotImplemented, fmt::format("{} not implemented", rabbit_method_name(id)), id);
-}
-
 // rabbit_reader:handle_method0/2's last clause, with RabbitMQ's names for the states.
 AmqpError unexpected_method_channel0(MethodId id) {
     return amqp_error(ReplyCode::ChannelError, "unexpected method in connection state running", id);

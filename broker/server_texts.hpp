@@ -19,7 +19,6 @@ protocol::AmqpError heartbeat_with_payload(const protocol::Frame& frame);
 protocol::AmqpError channel_frame_before_open(const protocol::Frame& frame);
 protocol::AmqpError unexpected_frame_on_channel0(const protocol::Frame& frame);
 protocol::AmqpError method_frame_too_short(const protocol::Frame& frame);
-protocol::AmqpError not_implemented(protocol::MethodId id);
 protocol::AmqpError unexpected_method_channel0(protocol::MethodId id);
 protocol::AmqpError unexpected_method_in_handshake(protocol::MethodId id, Connection::State state);
 protocol::AmqpError expected_channel_open(protocol::MethodId id);
