@@ -12,16 +12,6 @@ using protocol::amqp_error;
 using protocol::MethodId;
 using protocol::ReplyCode;
 
-namespace {
-// RabbitMQ writes method names with underscores in texts: 'channel.open', 'basic.publish'.
-std::string rabbit_method_name(MethodId id) {
-    std::string name(protocol::method_name(id));
-    for (char& c : name)
-        if (c == '-') c = '_';
-    return name;
-}
-}  // namespace
-
 // rabbit_reader:payload_snippet/1: at most the first 16 octets of the payload.
 std::string payload_snippet(std::span<const std::byte> payload) {
     return fmt::format("{} octets = {}", payload.size() <= 16 ? "all" : "first 16",
