@@ -147,13 +147,23 @@ std::uint64_t process_rss_bytes() {
 }
 
 std::uint64_t total_memory_bytes() {
+    std::uint64_t total = 8ull << 30;
     std::ifstream meminfo("/proc/meminfo");
-    std::string key;
+    std::string key, unit;
     std::uint64_t kb = 0;
-    std::string unit;
-    while (meminfo >> key >> kb >> unit)
-        if (key == "MemTotal:") return kb * 1024;
-    return 8ull << 30;
+    while (meminfo >> key >> kb >> unit) {
+        if (key == "MemTotal:") {
+            total = kb * 1024;
+            break;
+        }
+    }
+    // In a container the cgroup's limit (v2, then v1) is the memory there really is.
+    for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+        std::ifstream limit_file(path);
+        std::uint64_t limit = 0;
+        if (limit_file >> limit && limit > 0 && limit < total) return limit;
+    }
+    return total;
 }
 
 }  // namespace warren::broker
