@@ -112,6 +112,11 @@ void Broker::update_memory_use(std::uint64_t bytes_used) {
         c->on_memory_alarm(alarm);
 }
 
+void Broker::tear_down_connections(std::string_view reason) {
+    for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end()))
+        c->on_transport_closed(reason);
+}
+
 std::string Broker::register_reply_to(Channel& channel) {
     std::string name = generate_name("amq.rabbitmq.reply-to.");
     reply_to_[name] = &channel;

@@ -54,6 +54,9 @@ public:
     std::uint64_t register_connection(Connection& connection);
     void unregister_connection(Connection& connection);
     std::size_t connection_count() const { return connections_.size(); }
+    // At shutdown, while every part of the broker is still alive: each connection releases its
+    // channels, consumers and exclusive queues, so nothing is left for destructors to untangle.
+    void tear_down_connections(std::string_view reason);
 
     // ---- deferred work: queues to dispatch once per loop turn
     void mark_dirty(Queue& queue);

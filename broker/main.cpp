@@ -36,9 +36,11 @@ int main(int argc, char** argv) {
         setrlimit(RLIMIT_NOFILE, &files);
     }
 
-    asio::io_context io(1);
+    // The broker outlives the event loop: handlers still queued in the io_context when it is
+    // destroyed hold connections, and a connection's destructor talks to the broker.
     SystemClock clock;
     Broker broker(config, clock);
+    asio::io_context io(1);
     net::EventLoop loop(io, broker);
     std::unique_ptr<net::Server> server;
     try {
@@ -68,6 +70,7 @@ int main(int argc, char** argv) {
     });
     ::signal(SIGPIPE, SIG_IGN);
     io.run();
+    broker.tear_down_connections("shutdown");
     warren::log::info("Warren stopped");
     return 0;
 }

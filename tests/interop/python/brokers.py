@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -77,6 +78,16 @@ class Broker:
 # "ERROR: AddressSanitizer: heap-use-after-free ...", "ERROR: LeakSanitizer: ...", and UBSan's
 # "file.cpp:12:5: runtime error: ..."
 SANITIZER_REPORT = re.compile(r"ERROR: \w+Sanitizer:|: runtime error: ")
+
+
+def warren_is_sanitized():
+    """True when the Warren under test is an AddressSanitizer build: its redzones and
+    quarantine of freed memory make RSS say nothing about the broker's own memory use."""
+    try:
+        out = subprocess.run(["ldd", WARREN], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return False
+    return "libasan" in out
 
 
 def _start_warren(config, port):
