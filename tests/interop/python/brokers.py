@@ -116,6 +116,8 @@ def _start_warren(config, port):
         problems = []
         if died is not None:
             problems.append("warren had exited by itself with status %s" % died)
+        elif proc.returncode != 0:
+            problems.append("warren exited with status %s on SIGTERM, not 0" % proc.returncode)
         text = output(tail=1 << 20)
         if SANITIZER_REPORT.search(text):
             problems.append("a sanitizer reported errors")
