@@ -151,9 +151,9 @@ std::uint64_t process_rss_bytes() {
     return pages_resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-std::uint64_t total_memory_bytes() {
+std::uint64_t total_memory_bytes(const std::string& meminfo_path, const std::vector<std::string>& cgroup_limit_paths) {
     std::uint64_t total = 8ull << 30;
-    std::ifstream meminfo("/proc/meminfo");
+    std::ifstream meminfo(meminfo_path);
     std::string key, unit;
     std::uint64_t kb = 0;
     while (meminfo >> key >> kb >> unit) {
@@ -162,13 +162,19 @@ std::uint64_t total_memory_bytes() {
             break;
         }
     }
-    // In a container the cgroup's limit (v2, then v1) is the memory there really is.
-    for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    // In a container the cgroup's limit is the memory there really is. "max" (no limit) does not
+    // parse as a number and is skipped; v1 reports no limit as a huge number, above MemTotal.
+    for (const std::string& path : cgroup_limit_paths) {
         std::ifstream limit_file(path);
         std::uint64_t limit = 0;
         if (limit_file >> limit && limit > 0 && limit < total) return limit;
     }
     return total;
+}
+
+std::uint64_t total_memory_bytes() {
+    return total_memory_bytes("/proc/meminfo",
+                              {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"});
 }
 
 }  // namespace warren::broker

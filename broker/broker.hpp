@@ -110,7 +110,9 @@ private:
 
 // Resident set size of this process, from /proc/self/statm.
 std::uint64_t process_rss_bytes();
-// Physical memory of the machine, from /proc/meminfo.
+// The memory there is: MemTotal from /proc/meminfo, or the container's cgroup limit (v2
+// memory.max, then v1 memory.limit_in_bytes) when that is lower. The paths are parameters for tests.
+std::uint64_t total_memory_bytes(const std::string& meminfo_path, const std::vector<std::string>& cgroup_limit_paths);
 std::uint64_t total_memory_bytes();
 
 }  // namespace warren::broker
