@@ -131,6 +131,21 @@ class RawConnection:
         return channel_max, frame_max
 
 
+def stalled_consumer(host, port, queue, rcvbuf):
+    """A connection with a no-ack consumer on `queue` (channel 1) and a receive buffer of
+    `rcvbuf` bytes, which reads nothing after consume-ok: what a client that stops reading its
+    socket looks like to the broker. Close it when done."""
+    conn = RawConnection(host, port)
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    conn.open()
+    conn.send(method(1, 20, 10, shortstr("")))
+    assert conn.read_method()[:2] == (1, (20, 11)), "expected channel.open-ok"
+    conn.send(method(1, 60, 20, struct.pack(">H", 0) + shortstr(queue) + shortstr("stalled") +
+                     bytes([0b0010]) + table({})))  # no-ack
+    assert conn.read_method()[:2] == (1, (60, 21)), "expected basic.consume-ok"
+    return conn
+
+
 def publish(channel, exchange, routing_key, body):
     """basic.publish + content header (no properties) + one body frame."""
     return (method(channel, 60, 40, struct.pack(">H", 0) + shortstr(exchange) +

@@ -4,8 +4,6 @@ Deliveries to a connection stop while its unsent output is above connection_outp
 (4 MiB), so messages for a no-ack consumer that does not read stay in the queue instead of piling
 up in output buffers. This is the only bound on no-ack consumers.
 """
-import socket
-import struct
 import time
 import unittest
 
@@ -61,14 +59,7 @@ class SlowConsumerTests(unittest.TestCase):
         self.addCleanup(lambda: broker.connect().channel().queue_delete(q))
 
         # A raw no-ack consumer with a small receive buffer that never reads again.
-        stalled = rawamqp.RawConnection(broker.host, broker.port)
-        stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        stalled.open()
-        stalled.send(rawamqp.method(1, 20, 10, rawamqp.shortstr("")))
-        self.assertEqual(stalled.read_method()[:2], (1, (20, 11)))
-        stalled.send(rawamqp.method(1, 60, 20, struct.pack(">H", 0) + rawamqp.shortstr(q) +
-                                    rawamqp.shortstr("stalled") + bytes([0b0010]) + rawamqp.table({})))
-        self.assertEqual(stalled.read_method()[:2], (1, (60, 21)))  # consume-ok; no more reads
+        stalled = rawamqp.stalled_consumer(broker.host, broker.port, q, 65536)
 
         before = rss_bytes(broker.pid)
         publisher = ConfirmedPublisher(broker.params(), "", q, MESSAGES, body=lambda i: b"x" * BODY)
