@@ -2,6 +2,8 @@
 // message when nothing else is buffered), instead of being buffered whole first.
 #include <catch2/catch.hpp>
 
+#include <vector>
+
 #include "support/test_client.hpp"
 
 using namespace warren::testing;
@@ -74,6 +76,36 @@ TEST_CASE("messages around a streamed body keep their order and content", "[cont
         auto got = c.deliveries();
         REQUIRE(got.size() == 1);
         CHECK(got[0].body == expected);
+    }
+}
+
+TEST_CASE("back-to-back large messages fed in pieces of many sizes arrive intact and in order", "[content][stream]") {
+    // Bodies of 16 KiB to 93 KiB, so that pieces end mid-body, mid-header and between frames.
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    std::vector<std::string> bodies;
+    ByteBuffer all;
+    for (std::size_t i = 0; i < 12; ++i) {
+        std::string body = pattern(16 * 1024 + i * 7 * 1024 + i);
+        body[0] = static_cast<char>('A' + i);
+        all.append(publish_frames(c, 1, "q", body).span());
+        bodies.push_back(std::move(body));
+    }
+    auto bytes = all.span();
+    for (std::size_t piece : {1000u, 30000u, 65536u, 200000u}) {
+        for (std::size_t at = 0; at < bytes.size(); at += piece)
+            c.connection().feed(bytes.subspan(at, std::min(piece, bytes.size() - at)));
+        b.settle();
+        for (const std::string& expected : bodies) {
+            c.get(1, "q");
+            auto got = c.deliveries();
+            REQUIRE(got.size() == 1);
+            CHECK(got[0].body.size() == expected.size());
+            CHECK(got[0].body == expected);
+        }
+        CHECK_FALSE(c.connection_close());
     }
 }
 
