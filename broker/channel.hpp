@@ -172,6 +172,9 @@ private:
     // unacked ledger
     Status collect(std::uint64_t tag, bool multiple, protocol::MethodId method, std::vector<Unacked>& out);
     void settle(std::vector<Unacked>& entries, bool ack, bool requeue);
+    // basic.ack, nack and reject: collect, then settle now or at commit in a transaction.
+    Status settle_tags(std::uint64_t tag, bool multiple, protocol::MethodId method, bool ack, bool requeue);
+    void requeue_all_unacked();  // basic.recover
     void requeue_entry(Unacked&& entry);
     void pop_settled_front();
     void release_credit(Unacked& entry);

@@ -99,55 +99,45 @@ void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue) {
     }
 }
 
-Status Channel::on_basic_ack(const BasicAck& m) {
+Status Channel::settle_tags(std::uint64_t tag, bool multiple, MethodId method, bool ack, bool requeue) {
     std::vector<Unacked>& entries = settle_scratch_;
     entries.clear();
-    if (Status s = collect(m.delivery_tag, m.multiple, BasicAck::id, entries)) return s;
+    if (Status s = collect(tag, multiple, method, entries)) return s;
     if (tx_mode_) {
-        tx_ops_.push_back(TxSettle{TxSettle::Kind::Ack, std::move(entries), false});
+        tx_ops_.push_back(TxSettle{ack ? TxSettle::Kind::Ack : TxSettle::Kind::Reject, std::move(entries), requeue});
         return std::nullopt;
     }
-    settle(entries, true, false);
+    settle(entries, ack, requeue);
     return std::nullopt;
+}
+
+Status Channel::on_basic_ack(const BasicAck& m) {
+    return settle_tags(m.delivery_tag, m.multiple, BasicAck::id, true, false);
 }
 
 Status Channel::on_basic_nack(const BasicNack& m) {
-    std::vector<Unacked>& entries = settle_scratch_;
-    entries.clear();
-    if (Status s = collect(m.delivery_tag, m.multiple, BasicNack::id, entries)) return s;
-    if (tx_mode_) {
-        tx_ops_.push_back(TxSettle{TxSettle::Kind::Reject, std::move(entries), m.requeue});
-        return std::nullopt;
-    }
-    settle(entries, false, m.requeue);
-    return std::nullopt;
+    return settle_tags(m.delivery_tag, m.multiple, BasicNack::id, false, m.requeue);
 }
 
 Status Channel::on_basic_reject(const BasicReject& m) {
-    std::vector<Unacked>& entries = settle_scratch_;
-    entries.clear();
-    if (Status s = collect(m.delivery_tag, false, BasicReject::id, entries)) return s;
-    if (tx_mode_) {
-        tx_ops_.push_back(TxSettle{TxSettle::Kind::Reject, std::move(entries), m.requeue});
-        return std::nullopt;
-    }
-    settle(entries, false, m.requeue);
-    return std::nullopt;
+    return settle_tags(m.delivery_tag, false, BasicReject::id, false, m.requeue);
+}
+
+void Channel::requeue_all_unacked() {
+    std::vector<Unacked> entries;
+    collect(0, true, BasicRecover::id, entries);
+    settle(entries, false, true);
 }
 
 Status Channel::on_basic_recover_async(const BasicRecoverAsync& m) {
     if (!m.requeue) return amqp_error(ReplyCode::NotImplemented, "requeue=false");
-    std::vector<Unacked> entries;
-    collect(0, true, BasicRecoverAsync::id, entries);
-    settle(entries, false, true);
+    requeue_all_unacked();
     return std::nullopt;
 }
 
 Status Channel::on_basic_recover(const BasicRecover& m) {
     if (!m.requeue) return amqp_error(ReplyCode::NotImplemented, "requeue=false");
-    std::vector<Unacked> entries;
-    collect(0, true, BasicRecover::id, entries);
-    settle(entries, false, true);
+    requeue_all_unacked();
     connection_.send_method(id_, BasicRecoverOk{});
     return std::nullopt;
 }

@@ -152,9 +152,7 @@ Status Channel::on_body_frame(std::span<const std::byte> payload) {
         return discard_remaining_ == 0 ? finish_discard() : std::nullopt;
     }
     if (!payload.empty()) std::memcpy(pending_message_->body_data() + pending_received_, payload.data(), payload.size());
-    pending_received_ += payload.size();
-    if (pending_received_ == pending_message_->body_size()) return complete_publish();
-    return std::nullopt;
+    return body_written(payload.size());
 }
 
 std::span<std::byte> Channel::body_write_space() {
@@ -202,8 +200,7 @@ Status Channel::route_and_enqueue(const std::string& exchange_name, const Messag
         cached_exchange_version_ = vh.topology_version();
     }
     ExchangeEntry* x = cached_exchange_;
-    if (!x) return AmqpError{errors::no_exchange(exchange_name, vh.name()).code,
-                             errors::no_exchange(exchange_name, vh.name()).text, BasicPublish::id};
+    if (!x) return errors::with_method(errors::no_exchange(exchange_name, vh.name()), BasicPublish::id);
     if (x->internal)
         return AmqpError{ReplyCode::AccessRefused,
                          fmt::format("ACCESS_REFUSED - cannot publish to internal {}",

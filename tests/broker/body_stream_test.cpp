@@ -10,21 +10,11 @@ using namespace warren::testing;
 
 namespace {
 
-// The frames of one publish of `body`, body split at the connection's frame_max.
+// The frames of one publish of `body` to `queue`, body split at the connection's frame_max.
 ByteBuffer publish_frames(TestClient& c, std::uint16_t channel, std::string_view queue, std::string_view body) {
     ByteBuffer out;
-    write_method_frame(out, channel, BasicPublish{0, "", queue});
-    ByteBuffer props;
-    encode_properties(props, BasicProperties{});
-    write_content_header(out, channel, class_id::basic, body.size(), props.span());
-    const std::size_t chunk = c.connection().frame_max() - frame_overhead;
-    for (std::size_t at = 0; at < body.size(); at += chunk) {
-        auto piece = body.substr(at, chunk);
-        Writer w(out);
-        write_frame_header(w, FrameType::Body, channel, static_cast<std::uint32_t>(piece.size()));
-        w.bytes(piece);
-        w.u8(frame_end);
-    }
+    auto frames = c.encode_publish(channel, "", queue, body);
+    out.append(frames.data(), frames.size());
     return out;
 }
 

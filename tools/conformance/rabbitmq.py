@@ -83,13 +83,13 @@ def _children(pid: int) -> list[int]:
 
 
 def _descendants(pid: int) -> list[int]:
-    seen, todo = [], [pid]
-    while todo:
-        p = todo.pop()
+    seen, to_visit = [], [pid]
+    while to_visit:
+        p = to_visit.pop()
         for c in _children(p):
             if c not in seen:
                 seen.append(c)
-                todo.append(c)
+                to_visit.append(c)
     return seen
 
 
