@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <type_traits>
@@ -21,6 +22,7 @@ namespace {
 using namespace warren::protocol;
 
 constexpr std::size_t max_read_chunk = 1024 * 1024;
+constexpr std::size_t client_read_chunk = 8 * 1024;
 
 // Announced like a real client, so that brokers send connection.blocked and basic.nack.
 const ByteBuffer& client_properties() {
@@ -105,13 +107,29 @@ void Connection::set_want_write(bool on) {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd_, &ev);
 }
 
+// Pipelined: at least the adaptive chunk (and whatever room the buffer has). Client-like: 8 KiB,
+// or the rest of the frame at the head of the buffer if that is more.
+std::size_t Connection::next_read_size() const {
+    if (!client_like_) return read_chunk_;
+    std::size_t need = 0;
+    if (in_.size() >= frame_header_size) {
+        const std::byte* h = in_.data();
+        std::size_t payload =
+            std::size_t(h[3]) << 24 | std::size_t(h[4]) << 16 | std::size_t(h[5]) << 8 | std::size_t(h[6]);
+        std::size_t whole = frame_header_size + payload + 1;
+        if (whole > in_.size()) need = whole - in_.size();
+    }
+    return std::max(client_read_chunk, need);
+}
+
 std::size_t Connection::read_some() {
-    in_.reserve(in_.size() + read_chunk_);
-    std::size_t space = in_.capacity() - in_.size();
+    std::size_t space = next_read_size();
+    in_.reserve(in_.size() + space);
+    if (!client_like_) space = in_.capacity() - in_.size();
     ssize_t n = ::recv(fd_, in_.data() + in_.size(), space, 0);
     if (n > 0) {
         in_.extend(static_cast<std::size_t>(n));
-        if (static_cast<std::size_t>(n) == space && read_chunk_ < max_read_chunk) read_chunk_ *= 2;
+        if (!client_like_ && static_cast<std::size_t>(n) == space && read_chunk_ < max_read_chunk) read_chunk_ *= 2;
         return static_cast<std::size_t>(n);
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
@@ -124,20 +142,25 @@ std::size_t Connection::read_some() {
     return 0;
 }
 
-void Connection::flush() {
-    while (fd_ >= 0 && !write_blocked_ && out_pos_ < out_.size()) {
-        ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL);
-        if (n > 0) {
-            out_pos_ += static_cast<std::size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+std::size_t Connection::write_some(const std::byte* data, std::size_t size) {
+    while (true) {
+        ssize_t n = ::send(fd_, data, size, MSG_NOSIGNAL);
+        if (n > 0) return static_cast<std::size_t>(n);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             write_blocked_ = true;
         } else {
             fail(fmt::format("send: {}", std::strerror(errno)));
-            return;
         }
+        return 0;
     }
+}
+
+void Connection::flush() {
+    while (fd_ >= 0 && !write_blocked_ && out_pos_ < out_.size()) {
+        out_pos_ += write_some(out_.data() + out_pos_, out_.size() - out_pos_);
+    }
+    if (fd_ < 0) return;
     if (out_pos_ == out_.size()) {
         out_.clear();
         out_pos_ = 0;
@@ -146,6 +169,19 @@ void Connection::flush() {
         out_pos_ = 0;
     }
     if (state_ != ConnState::Connecting) set_want_write(write_blocked_);
+}
+
+void Connection::send_whole(std::span<const std::byte> bytes) {
+    if (fd_ < 0) return;
+    if (pending_output() > 0 || write_blocked_) {
+        out_.append(bytes);
+        flush();
+        return;
+    }
+    std::size_t sent = write_some(bytes.data(), bytes.size());
+    if (fd_ < 0 || sent == bytes.size()) return;
+    out_.append(bytes.subspan(sent));
+    flush();  // a short write: the rest now, or on EPOLLOUT once the socket has room
 }
 
 void Connection::close() {

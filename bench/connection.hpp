@@ -1,7 +1,8 @@
 // One client connection of the load generator: a non-blocking socket registered with the
 // generator's epoll, the client side of the handshake (PLAIN guest/guest, tune, open, channel 1),
-// frame splitting over large reads, and batched output. What a connection does once channel 1
-// is open (publish, consume, declare) is the load generator's business (load_generator.cpp).
+// frame splitting over large reads, and batched output (or, client-like, a send per message and
+// small reads). What a connection does once channel 1 is open (publish, consume, declare) is the
+// load generator's business (load_generator.cpp).
 #pragma once
 
 #include <netinet/in.h>
@@ -9,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "protocol/byte_buffer.hpp"
@@ -28,6 +30,10 @@ public:
     // Starts a non-blocking connect; epoll events for the socket carry `tag` in data.ptr.
     bool start(int epoll_fd, const sockaddr_in& addr, void* tag);
 
+    // Reads as the common clients do: at most 8 KiB per recv (the Java client's buffered stream;
+    // the Go client's is 4 KiB), or the rest of a larger frame in one recv, as both read bodies.
+    void set_client_like() { client_like_ = true; }
+
     ConnState state() const { return state_; }
     bool is_open() const { return state_ == ConnState::Open; }
     bool is_live() const { return state_ != ConnState::Closed && state_ != ConnState::Failed; }
@@ -46,6 +52,8 @@ public:
     std::size_t pending_output() const { return out_.size() - out_pos_; }
     bool can_write() const { return state_ == ConnState::Open && !write_blocked_; }
     void flush();
+    // Writes one message with one send (what is left after a short write waits in out()).
+    void send_whole(std::span<const std::byte> bytes);
 
     // Sends connection.close; the connection is Closed when close-ok arrives.
     void close();
@@ -53,6 +61,9 @@ public:
 
 private:
     std::size_t read_some();  // bytes read; 0 when nothing is available or the socket failed
+    std::size_t next_read_size() const;
+    // One send; returns the bytes written (0 if the socket is full or failed).
+    std::size_t write_some(const std::byte* data, std::size_t size);
     template <class OnFrame>
     void process_frames(OnFrame& on_frame);
     // Handshake, connection-level methods and channel.close. Returns false if the frame is the
@@ -72,6 +83,7 @@ private:
     bool blocked_ = false;
     bool write_blocked_ = false;
     bool want_write_ = false;
+    bool client_like_ = false;
     protocol::ByteBuffer in_;
     std::size_t read_chunk_ = 16 * 1024;  // grows to 1 MiB for busy connections, stays small for idle ones
     protocol::ByteBuffer out_;
@@ -91,7 +103,7 @@ void Connection::on_event(std::uint32_t events, OnFrame&& on_frame) {
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
         // A few rounds at most, so that one busy connection cannot starve the others.
         for (int round = 0; round < 4 && is_live(); ++round) {
-            std::size_t space = read_chunk_;
+            std::size_t space = next_read_size();
             std::size_t got = read_some();
             if (got == 0) break;
             process_frames(on_frame);

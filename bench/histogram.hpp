@@ -29,6 +29,15 @@ public:
         max_ = 0;
     }
 
+    // Adds another histogram's samples (the generator's threads each keep their own).
+    void merge(const Histogram& other) {
+        for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
+        total_ += other.total_;
+        sum_ += other.sum_;
+        min_ = std::min(min_, other.min_);
+        max_ = std::max(max_, other.max_);
+    }
+
     std::uint64_t count() const { return total_; }
     std::uint64_t max() const { return total_ ? max_ : 0; }
     std::uint64_t min() const { return total_ ? min_ : 0; }

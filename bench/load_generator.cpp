@@ -1,705 +1,76 @@
-// The load generator's event loop and its roles. A control connection declares the queues
-// (and the fan-out exchange) and deletes them at the end; producers publish pre-encoded
-// messages stamped with the send time; consumers parse deliveries in place, ack them and
-// record the latency. Everything runs on one thread, so counters are plain integers.
+// run_scenario: starts the scenario's generator threads (one unless Scenario::threads asks for
+// more), waits for them, and adds their shares up into one result.
 #include "bench/load_generator.hpp"
 
-#include <fmt/format.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <bit>
-#include <cerrno>
-#include <chrono>
-#include <csignal>
-#include <cstring>
-#include <fstream>
-#include <memory>
-#include <string_view>
-#include <utility>
+#include <thread>
 #include <vector>
 
-#include "bench/connection.hpp"
-#include "bench/histogram.hpp"
-#include "protocol/basic_properties.hpp"
-#include "protocol/frame_writer.hpp"
-#include "protocol/methods.hpp"
+#include "bench/generator_loop.hpp"
 
 namespace warren::bench {
 
-volatile std::sig_atomic_t interrupted = 0;
+std::atomic<bool> interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
 
 namespace {
 
-using namespace warren::protocol;
-
-constexpr std::size_t max_batch_bytes = 256 * 1024;  // one producer's output per loop turn
-constexpr std::uint64_t max_batch_messages = 1000;
-constexpr int max_concurrent_handshakes = 64;  // brokers' listen backlogs are small
-constexpr std::uint64_t ns_per_s = 1'000'000'000;
-constexpr std::uint64_t setup_timeout_ns = 120 * ns_per_s;
-constexpr std::uint64_t close_timeout_ns = 10 * ns_per_s;
-constexpr std::uint64_t count_timeout_ns = 600 * ns_per_s;  // to publish and confirm `messages`
-constexpr std::uint64_t max_wait_ns = 100'000'000;
-// A fixed-rate producer wakes at most this often and sends what is due (5 messages at 100 k/s):
-// a wakeup per message would cost the generator more CPU than the broker it measures.
-constexpr std::uint64_t min_pacing_ns = 50'000;
-
-std::uint64_t now_ns() {
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-            .count());
+// One thread per flow at most (a fan-out is one flow); counted runs and memory runs on one.
+int thread_count(const Scenario& s) {
+    if (s.messages > 0 || s.measures_memory) return 1;
+    return std::clamp(s.threads, 1, std::max(s.flows(), 1));
 }
 
-std::uint64_t seconds_to_ns(double s) {
-    return static_cast<std::uint64_t>(s * 1e9);
-}
-
-double cpu_seconds() {
-    rusage ru{};
-    ::getrusage(RUSAGE_SELF, &ru);
-    auto secs = [](timeval tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; };
-    return secs(ru.ru_utime) + secs(ru.ru_stime);
-}
-
-// Which publishes the broker has confirmed. Tags are settled individually or as a prefix
-// (multiple); a ring of bits covers the window above the settled prefix.
-class ConfirmWindow {
-public:
-    void reset(std::uint32_t window) {
-        bits_.assign(std::bit_ceil(std::size_t{window} + 1), 0);
-        low_ = 0;
-        above_ = 0;
+// Thread 0's result carries the window, the generator's and the broker's CPU time and the RSS;
+// counts, rates and backlogs add up; latency merges; the slowest flow is the slowest of all.
+Result merge(std::vector<LoopOutput>& parts) {
+    Result r = parts[0].result;
+    Histogram latency = parts[0].latency;
+    double flow_rate_sum = r.flow_rate_mean * parts[0].flows;
+    int flows = parts[0].flows;
+    for (std::size_t i = 1; i < parts.size(); ++i) {
+        const Result& p = parts[i].result;
+        if (r.error.empty() || (r.error == other_thread_failed && !p.error.empty())) r.error = p.error;
+        r.published += p.published;
+        r.consumed += p.consumed;
+        r.confirmed += p.confirmed;
+        r.nacked += p.nacked;
+        r.publish_rate += p.publish_rate;
+        r.consume_rate += p.consume_rate;
+        r.backlog_end += p.backlog_end;
+        r.backlog_max += p.backlog_max;
+        r.blocked = r.blocked || p.blocked;
+        r.connections += p.connections;
+        latency.merge(parts[i].latency);
+        if (parts[i].flows > 0) r.flow_rate_min = std::min(r.flow_rate_min, p.flow_rate_min);
+        flow_rate_sum += p.flow_rate_mean * parts[i].flows;
+        flows += parts[i].flows;
     }
-    std::uint64_t settled() const { return low_ + above_; }
-
-    // Returns how many tags this ack (or nack) settled.
-    std::uint64_t settle(std::uint64_t tag, bool multiple) {
-        std::uint64_t before = settled();
-        if (multiple) {
-            while (low_ < tag) {
-                ++low_;
-                if (std::exchange(bit(low_), 0)) --above_;
-            }
-        } else if (tag > low_ && !bit(tag)) {
-            bit(tag) = 1;
-            ++above_;
-            while (above_ > 0 && bit(low_ + 1)) {
-                ++low_;
-                bit(low_) = 0;
-                --above_;
-            }
-        }
-        return settled() - before;
+    if (flows > 0) r.flow_rate_mean = flow_rate_sum / flows;
+    set_latency(r, latency);
+    if (r.broker_cpu_seconds) {
+        bool by_consumed = r.scenario.total_consumers() > 0;
+        r.broker_cpu_per = by_consumed ? "consumed" : "published";
+        std::uint64_t messages = by_consumed ? r.consumed : r.published;
+        if (messages > 0) r.broker_cpu_us_per_msg = *r.broker_cpu_seconds * 1e6 / static_cast<double>(messages);
     }
-
-private:
-    std::uint8_t& bit(std::uint64_t tag) { return bits_[tag & (bits_.size() - 1)]; }
-    std::vector<std::uint8_t> bits_;
-    std::uint64_t low_ = 0;    // every tag <= low_ is settled
-    std::uint64_t above_ = 0;  // settled tags above low_
-};
-
-enum class Role { Control, Producer, Consumer, Idle };
-
-// Producers and the consumers of the queues they feed. The backlog bound is per flow.
-struct Flow {
-    std::uint64_t published = 0;
-    std::uint64_t consumed = 0;
-    std::uint32_t copies = 1;  // deliveries per publish
-    bool bounded = false;      // has consumers
-
-    std::int64_t backlog() const {
-        return static_cast<std::int64_t>(published * copies) - static_cast<std::int64_t>(consumed);
-    }
-};
-
-struct Client {
-    Role role = Role::Idle;
-    int index = 0;
-    Connection conn;
-    Flow* flow = nullptr;
-    std::string exchange;     // producer: where it publishes
-    std::string queue;        // producer: the routing key; consumer: the queue it consumes
-    int pending_replies = 0;  // declare-ok, qos-ok, consume-ok, select-ok still to come
-    bool ready = false;
-
-    // Producer.
-    ByteBuffer message;        // one whole publish: method, header and body frames
-    std::size_t stamp_at = 0;  // where the send time goes in `message`; 0: body too short
-    std::uint64_t batch = 1;   // messages per loop turn
-    std::uint64_t sent = 0;
-    std::uint64_t quota = 0;  // when the scenario counts messages
-    std::uint64_t rate_sent = 0;
-    std::uint64_t wake_at = UINT64_MAX;  // when the rate allows the next publish, if only the rate holds it
-    std::uint64_t last_send = 0;
-    ConfirmWindow confirms;
-    std::uint64_t nacked = 0;
-
-    // Consumer: the delivery being received.
-    std::uint64_t delivery_tag = 0;
-    std::uint64_t body_left = 0;
-    std::uint64_t stamp = 0;
-    bool has_stamp = false;
-    bool in_delivery = false;
-    std::uint32_t unacked = 0;
-};
-
-class LoadGenerator {
-public:
-    LoadGenerator(const Scenario& scenario, const Target& target);
-    ~LoadGenerator();
-    Result run();
-
-private:
-    enum class Phase { Connecting, Declaring, Preparing, Running, Settling, Closing, Deleting, Done };
-
-    struct Snapshot {
-        std::uint64_t time = 0;
-        std::uint64_t published = 0, consumed = 0, confirmed = 0, nacked = 0;
-        double cpu = 0;
-    };
-
-    void build_topology();
-    void advance(std::uint64_t now);
-    void start_pending();
-    void abort(std::string error);
-    void handle_event(Client& c, std::uint32_t events);
-    void on_open(Client& c);
-    void on_frame(Client& c, const Frame& frame);
-    void on_consumer_frame(Client& c, const Frame& frame);
-    void on_delivery(Client& c);
-    void on_method(Client& c, const Frame& frame);
-    bool pump(Client& p, std::uint64_t now);
-    void encode_message(Client& p);
-    std::uint64_t next_wakeup(std::uint64_t now) const;
-    Snapshot snapshot(std::uint64_t now) const;
-    std::int64_t backlog() const;
-    void begin_measure(std::uint64_t now);
-    void end_measure(std::uint64_t now);
-    void send_deletes();
-
-    Scenario s_;
-    Target target_;
-    Result result_;
-    int epoll_fd_ = -1;
-    Phase phase_ = Phase::Connecting;
-    std::vector<Flow> flows_;
-    std::vector<std::string> queue_names_;
-    std::string fanout_exchange_;
-    std::unique_ptr<Client> control_;
-    std::vector<std::unique_ptr<Client>> clients_;  // producers, consumers, idle connections
-    std::vector<Client*> producers_;
-    std::size_t next_start_ = 0;
-
-    bool publishing_ = false;
-    bool measuring_ = false;
-    std::uint64_t deadline_ = 0;  // of the current phase
-    std::uint64_t run_start_ = 0;
-    std::uint64_t recv_now_ = 0;  // when the current event's bytes were read
-    Snapshot begin_, end_;
-    Histogram latency_;
-};
-
-LoadGenerator::LoadGenerator(const Scenario& scenario, const Target& target) : s_(scenario), target_(target) {
-    result_.scenario = scenario;
-    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (s_.prefetch > 0) s_.multi_ack = std::min<std::uint32_t>(s_.multi_ack, s_.prefetch);  // else it stalls
-    s_.multi_ack = std::max<std::uint32_t>(s_.multi_ack, 1);
-    build_topology();
-}
-
-LoadGenerator::~LoadGenerator() {
-    clients_.clear();
-    control_.reset();
-    if (epoll_fd_ >= 0) ::close(epoll_fd_);
-}
-
-void LoadGenerator::build_topology() {
-    std::string prefix = fmt::format("warren-bench-{}-{}", ::getpid(), s_.name);
-    for (int q = 0; q < s_.queues; ++q) queue_names_.push_back(fmt::format("{}-{}", prefix, q));
-    if (s_.fanout) fanout_exchange_ = prefix + "-fanout";
-
-    flows_.resize(static_cast<std::size_t>(std::max(s_.flows(), 1)));
-    for (Flow& f : flows_) {
-        f.copies = s_.fanout ? static_cast<std::uint32_t>(s_.queues) : 1;
-        f.bounded = s_.consumers > 0;
-    }
-    control_ = std::make_unique<Client>();
-    control_->role = Role::Control;
-
-    auto add = [&](Role role, int index) -> Client& {
-        auto c = std::make_unique<Client>();
-        c->role = role;
-        c->index = index;
-        clients_.push_back(std::move(c));
-        return *clients_.back();
-    };
-    // Consumers first, so that they subscribe before the first publish.
-    for (int q = 0; q < s_.queues; ++q) {
-        for (int i = 0; i < s_.consumers; ++i) {
-            Client& c = add(Role::Consumer, q * s_.consumers + i);
-            c.queue = queue_names_[static_cast<std::size_t>(q)];
-            c.flow = &flows_[s_.fanout ? 0 : static_cast<std::size_t>(q)];
-        }
-    }
-    for (int i = 0; i < s_.producers; ++i) {
-        Client& p = add(Role::Producer, i);
-        std::size_t q = s_.queues > 0 ? static_cast<std::size_t>(i % s_.queues) : 0;
-        p.flow = &flows_[s_.fanout ? 0 : q];
-        p.exchange = fanout_exchange_;
-        p.queue = s_.fanout || s_.queues == 0 ? std::string() : queue_names_[q];
-        if (s_.messages > 0) {
-            p.quota = s_.messages / static_cast<std::uint64_t>(s_.producers) +
-                      (static_cast<std::uint64_t>(i) < s_.messages % static_cast<std::uint64_t>(s_.producers) ? 1 : 0);
-        }
-        producers_.push_back(&p);
-    }
-    for (int i = 0; i < s_.idle_connections; ++i) add(Role::Idle, i);
-    result_.connections = static_cast<int>(clients_.size()) + 1;
-}
-
-Result LoadGenerator::run() {
-    if (epoll_fd_ < 0) {
-        result_.error = fmt::format("epoll_create1: {}", std::strerror(errno));
-        return result_;
-    }
-    if (target_.broker_pid > 0) result_.rss_before_kib = read_rss_kib(target_.broker_pid);
-    deadline_ = now_ns() + setup_timeout_ns;
-    control_->conn.start(epoll_fd_, target_.address, control_.get());
-
-    std::vector<epoll_event> events(256);
-    while (phase_ != Phase::Done) {
-        std::uint64_t now = now_ns();
-        if (interrupted && phase_ < Phase::Closing) abort("interrupted");
-        advance(now);
-        if (phase_ == Phase::Done) break;
-        start_pending();
-        bool busy = false;
-        if (publishing_) {
-            for (Client* p : producers_) busy |= pump(*p, now);
-        }
-        std::uint64_t wait = busy ? 0 : next_wakeup(now) - now;
-        timespec ts{static_cast<time_t>(wait / ns_per_s), static_cast<long>(wait % ns_per_s)};
-        int n = ::epoll_pwait2(epoll_fd_, events.data(), static_cast<int>(events.size()), &ts, nullptr);
-        if (n < 0 && errno != EINTR) {
-            result_.error = fmt::format("epoll_pwait2: {}", std::strerror(errno));
-            break;
-        }
-        for (int i = 0; i < n; ++i)
-            handle_event(*static_cast<Client*>(events[static_cast<std::size_t>(i)].data.ptr),
-                         events[static_cast<std::size_t>(i)].events);
-    }
-    return result_;
-}
-
-void LoadGenerator::abort(std::string error) {
-    if (result_.error.empty()) result_.error = std::move(error);
-    if (measuring_) end_measure(now_ns());
-    publishing_ = false;
-    if (phase_ < Phase::Closing) {
-        phase_ = Phase::Settling;
-        deadline_ = 0;  // straight on to closing
-    }
-}
-
-// The phase machine; each phase ends on a condition or at its deadline.
-void LoadGenerator::advance(std::uint64_t now) {
-    switch (phase_) {
-        case Phase::Connecting:
-        case Phase::Declaring:
-        case Phase::Preparing:
-            if (now >= deadline_) {
-                abort("setup timed out (connections, declarations or subscriptions)");
-                return advance(now);
-            }
-            if (phase_ == Phase::Declaring && control_->pending_replies == 0) phase_ = Phase::Preparing;
-            if (phase_ == Phase::Preparing &&
-                std::all_of(clients_.begin(), clients_.end(), [](const auto& c) { return c->ready; })) {
-                phase_ = Phase::Running;
-                run_start_ = now;
-                publishing_ = true;
-                if (s_.messages > 0 || s_.warmup <= 0) begin_measure(now);
-                deadline_ = s_.messages > 0
-                                ? now + count_timeout_ns
-                                : now + seconds_to_ns(std::max(s_.warmup, 0.0)) + seconds_to_ns(s_.duration);
-            }
-            break;
-        case Phase::Running: {
-            bool done = false;
-            if (producers_.empty()) {
-                done = true;
-            } else if (s_.messages > 0) {
-                if (now >= deadline_) {
-                    abort("timed out publishing the scenario's messages and awaiting their confirms");
-                    return advance(now);
-                }
-                done = std::all_of(producers_.begin(), producers_.end(), [&](const Client* p) {
-                    return p->sent == p->quota && (s_.confirm == 0 || p->confirms.settled() == p->sent);
-                });
-            } else {
-                if (!measuring_ && now >= run_start_ + seconds_to_ns(s_.warmup)) begin_measure(now);
-                done = now >= deadline_;
-            }
-            if (done) {
-                end_measure(now);
-                publishing_ = false;
-                phase_ = Phase::Settling;
-                deadline_ = now + seconds_to_ns(s_.settle);
-            }
-            break;
-        }
-        case Phase::Settling:
-            if (now < deadline_) break;
-            if (target_.broker_pid > 0 && result_.error.empty()) result_.rss_kib = read_rss_kib(target_.broker_pid);
-            for (auto& c : clients_) c->conn.close();
-            phase_ = Phase::Closing;
-            deadline_ = now + close_timeout_ns;
-            [[fallthrough]];
-        case Phase::Closing:
-            if (now < deadline_ &&
-                std::any_of(clients_.begin(), clients_.end(), [](const auto& c) { return c->conn.is_live(); }))
-                break;
-            clients_.clear();  // closes whatever did not finish closing
-            producers_.clear();
-            phase_ = Phase::Deleting;
-            deadline_ = now + close_timeout_ns;
-            if (control_->conn.is_open()) {
-                send_deletes();
-            } else {
-                control_->conn.close();
-            }
-            [[fallthrough]];
-        case Phase::Deleting:
-            if (control_->conn.is_open() && control_->pending_replies == 0) control_->conn.close();
-            if (!control_->conn.is_live() || now >= deadline_) phase_ = Phase::Done;
-            break;
-        case Phase::Done:
-            break;
-    }
-}
-
-void LoadGenerator::start_pending() {
-    if (phase_ != Phase::Preparing) return;
-    int handshaking = 0;
-    for (std::size_t i = 0; i < next_start_; ++i) {
-        ConnState st = clients_[i]->conn.state();
-        if (st == ConnState::Connecting || st == ConnState::Handshake) ++handshaking;
-    }
-    while (next_start_ < clients_.size() && handshaking < max_concurrent_handshakes) {
-        Client& c = *clients_[next_start_++];
-        if (!c.conn.start(epoll_fd_, target_.address, &c)) {
-            abort(c.conn.error());
-            return;
-        }
-        ++handshaking;
-    }
-}
-
-void LoadGenerator::handle_event(Client& c, std::uint32_t events) {
-    bool was_open = c.conn.is_open();
-    recv_now_ = now_ns();
-    c.conn.on_event(events, [&](const Frame& frame) { on_frame(c, frame); });
-    if (!was_open && c.conn.is_open()) on_open(c);
-    if (c.conn.is_blocked()) result_.blocked = true;
-    if (c.conn.state() == ConnState::Failed && phase_ < Phase::Closing) {
-        const char* role = c.role == Role::Control    ? "control"
-                           : c.role == Role::Producer ? "producer"
-                           : c.role == Role::Consumer ? "consumer"
-                                                      : "idle";
-        abort(fmt::format("{} connection {}: {}", role, c.index, c.conn.error()));
-    }
-}
-
-void LoadGenerator::on_open(Client& c) {
-    ByteBuffer& out = c.conn.out();
-    switch (c.role) {
-        case Role::Control:
-            if (s_.fanout) {
-                write_method_frame(
-                    out, 1,
-                    ExchangeDeclare{
-                        0, std::string_view(fanout_exchange_), "fanout", false, false, false, false, false, {}});
-                ++c.pending_replies;
-            }
-            for (const std::string& q : queue_names_) {
-                write_method_frame(out, 1, QueueDeclare{0, std::string_view(q), false, false, false, false, false, {}});
-                ++c.pending_replies;
-                if (s_.fanout) {
-                    write_method_frame(
-                        out, 1, QueueBind{0, std::string_view(q), std::string_view(fanout_exchange_), "", false, {}});
-                    ++c.pending_replies;
-                }
-            }
-            if (phase_ == Phase::Connecting) phase_ = Phase::Declaring;
-            break;
-        case Role::Producer:
-            encode_message(c);
-            if (s_.confirm > 0) {
-                c.confirms.reset(s_.confirm);
-                write_method_frame(out, 1, ConfirmSelect{false});
-                ++c.pending_replies;
-            }
-            break;
-        case Role::Consumer: {
-            if (s_.prefetch > 0) {
-                write_method_frame(out, 1, BasicQos{0, s_.prefetch, false});
-                ++c.pending_replies;
-            }
-            std::string tag = fmt::format("bench-{}", c.index);
-            write_method_frame(
-                out, 1,
-                BasicConsume{0, std::string_view(c.queue), std::string_view(tag), false, s_.no_ack, false, false, {}});
-            ++c.pending_replies;
-            break;
-        }
-        case Role::Idle:
-            break;
-    }
-    c.ready = c.pending_replies == 0;
-    c.conn.flush();
-}
-
-// One publish, encoded once per producer; each send copies it and patches in the send time.
-void LoadGenerator::encode_message(Client& p) {
-    ByteBuffer& m = p.message;
-    m.clear();
-    write_method_frame(m, 1, BasicPublish{0, std::string_view(p.exchange), std::string_view(p.queue), false, false});
-    ByteBuffer props;
-    encode_properties(props, BasicProperties{});
-    write_content_header(m, 1, class_id::basic, s_.body, props.span());
-    std::size_t max_payload = p.conn.frame_max() - frame_overhead;
-    p.stamp_at = s_.body >= sizeof(std::uint64_t) ? m.size() + frame_header_size : 0;
-    for (std::size_t done = 0; done < s_.body;) {
-        std::size_t n = std::min(max_payload, s_.body - done);
-        Writer w(m);
-        write_frame_header(w, FrameType::Body, 1, static_cast<std::uint32_t>(n));
-        std::memset(m.extend(n), 'x', n);
-        w.u8(frame_end);
-        done += n;
-    }
-    p.batch = std::clamp<std::uint64_t>(max_batch_bytes / m.size(), 1, max_batch_messages);
-}
-
-// Publishes what the bounds allow; returns true if it could go on right away.
-bool LoadGenerator::pump(Client& p, std::uint64_t now) {
-    p.wake_at = UINT64_MAX;
-    if (!p.ready || !p.conn.can_write()) return false;
-    std::uint64_t n = p.batch;
-    Flow& flow = *p.flow;
-    if (flow.bounded) {
-        std::int64_t room = static_cast<std::int64_t>(s_.max_inflight) - flow.backlog() / flow.copies;
-        n = room > 0 ? std::min(n, static_cast<std::uint64_t>(room)) : 0;
-    }
-    if (s_.confirm > 0) n = std::min(n, s_.confirm - (p.sent - p.confirms.settled()));
-    if (s_.messages > 0) n = std::min(n, p.quota - p.sent);
-    if (s_.rate > 0) {
-        // Message k is due at k / rate seconds. After a stall, skip what is more than 10 ms
-        // late instead of sending it in a burst.
-        auto due = static_cast<std::uint64_t>(static_cast<double>(now - run_start_) * 1e-9 * s_.rate) + 1;
-        auto max_lag = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(s_.rate / 100));
-        if (due > p.rate_sent + max_lag) p.rate_sent = due - max_lag;
-        if (n > due - p.rate_sent) {
-            n = due - p.rate_sent;
-            auto next_due =
-                run_start_ + static_cast<std::uint64_t>(static_cast<double>(p.rate_sent + n) / s_.rate * 1e9);
-            p.wake_at = std::max(next_due, p.last_send + min_pacing_ns);
-        }
-    }
-    if (n == 0) return false;
-
-    std::uint64_t stamp = now_ns();
-    p.last_send = stamp;
-    std::size_t size = p.message.size();
-    std::byte* dst = p.conn.out().extend(n * size);
-    for (std::uint64_t i = 0; i < n; ++i, dst += size) {
-        std::memcpy(dst, p.message.data(), size);
-        if (p.stamp_at) std::memcpy(dst + p.stamp_at, &stamp, sizeof stamp);
-    }
-    p.sent += n;
-    p.rate_sent += n;
-    flow.published += n;
-    if (measuring_) result_.backlog_max = std::max(result_.backlog_max, backlog());
-    p.conn.flush();
-    return n == p.batch && p.conn.can_write();
-}
-
-std::uint64_t LoadGenerator::next_wakeup(std::uint64_t now) const {
-    std::uint64_t at = std::min(deadline_, now + max_wait_ns);
-    if (publishing_) {
-        for (const Client* p : producers_) at = std::min(at, p->wake_at);
-    }
-    return std::max(at, now);
-}
-
-void LoadGenerator::on_frame(Client& c, const Frame& frame) {
-    if (c.role == Role::Consumer) {
-        on_consumer_frame(c, frame);
-    } else if (frame.type == FrameType::Method) {
-        on_method(c, frame);
-    }
-    // Content of a basic.return (we never set mandatory) is ignored.
-}
-
-// The hot path: three frames per delivery, parsed in place.
-void LoadGenerator::on_consumer_frame(Client& c, const Frame& frame) {
-    switch (frame.type) {
-        case FrameType::Method: {
-            Reader r(frame.payload);
-            MethodId id{r.u16(), r.u16()};
-            if (id != BasicDeliver::id) return on_method(c, frame);
-            BasicDeliver deliver;
-            decode_fields(r, deliver);
-            c.delivery_tag = deliver.delivery_tag;
-            c.in_delivery = true;
-            c.has_stamp = false;
-            break;
-        }
-        case FrameType::Header: {
-            if (!c.in_delivery) return;
-            Reader r(frame.payload);
-            r.u16();  // class
-            r.u16();  // weight
-            c.body_left = r.u64();
-            if (c.body_left == 0) on_delivery(c);
-            break;
-        }
-        case FrameType::Body:
-            if (!c.in_delivery) return;
-            if (!c.has_stamp && frame.payload.size() >= sizeof c.stamp) {
-                std::memcpy(&c.stamp, frame.payload.data(), sizeof c.stamp);
-                c.has_stamp = s_.body >= sizeof c.stamp;
-            }
-            c.body_left -= std::min<std::uint64_t>(c.body_left, frame.payload.size());
-            if (c.body_left == 0) on_delivery(c);
-            break;
-        case FrameType::Heartbeat:
-            break;
-    }
-}
-
-void LoadGenerator::on_delivery(Client& c) {
-    c.in_delivery = false;
-    ++c.flow->consumed;
-    if (measuring_ && c.has_stamp) latency_.record(recv_now_ > c.stamp ? recv_now_ - c.stamp : 0);
-    if (s_.no_ack) return;
-    if (s_.multi_ack <= 1) {
-        write_method_frame(c.conn.out(), 1, BasicAck{c.delivery_tag, false});
-    } else if (++c.unacked >= s_.multi_ack) {
-        write_method_frame(c.conn.out(), 1, BasicAck{c.delivery_tag, true});
-        c.unacked = 0;
-    }
-}
-
-// Replies to setup and teardown, and publisher confirms.
-void LoadGenerator::on_method(Client& c, const Frame& frame) {
-    Reader r(frame.payload);
-    MethodId id{r.u16(), r.u16()};
-    bool known = visit_method(id, r, [&](auto& m) {
-        using M = std::remove_cvref_t<decltype(m)>;
-        if constexpr (std::is_same_v<M, BasicAck> || std::is_same_v<M, BasicNack>) {
-            if (c.role != Role::Producer || s_.confirm == 0) return c.conn.fail(fmt::format("unexpected {}", M::name));
-            std::uint64_t n = c.confirms.settle(m.delivery_tag, m.multiple);
-            if constexpr (std::is_same_v<M, BasicNack>) c.nacked += n;
-        } else if constexpr (std::is_same_v<M, ExchangeDeclareOk> || std::is_same_v<M, QueueDeclareOk> ||
-                             std::is_same_v<M, QueueBindOk> || std::is_same_v<M, QueueDeleteOk> ||
-                             std::is_same_v<M, ExchangeDeleteOk> || std::is_same_v<M, BasicQosOk> ||
-                             std::is_same_v<M, BasicConsumeOk> || std::is_same_v<M, ConfirmSelectOk>) {
-            if (--c.pending_replies == 0 && c.role != Role::Control) c.ready = true;
-        } else if constexpr (std::is_same_v<M, BasicReturn> || std::is_same_v<M, BasicCancelOk> ||
-                             std::is_same_v<M, ChannelFlow>) {
-            // Not expected, harmless.
-        } else {
-            c.conn.fail(fmt::format("unexpected {}", M::name));
-        }
-    });
-    if (!known || !r.ok()) c.conn.fail(fmt::format("malformed or unknown method {}.{}", id.class_id, id.method_id));
-}
-
-void LoadGenerator::send_deletes() {
-    ByteBuffer& out = control_->conn.out();
-    for (const std::string& q : queue_names_) {
-        write_method_frame(out, 1, QueueDelete{0, std::string_view(q), false, false, false});
-        ++control_->pending_replies;
-    }
-    if (s_.fanout) {
-        write_method_frame(out, 1, ExchangeDelete{0, std::string_view(fanout_exchange_), false, false});
-        ++control_->pending_replies;
-    }
-    control_->conn.flush();
-}
-
-std::int64_t LoadGenerator::backlog() const {
-    std::int64_t total = 0;
-    for (const Flow& f : flows_) {
-        if (f.bounded) total += f.backlog();
-    }
-    return total;
-}
-
-LoadGenerator::Snapshot LoadGenerator::snapshot(std::uint64_t now) const {
-    Snapshot s;
-    s.time = now;
-    s.cpu = cpu_seconds();
-    for (const Flow& f : flows_) {
-        s.published += f.published;
-        s.consumed += f.consumed;
-    }
-    for (const Client* p : producers_) {
-        s.confirmed += p->confirms.settled() - p->nacked;
-        s.nacked += p->nacked;
-    }
-    return s;
-}
-
-void LoadGenerator::begin_measure(std::uint64_t now) {
-    begin_ = snapshot(now);
-    latency_.clear();
-    measuring_ = true;
-    result_.backlog_max = backlog();
-}
-
-void LoadGenerator::end_measure(std::uint64_t now) {
-    if (!measuring_) return;
-    measuring_ = false;
-    end_ = snapshot(now);
-    Result& r = result_;
-    r.seconds = static_cast<double>(end_.time - begin_.time) * 1e-9;
-    r.published = end_.published - begin_.published;
-    r.consumed = end_.consumed - begin_.consumed;
-    r.confirmed = end_.confirmed - begin_.confirmed;
-    r.nacked = end_.nacked - begin_.nacked;
-    if (r.seconds > 0) {
-        r.publish_rate = static_cast<double>(r.published) / r.seconds;
-        r.consume_rate = static_cast<double>(r.consumed) / r.seconds;
-        r.generator_cpu = (end_.cpu - begin_.cpu) / r.seconds;
-    }
-    r.backlog_end = backlog();
-    r.backlog_max = std::max(r.backlog_max, r.backlog_end);
-    r.latency_samples = latency_.count();
-    r.latency_p50 = latency_.percentile(0.50);
-    r.latency_p99 = latency_.percentile(0.99);
-    r.latency_p999 = latency_.percentile(0.999);
-    r.latency_max = latency_.max();
-    r.latency_mean = latency_.mean();
+    return r;
 }
 
 }  // namespace
 
 Result run_scenario(const Scenario& scenario, const Target& target) {
-    LoadGenerator generator(scenario, target);
-    return generator.run();
-}
-
-std::optional<long> read_rss_kib(int pid) {
-    std::ifstream in(fmt::format("/proc/{}/status", pid));
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    Coordinator coordinator;
+    coordinator.threads = thread_count(scenario);
+    std::vector<LoopOutput> parts(static_cast<std::size_t>(coordinator.threads));
+    std::vector<std::thread> threads;
+    for (int i = 1; i < coordinator.threads; ++i) {
+        threads.emplace_back(
+            [&, i] { parts[static_cast<std::size_t>(i)] = run_generator_loop(scenario, target, coordinator, i); });
     }
-    return std::nullopt;
+    parts[0] = run_generator_loop(scenario, target, coordinator, 0);
+    for (std::thread& t : threads) t.join();
+    return merge(parts);
 }
 
 }  // namespace warren::bench

@@ -1,11 +1,12 @@
-// Runs one scenario against a broker: one thread, one epoll loop driving every connection
-// (control, producers, consumers, idle ones), so that the generator costs one core at most
-// and leaves the other to the broker on a 2-core machine.
+// Runs one scenario against a broker: one epoll loop driving every connection (control,
+// producers, consumers, idle ones), so that the generator costs one core at most and leaves
+// the other to the broker on a 2-core machine; or, with Scenario::threads, one loop per thread,
+// each with its own queues.
 #pragma once
 
 #include <netinet/in.h>
 
-#include <csignal>
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,7 +17,7 @@ namespace warren::bench {
 
 struct Target {
     sockaddr_in address{};
-    int broker_pid = 0;  // > 0: read the broker's VmRSS from /proc/<pid>/status
+    int broker_pid = 0;  // > 0: read the broker's VmRSS and CPU time from /proc/<pid>/
 };
 
 struct Result {
@@ -33,6 +34,7 @@ struct Result {
     double consume_rate = 0;  // deliveries/s
 
     // Messages published but not yet consumed, summed over flows (one per copy for fan-out).
+    // With several threads, backlog_max is the sum of each thread's maximum (an upper bound).
     std::int64_t backlog_end = 0;
     std::int64_t backlog_max = 0;
 
@@ -44,9 +46,19 @@ struct Result {
     std::uint64_t latency_max = 0;
     double latency_mean = 0;
 
+    // Per flow (queue, or the fan-out), deliveries per second: the slowest and the mean.
+    double flow_rate_min = 0;
+    double flow_rate_mean = 0;
+
     double generator_cpu = 0;  // the generator's CPU time / wall time in the window (1.0 = a core)
-    bool blocked = false;      // a broker sent connection.blocked during the run
+    // The broker's own CPU time (user + system, all threads) in the window, and per message:
+    // per delivery consumed, or per message published when the scenario has no consumers.
+    std::optional<double> broker_cpu_seconds;
+    std::optional<double> broker_cpu_us_per_msg;
+    const char* broker_cpu_per = "consumed";
+    bool blocked = false;  // a broker sent connection.blocked during the run
     int connections = 0;
+    int threads = 1;  // generator threads used
 
     std::optional<long> rss_before_kib;  // broker VmRSS before the first connection
     std::optional<long> rss_kib;         // and after the run (and the settle time)
@@ -55,9 +67,6 @@ struct Result {
 Result run_scenario(const Scenario& scenario, const Target& target);
 
 // Set from a signal handler: the running scenario stops, closes its connections and deletes its queues.
-extern volatile std::sig_atomic_t interrupted;
-
-// VmRSS of a process in KiB, from /proc/<pid>/status.
-std::optional<long> read_rss_kib(int pid);
+extern std::atomic<bool> interrupted;
 
 }  // namespace warren::bench

@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,15 +32,19 @@ constexpr const char* usage = R"(usage: warren-bench [options]
   --duration S        seconds measured (10)
   --warmup S          seconds run before measuring (2)
   --json              print one JSON object per scenario on stdout (the text lines go to stderr)
-  --broker-pid PID    read the broker's VmRSS from /proc/PID/status before and after each run
+  --mode M            pipelined (batch many messages per send, the default) or client (a send per
+                      publish and per ack, reads of 8 KiB, as the common client libraries do)
+  --broker-pid PID    read the broker's VmRSS (before and after each run) and CPU time (over the
+                      measured window) from /proc/PID/
 scenario parameters (override the preset):
   --producers N  --consumers N (per queue)  --queues N  --fanout  --body BYTES
   --auto-ack  --prefetch N  --multi-ack N  --confirm WINDOW  --rate MSG_PER_S (per producer)
   --max-inflight N  --messages N  --idle-connections N  --settle S
+  --threads N         generator threads, each with its own queues (1; at most one per queue)
 )";
 
 void on_signal(int) {
-    warren::bench::interrupted = 1;
+    warren::bench::interrupted = true;  // lock-free, so safe in a signal handler
 }
 
 std::string group_digits(double value) {
@@ -57,7 +63,7 @@ std::string format_ns(std::uint64_t ns) {
 }
 
 std::string text_line(const Result& r) {
-    std::string line = fmt::format("{:<18}", r.scenario.name);
+    std::string line = fmt::format("{:<18} {:<9}", r.scenario.name, warren::bench::to_string(r.scenario.mode));
     if (!r.error.empty()) line += fmt::format(" ERROR: {}  ", r.error);
     if (r.scenario.measures_memory) {
         auto mib = [](std::optional<long> kib) {
@@ -80,7 +86,13 @@ std::string text_line(const Result& r) {
                         group_digits(static_cast<double>(r.backlog_max)));
     if (r.nacked) line += fmt::format("  nacked {}", r.nacked);
     if (r.blocked) line += "  BLOCKED";
+    if (r.flow_rate_mean > 0 && r.scenario.flows() > 1)
+        line += fmt::format("  slowest queue {:.2f} of mean", r.flow_rate_min / r.flow_rate_mean);
     line += fmt::format("  gen cpu {:.0f}%", r.generator_cpu * 100);
+    if (r.broker_cpu_seconds && r.seconds > 0) {
+        line += fmt::format("  broker cpu {:.0f}%", *r.broker_cpu_seconds / r.seconds * 100);
+        if (r.broker_cpu_us_per_msg) line += fmt::format(" {:.2f} us/msg", *r.broker_cpu_us_per_msg);
+    }
     return line;
 }
 
@@ -89,6 +101,8 @@ nlohmann::json to_json(const Result& r) {
     nlohmann::json j;
     j["scenario"] = s.name;
     j["description"] = s.description;
+    j["generator"] = "warren-bench";
+    j["mode"] = warren::bench::to_string(s.mode);
     j["params"] = {{"queues", s.queues},
                    {"fanout", s.fanout},
                    {"producers", s.producers},
@@ -104,7 +118,8 @@ nlohmann::json to_json(const Result& r) {
                    {"messages", s.messages},
                    {"duration", s.duration},
                    {"warmup", s.warmup},
-                   {"settle", s.settle}};
+                   {"settle", s.settle},
+                   {"threads", r.threads}};
     j["ok"] = r.error.empty();
     j["error"] = r.error.empty() ? nlohmann::json() : nlohmann::json(r.error);
     j["seconds"] = r.seconds;
@@ -127,6 +142,14 @@ nlohmann::json to_json(const Result& r) {
         j["latency_us"] = nullptr;
     }
     j["generator_cpu"] = r.generator_cpu;
+    auto optional = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+    j["broker_cpu_seconds"] = optional(r.broker_cpu_seconds);
+    j["broker_cpu_us_per_msg"] = optional(r.broker_cpu_us_per_msg);
+    j["broker_cpu_per"] = r.broker_cpu_per;
+    if (r.flow_rate_mean > 0) {
+        j["flow_rate_min"] = r.flow_rate_min;
+        j["flow_rate_mean"] = r.flow_rate_mean;
+    }
     j["blocked"] = r.blocked;
     j["connections"] = r.connections;
     j["rss_before_kib"] = r.rss_before_kib ? nlohmann::json(*r.rss_before_kib) : nlohmann::json();
@@ -183,6 +206,12 @@ int main(int argc, char** argv) {
         {"--port", [&](const std::string& v) { port = std::stoi(v); }},
         {"--scenario", [&](const std::string& v) { scenario_names = v; }},
         {"--broker-pid", [&](const std::string& v) { target.broker_pid = std::stoi(v); }},
+        {"--mode",
+         [&](const std::string& v) {
+             warren::bench::LoadMode mode{};
+             if (!warren::bench::parse_load_mode(v, mode)) throw std::invalid_argument(v);
+             overrides.push_back([mode](Scenario& s) { s.mode = mode; });
+         }},
     };
     auto param = [&](const char* name, auto apply) {
         with_value[name] = [&overrides, apply](const std::string& v) {
@@ -207,6 +236,7 @@ int main(int argc, char** argv) {
           [](Scenario& s, const std::string& v) { s.max_inflight = static_cast<std::uint32_t>(std::stoul(v)); });
     param("--messages", [](Scenario& s, const std::string& v) { s.messages = std::stoull(v); });
     param("--idle-connections", [](Scenario& s, const std::string& v) { s.idle_connections = std::stoi(v); });
+    param("--threads", [](Scenario& s, const std::string& v) { s.threads = std::max(1, std::stoi(v)); });
 
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];

@@ -2,6 +2,7 @@
 // one consumer, transient messages, manual ack per message, unlimited prefetch.
 #include "bench/scenario.hpp"
 
+#include <utility>
 #include <vector>
 
 namespace warren::bench {
@@ -28,6 +29,10 @@ std::vector<Scenario> build_presets() {
     }));
     all.push_back(make("body-1k", "1 KiB bodies, ack per message", [](Scenario& s) { s.body = 1024; }));
     all.push_back(make("body-64k", "64 KiB bodies, ack per message", [](Scenario& s) { s.body = 64 * 1024; }));
+    all.push_back(make("body-1m", "1 MiB bodies, ack per message, at most 100 in flight", [](Scenario& s) {
+        s.body = 1024 * 1024;
+        s.max_inflight = 100;  // 100 MiB in flight; 10,000 would be 10 GiB
+    }));
     all.push_back(make("fanout3", "fan-out exchange to 3 queues, one consumer each", [](Scenario& s) {
         s.queues = 3;
         s.fanout = true;
@@ -37,10 +42,20 @@ std::vector<Scenario> build_presets() {
         s.producers = 10;
     }));
     all.push_back(make("confirm1000", "publisher confirms, window 1,000", [](Scenario& s) { s.confirm = 1000; }));
-    for (auto [name, rate] :
-         {std::pair{"latency-1k", 1'000.0}, {"latency-10k", 10'000.0}, {"latency-100k", 100'000.0}}) {
+    for (auto [name, rate] : {std::pair{"latency-1k", 1'000.0},
+                              {"latency-10k", 10'000.0},
+                              {"latency-50k", 50'000.0},
+                              {"latency-100k", 100'000.0}}) {
         all.push_back(make(name, "end-to-end latency at a fixed publish rate", [rate](Scenario& s) { s.rate = rate; }));
     }
+    all.push_back(make("many-connections",
+                       "1,000 producers and 1,000 consumers on 100 queues (10 of each per queue), 16 B, ack each",
+                       [](Scenario& s) {
+                           s.queues = 100;
+                           s.producers = 1000;
+                           s.consumers = 10;
+                           s.max_inflight = 1000;  // per queue: at most 100,000 queued in all
+                       }));
     all.push_back(
         make("memory-1m-queued", "broker RSS with 1 M queued 16 B messages (published with confirms)", [](Scenario& s) {
             s.consumers = 0;
@@ -63,6 +78,21 @@ std::vector<Scenario> build_presets() {
 }
 
 }  // namespace
+
+std::string_view to_string(LoadMode mode) {
+    return mode == LoadMode::Client ? "client" : "pipelined";
+}
+
+bool parse_load_mode(std::string_view text, LoadMode& out) {
+    if (text == "client") {
+        out = LoadMode::Client;
+    } else if (text == "pipelined") {
+        out = LoadMode::Pipelined;
+    } else {
+        return false;
+    }
+    return true;
+}
 
 std::span<const Scenario> presets() {
     static const std::vector<Scenario> all = build_presets();

@@ -7,12 +7,26 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace warren::bench {
+
+// How the generator writes. Pipelined packs as many publishes (and acks) as it has into one send,
+// so that the broker reads thousands per system call. Client writes each publish and each ack
+// with its own send, as the Java, Go, .NET and Python clients do, and reads at most 8 KiB per
+// recv, like the Java client's buffered stream: the broker then sees a system call per message.
+enum class LoadMode { Pipelined, Client };
+
+std::string_view to_string(LoadMode mode);
+bool parse_load_mode(std::string_view text, LoadMode& out);
 
 struct Scenario {
     std::string name = "custom";
     std::string description;
+    LoadMode mode = LoadMode::Pipelined;
+    // Generator threads, each with its own epoll loop and its own share of the queues (and their
+    // producers and consumers). At most one per flow; scenarios that count messages use one.
+    int threads = 1;
 
     // Topology. Without fanout, producer i publishes to queue i % queues through the default
     // exchange, and each queue with its producers and consumers is one flow. With fanout, every
