@@ -1,9 +1,11 @@
-"""Smoke run of the load generator, for the test command: starts a broker executable (Warren or
-the reflector) on a free loopback port, runs one short scenario, and checks that it completed
-and that messages went through. No timing assertions. Always stops the broker it started.
+"""Smoke run of the load generators, for the test command: starts a broker executable (Warren or
+the reflector) on a free loopback port, runs one short scenario in each load mode (pipelined and
+client with warren-bench, and with warren-bench-go if given), and checks that each completed, that
+messages went through and that the broker's CPU time was read. No timing assertions. Always stops
+the broker it started.
 
 usage: smoke.py --bench build/bench/warren-bench --broker build/broker/warren
-                [--scenario default] [--duration 2]
+                [--bench-go build/bench/warren-bench-go] [--scenario default] [--duration 1]
 """
 
 import argparse
@@ -18,14 +20,30 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rabbit_node import free_port, wait_for_port  # noqa: E402
 
 
+def run_one(label, cmd):
+    """Runs one generator; returns an error message, or None if the run moved messages."""
+    run = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=120)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    if run.returncode != 0 or not lines:
+        return f"{label}: exited with {run.returncode}"
+    result = json.loads(lines[-1])
+    if not result["ok"] or result["consumed"] == 0 or result["published"] == 0:
+        return f"{label}: the run moved no messages: {lines[-1]}"
+    if result.get("broker_cpu_seconds") is None:
+        return f"{label}: no broker CPU time was read: {lines[-1]}"
+    print(f"smoke: {label} ok, {result['consume_rate']:.0f} msg/s consumed")
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", required=True)
+    ap.add_argument("--bench-go", help="warren-bench-go, to smoke-test it as well")
     ap.add_argument("--broker", required=True, help="executable taking --port N --bind ADDRESS")
     ap.add_argument("--scenario", default="default")
-    ap.add_argument("--duration", default="2")
+    ap.add_argument("--duration", default="1")
     args = ap.parse_args()
-    args.bench, args.broker = os.path.abspath(args.bench), os.path.abspath(args.broker)
+    args.broker = os.path.abspath(args.broker)
 
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="warren-bench-smoke-") as tmp:
@@ -35,21 +53,20 @@ def main():
             if not wait_for_port(port, 20, lambda: broker.poll() is None):
                 print(f"smoke: {args.broker} did not listen on port {port}", file=sys.stderr)
                 return 1
-            run = subprocess.run([args.bench, "--port", str(port), "--scenario", args.scenario, "--json",
-                                  "--duration", args.duration, "--warmup", "0.5", "--broker-pid", str(broker.pid)],
-                                 stdout=subprocess.PIPE, text=True, timeout=120)
-            lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
-            if run.returncode != 0 or not lines:
-                print(f"smoke: warren-bench exited with {run.returncode}", file=sys.stderr)
-                return 1
-            result = json.loads(lines[-1])
-            if not result["ok"] or result["consumed"] == 0 or result["published"] == 0:
-                print(f"smoke: the run moved no messages: {lines[-1]}", file=sys.stderr)
-                return 1
-            if broker.poll() is not None:
-                print(f"smoke: the broker exited with {broker.returncode} during the run", file=sys.stderr)
-                return 1
-            print(f"smoke: ok, {result['consume_rate']:.0f} msg/s consumed")
+            common = ["--port", str(port), "--scenario", args.scenario, "--json", "--duration", args.duration,
+                      "--warmup", "0.3", "--broker-pid", str(broker.pid)]
+            runs = [(f"warren-bench --mode {mode}", [os.path.abspath(args.bench), *common, "--mode", mode])
+                    for mode in ("pipelined", "client")]
+            if args.bench_go:
+                runs.append(("warren-bench-go", [os.path.abspath(args.bench_go), *common]))
+            for label, cmd in runs:
+                error = run_one(label, cmd)
+                if error:
+                    print(f"smoke: {error}", file=sys.stderr)
+                    return 1
+                if broker.poll() is not None:
+                    print(f"smoke: the broker exited with {broker.returncode} during {label}", file=sys.stderr)
+                    return 1
             return 0
         finally:
             if broker.poll() is None:

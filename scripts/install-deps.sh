@@ -3,7 +3,7 @@
 # everything is there. Usage: scripts/install-deps.sh [build|test|bench]
 #   build  compiler, CMake and the libraries (default)
 #   test   + pika, amqp-tools, Node.js/npm (amqplib tests) and clang (libFuzzer)
-#   bench  + rabbitmq-server (the comparison runs against it)
+#   bench  + rabbitmq-server (the comparison runs against it), Go and the Go client (warren-bench-go)
 set -euo pipefail
 
 what="${1:-build}"
@@ -12,7 +12,7 @@ if [[ "$what" == test || "$what" == bench ]]; then
   packages+=(python3 python3-pika amqp-tools clang libclang-rt-14-dev procps)
 fi
 if [[ "$what" == bench ]]; then
-  packages+=(rabbitmq-server)
+  packages+=(rabbitmq-server golang-go golang-github-rabbitmq-amqp091-go-dev)
 fi
 
 missing=()
