@@ -1,15 +1,19 @@
 #!/usr/bin/python3
 """Runs every bench scenario against Warren and RabbitMQ in the same run, on this machine.
 
-Builds Release Warren and warren-bench (incrementally), installs rabbitmq-server from Debian's
-packages if it is missing, starts both brokers on free loopback ports, runs each scenario
-alternating Warren / RabbitMQ (--repeat times each; the first broker alternates too), prints a
-Markdown table of medians and their ratio, and saves everything to bench/results/<time>.json.
-Memory scenarios get a freshly started broker per run so that earlier runs do not inflate RSS.
-Every broker it starts is stopped on exit, including Ctrl-C and SIGTERM.
+Builds Release Warren, warren-bench and warren-bench-go (incrementally), installs rabbitmq-server
+from Debian's packages if it is missing, starts both brokers on free loopback ports, and runs each
+scenario under each load mode, alternating Warren / RabbitMQ (--repeat times each; the first
+broker alternates too). Load modes: "pipelined" (warren-bench batching many messages per send),
+"client" (warren-bench with a send per publish and per ack, as client libraries do) and "go" (the
+amqp091-go generator, for the scenarios it has). It prints a Markdown table of medians, with each
+broker's own CPU time per message, and saves everything to bench/results/<time>.json. Memory
+scenarios get a freshly started broker per run so that earlier runs do not inflate RSS. Every
+broker it starts is stopped on exit, including Ctrl-C and SIGTERM.
 
 usage: /usr/bin/python3 bench/compare.py [--only warren|rabbitmq] [--scenarios a,b,...]
-           [--repeat 3] [--duration 10] [--warmup 2] [--build-dir build-release] [--no-build]
+           [--modes pipelined,client,go] [--threads 1] [--repeat 3] [--duration 10] [--warmup 2]
+           [--build-dir build-release] [--no-build]
 """
 
 import argparse
@@ -17,6 +21,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -30,9 +35,11 @@ ROOT = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, BENCH_DIR)
 from rabbit_node import RabbitNode, find_server_script, free_port, wait_for_port  # noqa: E402
 
-SCENARIOS = ["default", "autoack", "prefetch100", "body-1k", "body-64k", "fanout3", "queues10", "confirm1000",
-             "latency-1k", "latency-10k", "latency-100k", "memory-1m-queued", "memory-1000-idle"]
+SCENARIOS = ["default", "autoack", "prefetch100", "body-1k", "body-64k", "body-1m", "fanout3", "queues10",
+             "confirm1000", "latency-1k", "latency-10k", "latency-50k", "latency-100k", "many-connections",
+             "memory-1m-queued", "memory-1000-idle"]
 BROKERS = ["warren", "rabbitmq"]
+MODES = ["pipelined", "client", "go"]
 
 
 class Interrupted(Exception):
@@ -191,10 +198,38 @@ def machine():
     return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "loadavg": os.getloadavg()}
 
 
-def run_bench(bench, broker, scenario, args):
-    memory = scenario.startswith("memory-")
-    cmd = [bench, "--host", "127.0.0.1", "--port", str(broker.port), "--scenario", scenario, "--json",
+def is_memory(scenario):
+    return scenario.startswith("memory-")
+
+
+def modes_for(scenario, modes, go_scenarios):
+    """The load modes a scenario runs in: memory scenarios measure RSS, not traffic, so only pipelined;
+    the Go generator has a few scenarios only."""
+    out = []
+    for mode in modes:
+        if mode == "go" and scenario not in go_scenarios:
+            continue
+        if mode != "pipelined" and is_memory(scenario):
+            continue
+        out.append(mode)
+    return out
+
+
+def go_scenarios(bench_go):
+    try:
+        listing = subprocess.run([bench_go, "--list"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return set()
+    return {line.split()[0] for line in listing.splitlines() if line.strip()}
+
+
+def run_bench(exes, broker, scenario, mode, args):
+    memory = is_memory(scenario)
+    exe = exes["go"] if mode == "go" else exes["bench"]
+    cmd = [exe, "--host", "127.0.0.1", "--port", str(broker.port), "--scenario", scenario, "--json",
            "--broker-pid", str(broker.pid)]
+    if mode != "go":
+        cmd += ["--mode", mode, "--threads", str(args.threads)]
     if not memory:
         cmd += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
     timeout = 900 if memory else args.duration + args.warmup + 180
@@ -202,11 +237,11 @@ def run_bench(bench, broker, scenario, args):
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"scenario": scenario, "ok": False, "error": f"warren-bench timed out after {timeout} s"}
+        return {"scenario": scenario, "ok": False, "error": f"{os.path.basename(exe)} timed out after {timeout} s"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if not lines:
         return {"scenario": scenario, "ok": False,
-                "error": f"warren-bench exited with {proc.returncode}: {proc.stderr.strip()[-500:]}"}
+                "error": f"{os.path.basename(exe)} exited with {proc.returncode}: {proc.stderr.strip()[-500:]}"}
     result = json.loads(lines[-1])
     result["wall_seconds"] = time.time() - started
     for line in proc.stderr.splitlines():
@@ -216,7 +251,7 @@ def run_bench(bench, broker, scenario, args):
 
 # The numbers compared per scenario: (label, how to get it from a result, True if higher is better).
 def metrics_for(scenario):
-    if scenario.startswith("memory-"):
+    if is_memory(scenario):
         return [("broker RSS MiB", lambda r: r["rss_kib"] / 1024 if r.get("rss_kib") else None, False)]
     if scenario.startswith("latency-"):
         def pct(key):
@@ -226,25 +261,50 @@ def metrics_for(scenario):
                 ("latency p99 us", pct("p99"), False),
                 ("latency p99.9 us", pct("p999"), False)]
     label = "deliveries/s" if scenario == "fanout3" else "consumed msg/s"
-    return [(label, lambda r: r["consume_rate"], True)]
+    metrics = [(label, lambda r: r["consume_rate"], True)]
+    if scenario in ("queues10", "many-connections"):
+        # Fairness: the slowest queue's delivery rate over the mean rate of all queues.
+        metrics.append(("slowest queue / mean",
+                        lambda r: r["flow_rate_min"] / r["flow_rate_mean"] if r.get("flow_rate_mean") else None, True))
+    return metrics
 
 
-def summarize(results, scenarios, brokers):
+def broker_cpu(r):
+    """The broker's own CPU time (user + system, from /proc) per message consumed, in microseconds."""
+    return r.get("broker_cpu_us_per_msg")
+
+
+def median_of(results, broker, scenario, mode, get):
+    values = [get(r) for r in results
+              if r["broker"] == broker and r["scenario"] == scenario and r.get("mode") == mode and r.get("ok")]
+    values = [v for v in values if v is not None]
+    return (statistics.median(values) if values else None), values
+
+
+def ratio(warren, rabbitmq, higher_better):
+    if not warren or not rabbitmq:
+        return None
+    return (warren / rabbitmq) if higher_better else (rabbitmq / warren)
+
+
+def summarize(results, plan, brokers):
+    """One row per (scenario, mode, metric); the first row of each (scenario, mode) also carries
+    both brokers' CPU time per message and RabbitMQ's over Warren's."""
     rows = []
-    for scenario in scenarios:
-        for label, get, higher_better in metrics_for(scenario):
-            row = {"scenario": scenario, "metric": label, "higher_is_better": higher_better}
-            for b in brokers:
-                values = [get(r) for r in results if r["broker"] == b and r["scenario"] == scenario and r.get("ok")]
-                values = [v for v in values if v is not None]
-                row[b] = statistics.median(values) if values else None
-                row[b + "_runs"] = values
-            w, r = row.get("warren"), row.get("rabbitmq")
-            if w and r:
-                row["advantage"] = (w / r) if higher_better else (r / w)
-            else:
-                row["advantage"] = None
-            rows.append(row)
+    for scenario, modes in plan:
+        for mode in modes:
+            for i, (label, get, higher_better) in enumerate(metrics_for(scenario)):
+                row = {"scenario": scenario, "mode": mode, "metric": label, "higher_is_better": higher_better}
+                for b in brokers:
+                    row[b], row[b + "_runs"] = median_of(results, b, scenario, mode, get)
+                row["advantage"] = ratio(row.get("warren"), row.get("rabbitmq"), higher_better)
+                if i == 0:
+                    cpu = {}
+                    for b in brokers:
+                        cpu[b], cpu[b + "_runs"] = median_of(results, b, scenario, mode, broker_cpu)
+                    cpu["rabbitmq_over_warren"] = ratio(cpu.get("warren"), cpu.get("rabbitmq"), False)
+                    row["broker_cpu_us_per_msg"] = cpu
+                rows.append(row)
     return rows
 
 
@@ -253,16 +313,25 @@ def fmt_value(v):
         return "—"
     if v >= 100:
         return f"{v:,.0f}"
-    return f"{v:.1f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def fmt_ratio(v):
+    return f"{v:.2f}x" if v else "—"
 
 
 def markdown(rows, brokers):
-    lines = ["| Scenario | Metric | Warren (median) | RabbitMQ (median) | Warren advantage |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| Scenario | Load | Metric | Warren (median) | RabbitMQ (median) | Warren advantage "
+             "| Broker CPU µs/msg: Warren | RabbitMQ | RabbitMQ / Warren |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
-        adv = row.get("advantage")
-        lines.append(f"| {row['scenario']} | {row['metric']} | {fmt_value(row.get('warren'))} | "
-                     f"{fmt_value(row.get('rabbitmq'))} | {f'{adv:.2f}x' if adv else '—'} |")
+        cpu = row.get("broker_cpu_us_per_msg")
+        cpu_cells = (f"{fmt_value(cpu.get('warren'))} | {fmt_value(cpu.get('rabbitmq'))} | "
+                     f"{fmt_ratio(cpu.get('rabbitmq_over_warren'))}") if cpu else " | | "
+        lines.append(f"| {row['scenario']} | {row['mode']} | {row['metric']} | {fmt_value(row.get('warren'))} | "
+                     f"{fmt_value(row.get('rabbitmq'))} | {fmt_ratio(row.get('advantage'))} | {cpu_cells} |")
     return "\n".join(lines)
 
 
@@ -270,6 +339,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=BROKERS, help="run against one broker only")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help="load modes, comma-separated: pipelined, client (warren-bench) and go (warren-bench-go); "
+                    "memory scenarios run pipelined only, go has a few scenarios (default: all three)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="warren-bench's threads, each with its own queues (only scenarios with several queues use "
+                    "more than one)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10, help="seconds measured per throughput run")
     ap.add_argument("--warmup", type=float, default=2)
@@ -282,33 +357,48 @@ def main():
 
     brokers = [args.only] if args.only else BROKERS
     scenarios = [s for s in args.scenarios.split(",") if s]
-    bench = os.path.join(args.build_dir, "bench", "warren-bench")
+    modes = [m for m in args.modes.split(",") if m]
+    if any(m not in MODES for m in modes):
+        sys.exit(f"compare: --modes takes {', '.join(MODES)}")
+    exes = {"bench": os.path.join(args.build_dir, "bench", "warren-bench"),
+            "go": os.path.join(args.build_dir, "bench", "warren-bench-go")}
     warren_exe = os.path.abspath(args.warren_exe or os.path.join(args.build_dir, "broker", "warren"))
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    generators = (["warren-bench"] if set(modes) - {"go"} else []) + (["warren-bench-go"] if "go" in modes else [])
     if not args.no_build:
-        build(args.build_dir, ["warren-bench"] + (["warren"] if "warren" in brokers and not args.warren_exe else []))
+        build(args.build_dir, generators + (["warren"] if "warren" in brokers and not args.warren_exe else []))
     if "rabbitmq" in brokers:
         ensure_rabbitmq()
-    for exe in [bench] + ([warren_exe] if "warren" in brokers else []):
+    needed = [exes["go" if g == "warren-bench-go" else "bench"] for g in generators]
+    for exe in needed + ([warren_exe] if "warren" in brokers else []):
         if not os.access(exe, os.X_OK):
             sys.exit(f"compare: {exe} is missing (build it, or drop --no-build)")
+    go_list = go_scenarios(exes["go"]) if "go" in modes else set()
+    plan = [(s, modes_for(s, modes, go_list)) for s in scenarios]
+    plan = [(s, m) for s, m in plan if m]
+    # 1,000 connections per side and more: brokers and generators inherit the raised limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     report = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "commit": git_commit(),
               "rabbitmq_version": rabbitmq_version(), "machine": machine(),
               "args": {k: v for k, v in vars(args).items()}, "runs": []}
-    log(f"compare: {len(scenarios)} scenarios x {args.repeat} runs x {brokers}; "
+    log(f"compare: {sum(len(m) for _, m in plan)} scenario/mode pairs x {args.repeat} runs x {brokers}; "
         f"load average {report['machine']['loadavg']}")
 
     make = {"warren": lambda: WarrenBroker(warren_exe), "rabbitmq": Rabbit}
     running = {}  # broker name -> started broker, reused by the throughput scenarios
     status = 0
     try:
-        for scenario in scenarios:
-            fresh = scenario.startswith("memory-")
-            for rep in range(args.repeat):
-                order = brokers if rep % 2 == 0 else list(reversed(brokers))
+        for scenario, scenario_modes in plan:
+            fresh = is_memory(scenario)
+            # Each mode's runs alternate which broker goes first, and the modes start on different brokers.
+            schedule = [(rep, j, mode) for rep in range(args.repeat) for j, mode in enumerate(scenario_modes)]
+            for rep, j, mode in schedule:
+                order = brokers if (rep + j) % 2 == 0 else list(reversed(brokers))
                 for name in order:
                     broker = running.get(name)
                     if fresh and broker is not None:
@@ -318,7 +408,7 @@ def main():
                         log(f"compare: {name} is no longer running; restarting it")
                         broker.stop()
                         broker = None
-                    log(f"[{scenario} {rep + 1}/{args.repeat}] {name}")
+                    log(f"[{scenario} {mode} {rep + 1}/{args.repeat}] {name}")
                     if broker is None:
                         try:
                             broker = make[name]().start()
@@ -327,8 +417,8 @@ def main():
                             broker = None
                             result = {"scenario": scenario, "ok": False, "error": f"{name} did not start: {e}"}
                     if broker is not None:
-                        result = run_bench(bench, broker, scenario, args)
-                    result.update({"broker": name, "repeat": rep + 1})
+                        result = run_bench(exes, broker, scenario, mode, args)
+                    result.update({"broker": name, "repeat": rep + 1, "mode": mode})
                     if not result.get("ok"):
                         status = 1
                         log(f"  FAILED: {result.get('error')}")
@@ -343,7 +433,7 @@ def main():
         for broker in running.values():
             broker.stop()
 
-    rows = summarize(report["runs"], scenarios, brokers)
+    rows = summarize(report["runs"], plan, brokers)
     report["summary"] = rows
     report["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     report["machine"]["loadavg_end"] = os.getloadavg()
@@ -356,7 +446,11 @@ def main():
           f"({report['machine']['cpu']}), commit {report['commit']}, median of {args.repeat}; "
           f"load average {report['machine']['loadavg'][0]:.2f} -> {report['machine']['loadavg_end'][0]:.2f}\n")
     print(markdown(rows, brokers))
-    print(f"\nWarren advantage: throughput Warren/RabbitMQ, latency and memory RabbitMQ/Warren (> 1: Warren is better).")
+    print("\nWarren advantage: throughput and fairness Warren/RabbitMQ, latency and memory RabbitMQ/Warren "
+          "(> 1: Warren is better).\nBroker CPU µs/msg: the broker's own user + system CPU time (/proc/<pid>/stat, "
+          "all threads) over the measured window, per message consumed (per message published when nothing "
+          "consumes).\nLoad: pipelined = warren-bench batching, client = warren-bench with a send per publish and "
+          "per ack, go = amqp091-go.")
     print(f"Results: {os.path.relpath(path, os.getcwd())}")
     return status
 

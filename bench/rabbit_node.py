@@ -84,7 +84,7 @@ class RabbitNode:
         self.dist_port = None
         self.epmd_port = None
         self.node_name = None
-        self.beam_pid = None  # the beam.smp process: what RSS is measured on
+        self.beam_pid = None  # the beam.smp process: what RSS and CPU time are measured on
         self.tmp = None
         self._server = None
         self._epmd = None
@@ -139,6 +139,7 @@ class RabbitNode:
             if not wait_for_port(self.port, self.boot_timeout, lambda: self._server.poll() is None):
                 raise RuntimeError(f"RabbitMQ did not open port {self.port}; see {self.tmp}/log")
             self.beam_pid = self._read_pid_file()
+            self._check_beam(self.beam_pid)
         except BaseException:
             log.close()
             self.stop()
@@ -159,6 +160,20 @@ class RabbitNode:
                 pass
             time.sleep(0.1)
         raise RuntimeError("RabbitMQ wrote no pid file")
+
+    def _check_beam(self, pid):
+        """The pid file must name our node's Erlang VM: beam.smp, in the session we started (so that
+        the bench charges the right process with the broker's memory and CPU time)."""
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/stat") as f:
+                session = int(f.read().rsplit(")", 1)[1].split()[3])  # field 6
+        except (OSError, ValueError, IndexError):
+            raise RuntimeError(f"RabbitMQ's pid file names {pid}, which is not running")
+        if comm != "beam.smp" or session != self._server.pid:
+            raise RuntimeError(f"RabbitMQ's pid file names {pid} ({comm}, session {session}), "
+                               f"not the beam.smp of the node started as {self._server.pid}")
 
     def stop(self):
         """SIGTERM (RabbitMQ's graceful stop), then SIGKILL whatever is left; then our epmd."""
