@@ -315,6 +315,7 @@ Result GeneratorLoop::run() {
         int n = ::epoll_pwait2(epoll_fd_, events.data(), static_cast<int>(events.size()), &ts, nullptr);
         if (n < 0 && errno != EINTR) {
             result_.error = fmt::format("epoll_pwait2: {}", std::strerror(errno));
+            coordinator_.failed = true;
             break;
         }
         for (int i = 0; i < n; ++i)
