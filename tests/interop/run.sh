@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interop suite: real clients (pika, amqplib, amqp-tools, raw sockets) against a real broker.
+# Interop suite: real clients (pika, Celery, amqplib, amqp-tools, raw sockets) against a real broker.
 #
 #   tests/interop/run.sh [--broker warren|rabbitmq] [--warren PATH] [-k FILTER]... [-q] [-x]
 #
@@ -36,6 +36,10 @@ done
 python=/usr/bin/python3
 if ! "$python" -c 'import pika' 2>/dev/null; then
   echo "run.sh: $python cannot import pika: apt-get install python3-pika" >&2
+  exit 2
+fi
+if ! "$python" -c 'import celery' 2>/dev/null; then
+  echo "run.sh: $python cannot import celery: apt-get install python3-celery" >&2
   exit 2
 fi
 
