@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Interop suite: real clients (pika, Celery, amqplib, amqp-tools, raw sockets) against a real broker.
+# Interop suite: real clients (pika, Celery, amqplib, the Java client, amqp-tools, raw sockets)
+# against a real broker.
 #
 #   tests/interop/run.sh [--broker warren|rabbitmq] [--warren PATH] [-k FILTER]... [-q] [-x]
 #
@@ -63,6 +64,11 @@ for tool in amqp-publish amqp-get amqp-consume amqp-declare-queue; do
 done
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "run.sh: node and npm are needed for the amqplib tests: apt-get install nodejs npm" >&2
+  exit 2
+fi
+
+if ! command -v javac >/dev/null || [ ! -f /usr/share/java/amqp-client.jar ]; then
+  echo "run.sh: javac and the Java client are needed: apt-get install default-jdk-headless librabbitmq-client-java" >&2
   exit 2
 fi
 
