@@ -6,9 +6,9 @@ tasks rely on, only when the server's `product` is "RabbitMQ" with a version of 
 (`python3 -m celery worker`, solo pool, acks_late, prefetch multiplier 1) and check where and in
 what order tasks run, from files the tasks write (celery_tasks.py).
 """
+import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -24,9 +24,7 @@ broker = None
 
 def setUpModule():
     global broker
-    try:
-        import celery  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("celery") is None:
         raise RuntimeError("celery is not installed: apt-get install python3-celery")
     broker = brokers.start_broker()
 
