@@ -34,6 +34,27 @@ std::string get_string(const json& v, const std::string& key) {
     return v.get<std::string>();
 }
 
+// A product name for connection.start: printable ASCII (a client may log or compare it).
+std::string get_product(const json& v, const std::string& key) {
+    std::string s = v.is_string() ? v.get<std::string>() : std::string();
+    bool ok = !s.empty() && s.size() <= 64;
+    for (char ch : s) ok = ok && ch >= 0x20 && ch < 0x7f;
+    if (!ok) throw KeyError{fmt::format("configuration key '{}' must be 1 to 64 printable ASCII characters", key)};
+    return s;
+}
+
+// A version for connection.start: numbers separated by dots ("3.13.7"), because clients parse
+// it that way (kombu splits on dots and converts each part to an integer).
+std::string get_version(const json& v, const std::string& key) {
+    std::string s = v.is_string() ? v.get<std::string>() : std::string();
+    bool ok = !s.empty() && s.size() <= 32 && s.front() != '.' && s.back() != '.' && s.find("..") == std::string::npos;
+    for (char ch : s) ok = ok && ((ch >= '0' && ch <= '9') || ch == '.');
+    if (!ok)
+        throw KeyError{
+            fmt::format("configuration key '{}' must be numbers separated by dots, such as \"3.13.7\"", key)};
+    return s;
+}
+
 bool get_bool(const json& v, const std::string& key) {
     if (!v.is_boolean()) throw KeyError{fmt::format("configuration key '{}' must be true or false", key)};
     return v.get<bool>();
@@ -86,6 +107,10 @@ void apply_keys(const json& doc, Config& c) {
             c.connection_output_high_water = get_uint(v, key, 4096, std::numeric_limits<std::uint32_t>::max());
         } else if (key == "consumer_timeout_ms") {
             c.consumer_timeout_ms = get_uint(v, key, 0, std::numeric_limits<std::uint32_t>::max());
+        } else if (key == "server_product") {
+            c.server_product = get_product(v, key);
+        } else if (key == "server_version") {
+            c.server_version = get_version(v, key);
         } else if (key == "log_level") {
             c.log_level = get_string(v, key);
             log::Level l;

@@ -40,6 +40,14 @@ struct Config {
     std::uint64_t consumer_timeout_ms = 30ull * 60 * 1000;
 
     std::string log_level = "info";
+
+    // The `product` and `version` connection.start reports. Clients choose behaviour from them:
+    // kombu (Celery) uses the channel-wide basic.qos its fair dispatch and ETA tasks need only
+    // for product "RabbitMQ" at version 3.3 or later. 3.13.7, the last 3.x release, is the
+    // RabbitMQ whose behaviour Warren follows where 3.x versions differ (DECISIONS; README).
+    // Warren's own name and version are in `platform` and `information`.
+    std::string server_product = "RabbitMQ";
+    std::string server_version = "3.13.7";
 };
 
 struct ConfigResult {

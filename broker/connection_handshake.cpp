@@ -15,7 +15,7 @@ using namespace protocol;
 
 namespace {
 
-constexpr std::string_view product_version = "0.1.0";
+constexpr std::string_view warren_version = "0.1.0";  // project(warren VERSION) in CMakeLists.txt
 
 // Capabilities Warren advertises in connection.start: each one works as RabbitMQ's does.
 FieldTable server_capabilities() {
@@ -27,15 +27,18 @@ FieldTable server_capabilities() {
     return caps;
 }
 
-FieldTable server_properties() {
+// `product` and `version` are the RabbitMQ whose behaviour Warren follows (configurable),
+// because clients pick their semantics from them (kombu's global qos; see config.hpp);
+// `platform` and `information` say what is really answering.
+FieldTable server_properties(const Config& config) {
     FieldTable props;
     props.set("capabilities", server_capabilities());
     props.set("cluster_name", std::string("warren"));
     props.set("copyright", std::string("Copyright (c) the Warren authors. Apache-2.0."));
-    props.set("information", std::string("Warren, an AMQP 0-9-1 broker. See the README."));
-    props.set("platform", std::string("C++20 on Linux"));
-    props.set("product", std::string("Warren"));
-    props.set("version", std::string(product_version));
+    props.set("information", fmt::format("Warren {}, an AMQP 0-9-1 broker. See its README.", warren_version));
+    props.set("platform", fmt::format("Warren {} (C++20 on Linux)", warren_version));
+    props.set("product", config.server_product);
+    props.set("version", config.server_version);
     return props;
 }
 
@@ -68,7 +71,7 @@ Credentials parse_amqplain(std::string_view response) {
 }  // namespace
 
 void Connection::send_start() {
-    ByteBuffer props = encode_table_body(server_properties());
+    ByteBuffer props = encode_table_body(server_properties(broker_.config()));
     ConnectionStart start;
     start.server_properties = TableView::trusted(props.span());
     start.mechanisms = "PLAIN AMQPLAIN";

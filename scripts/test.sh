@@ -2,7 +2,8 @@
 # Installs what is missing, builds, and runs every test:
 #   1. Catch2 unit tests (codec, routing, broker core) in a Debug build, warnings as errors
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. interop tests: real clients (pika, amqplib, amqp-tools) against a real warren process
+#   3. interop tests: real clients (pika, Celery, amqplib, the Java client, amqp-tools) against a
+#      real warren process
 #      (the ASan build; the memory-bound tests once more against the Release build)
 #   4. a short libFuzzer run of the frame reader and field-table decoder
 #   5. the examples, run end to end against a real warren
@@ -28,8 +29,7 @@ step "interop tests against warren (ASan+UBSan build)"
 ASAN_OPTIONS=detect_leaks=0 tests/interop/run.sh --broker warren --warren build-asan/broker/warren
 
 step "Release build; memory-bound interop tests against it (RSS means nothing under ASan)"
-cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-release -j "$(nproc)" --target warren
+scripts/build.sh release build-release warren
 tests/interop/run.sh --broker warren --warren build-release/broker/warren -k test_flow_control
 
 step "fuzzing (short run)"

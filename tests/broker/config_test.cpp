@@ -29,7 +29,8 @@ TEST_CASE("a JSON configuration sets the keys it names and keeps the rest", "[co
         "frame_max": 65536, "channel_max": 100, "heartbeat": 0,
         "max_message_size": 1000, "memory_high_watermark": 0.5,
         "memory_high_watermark_bytes": 123456789,
-        "connection_output_high_water": 65536, "consumer_timeout_ms": 0, "log_level": "debug"
+        "connection_output_high_water": 65536, "consumer_timeout_ms": 0, "log_level": "debug",
+        "server_product": "Warren", "server_version": "0.1"
     })");
     REQUIRE(r.config);
     CHECK(r.error.empty());
@@ -52,6 +53,8 @@ TEST_CASE("a JSON configuration sets the keys it names and keeps the rest", "[co
     CHECK(c.connection_output_high_water == 65536);
     CHECK(c.consumer_timeout_ms == 0);
     CHECK(c.log_level == "debug");
+    CHECK(c.server_product == "Warren");
+    CHECK(c.server_version == "0.1");
 }
 
 TEST_CASE("an empty JSON object keeps every default", "[config]") {
@@ -93,6 +96,8 @@ TEST_CASE("an ill-typed key is an error that names it", "[config]") {
         {R"({"listeners": []})", "'listeners'"},
         {R"({"listeners": [{"port": 70000}]})", "'listeners[0].port'"},
         {R"({"listeners": ["127.0.0.1"]})", "'listeners[0]'"},
+        {R"({"server_product": 3})", "'server_product'"},
+        {R"({"server_version": 3.13})", "'server_version'"},
     };
     for (const auto& c : cases) {
         INFO(c.json);
@@ -101,6 +106,40 @@ TEST_CASE("an ill-typed key is an error that names it", "[config]") {
         CHECK_THAT(r.error, Catch::Contains(c.key));
         CHECK_THAT(r.error, Catch::StartsWith("configuration key"));
     }
+}
+
+// kombu (Celery) chooses the channel-wide basic.qos only for product "RabbitMQ" at 3.3 or
+// later; 4.x would claim behaviours Warren does not follow (DECISIONS).
+TEST_CASE("the server reports RabbitMQ 3.13.7 as its product and version by default", "[config]") {
+    Config c;
+    CHECK(c.server_product == "RabbitMQ");
+    CHECK(c.server_version == "3.13.7");
+}
+
+TEST_CASE("server_version must be numbers separated by dots, server_product short printable text", "[config]") {
+    for (const char* ok : {"3.13.7", "4", "3.3", "10.0.0.1"}) {
+        INFO(ok);
+        auto r = parse_config_json(std::string(R"({"server_version": ")") + ok + "\"}");
+        REQUIRE(r.config);
+        CHECK(r.config->server_version == ok);
+    }
+    for (const char* bad :
+         {"", "3.13.7-warren", "v3", ".3", "3.", "3..1", "3 13", "1.2.3.4.5.6.7.8.9.10.11.12.13.14.15"}) {
+        INFO(bad);
+        auto r = parse_config_json(std::string(R"({"server_version": ")") + bad + "\"}");
+        CHECK_FALSE(r.config);
+        CHECK(r.error == R"(configuration key 'server_version' must be numbers separated by dots, such as "3.13.7")");
+    }
+    for (const char* bad : {"", "Rabbit\\u0001MQ", "Rabbit\\u00e9MQ",
+                            "a-very-long-product-name-that-goes-on-and-on-past-sixty-four-characters"}) {
+        INFO(bad);
+        auto r = parse_config_json(std::string(R"({"server_product": ")") + bad + "\"}");
+        CHECK_FALSE(r.config);
+        CHECK(r.error == "configuration key 'server_product' must be 1 to 64 printable ASCII characters");
+    }
+    auto r = parse_config_json(R"j({"server_product": "RabbitMQ (Warren)"})j");
+    REQUIRE(r.config);
+    CHECK(r.config->server_product == "RabbitMQ (Warren)");
 }
 
 TEST_CASE("integer keys state their range", "[config]") {

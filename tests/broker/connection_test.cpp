@@ -78,6 +78,34 @@ TEST_CASE("connection.start advertises RabbitMQ's mechanisms, locales and capabi
     }
 }
 
+TEST_CASE("connection.start reports the configured product and version, and Warren's own in platform", "[connection]") {
+    auto text = [](const FieldTable& t, std::string_view key) {
+        const FieldValue* v = t.find(key);
+        return v && v->as_string() ? *v->as_string() : std::string("(missing)");
+    };
+    auto start_properties = [](Config config) {
+        TestBroker b(std::move(config));
+        TestClient c(b, false);
+        c.send_protocol_header();
+        auto start = c.take<ConnectionStart>();
+        REQUIRE(start.size() == 1);
+        return start[0].server_properties.to_table();
+    };
+    // The default: what kombu needs to choose the channel-wide qos Celery relies on.
+    FieldTable props = start_properties({});
+    CHECK(text(props, "product") == "RabbitMQ");
+    CHECK(text(props, "version") == "3.13.7");
+    CHECK(text(props, "platform") == "Warren 0.1.0 (C++20 on Linux)");
+    CHECK(text(props, "information") == "Warren 0.1.0, an AMQP 0-9-1 broker. See its README.");
+
+    Config config;
+    config.server_product = "Warren";
+    config.server_version = "0.1.0";
+    props = start_properties(config);
+    CHECK(text(props, "product") == "Warren");
+    CHECK(text(props, "version") == "0.1.0");
+}
+
 // ---- handshake ------------------------------------------------------------------------------
 
 TEST_CASE("a failed login with authentication_failure_close gets connection.close 403", "[connection][auth]") {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Interop suite: real clients (pika, amqplib, amqp-tools, raw sockets) against a real broker.
+# Interop suite: real clients (pika, Celery, amqplib, the Java client, amqp-tools, raw sockets)
+# against a real broker.
 #
 #   tests/interop/run.sh [--broker warren|rabbitmq] [--warren PATH] [-k FILTER]... [-q] [-x]
 #
@@ -38,6 +39,10 @@ if ! "$python" -c 'import pika' 2>/dev/null; then
   echo "run.sh: $python cannot import pika: apt-get install python3-pika" >&2
   exit 2
 fi
+if ! "$python" -c 'import celery' 2>/dev/null; then
+  echo "run.sh: $python cannot import celery: apt-get install python3-celery" >&2
+  exit 2
+fi
 
 case "$broker" in
   warren)
@@ -59,6 +64,11 @@ for tool in amqp-publish amqp-get amqp-consume amqp-declare-queue; do
 done
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "run.sh: node and npm are needed for the amqplib tests: apt-get install nodejs npm" >&2
+  exit 2
+fi
+
+if ! command -v javac >/dev/null || [ ! -f /usr/share/java/amqp-client.jar ]; then
+  echo "run.sh: javac and the Java client are needed: apt-get install default-jdk-headless librabbitmq-client-java" >&2
   exit 2
 fi
 

@@ -1,0 +1,93 @@
+"""The RabbitMQ Java client (Debian's librabbitmq-client-java 5.0) against the broker.
+
+tests/interop/java/JavaClientInterop.java is compiled with Debian's JDK into a temporary directory
+when the module starts (nothing is downloaded) and run once per scenario; a scenario passes when
+the program prints "ok SCENARIO" and exits 0. The client needs slf4j-api at run time (Debian's
+libslf4j-java, a dependency of the client package); slf4j-nop keeps it quiet.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import brokers
+
+JAVA_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "java",
+                        "JavaClientInterop.java")
+JARS = ["/usr/share/java/amqp-client.jar", "/usr/share/java/slf4j-api.jar",
+        "/usr/share/java/slf4j-nop.jar"]
+broker = None
+classes = None
+
+
+def setUpModule():
+    global broker, classes
+    missing = [j for j in JARS if not os.path.exists(j)]
+    missing += [t for t in ("javac", "java") if not shutil.which(t)]
+    if missing:
+        raise RuntimeError("missing %s: apt-get install librabbitmq-client-java libslf4j-java "
+                           "default-jdk-headless" % ", ".join(missing))
+    classes = tempfile.mkdtemp(prefix="warren-java-")
+    res = subprocess.run(["javac", "-nowarn", "-d", classes, "-cp", ":".join(JARS), JAVA_SRC],
+                         capture_output=True, text=True, timeout=300)
+    if res.returncode != 0:
+        raise RuntimeError("javac failed:\n%s%s" % (res.stdout, res.stderr))
+    broker = brokers.start_broker()
+
+
+def tearDownModule():
+    if broker:
+        broker.stop()
+    if classes:
+        shutil.rmtree(classes, ignore_errors=True)
+
+
+def java(*args):
+    # Small heap, serial GC and the client compiler: a short-lived JVM starting fast on 2 cores.
+    return subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                           "-cp", ":".join([classes] + JARS), "JavaClientInterop"] + list(args),
+                          capture_output=True, text=True, timeout=180)
+
+
+class JavaClientTests(unittest.TestCase):
+    def run_scenario(self, name):
+        res = java(name, broker.host, str(broker.port), broker.user, broker.password)
+        out = res.stdout + res.stderr
+        self.assertEqual(res.returncode, 0, "JavaClientInterop %s failed:\n%s" % (name, out))
+        self.assertIn("ok %s" % name, res.stdout.splitlines())
+
+    def test_connect(self):
+        self.run_scenario("connect")
+
+    def test_publish_consume(self):
+        self.run_scenario("publish_consume")
+
+    def test_confirms(self):
+        self.run_scenario("confirms")
+
+    def test_qos_ack(self):
+        self.run_scenario("qos_ack")
+
+    def test_reject_requeue(self):
+        self.run_scenario("reject_requeue")
+
+    def test_dead_letter(self):
+        self.run_scenario("dead_letter")
+
+    def test_mandatory_return(self):
+        self.run_scenario("mandatory_return")
+
+    def test_clean_close(self):
+        self.run_scenario("clean_close")
+
+    def test_every_scenario_is_run_here(self):
+        res = java("--list")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        here = {n[len("test_"):] for n in dir(self) if n.startswith("test_")} - {
+            "every_scenario_is_run_here"}
+        self.assertEqual(set(res.stdout.split()), here)
+
+
+if __name__ == "__main__":
+    unittest.main()
