@@ -103,7 +103,7 @@ TEST_CASE("every torn-tail length of the last message record is cut at the last 
     }
 }
 
-TEST_CASE("every torn-tail length of the last events record is cut; its events are lost, not others",
+TEST_CASE("every torn-tail length of the last events record is cut, losing its events and no others",
           "[store][recovery]") {
     Base base;
     std::string full = base.fs.contents(evt1);
@@ -178,7 +178,7 @@ TEST_CASE("a flipped byte anywhere in an events record skips that record's event
     }
 }
 
-TEST_CASE("a flipped byte in a file header is reported; the records still count", "[store][recovery]") {
+TEST_CASE("a flipped byte in a file header is reported and the records still count", "[store][recovery]") {
     Base base;
     for (const std::string& path : {seg1, evt1}) {
         for (std::uint64_t at = 0; at < file_header_size; ++at) {
@@ -194,7 +194,7 @@ TEST_CASE("a flipped byte in a file header is reported; the records still count"
     }
 }
 
-TEST_CASE("an unreadable segment is reported and left alone; the other segments recover", "[store][recovery]") {
+TEST_CASE("an unreadable segment is reported and left alone while the other segments recover", "[store][recovery]") {
     FaultFileSystem fs;
     LogOptions options;
     options.segment_size = 4096;
@@ -224,7 +224,7 @@ TEST_CASE("an unreadable segment is reported and left alone; the other segments 
     REQUIRE(log->flush());
 }
 
-TEST_CASE("a segment that cannot be opened is reported; recovery goes on", "[store][recovery]") {
+TEST_CASE("a segment that cannot be opened is reported and recovery goes on", "[store][recovery]") {
     Base base;
     auto fs = clone(base.fs);
     fs->inject({FaultFileSystem::Op::Open, 1, std::errc::permission_denied, 0, ".seg"});

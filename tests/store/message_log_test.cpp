@@ -137,7 +137,7 @@ TEST_CASE("deliveries, returns and acks are what recovery reports", "[store][log
     CHECK(f2->location == fanned);
 }
 
-TEST_CASE("a settled segment is deleted with its sidecar; the head segment is kept", "[store][log]") {
+TEST_CASE("a settled segment is deleted with its sidecar but the head segment is kept", "[store][log]") {
     FaultFileSystem fs;
     Syncer s;
     LogOptions options;
@@ -179,7 +179,7 @@ TEST_CASE("a settled segment is deleted with its sidecar; the head segment is ke
     CHECK_FALSE(fs.exists(fmt::format("/data/vhost/{:08x}.seg", last)));
 }
 
-TEST_CASE("forget settles without an event; a pair recovery declines counts as settled", "[store][log]") {
+TEST_CASE("forget settles without an event, and a pair recovery declines counts as settled", "[store][log]") {
     FaultFileSystem fs;
     Syncer s;
     LogOptions options;

@@ -43,7 +43,7 @@ private:
     std::mutex& m_;
 };
 
-TEST_CASE("sync tickets settle in order; a result covers every earlier ticket", "[store][sync]") {
+TEST_CASE("sync tickets settle in order and a result covers every earlier ticket", "[store][sync]") {
     Syncer s;
     std::uint64_t t1 = s.service.request_sync();
     std::uint64_t t2 = s.service.request_sync();
