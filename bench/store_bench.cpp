@@ -14,12 +14,27 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "store/message_log.hpp"
 #include "store/posix_file_system.hpp"
 #include "store/sync_service.hpp"
+
+// Counts heap allocations, to check that steady-state appends make none.
+static std::size_t allocations = 0;
+void* operator new(std::size_t n) {
+    ++allocations;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 namespace {
 
@@ -160,6 +175,12 @@ int main(int argc, char** argv) {
             auto r = append_messages(*log, n, body, turn);
             bytes = static_cast<double>(log->stats().bytes_on_disk);
             print_appends(fmt::format("append+flush {} B bodies", body).c_str(), n, turn, r, bytes);
+            // Steady state: the same again, counting allocations (segment rolls allocate a little).
+            std::size_t before = allocations;
+            auto again = append_messages(*log, n, body, turn);
+            fmt::print("{:<40} {} allocations in {} appends ({} segment rolls)\n", "  allocations",
+                       allocations - before - 1 /* the locations vector */, n,
+                       location_segment(again.locations.back()) - location_segment(again.locations.front()));
 
             auto start = Clock::now();
             std::uint64_t sum = 0;
@@ -169,21 +190,26 @@ int main(int argc, char** argv) {
                        n / t / 1e6, static_cast<double>(sum + n * 60) / t / 1e6);
 
             start = Clock::now();
-            for (std::size_t i = 0; i < r.locations.size(); i += turn) {
-                std::size_t end = std::min(r.locations.size(), i + turn);
-                for (std::size_t k = i; k < end; ++k) {
-                    log->deliver(r.locations[k], 1);
-                    log->ack(r.locations[k], 1);
+            std::size_t settled = 0;
+            for (const auto* batch : {&r.locations, &again.locations}) {
+                for (std::size_t i = 0; i < batch->size(); i += turn) {
+                    std::size_t end = std::min(batch->size(), i + turn);
+                    for (std::size_t k = i; k < end; ++k) {
+                        log->deliver((*batch)[k], 1);
+                        log->ack((*batch)[k], 1);
+                    }
+                    check(log->flush());
+                    settled += end - i;
                 }
-                check(log->flush());
             }
             t = seconds_since(start);
-            fmt::print("{:<40} {:>7.2f} M msg/s  (segments left: {})\n", "deliver+ack events with flushes", n / t / 1e6,
-                       log->stats().segments);
+            fmt::print("{:<40} {:>7.2f} M msg/s  (segments left: {})\n", "deliver+ack events with flushes",
+                       settled / t / 1e6, log->stats().segments);
         }
         {
-            auto log = open_log(fs, dir, sync);  // everything acked: recovery deletes the segments
+            auto log = open_log(fs, dir, sync);  // everything acked: nothing to recover
             append_messages(*log, n, body, turn);
+            bytes = static_cast<double>(log->stats().bytes_on_disk);
         }
         for (bool cold : {false, true}) {
             if (cold) evict(dir);
