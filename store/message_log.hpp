@@ -1,8 +1,7 @@
 // The message log of one vhost: persistent messages in append-only segment files, and what
-// happened to them (delivered, returned, acked) in each segment's sidecar. The event loop calls
-// it directly; appends and events are buffered during a loop turn and written by flush() with
-// one write per file; fdatasync is the SyncService's. A segment is deleted once every
-// (message, queue) pair in it is settled. No process-wide state: one log per vhost directory.
+// happened to them (delivered, returned, acked) in each segment's sidecar. The loop calls it
+// directly; appends and events are buffered and written by flush(), one write per file; syncing
+// is the SyncService's. A segment is deleted once every (message, queue) pair in it is settled.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,7 @@
-// Reads the records of one file in order, trusting nothing: each record's magic, length (against
-// the file's size and a maximum) and checksum are checked. A bad record is stepped over when
-// its length leads to a good record, otherwise the scanner searches forward for the next magic
-// that starts a good record. What follows the last good record is the tail: torn (an incomplete
-// record, as a crash leaves it) or garbage.
+// Reads the records of one file in order, trusting nothing: magic, length (against the file size
+// and a maximum) and checksum. A bad record is stepped over when its length leads to a good one,
+// otherwise the scanner searches forward for the next good record. What follows the last good
+// record is the tail: torn (an incomplete record, as a crash leaves it) or garbage.
 #pragma once
 
 #include <cstddef>

@@ -1,8 +1,7 @@
-// Group commit: one thread per broker that fdatasyncs what the logs wrote, off the event loop.
-// request_sync() returns a ticket; one sync round covers every file written before the round
-// began, and requests made during a round join the next one. The completion (the highest
-// ticket the round settled, and its error) goes back to the loop through the broker's `post`.
-// The thread touches no broker state, only File handles it shares with the logs.
+// Group commit: one thread per broker fdatasyncs what the logs wrote, off the event loop, and
+// posts the highest ticket each round settled back to the loop. A round covers every file written
+// before it began; requests made during a round join the next one. The thread touches no broker
+// state, only File handles it shares with the logs.
 #pragma once
 
 #include <condition_variable>

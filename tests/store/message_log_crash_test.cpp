@@ -1,8 +1,7 @@
-// The crash model, randomised: many rounds of appends, deliveries, returns, acks, queue
-// deletions, flushes (some failing on a full disk) and syncs; then a crash that keeps what was
-// synced plus any prefix of the rest; then recovery. Every message synced and not acked since
-// must come back, no ack that was synced may be undone, nothing never written may appear, and
-// what comes back reads back intact. Then the log goes on from there and crashes again.
+// The crash model, randomised: rounds of appends, deliveries, returns, acks, queue deletions,
+// flushes (some failing on a full disk) and syncs; a crash keeping what was synced plus any prefix
+// of the rest; recovery. Every synced message not acked since comes back intact, no synced ack is
+// undone, nothing never written appears. Then the log goes on from there and crashes again.
 #include <catch2/catch.hpp>
 #include <map>
 #include <random>
