@@ -1,0 +1,72 @@
+// The file operations the store uses, as an interface: PosixFileSystem for the broker,
+// FaultFileSystem (in memory, with injected errors and a crash model) for tests. Paths are
+// plain strings; the store only ever works inside the directories it is given.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "store/result.hpp"
+
+namespace warren::store {
+
+// An open file (or a directory opened only to sync it). Safe to use from two threads at once
+// (the loop writes while the sync thread syncs), as the underlying system calls are.
+class File {
+public:
+    virtual ~File() = default;
+
+    // Writes at `offset`; may write less than asked (the caller continues), never more.
+    virtual Result<std::size_t> pwritev(std::span<const iovec> parts, std::uint64_t offset) = 0;
+    // Reads at `offset`; fewer bytes than asked only at the end of the file.
+    virtual Result<std::size_t> pread(std::span<std::byte> into, std::uint64_t offset) = 0;
+    // fdatasync for a file, fsync for a directory.
+    virtual std::error_code sync() = 0;
+    virtual std::error_code truncate(std::uint64_t size) = 0;
+    virtual Result<std::uint64_t> size() = 0;
+    virtual const std::string& path() const = 0;
+};
+
+// Released when destroyed.
+class FileLock {
+public:
+    virtual ~FileLock() = default;
+};
+
+enum class OpenMode {
+    Read,            // existing file, read only
+    ReadWrite,       // existing file
+    CreateTruncate,  // create or empty
+};
+
+class FileSystem {
+public:
+    virtual ~FileSystem() = default;
+
+    virtual Result<std::shared_ptr<File>> open(const std::string& path, OpenMode mode) = 0;
+    virtual Result<std::shared_ptr<File>> open_directory(const std::string& path) = 0;
+    virtual Status rename(const std::string& from, const std::string& to) = 0;
+    virtual Status unlink(const std::string& path) = 0;
+    // Names (not paths) of the entries in `dir`, without "." and "..".
+    virtual Result<std::vector<std::string>> list(const std::string& dir) = 0;
+    virtual Status make_directories(const std::string& path) = 0;
+    // An exclusive lock on `path` (created if missing) held until the FileLock is destroyed;
+    // fails with a message naming the holder's pid when another process (or handle) has it.
+    virtual Result<std::unique_ptr<FileLock>> lock(const std::string& path) = 0;
+};
+
+// Writes all of `parts` at `offset`, continuing after short writes.
+Status write_fully(File& file, std::span<const iovec> parts, std::uint64_t offset);
+// Reads exactly into.size() bytes unless the file ends first; returns the count read.
+Result<std::size_t> read_fully(File& file, std::span<std::byte> into, std::uint64_t offset);
+
+std::string join_path(const std::string& dir, const std::string& name);
+
+}  // namespace warren::store

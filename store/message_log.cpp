@@ -1,0 +1,326 @@
+// MessageLog: appends and events buffered per segment, written at flush, segments deleted when
+// settled. Runs on the event loop; the only system calls are in flush() (and read()).
+#include "store/message_log.hpp"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "store/format.hpp"
+
+namespace warren::store {
+
+Result<std::unique_ptr<MessageLog>> MessageLog::open(FileSystem& fs, std::string dir, LogOptions options,
+                                                     SyncService& sync) {
+    if (options.segment_size < 4096 || options.segment_size > (std::uint64_t{1} << 31) || options.read_ahead < 4096)
+        return make_error(std::errc::invalid_argument, "store: segment_size must be 4 KiB..2 GiB, read_ahead >= 4 KiB");
+    if (Status s = fs.make_directories(dir); !s) return s.error();
+    auto lock = fs.lock(join_path(dir, "LOCK"));
+    if (!lock) return lock.error();
+    auto handle = fs.open_directory(dir);
+    if (!handle) return handle.error();
+    return std::unique_ptr<MessageLog>(
+        new MessageLog(fs, std::move(dir), std::move(options), sync, std::move(*lock), std::move(*handle)));
+}
+
+MessageLog::MessageLog(FileSystem& fs, std::string dir, LogOptions options, SyncService& sync,
+                       std::unique_ptr<FileLock> lock, std::shared_ptr<File> dir_handle)
+    : fs_(fs),
+      dir_(std::move(dir)),
+      options_(std::move(options)),
+      sync_(sync),
+      lock_(std::move(lock)),
+      dir_handle_(std::move(dir_handle)) {}
+
+MessageLog::~MessageLog() = default;
+
+std::string MessageLog::path_of(std::uint32_t number, const char* extension) const {
+    return join_path(dir_, fmt::format("{:08x}.{}", number, extension));
+}
+
+void MessageLog::warn(const std::string& line) const {
+    if (options_.warn) options_.warn(line);
+}
+
+Segment* MessageLog::find(std::uint32_t number) const {
+    if (number < first_number_ || number - first_number_ >= segments_.size()) return nullptr;
+    return segments_[number - first_number_].get();
+}
+
+Segment* MessageLog::holder(Location location) const {
+    Segment* s = find(location_segment(location));
+    std::uint32_t offset = location_offset(location);
+    if (!s || s->doomed || offset < file_header_size || offset >= s->size()) return nullptr;
+    return s;
+}
+
+bool MessageLog::contains(Location location) const {
+    return holder(location) != nullptr;
+}
+
+Segment& MessageLog::add_segment(std::uint32_t number) {
+    if (segments_.empty()) first_number_ = number;
+    while (segments_.size() <= number - first_number_) segments_.push_back(nullptr);
+    auto& slot = segments_[number - first_number_];
+    slot = std::make_unique<Segment>();
+    slot->number = number;
+    return *slot;
+}
+
+Segment& MessageLog::roll() {
+    if (head_) {
+        head_->sealed = true;
+        if (head_->live == 0) doom(*head_);
+        // Its buffer is needed until the flush; the new head starts small and grows once.
+    }
+    Segment& s = add_segment(next_number_++);
+    encode_file_header(s.pending.extend(file_header_size), {FileKind::Segment, s.number, options_.epoch});
+    head_ = &s;
+    return s;
+}
+
+Location MessageLog::append(const MessageRecord& m) {
+    if (!recovered_) throw std::logic_error("store: MessageLog::append before recover()");
+    std::size_t payload = message_payload_size(m);
+    if (payload > options_.max_record_size) throw std::length_error("store: message record over max_record_size");
+    std::size_t total = record_header_size + payload;
+    Segment* s = head_;
+    if (!s || s->sealed || (s->size() > file_header_size && s->size() + total > options_.segment_size)) s = &roll();
+    auto offset = static_cast<std::uint32_t>(s->size());
+    std::byte* p = s->pending.extend(total);
+    encode_message_payload(p + record_header_size, m);
+    RecordHeader h;
+    h.payload_size = static_cast<std::uint32_t>(payload);
+    h.epoch = options_.epoch;
+    h.seq = next_seq_++;
+    h.type = RecordType::Message;
+    seal_record(p, h);
+    s->live += m.queues.size();
+    s->pending_pairs += m.queues.size();
+    if (!s->queued_write) {
+        s->queued_write = true;
+        unflushed_segments_.push_back(s);
+    }
+    ++stats_.appends;
+    return (Location{s->number} << 32) | offset;
+}
+
+void MessageLog::event(Segment& s, std::uint32_t offset, std::uint32_t queue_id, EventKind kind, std::uint16_t count) {
+    append_event(s.events, {offset, queue_id, count, kind});
+    if (!s.queued_events) {
+        s.queued_events = true;
+        unflushed_sidecars_.push_back(&s);
+    }
+}
+
+void MessageLog::deliver(Location location, std::uint32_t queue_id) {
+    if (Segment* s = holder(location))
+        event(*s, location_offset(location), queue_id, EventKind::Deliver, 0);
+    else
+        ++stats_.stale_events;
+}
+
+void MessageLog::ret(Location location, std::uint32_t queue_id, std::uint16_t delivery_count) {
+    if (Segment* s = holder(location))
+        event(*s, location_offset(location), queue_id, EventKind::Return, delivery_count);
+    else
+        ++stats_.stale_events;
+}
+
+void MessageLog::ack(Location location, std::uint32_t queue_id) {
+    Segment* s = holder(location);
+    if (!s) {
+        ++stats_.stale_events;
+        return;
+    }
+    event(*s, location_offset(location), queue_id, EventKind::Ack, 0);
+    settle(*s, location_offset(location));
+}
+
+void MessageLog::forget(Location location) {
+    if (Segment* s = holder(location))
+        settle(*s, location_offset(location));
+    else
+        ++stats_.stale_events;
+}
+
+void MessageLog::settle(Segment& s, std::uint32_t offset) {
+    if (s.live == 0) {
+        ++stats_.settle_errors;
+        return;
+    }
+    --s.live;
+    if (offset >= s.written) ++s.pending_settled;
+    if (s.live == 0 && &s != head_) doom(s);
+}
+
+void MessageLog::doom(Segment& s) {
+    if (s.doomed) return;
+    s.doomed = true;
+    doomed_.push_back(&s);
+}
+
+Status MessageLog::flush() {
+    if (!has_unflushed() && doomed_.empty()) return {};
+    undo_.clear();
+    dirty_.clear();
+    Status status = write_segments();
+    if (status) status = write_sidecars();
+    if (!status) {
+        roll_back();
+        return status;
+    }
+    commit();
+    delete_doomed();
+    sync_.mark_dirty(dirty_);
+    ++stats_.flushes;
+    return {};
+}
+
+Status MessageLog::write_segments() {
+    for (Segment* s : unflushed_segments_) {
+        if (s->doomed || s->pending.empty()) continue;
+        if (!s->file) {
+            auto file = fs_.open(path_of(s->number, "seg"), OpenMode::CreateTruncate);
+            if (!file) return file.error();
+            s->file = std::move(*file);
+            dirty_.push_back({dir_handle_, SyncClass::Directory});
+        }
+        undo_.push_back({s->file.get(), s->written});
+        iovec part{s->pending.data(), s->pending.size()};
+        if (Status st = write_fully(*s->file, {&part, 1}, s->written); !st) return st;
+    }
+    return {};
+}
+
+Status MessageLog::write_sidecars() {
+    for (Segment* s : unflushed_sidecars_) {
+        if (s->doomed || s->events.empty()) continue;
+        if (!s->sidecar) {
+            auto file = fs_.open(path_of(s->number, "evt"), OpenMode::CreateTruncate);
+            if (!file) return file.error();
+            s->sidecar = std::move(*file);
+            s->sidecar_written = 0;
+            dirty_.push_back({dir_handle_, SyncClass::Directory});
+        }
+        std::byte file_header[file_header_size];
+        std::byte record_header[record_header_size];
+        iovec parts[3];
+        std::size_t count = 0;
+        if (s->sidecar_written == 0) {
+            encode_file_header(file_header, {FileKind::Sidecar, s->number, options_.epoch});
+            parts[count++] = {file_header, file_header_size};
+        }
+        RecordHeader h;
+        h.payload_size = static_cast<std::uint32_t>(s->events.size());
+        h.epoch = options_.epoch;
+        h.seq = next_seq_;  // taken for good in commit(): a failed flush reuses it
+        h.type = RecordType::Events;
+        seal_record_header(record_header, h, s->events.span());
+        parts[count++] = {record_header, record_header_size};
+        parts[count++] = {s->events.data(), s->events.size()};
+        undo_.push_back({s->sidecar.get(), s->sidecar_written});
+        if (Status st = write_fully(*s->sidecar, {parts, count}, s->sidecar_written); !st) return st;
+        ++next_seq_;
+    }
+    return {};
+}
+
+void MessageLog::commit() {
+    constexpr std::size_t keep_buffer = std::size_t{8} << 20;
+    for (Segment* s : unflushed_segments_) {
+        s->queued_write = false;
+        if (!s->doomed && !s->pending.empty()) {
+            s->written += s->pending.size();
+            dirty_.push_back({s->file, SyncClass::Segment});
+        }
+        s->pending.clear();
+        s->pending_pairs = s->pending_settled = 0;
+        if (s != head_)
+            s->pending = Buffer();  // a rolled segment gets no more appends
+        else
+            s->pending.release_if_empty_above(keep_buffer);
+    }
+    unflushed_segments_.clear();
+    for (Segment* s : unflushed_sidecars_) {
+        s->queued_events = false;
+        if (!s->doomed && !s->events.empty()) {
+            if (s->sidecar_written == 0) s->sidecar_written = file_header_size;
+            s->sidecar_written += record_header_size + s->events.size();
+            dirty_.push_back({s->sidecar, SyncClass::Sidecar});
+        }
+        s->events.clear();
+        s->events.release_if_empty_above(keep_buffer);
+    }
+    unflushed_sidecars_.clear();
+}
+
+void MessageLog::roll_back() {
+    ++stats_.write_errors;
+    // Cut every file this flush wrote back to its size before the flush.
+    for (const Undo& u : undo_) {
+        if (std::error_code e = u.file->truncate(u.size))
+            warn(fmt::format("store: cannot cut {} back to {} bytes after a failed write: {}", u.file->path(), u.size,
+                             e.message()));
+    }
+    // The records of this flush are not stored: drop them and seal their segments, so that
+    // their offsets are never used again (events about them may have reached a sidecar).
+    for (Segment* s : unflushed_segments_) {
+        s->queued_write = false;
+        if (s->pending.empty()) continue;
+        s->live -= s->pending_pairs - s->pending_settled;
+        s->pending.clear();
+        s->pending_pairs = s->pending_settled = 0;
+        s->sealed = true;
+        if (s == head_) head_ = nullptr;
+        if (s->live == 0) doom(*s);
+    }
+    unflushed_segments_.clear();
+    // Events stay buffered for the next flush, except those about the dropped records.
+    for (Segment* s : unflushed_sidecars_) {
+        Buffer kept;
+        std::size_t count = s->events.size() / event_size;
+        for (std::size_t i = 0; i < count; ++i) {
+            auto e = decode_event(s->events.span(), i);
+            if (e && e->offset < s->written) append_event(kept, *e);
+        }
+        s->events = std::move(kept);
+    }
+    // A sidecar written for the first time in this flush gets its header again next time.
+    undo_.clear();
+}
+
+void MessageLog::delete_doomed() {
+    for (Segment* s : doomed_) {
+        // The segment first: a crash between the two leaves an orphan sidecar, which recovery
+        // deletes, never a segment without the acks that settled it.
+        for (auto [file, ext] : {std::pair{s->file.get(), "seg"}, std::pair{s->sidecar.get(), "evt"}}) {
+            if (!file) continue;
+            if (Status st = fs_.unlink(path_of(s->number, ext)); !st) warn("store: " + st.error().message);
+        }
+        if (s->file || s->sidecar) dirty_.push_back({dir_handle_, SyncClass::Directory});
+        if (read_segment_ == s->number) read_buffer_.clear();
+        std::uint32_t number = s->number;
+        segments_[number - first_number_].reset();
+        ++stats_.segments_deleted;
+    }
+    doomed_.clear();
+    while (!segments_.empty() && !segments_.front()) {
+        segments_.pop_front();
+        ++first_number_;
+    }
+}
+
+LogStats MessageLog::stats() const {
+    LogStats out = stats_;
+    for (const auto& s : segments_) {
+        if (!s) continue;
+        ++out.segments;
+        out.bytes_on_disk += s->written + s->sidecar_written;
+        out.unflushed_bytes += s->pending.size() + s->events.size();
+        out.live_pairs += s->live;
+    }
+    return out;
+}
+
+}  // namespace warren::store

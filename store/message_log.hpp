@@ -1,0 +1,172 @@
+// The message log of one vhost: persistent messages in append-only segment files, and what
+// happened to them (delivered, returned, acked) in each segment's sidecar. The loop calls it
+// directly; appends and events are buffered and written by flush(), one write per file; syncing
+// is the SyncService's. A segment is deleted once every (message, queue) pair in it is settled.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/buffer.hpp"
+#include "store/event_record.hpp"
+#include "store/file_system.hpp"
+#include "store/message_record.hpp"
+#include "store/recovery_stats.hpp"
+#include "store/result.hpp"
+#include "store/segment.hpp"
+#include "store/sync_service.hpp"
+
+namespace warren::store {
+
+// Where a record is: segment number << 32 | offset of the record in the segment file.
+using Location = std::uint64_t;
+inline constexpr Location no_location = 0;  // offset 0 is a file header, never a record
+inline constexpr std::uint32_t location_segment(Location l) {
+    return static_cast<std::uint32_t>(l >> 32);
+}
+inline constexpr std::uint32_t location_offset(Location l) {
+    return static_cast<std::uint32_t>(l);
+}
+
+struct LogOptions {
+    std::uint64_t segment_size = std::uint64_t{64} << 20;    // roll to a new segment past this (4 KiB .. 2 GiB)
+    std::uint32_t epoch = 0;                                 // written in every record and file header
+    std::size_t read_ahead = std::size_t{256} << 10;         // bytes read at once by read()
+    std::uint32_t max_record_size = std::uint32_t{1} << 30;  // payload bound; larger lengths are corrupt
+    WarnSink warn;                                           // one line per problem found
+};
+
+// A (message, queue) pair still unsettled when the log ended, as recover() hands it over.
+struct RecoveredEntry {
+    std::uint32_t queue_id = 0;
+    std::uint64_t queue_seq = 0;
+    Location location = no_location;
+    std::uint32_t record_size = 0;  // header and payload: the bytes read() will read
+    std::uint32_t body_size = 0;
+    std::uint64_t publish_ms = 0;
+    std::uint32_t ttl_ms = no_ttl;
+    std::uint8_t priority = 0;
+    std::uint8_t flags = 0;
+    std::uint16_t delivery_count = 0;  // from the last Return event
+    bool delivered = false;            // delivered and neither returned nor acked since
+};
+
+struct LogStats {
+    std::uint64_t segments = 0;
+    std::uint64_t bytes_on_disk = 0;  // .seg and .evt bytes written
+    std::uint64_t unflushed_bytes = 0;
+    std::uint64_t live_pairs = 0;
+    std::uint64_t appends = 0;
+    std::uint64_t flushes = 0;
+    std::uint64_t write_errors = 0;
+    std::uint64_t bad_records = 0;    // reads whose record failed its checks
+    std::uint64_t read_errors = 0;    // reads the file system refused
+    std::uint64_t stale_events = 0;   // events for locations the log no longer holds (ignored)
+    std::uint64_t settle_errors = 0;  // an ack or forget with nothing left unsettled (a caller bug)
+    std::uint64_t segments_deleted = 0;
+};
+
+class MessageLog {
+public:
+    // Creates `dir` if needed and locks it (dir/LOCK). Call recover() next, before anything else.
+    static Result<std::unique_ptr<MessageLog>> open(FileSystem& fs, std::string dir, LogOptions options,
+                                                    SyncService& sync);
+    ~MessageLog();
+    MessageLog(const MessageLog&) = delete;
+    MessageLog& operator=(const MessageLog&) = delete;
+
+    // Reads every segment and sidecar, cuts torn tails, skips bad records (counted, reported)
+    // and calls `visit` for each unsettled pair, segment by segment in order. `visit` returns
+    // false to drop a pair (its queue no longer exists, it expired): it counts as settled.
+    // Fully settled segments are deleted. Fails only when the directory cannot be listed.
+    using Visitor = std::function<bool(const RecoveredEntry&)>;
+    Result<RecoveryStats> recover(const Visitor& visit);
+
+    // Buffers a message record; its segment holds one unsettled pair per queue in m.queues.
+    Location append(const MessageRecord& m);
+    // Events about one pair (buffered). Each pair is settled exactly once, by ack or forget.
+    void deliver(Location location, std::uint32_t queue_id);
+    void ret(Location location, std::uint32_t queue_id, std::uint16_t delivery_count);  // back in the queue
+    void ack(Location location, std::uint32_t queue_id);                                // settled
+    // Settled without an event: the queue is deleted (recovery drops pairs of unknown queues).
+    void forget(Location location);
+
+    // Writes everything buffered: each segment with new records, then each sidecar with events,
+    // one write per file, and marks the files for the next sync. All or nothing: on an error the
+    // files are cut back to where they were, the records appended since the previous flush are
+    // dropped (their locations are dead: contains() is false, events on them are ignored) and
+    // their segment takes no more appends; buffered events are kept for the next flush.
+    Status flush();
+    bool has_unflushed() const { return !unflushed_segments_.empty() || !unflushed_sidecars_.empty(); }
+
+    // True while the log holds a record at `location` (written, or buffered).
+    bool contains(Location location) const;
+    // The record at `location`, its checksum checked (buffered records are served from memory).
+    // The view is valid until the next call to read(), append() or flush().
+    Result<MessageRecordView> read(Location location);
+
+    LogStats stats() const;
+    const std::string& directory() const { return dir_; }
+
+private:
+    MessageLog(FileSystem& fs, std::string dir, LogOptions options, SyncService& sync, std::unique_ptr<FileLock> lock,
+               std::shared_ptr<File> dir_handle);
+
+    Segment* find(std::uint32_t number) const;
+    Segment* holder(Location location) const;  // the segment holding a live record there, or null
+    Segment& add_segment(std::uint32_t number);
+    Segment& roll();
+    void event(Segment& segment, std::uint32_t offset, std::uint32_t queue_id, EventKind kind, std::uint16_t count);
+    void settle(Segment& segment, std::uint32_t offset);
+    void doom(Segment& segment);
+    Status write_segments();
+    Status write_sidecars();
+    void commit();
+    void roll_back();
+    void delete_doomed();
+    Result<const std::byte*> load(Segment& segment, std::uint32_t offset);
+    std::string path_of(std::uint32_t number, const char* extension) const;
+    void warn(const std::string& line) const;
+
+    // Recovery (message_log_recovery.cpp).
+    struct RecoveryScratch;
+    void recover_segment(std::uint32_t number, bool has_sidecar, const Visitor& visit, RecoveryStats& stats,
+                         RecoveryScratch& scratch);
+    void scan_sidecar(File& file, const std::string& path, RecoveryStats& stats, RecoveryScratch& scratch);
+
+    FileSystem& fs_;
+    std::string dir_;
+    LogOptions options_;
+    SyncService& sync_;
+    std::unique_ptr<FileLock> lock_;
+    std::shared_ptr<File> dir_handle_;
+
+    std::deque<std::unique_ptr<Segment>> segments_;  // segments_[i] is number first_number_ + i (or gone)
+    std::uint32_t first_number_ = 1;
+    std::uint32_t next_number_ = 1;
+    Segment* head_ = nullptr;  // takes appends; null until the first append after open or a failure
+    std::uint64_t next_seq_ = 1;
+    bool recovered_ = false;
+
+    std::vector<Segment*> unflushed_segments_;
+    std::vector<Segment*> unflushed_sidecars_;
+    std::vector<Segment*> doomed_;
+    struct Undo {
+        File* file;
+        std::uint64_t size;
+    };
+    std::vector<Undo> undo_;
+    std::vector<DirtyFile> dirty_;
+
+    Buffer read_buffer_;  // read-ahead: bytes [read_offset_, + size) of segment read_segment_
+    std::uint32_t read_segment_ = 0;
+    std::uint64_t read_offset_ = 0;
+
+    LogStats stats_;
+};
+
+}  // namespace warren::store

@@ -1,0 +1,354 @@
+// MessageLog::recover: rebuilds the unsettled (message, queue) pairs from the segments and their
+// sidecars after a restart or a crash. Trusts nothing it reads; never throws on bad bytes.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
+#include "store/format.hpp"
+#include "store/message_log.hpp"
+#include "store/record_scanner.hpp"
+
+namespace warren::store {
+
+namespace {
+
+struct Record {
+    std::uint32_t offset;
+    std::uint32_t size;
+    std::uint32_t body_size;
+    std::uint32_t ttl_ms;
+    std::uint64_t publish_ms;
+    std::uint32_t first_pair;
+    std::uint32_t pair_count;
+    std::uint8_t priority;
+    std::uint8_t flags;
+};
+
+struct Pair {
+    std::uint32_t queue_id;
+    std::uint64_t queue_seq;
+    std::uint16_t delivery_count = 0;
+    bool delivered = false;
+    bool settled = false;
+};
+
+// "0000002a.seg" -> 42, "seg". Anything else (LOCK, *.unreadable) is not ours to read.
+bool parse_name(const std::string& name, std::uint32_t& number, std::string& extension) {
+    if (name.size() != 12 || name[8] != '.') return false;
+    extension = name.substr(9);
+    if (extension != "seg" && extension != "evt") return false;
+    number = 0;
+    for (int i = 0; i < 8; ++i) {
+        char c = name[i];
+        int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (digit < 0) return false;
+        number = number << 4 | static_cast<std::uint32_t>(digit);
+    }
+    return number != 0;
+}
+
+}  // namespace
+
+struct MessageLog::RecoveryScratch {
+    Buffer window;
+    std::vector<Record> records;
+    std::vector<Pair> pairs;
+    std::uint64_t max_seq = 0;
+    std::size_t hint = 0;
+
+    Record* find(std::uint32_t offset) {
+        std::size_t n = records.size();
+        if (hint < n && records[hint].offset == offset) return &records[hint];
+        if (hint + 1 < n && records[hint + 1].offset == offset) return &records[++hint];
+        auto it = std::lower_bound(records.begin(), records.end(), offset,
+                                   [](const Record& r, std::uint32_t o) { return r.offset < o; });
+        if (it == records.end() || it->offset != offset) return nullptr;
+        hint = static_cast<std::size_t>(it - records.begin());
+        return &*it;
+    }
+    Pair* find(const Record& r, std::uint32_t queue_id) {
+        for (std::uint32_t i = 0; i < r.pair_count; ++i) {
+            Pair& p = pairs[r.first_pair + i];
+            if (p.queue_id == queue_id && !p.settled) return &p;
+        }
+        return nullptr;
+    }
+};
+
+namespace {
+
+// What is left after the last good record: cut it off, so that appends follow good records.
+void cut_tail(File& file, const std::string& path, const RecordScanner::Tail& tail, RecoveryStats& stats,
+              const WarnSink& warn) {
+    if (tail.length == 0) return;
+    if (tail.torn) {
+        ++stats.torn_tails;
+        report_problem(stats, warn, path, tail.offset, fmt::format("torn tail of {} bytes cut off", tail.length));
+    } else {
+        ++stats.bad_records;
+        report_problem(stats, warn, path, tail.offset, fmt::format("{} bad bytes at the end cut off", tail.length));
+    }
+    stats.truncated_bytes += tail.length;
+    if (std::error_code e = file.truncate(tail.offset))
+        report_problem(stats, warn, path, tail.offset, "cannot truncate: " + e.message());
+}
+
+// Reads and checks the file header; false when the file is of a newer format (leave it alone).
+enum class HeaderCheck { Good, Bad, TooNew, Unreadable };
+HeaderCheck check_header(File& file, FileKind kind, const std::string& path, RecoveryStats& stats,
+                         const WarnSink& warn) {
+    std::byte bytes[file_header_size];
+    auto got = read_fully(file, bytes, 0);
+    if (!got || *got < file_header_size) {
+        ++stats.unreadable_files;
+        report_problem(stats, warn, path, 0, "unreadable: " + (got ? std::string("short read") : got.error().message));
+        return HeaderCheck::Unreadable;
+    }
+    auto h = decode_file_header(bytes);
+    if (h && h->kind == kind && h->version > format_version) {
+        ++stats.unreadable_files;
+        report_problem(stats, warn, path, 0, fmt::format("format version {} is newer than this broker's", h->version));
+        return HeaderCheck::TooNew;
+    }
+    if (!h || h->kind != kind) {
+        ++stats.bad_headers;
+        report_problem(stats, warn, path, 0, "bad file header (records are checked one by one)");
+        return HeaderCheck::Bad;
+    }
+    return HeaderCheck::Good;
+}
+
+}  // namespace
+
+Result<RecoveryStats> MessageLog::recover(const Visitor& visit) {
+    if (recovered_) throw std::logic_error("store: MessageLog::recover called twice");
+    auto names = fs_.list(dir_);
+    if (!names) return names.error();
+    std::map<std::uint32_t, std::pair<bool, bool>> numbers;  // segment, sidecar
+    for (const std::string& name : *names) {
+        std::uint32_t number;
+        std::string extension;
+        if (!parse_name(name, number, extension)) continue;
+        (extension == "seg" ? numbers[number].first : numbers[number].second) = true;
+    }
+    RecoveryStats stats;
+    RecoveryScratch scratch;
+    std::uint32_t max_number = 0;
+    for (const auto& [number, has] : numbers) {
+        max_number = std::max(max_number, number);
+        if (!has.first) {
+            // A sidecar whose segment is gone (a crash between the two unlinks).
+            if (fs_.unlink(path_of(number, "evt"))) ++stats.deleted_files;
+            sync_.mark_dirty(dir_handle_, SyncClass::Directory);
+            continue;
+        }
+        recover_segment(number, has.second, visit, stats, scratch);
+    }
+    // New segments get numbers above every file seen, so no stale sidecar is ever reused.
+    next_number_ = max_number + 1;
+    next_seq_ = scratch.max_seq + 1;
+    recovered_ = true;
+    return stats;
+}
+
+void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, const Visitor& visit, RecoveryStats& stats,
+                                 RecoveryScratch& scratch) {
+    const std::string path = path_of(number, "seg");
+    auto opened = fs_.open(path, OpenMode::ReadWrite);
+    Result<std::uint64_t> size = opened ? (*opened)->size() : Result<std::uint64_t>(opened.error());
+    if (!size) {
+        ++stats.unreadable_files;
+        report_problem(stats, options_.warn, path, 0, "cannot open: " + size.error().message);
+        return;  // left as it is; its number stays taken
+    }
+    File& file = **opened;
+    ++stats.files;
+    scratch.records.clear();
+    scratch.pairs.clear();
+    scratch.hint = 0;
+    std::uint64_t good_end = 0;
+    if (*size < file_header_size) {
+        // Created, but its header never reached the disk whole: no records.
+        cut_tail(file, path, {0, *size, true}, stats, options_.warn);
+    } else {
+        HeaderCheck header = check_header(file, FileKind::Segment, path, stats, options_.warn);
+        if (header == HeaderCheck::Unreadable || header == HeaderCheck::TooNew) return;
+        RecordScanner scan(file, *size, file_header_size, options_.max_record_size, scratch.window);
+        for (bool more = true; more;) {
+            auto item = scan.next();
+            switch (item.step) {
+                case RecordScanner::Step::Record: {
+                    scratch.max_seq = std::max(scratch.max_seq, item.header.seq);
+                    auto view =
+                        item.header.type == RecordType::Message ? decode_message_payload(item.payload) : std::nullopt;
+                    if (!view) {
+                        ++stats.bad_records;
+                        report_problem(stats, options_.warn, path, item.offset, "not a message record");
+                        break;
+                    }
+                    ++stats.records;
+                    scratch.records.push_back({static_cast<std::uint32_t>(item.offset),
+                                               static_cast<std::uint32_t>(item.length),
+                                               static_cast<std::uint32_t>(view->body.size()), view->ttl_ms,
+                                               view->publish_ms, static_cast<std::uint32_t>(scratch.pairs.size()),
+                                               view->queues.size(), view->priority, view->flags});
+                    for (std::uint32_t i = 0; i < view->queues.size(); ++i)
+                        scratch.pairs.push_back({view->queues[i].queue_id, view->queues[i].queue_seq});
+                    break;
+                }
+                case RecordScanner::Step::Bad:
+                    ++stats.bad_records;
+                    report_problem(stats, options_.warn, path, item.offset,
+                                   fmt::format("bad record, {} bytes skipped", item.length));
+                    break;
+                case RecordScanner::Step::ReadError:
+                    ++stats.unreadable_files;
+                    report_problem(stats, options_.warn, path, item.offset, "unreadable: " + scan.read_error().message);
+                    return;  // left as it is
+                case RecordScanner::Step::End:
+                    more = false;
+                    break;
+            }
+        }
+        good_end = scan.tail().offset;
+        cut_tail(file, path, scan.tail(), stats, options_.warn);
+    }
+
+    std::shared_ptr<File> sidecar;
+    std::uint64_t sidecar_end = 0;
+    if (has_sidecar) {
+        const std::string evt_path = path_of(number, "evt");
+        auto ev = fs_.open(evt_path, OpenMode::ReadWrite);
+        bool known = false;
+        if (ev) {
+            std::uint64_t before = stats.unreadable_files;
+            scan_sidecar(**ev, evt_path, stats, scratch);
+            known = stats.unreadable_files == before;
+            if (known) {
+                sidecar = *ev;
+                auto end = sidecar->size();
+                sidecar_end = end && *end >= file_header_size ? *end : 0;
+            }
+        } else {
+            ++stats.unreadable_files;
+            report_problem(stats, options_.warn, evt_path, 0, "cannot open: " + ev.error().message);
+        }
+        if (!known) {
+            // Which of its messages were acked is unknown: keep them all (as delivered, so they
+            // go out marked redelivered), and set the unreadable file aside for the operator.
+            for (Pair& p : scratch.pairs) p.delivered = p.delivered || !p.settled;
+            if (Status st = fs_.rename(evt_path, evt_path + ".unreadable"); !st) {
+                report_problem(stats, options_.warn, evt_path, 0, "cannot set aside: " + st.error().message);
+                return;  // the segment is left as it is, and its number stays taken
+            }
+            report_problem(stats, options_.warn, evt_path, 0, "set aside as .unreadable; its messages are kept");
+            sync_.mark_dirty(dir_handle_, SyncClass::Directory);
+        }
+    }
+
+    std::uint64_t live = 0;
+    RecoveredEntry e;
+    for (const Record& r : scratch.records) {
+        e.location = (Location{number} << 32) | r.offset;
+        e.record_size = r.size;
+        e.body_size = r.body_size;
+        e.publish_ms = r.publish_ms;
+        e.ttl_ms = r.ttl_ms;
+        e.priority = r.priority;
+        e.flags = r.flags;
+        for (std::uint32_t i = 0; i < r.pair_count; ++i) {
+            const Pair& p = scratch.pairs[r.first_pair + i];
+            if (p.settled) continue;
+            e.queue_id = p.queue_id;
+            e.queue_seq = p.queue_seq;
+            e.delivery_count = p.delivery_count;
+            e.delivered = p.delivered;
+            if (visit(e))
+                ++live;
+            else
+                ++stats.dropped;
+        }
+    }
+    stats.live += live;
+    if (live == 0) {
+        // Everything in it is settled: the segment first, then its sidecar (see delete_doomed).
+        if (fs_.unlink(path)) ++stats.deleted_files;
+        if (sidecar && fs_.unlink(path_of(number, "evt"))) ++stats.deleted_files;
+        sync_.mark_dirty(dir_handle_, SyncClass::Directory);
+        return;
+    }
+    Segment& s = add_segment(number);
+    s.file = std::move(*opened);
+    s.written = good_end;
+    s.sidecar = std::move(sidecar);
+    s.sidecar_written = sidecar_end;
+    s.live = live;
+    s.sealed = true;  // appends go to a new segment: offsets past a cut tail are never reused
+}
+
+void MessageLog::scan_sidecar(File& file, const std::string& path, RecoveryStats& stats, RecoveryScratch& scratch) {
+    auto size = file.size();
+    if (!size) {
+        ++stats.unreadable_files;
+        report_problem(stats, options_.warn, path, 0, "unreadable: " + size.error().message);
+        return;
+    }
+    ++stats.files;
+    if (*size < file_header_size) {
+        cut_tail(file, path, {0, *size, true}, stats, options_.warn);
+        return;
+    }
+    HeaderCheck header = check_header(file, FileKind::Sidecar, path, stats, options_.warn);
+    if (header == HeaderCheck::Unreadable) return;
+    if (header == HeaderCheck::TooNew) return;  // counted as unreadable: the segment's acks are unknown
+    RecordScanner scan(file, *size, file_header_size, options_.max_record_size, scratch.window);
+    for (;;) {
+        auto item = scan.next();
+        if (item.step == RecordScanner::Step::End) break;
+        if (item.step == RecordScanner::Step::ReadError) {
+            ++stats.unreadable_files;
+            report_problem(stats, options_.warn, path, item.offset, "unreadable: " + scan.read_error().message);
+            return;
+        }
+        if (item.step == RecordScanner::Step::Bad) {
+            ++stats.bad_records;
+            report_problem(stats, options_.warn, path, item.offset,
+                           fmt::format("bad record, {} bytes skipped", item.length));
+            continue;
+        }
+        scratch.max_seq = std::max(scratch.max_seq, item.header.seq);
+        std::size_t count = item.header.type == RecordType::Events ? event_count(item.payload) : 0;
+        if (count == 0) {
+            ++stats.bad_records;
+            report_problem(stats, options_.warn, path, item.offset, "not an events record");
+            continue;
+        }
+        for (std::size_t i = 0; i < count; ++i) {
+            auto ev = decode_event(item.payload, i);
+            Record* r = ev ? scratch.find(ev->offset) : nullptr;
+            Pair* p = r ? scratch.find(*r, ev->queue_id) : nullptr;
+            if (!p) {
+                ++stats.stale_events;  // about a record that did not survive: harmless
+                continue;
+            }
+            ++stats.events;
+            switch (ev->kind) {
+                case EventKind::Deliver:
+                    p->delivered = true;
+                    break;
+                case EventKind::Return:
+                    p->delivered = false;
+                    p->delivery_count = ev->delivery_count;
+                    break;
+                case EventKind::Ack:
+                    p->settled = true;
+                    break;
+            }
+        }
+    }
+    cut_tail(file, path, scan.tail(), stats, options_.warn);
+}
+
+}  // namespace warren::store

@@ -1,0 +1,33 @@
+// One segment of a MessageLog as the log tracks it: its two files, what is written and what
+// is still buffered, and how many (message, queue) pairs in it are unsettled. Internal to
+// MessageLog.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "store/buffer.hpp"
+#include "store/file_system.hpp"
+
+namespace warren::store {
+
+struct Segment {
+    std::uint32_t number = 0;
+    std::shared_ptr<File> file;     // .seg; created by the first flush that writes it
+    std::shared_ptr<File> sidecar;  // .evt; created by the first flush with events for it
+    std::uint64_t written = 0;      // .seg bytes the file holds (good records only)
+    std::uint64_t sidecar_written = 0;
+    Buffer pending;                     // records (and, first, the file header) to write at `written`
+    Buffer events;                      // events to write as one record at `sidecar_written`
+    std::uint64_t live = 0;             // unsettled pairs, buffered ones included
+    std::uint64_t pending_pairs = 0;    // pairs of the records in `pending`
+    std::uint64_t pending_settled = 0;  // of those, settled already
+    bool sealed = false;                // takes no more appends
+    bool queued_write = false;          // in MessageLog::unflushed_segments_
+    bool queued_events = false;         // in MessageLog::unflushed_sidecars_
+    bool doomed = false;                // settled and not the head: deleted by the next flush
+
+    std::uint64_t size() const { return written + pending.size(); }
+};
+
+}  // namespace warren::store

@@ -1,0 +1,118 @@
+// The sync thread: waits for a request, takes the dirty set, syncs it in order, posts the result.
+#include "store/sync_service.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+
+namespace warren::store {
+
+SyncService::SyncService(Post post, Completion on_synced)
+    : post_(std::move(post)), on_synced_(std::move(on_synced)), thread_([this] { run(); }) {}
+
+SyncService::~SyncService() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+}
+
+std::uint64_t SyncService::request_sync() {
+    std::uint64_t ticket;
+    {
+        std::lock_guard lock(mutex_);
+        ticket = ++requested_;
+        ++stats_.requests;
+    }
+    wake_.notify_one();
+    return ticket;
+}
+
+void SyncService::mark_dirty(std::span<const DirtyFile> files) {
+    if (files.empty()) return;
+    std::lock_guard lock(mutex_);
+    dirty_.insert(dirty_.end(), files.begin(), files.end());
+}
+
+void SyncService::mark_dirty(std::shared_ptr<File> file, SyncClass order) {
+    std::lock_guard lock(mutex_);
+    dirty_.push_back({std::move(file), order});
+}
+
+std::error_code SyncService::wait(std::uint64_t ticket) {
+    std::unique_lock lock(mutex_);
+    settled_.wait(lock, [&] { return completed_ >= ticket; });
+    return ticket <= good_through_ ? std::error_code{} : failure_;
+}
+
+std::error_code SyncService::failure() const {
+    std::lock_guard lock(mutex_);
+    return failure_;
+}
+
+SyncStats SyncService::stats() const {
+    std::lock_guard lock(mutex_);
+    return stats_;
+}
+
+void SyncService::run() {
+    std::vector<DirtyFile> batch;
+    for (;;) {
+        std::uint64_t target;
+        std::error_code error;
+        std::string message;
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [&] { return stop_ || requested_ > completed_; });
+            if (requested_ == completed_) return;  // stopping, nothing left to do
+            // Everything written before this point is in `dirty_` (the logs mark files after
+            // writing and before requesting), so this round settles every ticket up to `target`.
+            target = requested_;
+            batch.swap(dirty_);
+            error = failure_;
+            message = failure_message_;
+        }
+        // Order by class, then drop repeats (a file is marked once per flush that wrote it).
+        std::sort(batch.begin(), batch.end(), [](const DirtyFile& a, const DirtyFile& b) {
+            return a.order != b.order ? a.order < b.order : std::less<File*>()(a.file.get(), b.file.get());
+        });
+        batch.erase(std::unique(batch.begin(), batch.end(),
+                                [](const DirtyFile& a, const DirtyFile& b) { return a.file == b.file; }),
+                    batch.end());
+        std::size_t synced = 0;
+        for (const DirtyFile& d : batch) {
+            if (error) break;
+            if (std::error_code e = d.file->sync()) {
+                error = e;
+                message = fmt::format("fdatasync {}: {}", d.file->path(), e.message());
+            }
+            ++synced;
+        }
+        batch.clear();  // drops our references: a deleted segment's file closes here
+        {
+            std::lock_guard lock(mutex_);
+            if (error && !failure_) {
+                failure_ = error;
+                failure_message_ = message;
+                good_through_ = completed_;
+            }
+            completed_ = target;
+            ++stats_.rounds;
+            stats_.files_synced += synced;
+        }
+        settled_.notify_all();
+        SyncResult result{target, error, message};
+        if (post_) {
+            post_([cb = on_synced_, result] {
+                if (cb) cb(result);
+            });
+        } else if (on_synced_) {
+            on_synced_(result);
+        }
+    }
+}
+
+}  // namespace warren::store

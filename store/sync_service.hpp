@@ -1,0 +1,89 @@
+// Group commit: one thread per broker fdatasyncs what the logs wrote, off the event loop, and
+// posts the highest ticket each round settled back to the loop. A round covers every file written
+// before it began; requests made during a round join the next one. The thread touches no broker
+// state, only File handles it shares with the logs.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "store/file_system.hpp"
+
+namespace warren::store {
+
+// The order in which a round syncs files: definitions before the messages that depend on them,
+// messages before the events about them, directories (new and deleted files) last.
+enum class SyncClass : std::uint8_t { Meta = 0, Segment = 1, Sidecar = 2, Directory = 3 };
+
+struct DirtyFile {
+    std::shared_ptr<File> file;
+    SyncClass order;
+};
+
+struct SyncResult {
+    std::uint64_t ticket = 0;  // every ticket up to this one is settled by this result
+    std::error_code error;     // non-zero: what these tickets cover is not known to be durable
+    std::string message;       // names the file whose sync failed
+};
+
+struct SyncStats {
+    std::uint64_t rounds = 0;
+    std::uint64_t files_synced = 0;
+    std::uint64_t requests = 0;
+};
+
+class SyncService {
+public:
+    using Post = std::function<void(std::function<void()>)>;
+    using Completion = std::function<void(const SyncResult&)>;
+
+    // `post` runs a function on the loop thread (asio::post); `on_synced` is what it runs.
+    // Without `post`, on_synced runs on the sync thread.
+    SyncService(Post post, Completion on_synced);
+    // Finishes the rounds already requested, then stops the thread.
+    ~SyncService();
+    SyncService(const SyncService&) = delete;
+    SyncService& operator=(const SyncService&) = delete;
+
+    // Loop thread. Cheap: a lock and a wake-up; a round with nothing dirty costs no I/O.
+    std::uint64_t request_sync();
+    // Called by the logs after they write: these files need a sync before the next ticket.
+    void mark_dirty(std::span<const DirtyFile> files);
+    void mark_dirty(std::shared_ptr<File> file, SyncClass order);
+
+    // Blocks until `ticket` is settled and returns its error (shutdown and tests; never the loop).
+    std::error_code wait(std::uint64_t ticket);
+    // Once a sync has failed, every later ticket fails too: after a failed fdatasync the
+    // kernel may have dropped the dirty pages, so nothing written since the last good round
+    // can be called durable again without a restart (and recovery).
+    std::error_code failure() const;
+    SyncStats stats() const;
+
+private:
+    void run();
+
+    Post post_;
+    Completion on_synced_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    std::condition_variable settled_;
+    std::vector<DirtyFile> dirty_;
+    std::uint64_t requested_ = 0;
+    std::uint64_t completed_ = 0;
+    std::uint64_t good_through_ = UINT64_MAX;  // after a failure: the last ticket that succeeded
+    std::error_code failure_;
+    std::string failure_message_;
+    bool stop_ = false;
+    SyncStats stats_;
+    std::thread thread_;  // last: starts after everything above is ready
+};
+
+}  // namespace warren::store

@@ -1,0 +1,104 @@
+// The message record payload and the sidecar events: round trips, and layouts that do not add up.
+#include "store/message_record.hpp"
+
+#include <catch2/catch.hpp>
+#include <vector>
+
+#include "store/buffer.hpp"
+#include "store/event_record.hpp"
+#include "store_support.hpp"
+
+namespace warren::store {
+namespace {
+
+using test::as_string;
+
+TEST_CASE("a message record payload round trips every field", "[store][record]") {
+    auto m = test::message("hello, world", {{7, 100}, {9, 0xFFFFFFFFFFull}, {0xFFFFFFFF, 1}});
+    m.ttl_ms = 60000;
+    m.priority = 9;
+    m.flags = 0xA5;
+    MessageRecord r = m.record();
+    std::vector<std::byte> payload(message_payload_size(r));
+    CHECK(payload.size() ==
+          message_fixed_size + 3 * queue_entry_size + m.exchange.size() + m.routing_key.size() + 3 + m.body.size());
+    encode_message_payload(payload.data(), r);
+    auto v = decode_message_payload(payload);
+    REQUIRE(v);
+    CHECK(v->publish_ms == m.publish_ms);
+    CHECK(v->ttl_ms == 60000);
+    CHECK(v->priority == 9);
+    CHECK(v->flags == 0xA5);
+    CHECK(v->exchange == "amq.direct");
+    CHECK(v->routing_key == "key");
+    CHECK(as_string(v->properties) == m.properties);
+    CHECK(as_string(v->body) == "hello, world");
+    REQUIRE(v->queues.size() == 3);
+    CHECK(v->queues[0] == QueueEntryRef{7, 100});
+    CHECK(v->queues[1] == QueueEntryRef{9, 0xFFFFFFFFFFull});
+    CHECK(v->queues[2] == QueueEntryRef{0xFFFFFFFF, 1});
+}
+
+TEST_CASE("an empty message with long names round trips", "[store][record]") {
+    auto m = test::message("", {{1, 1}});
+    m.exchange = std::string(255, 'x');
+    m.routing_key = std::string(255, 'k');
+    m.properties.clear();
+    std::vector<std::byte> payload(message_payload_size(m.record()));
+    encode_message_payload(payload.data(), m.record());
+    auto v = decode_message_payload(payload);
+    REQUIRE(v);
+    CHECK(v->exchange.size() == 255);
+    CHECK(v->routing_key.size() == 255);
+    CHECK(v->body.empty());
+    CHECK(v->properties.empty());
+}
+
+TEST_CASE("a message payload whose lengths do not add up is refused", "[store][record]") {
+    auto m = test::message("body bytes", {{1, 2}});
+    std::vector<std::byte> payload(message_payload_size(m.record()));
+    encode_message_payload(payload.data(), m.record());
+    // Every prefix and one byte more.
+    for (std::size_t n = 0; n < payload.size(); ++n) CHECK_FALSE(decode_message_payload({payload.data(), n}));
+    payload.push_back(std::byte{0});
+    CHECK_FALSE(decode_message_payload(payload));
+    payload.pop_back();
+    // Each length field made larger.
+    for (std::size_t at : {14, 15, 16, 20, 24}) {
+        auto copy = payload;
+        copy[at] = std::byte(std::to_integer<int>(copy[at]) + 1);
+        CHECK_FALSE(decode_message_payload(copy));
+    }
+}
+
+TEST_CASE("names over 255 bytes are a caller bug", "[store][record]") {
+    auto m = test::message("x", {{1, 1}});
+    m.exchange = std::string(256, 'x');
+    CHECK_THROWS_AS(message_payload_size(m.record()), std::length_error);
+}
+
+TEST_CASE("events round trip and malformed ones are refused", "[store][record]") {
+    Buffer b;
+    append_event(b, {64, 3, 0, EventKind::Deliver});
+    append_event(b, {64, 3, 2, EventKind::Return});
+    append_event(b, {0xFFFFFFF0, 0xFFFFFFFF, 65535, EventKind::Ack});
+    REQUIRE(event_count(b.span()) == 3);
+    auto e = decode_event(b.span(), 1);
+    REQUIRE(e);
+    CHECK(e->offset == 64);
+    CHECK(e->queue_id == 3);
+    CHECK(e->delivery_count == 2);
+    CHECK(e->kind == EventKind::Return);
+    e = decode_event(b.span(), 2);
+    REQUIRE(e);
+    CHECK(e->offset == 0xFFFFFFF0);
+    CHECK(e->delivery_count == 65535);
+    CHECK(e->kind == EventKind::Ack);
+    CHECK(event_count(b.span().first(35)) == 0);
+    CHECK(event_count({}) == 0);
+    b.data()[10] = std::byte{9};  // unknown kind
+    CHECK_FALSE(decode_event(b.span(), 0));
+}
+
+}  // namespace
+}  // namespace warren::store

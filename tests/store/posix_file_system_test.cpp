@@ -1,0 +1,73 @@
+// PosixFileSystem on a real directory: the calls the store makes, errors that name the file,
+// and the lock that names the pid holding it.
+#include "store/posix_file_system.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+
+#include "temp_dir.hpp"
+
+namespace warren::store {
+namespace {
+
+TEST_CASE("posix fs: write, read, size, truncate, sync, rename, unlink, list", "[store][posix]") {
+    test::TempDir tmp;
+    PosixFileSystem fs;
+    std::string dir = tmp.path() + "/a/b";
+    REQUIRE(fs.make_directories(dir));
+    REQUIRE(fs.make_directories(dir));  // again: fine
+    auto f = fs.open(dir + "/x.seg", OpenMode::CreateTruncate);
+    REQUIRE(f);
+    std::string a = "hello ", b = "world";
+    iovec parts[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+    REQUIRE(write_fully(**f, parts, 0));
+    CHECK(*(*f)->size() == 11);
+    std::string back(11, '\0');
+    CHECK(*read_fully(**f, {reinterpret_cast<std::byte*>(back.data()), back.size()}, 0) == 11);
+    CHECK(back == "hello world");
+    CHECK(*read_fully(**f, {reinterpret_cast<std::byte*>(back.data()), back.size()}, 6) == 5);
+    CHECK_FALSE((*f)->truncate(5));
+    CHECK(*(*f)->size() == 5);
+    CHECK_FALSE((*f)->sync());
+    auto d = fs.open_directory(dir);
+    REQUIRE(d);
+    CHECK_FALSE((*d)->sync());
+    REQUIRE(fs.rename(dir + "/x.seg", dir + "/y.seg"));
+    auto names = fs.list(dir);
+    REQUIRE(names);
+    CHECK(*names == std::vector<std::string>{"y.seg"});
+    REQUIRE(fs.unlink(dir + "/y.seg"));
+    CHECK(fs.list(dir)->empty());
+}
+
+TEST_CASE("posix fs: errors name the call and the path", "[store][posix]") {
+    test::TempDir tmp;
+    PosixFileSystem fs;
+    auto f = fs.open(tmp.path() + "/missing", OpenMode::Read);
+    REQUIRE_FALSE(f);
+    CHECK(f.error().code == std::errc::no_such_file_or_directory);
+    CHECK_THAT(f.error().message, Catch::Contains("open " + tmp.path() + "/missing"));
+    Status s = fs.unlink(tmp.path() + "/missing");
+    REQUIRE_FALSE(s);
+    CHECK_THAT(s.error().message, Catch::Contains("unlink"));
+    auto file = fs.open(tmp.path() + "/plain", OpenMode::CreateTruncate);
+    REQUIRE(file);
+    CHECK_FALSE(fs.make_directories(tmp.path() + "/plain"));
+}
+
+TEST_CASE("posix fs: the lock is exclusive and says who holds it", "[store][posix]") {
+    test::TempDir tmp;
+    PosixFileSystem fs;
+    auto first = fs.lock(tmp.path() + "/LOCK");
+    REQUIRE(first);
+    auto second = fs.lock(tmp.path() + "/LOCK");  // flock: a second open file conflicts, same process or not
+    REQUIRE_FALSE(second);
+    CHECK_THAT(second.error().message, Catch::Contains("in use by pid " + std::to_string(::getpid())));
+    first->reset();
+    CHECK(fs.lock(tmp.path() + "/LOCK"));
+}
+
+}  // namespace
+}  // namespace warren::store
