@@ -10,6 +10,7 @@
 
 #include "broker/channel.hpp"
 #include "broker/connection.hpp"
+#include "broker/durability.hpp"
 #include "broker/log.hpp"
 
 namespace warren::broker {
@@ -31,7 +32,10 @@ Broker::Broker(Config config, Clock& clock) : config_(std::move(config)), clock_
     name_seed_ = (std::uint64_t{rd()} << 32) ^ rd();
 }
 
-Broker::~Broker() = default;
+Broker::~Broker() {
+    // Queues and channels release their stored messages through the durability: vhosts first.
+    vhosts_.clear();
+}
 
 VHost* Broker::find_vhost(std::string_view name) {
     auto it = vhosts_.find(name);

@@ -22,6 +22,7 @@ namespace warren::broker {
 
 class Connection;
 class Channel;
+class Durability;
 
 class Broker {
 public:
@@ -42,6 +43,18 @@ public:
     }
     // The event loop calls this at the start of each handler (a read, a write, a timer).
     void new_turn() { now_valid_ = false; }
+
+    // ---- storage (broker_storage.cpp)
+    // Opens the data directory (config.data_dir; nothing to do when it is empty) and rebuilds
+    // the durable vhosts, exchanges, queues and bindings it holds. `post` runs a function on the
+    // loop thread. Returns an error text when the broker cannot start.
+    std::string start_storage(std::function<void(std::function<void()>)> post);
+    Durability* durability() const { return durability_.get(); }
+    std::uint32_t allocate_stored_queue_id() { return next_stored_queue_id_++; }
+    // The end of a loop turn and the moment before any socket write: what is buffered for the
+    // disk is written first, so that no reply can promise what the disk does not have.
+    void end_turn_storage();
+    void flush_storage();
 
     VHost* find_vhost(std::string_view name);
     VHost& default_vhost() { return *vhosts_.begin()->second; }
@@ -90,6 +103,9 @@ public:
 private:
     Config config_;
     Clock& clock_;
+    std::unique_ptr<Durability> durability_;
+    std::uint32_t next_stored_queue_id_ = 1;
+    std::uint32_t next_vhost_id_ = 1;
     mutable TimePoint cached_now_{};
     mutable bool now_valid_ = false;
     TimerQueue timers_;

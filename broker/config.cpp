@@ -111,6 +111,16 @@ void apply_keys(const json& doc, Config& c) {
             c.server_product = get_product(v, key);
         } else if (key == "server_version") {
             c.server_version = get_version(v, key);
+        } else if (key == "data_dir") {
+            c.data_dir = get_string(v, key);
+        } else if (key == "fsync_confirms") {
+            c.fsync_confirms = get_bool(v, key);
+        } else if (key == "sync_interval_ms") {
+            c.sync_interval_ms = get_uint(v, key, 1, 60'000);
+        } else if (key == "disk_free_limit") {
+            c.disk_free_limit = get_uint(v, key, 0, std::numeric_limits<std::uint64_t>::max());
+        } else if (key == "segment_size") {
+            c.segment_size = get_uint(v, key, 1024 * 1024, 1024ull * 1024 * 1024);
         } else if (key == "log_level") {
             c.log_level = get_string(v, key);
             log::Level l;
@@ -150,16 +160,18 @@ ConfigResult load_config_file(const std::string& path, Config base) {
 }
 
 std::string usage() {
-    return "usage: warren [--config FILE] [--bind ADDRESS] [--port PORT] [--log-level LEVEL]\n"
+    return "usage: warren [--config FILE] [--bind ADDRESS] [--port PORT] [--data-dir DIR] [--log-level LEVEL]\n"
            "  --config FILE      JSON configuration (see README: Configuration)\n"
            "  --bind ADDRESS     address to listen on (default 127.0.0.1)\n"
            "  --port PORT        AMQP port (default 5672; 0 picks a free port)\n"
+           "  --data-dir DIR     definitions and persistent messages (default ./warren-data;\n"
+           "                     an empty string keeps everything in memory)\n"
            "  --log-level LEVEL  debug, info, warning, error or none (default info)\n";
 }
 
 CommandLine parse_command_line(int argc, char** argv) {
     CommandLine cl;
-    std::optional<std::string> config_path, bind, port, level;
+    std::optional<std::string> config_path, bind, port, level, data_dir;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         auto value = [&](std::optional<std::string>& slot) {
@@ -180,14 +192,17 @@ CommandLine parse_command_line(int argc, char** argv) {
             value(port);
         } else if (arg == "--log-level") {
             value(level);
+        } else if (arg == "--data-dir") {
+            value(data_dir);
         } else {
             cl.error = fmt::format("unknown option '{}'", arg);
         }
         if (!cl.error.empty()) return cl;
     }
     Config config;
+    config.data_dir = default_data_dir;
     if (config_path) {
-        auto r = load_config_file(*config_path);
+        auto r = load_config_file(*config_path, config);
         if (!r.config) {
             cl.error = r.error;
             return cl;
@@ -195,6 +210,7 @@ CommandLine parse_command_line(int argc, char** argv) {
         config = std::move(*r.config);
     }
     if (bind) config.listeners.front().bind = *bind;
+    if (data_dir) config.data_dir = *data_dir;
     if (port) {
         char* end = nullptr;
         unsigned long p = std::strtoul(port->c_str(), &end, 10);

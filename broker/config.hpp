@@ -41,6 +41,20 @@ struct Config {
 
     std::string log_level = "info";
 
+    // Storage. data_dir holds the definitions and persistent messages; empty keeps everything
+    // in memory (the library default, for tests). The warren executable's default is
+    // default_data_dir, relative to its working directory (parse_command_line sets it).
+    std::string data_dir;
+    // A confirm (and tx.commit-ok) for a persistent message in a durable queue is sent once its
+    // bytes are fdatasync'ed; false: once they are written to the OS (RabbitMQ's classic
+    // queues), with a sync at least every sync_interval_ms.
+    bool fsync_confirms = true;
+    std::uint64_t sync_interval_ms = 200;
+    // Below this many free bytes on the data directory's file system, publishers are blocked.
+    std::uint64_t disk_free_limit = 50'000'000;
+    // Message segment files roll over past this size.
+    std::uint64_t segment_size = 64ull * 1024 * 1024;
+
     // The `product` and `version` connection.start reports. Clients choose behaviour from them:
     // kombu (Celery) uses the channel-wide basic.qos its fair dispatch and ETA tasks need only
     // for product "RabbitMQ" at version 3.3 or later. 3.13.7, the last 3.x release, is the
@@ -49,6 +63,8 @@ struct Config {
     std::string server_product = "RabbitMQ";
     std::string server_version = "3.13.7";
 };
+
+inline constexpr const char* default_data_dir = "warren-data";
 
 struct ConfigResult {
     std::optional<Config> config;
@@ -59,7 +75,7 @@ struct ConfigResult {
 ConfigResult parse_config_json(const std::string& text, Config base = {});
 ConfigResult load_config_file(const std::string& path, Config base = {});
 
-// Parses argv: --config FILE, --bind ADDR, --port N, --log-level LEVEL, --help.
+// Parses argv: --config FILE, --bind ADDR, --port N, --data-dir DIR, --log-level LEVEL, --help.
 // Command-line values override the file's.
 struct CommandLine {
     std::optional<Config> config;

@@ -9,6 +9,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
+#include "broker/durability.hpp"
 #include "broker/log.hpp"
 #include "broker/server_texts.hpp"
 #include "broker/vhost.hpp"
@@ -167,7 +168,12 @@ void Connection::handle_channel_frame(const Frame& frame) {
             close_with_error(texts::second_channel_open(id));
             return;
         }
+        // A method that changed durable definitions answers once they are stored.
+        Durability* durability = broker_.durability();
+        const std::uint64_t definitions_before = durability ? durability->definition_appends() : 0;
         Status status = channel.on_method_frame(id, args);
+        if (durability && durability->definition_appends() != definitions_before)
+            hold_output_until(durability->ticket());
         if (status) {
             report_channel_status(channel, *status);
             return;
@@ -216,8 +222,24 @@ void Connection::send_content(std::uint16_t channel, const MessageRef& message,
     notify_output();
 }
 
+void Connection::hold_output_until(std::uint64_t ticket) {
+    ++output_holds_;
+    broker_.durability()->when_stored(ticket, [this, alive = life_.watch()](bool ok) {
+        if (alive.expired()) return;
+        --output_holds_;
+        if (ok) {
+            host_.output_ready();
+            return;
+        }
+        // The reply in the output promised what the disk does not have: it must not go out.
+        pending_.clear();
+        close_with_error(amqp_error(ReplyCode::InternalError,
+                                    "the broker could not store the change (see its log)"));
+    });
+}
+
 const OutputQueue* Connection::begin_write() {
-    if (writing_ || pending_.empty()) return nullptr;
+    if (writing_ || pending_.empty() || output_holds_ > 0) return nullptr;
     std::swap(pending_, in_flight_);
     writing_ = true;
     return &in_flight_;

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/life_token.hpp"
 #include "broker/output_queue.hpp"
 #include "broker/timer_queue.hpp"
 #include "protocol/byte_buffer.hpp"
@@ -69,6 +70,11 @@ public:
     const OutputQueue* begin_write();
     void end_write();
     std::size_t output_level() const { return pending_.size() + in_flight_.size(); }
+    // A reply that promises something stored (a durable declare-ok, tx.commit-ok) is in the
+    // output: nothing more is written until storage ticket `ticket` is settled. If storing
+    // fails, the held output is dropped and the connection closed with 541.
+    void hold_output_until(std::uint64_t ticket);
+    bool output_held() const { return output_holds_ > 0; }
     // Below the output high-water mark: deliveries may be added.
     bool is_writable() const { return output_level() < output_high_water_; }
 
@@ -179,6 +185,9 @@ private:
     std::string close_reason_;
 
     std::vector<std::uint64_t> exclusive_queues_;
+
+    int output_holds_ = 0;
+    LifeToken life_;
 };
 
 }  // namespace warren::broker

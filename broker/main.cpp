@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "broker/broker.hpp"
+#include "broker/durability.hpp"
 #include "broker/log.hpp"
 #include "broker/net/event_loop.hpp"
 #include "broker/net/server.hpp"
@@ -42,6 +43,12 @@ int main(int argc, char** argv) {
     Broker broker(config, clock);
     asio::io_context io(1);
     net::EventLoop loop(io, broker);
+    // Storage first: the listeners open only once the durable state is back.
+    if (std::string error = broker.start_storage([&io](std::function<void()> f) { asio::post(io, std::move(f)); });
+        !error.empty()) {
+        warren::log::error("{}", error);
+        return 1;
+    }
     std::unique_ptr<net::Server> server;
     try {
         server = std::make_unique<net::Server>(loop, config.listeners);
@@ -57,6 +64,13 @@ int main(int argc, char** argv) {
         broker.timers().schedule(clock.now() + std::chrono::milliseconds(200), sample_memory);
     };
     sample_memory();
+    // What nobody waits for (acks, deliveries, confirms without fsync) still reaches the disk
+    // within sync_interval_ms.
+    std::function<void()> periodic_sync = [&] {
+        if (Durability* d = broker.durability()) d->periodic_sync();
+        broker.timers().schedule(clock.now() + std::chrono::milliseconds(config.sync_interval_ms), periodic_sync);
+    };
+    if (broker.durability()) periodic_sync();
     loop.schedule_turn_end();
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -71,6 +85,8 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     io.run();
     broker.tear_down_connections("shutdown");
+    // Requeued deliveries and the last acks are written and synced before the process ends.
+    if (Durability* d = broker.durability()) d->finish();
     warren::log::info("Warren stopped");
     return 0;
 }

@@ -52,6 +52,10 @@ public:
     const QueueArgs& args() const { return args_; }
     const protocol::FieldTable& raw_args() const { return raw_args_; }
     std::uint64_t exclusive_owner() const { return owner_; }  // connection id; 0 if not exclusive
+    // The queue's id in its vhost's data directory; 0 when it is not stored (transient or
+    // exclusive, or no data directory). Never reused, so a stale record cannot reach a new queue.
+    std::uint32_t stored_id() const { return stored_id_; }
+    void set_stored_id(std::uint32_t id) { stored_id_ = id; }
     exchanges::Destination as_destination() const { return {exchanges::DestinationKind::Queue, id_}; }
 
     std::size_t message_count() const { return store_->size(); }
@@ -114,6 +118,7 @@ private:
     QueueArgs args_;
     protocol::FieldTable raw_args_;
     std::uint64_t owner_;
+    std::uint32_t stored_id_ = 0;
 
     std::unique_ptr<MessageStore> store_;
     std::uint64_t next_seq_ = 1;

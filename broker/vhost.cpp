@@ -62,6 +62,7 @@ ExchangeEntry& VHost::add_exchange(std::string name, ExchangeType type, bool dur
     ExchangeEntry& ref = *x;
     exchanges_by_id_[x->id] = x.get();
     exchanges_[x->name] = std::move(x);
+    record_exchange(ref);
     return ref;
 }
 
@@ -84,6 +85,7 @@ void VHost::delete_exchange(ExchangeEntry& exchange) {
     std::vector<std::uint64_t> sources;
     for (auto& [name, x] : exchanges_)
         if (x.get() != &exchange && x->router->has_binding_to(self)) sources.push_back(x->id);
+    record_exchange_deleted(exchange);
     ++topology_version_;
     exchanges_by_id_.erase(exchange.id);
     std::string name = exchange.name;
@@ -117,13 +119,18 @@ Queue* VHost::queue_by_id(QueueId id) {
 }
 
 Queue& VHost::add_queue(std::string name, QueueFlags flags, QueueArgs args, protocol::FieldTable raw_args,
-                        std::uint64_t owner_connection) {
+                        std::uint64_t owner_connection, std::uint32_t stored_id) {
     QueueId id = broker_.next_id();
     auto q = std::make_unique<Queue>(*this, id, std::move(name), flags, std::move(args), std::move(raw_args),
                                      owner_connection);
     Queue& ref = *q;
     queues_by_id_[id] = q.get();
     queues_[ref.name()] = std::move(q);
+    // As in RabbitMQ, a durable queue survives a restart unless it is exclusive.
+    if (flags.durable && !flags.exclusive && (stored_id || durability_)) {
+        ref.set_stored_id(stored_id ? stored_id : broker_.allocate_stored_queue_id());
+        record_queue(ref);
+    }
     // Every queue is bound to the default exchange by its name; that binding is implicit.
     return ref;
 }
@@ -133,6 +140,7 @@ std::size_t VHost::delete_queue(Queue& queue) {
     // Consumers go first, each with basic.cancel if its client asked for it.
     for (Consumer* c : std::vector<Consumer*>(queue.consumers())) c->channel->on_queue_deleted(*c);
     queue.shut_down();
+    record_queue_deleted(queue);
     std::vector<std::uint64_t> sources;
     for (auto& [xid, n] : queue.bound_from()) sources.push_back(xid);
     Destination self = queue.as_destination();
@@ -149,6 +157,7 @@ std::size_t VHost::delete_queue(Queue& queue) {
 bool VHost::bind(ExchangeEntry& source, const Destination& destination, std::string_view routing_key,
                  const protocol::FieldTable& arguments) {
     if (!source.router->bind(destination, routing_key, arguments)) return false;
+    record_binding(source, destination, routing_key, arguments, false);
     if (destination.kind == DestinationKind::Queue) {
         if (Queue* q = queue_by_id(destination.id)) ++q->bound_from()[source.id];
     } else if (ExchangeEntry* x = exchange_by_id(destination.id)) {
@@ -160,6 +169,7 @@ bool VHost::bind(ExchangeEntry& source, const Destination& destination, std::str
 bool VHost::unbind(ExchangeEntry& source, const Destination& destination, std::string_view routing_key,
                    const protocol::FieldTable& arguments) {
     if (!source.router->unbind(destination, routing_key, arguments)) return false;
+    record_binding(source, destination, routing_key, arguments, true);
     if (destination.kind == DestinationKind::Queue) {
         if (Queue* q = queue_by_id(destination.id)) {
             auto& from = q->bound_from();

@@ -18,6 +18,7 @@
 namespace warren::broker {
 
 class Broker;
+class Durability;
 
 struct PublishResult {
     bool routed = false;    // reached at least one queue
@@ -33,6 +34,13 @@ public:
 
     Broker& broker() const { return broker_; }
     const std::string& name() const { return name_; }
+    // The vhost's id in the data directory (0 when nothing is stored).
+    std::uint32_t id() const { return id_; }
+    void set_id(std::uint32_t id) { id_ = id; }
+    // Where durable changes are recorded; null keeps them in memory only (no data directory,
+    // or while the vhost is being rebuilt from the log at start-up).
+    void set_durability(Durability* d) { durability_ = d; }
+    Durability* durability() const { return durability_; }
 
     // ---- exchanges
     ExchangeEntry* find_exchange(std::string_view name);
@@ -46,8 +54,10 @@ public:
     // ---- queues
     Queue* find_queue(std::string_view name);
     Queue* queue_by_id(QueueId id);
+    // A durable queue that is not exclusive is recorded and gets a stored id (`stored_id`
+    // when it comes from the log at start-up; a new one otherwise).
     Queue& add_queue(std::string name, QueueFlags flags, QueueArgs args, protocol::FieldTable raw_args,
-                     std::uint64_t owner_connection);
+                     std::uint64_t owner_connection, std::uint32_t stored_id = 0);
     // Cancels the queue's consumers (notifying clients that asked), removes its bindings and
     // drops its messages. Returns the number of ready messages it held.
     std::size_t delete_queue(Queue& queue);
@@ -85,6 +95,15 @@ public:
     std::uint64_t dead_letters_dropped_cycle = 0;
 
 private:
+    // Definitions records for durable changes (no-ops without a durability).
+    void record_exchange(const ExchangeEntry& x);
+    void record_exchange_deleted(const ExchangeEntry& x);
+    void record_queue(const Queue& q);
+    void record_queue_deleted(const Queue& q);
+    void record_binding(const ExchangeEntry& source, const exchanges::Destination& destination,
+                        std::string_view routing_key, const protocol::FieldTable& arguments, bool deleted);
+    bool is_stored(const ExchangeEntry& x) const;
+
     void route_keys(ExchangeEntry& exchange, const exchanges::RoutingInput& input, std::vector<Queue*>& out);
     void remove_destination_everywhere(const exchanges::Destination& destination,
                                        const std::vector<std::uint64_t>& sources);
@@ -93,6 +112,8 @@ private:
 
     Broker& broker_;
     std::string name_;
+    std::uint32_t id_ = 0;
+    Durability* durability_ = nullptr;
     StringMap<std::unique_ptr<ExchangeEntry>> exchanges_;
     std::unordered_map<std::uint64_t, ExchangeEntry*> exchanges_by_id_;
     StringMap<std::unique_ptr<Queue>> queues_;

@@ -29,6 +29,12 @@ void EventLoop::turn_end() {
         // Not tied to one connection (a timer, a queue's dispatch): log it and keep serving.
         log::error("internal error in the broker's deferred work: {}", e.what());
     }
+    // Storage before sockets: nothing goes out that promises what is not written yet.
+    try {
+        broker_.end_turn_storage();
+    } catch (const std::exception& e) {
+        log::error("internal error while writing to storage: {}", e.what());
+    }
     flushing_.swap(flush_);
     for (auto& c : flushing_) c->flush();
     flushing_.clear();

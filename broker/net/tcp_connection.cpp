@@ -105,7 +105,10 @@ void TcpConnection::output_ready() {
 void TcpConnection::flush() {
     flush_queued_ = false;
     if (writing_ || closed_) return;
+    // Deliveries and replies may depend on records still buffered for the disk.
+    loop_.broker().flush_storage();
     const OutputQueue* out = core_->begin_write();
+    if (!out && core_->output_held()) return;  // output_ready() comes when the hold is released
     if (!out) {
         if (closing_) {
             asio::error_code ignored;

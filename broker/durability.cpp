@@ -1,0 +1,164 @@
+// See durability.hpp.
+#include "broker/durability.hpp"
+
+#include <fmt/format.h>
+#include <sys/statvfs.h>
+
+#include "broker/log.hpp"
+#include "store/posix_file_system.hpp"
+
+namespace warren::broker {
+
+namespace {
+void warn_line(std::string_view line) { log::warning("storage: {}", line); }
+}  // namespace
+
+Durability::Durability(const Config& config, Post post)
+    : dir_(config.data_dir), fsync_confirms_(config.fsync_confirms), fs_(std::make_unique<store::PosixFileSystem>()) {
+    log_options_.segment_size = config.segment_size;
+    log_options_.warn = warn_line;
+    sync_ = std::make_unique<store::SyncService>(std::move(post),
+                                                 [this](const store::SyncResult& r) { on_synced(r); });
+}
+
+Durability::~Durability() = default;
+
+std::unique_ptr<Durability> Durability::open(const Config& config, Post post, std::string& error) {
+    std::unique_ptr<Durability> d(new Durability(config, std::move(post)));
+    if (auto s = d->fs_->make_directories(d->dir_); !s) {
+        error = fmt::format("cannot create the data directory {}: {}", d->dir_, s.error().message);
+        return nullptr;
+    }
+    auto lock = d->fs_->lock(d->dir_ + "/LOCK");
+    if (!lock) {
+        error = fmt::format("the data directory {} is in use by another Warren ({})", d->dir_, lock.error().message);
+        return nullptr;
+    }
+    d->lock_ = std::move(*lock);
+    store::MetaOptions meta_options;
+    meta_options.warn = warn_line;
+    auto meta = store::MetaLog::open(*d->fs_, d->dir_ + "/meta", meta_options, *d->sync_);
+    if (!meta) {
+        error = fmt::format("cannot open the definitions log: {}", meta.error().message);
+        return nullptr;
+    }
+    d->meta_ = std::move(*meta);
+    return d;
+}
+
+void Durability::append_definition(std::string_view record) {
+    meta_->append(std::as_bytes(std::span(record.data(), record.size())));
+    ++definition_appends_;
+}
+
+store::Result<store::MessageLog*> Durability::open_message_log(std::uint32_t vhost_id) {
+    if (auto it = logs_.find(vhost_id); it != logs_.end()) return it->second.get();
+    auto log = store::MessageLog::open(*fs_, fmt::format("{}/vhosts/{}", dir_, vhost_id), log_options_, *sync_);
+    if (!log) return log.error();
+    store::MessageLog* raw = log->get();
+    logs_.emplace(vhost_id, std::move(*log));
+    return raw;
+}
+
+// ---- tickets ----------------------------------------------------------------------------------
+
+std::uint64_t Durability::ticket() {
+    wanted_ = true;
+    return next_ticket_;
+}
+
+void Durability::when_stored(std::uint64_t ticket, Done done) {
+    if (ticket < next_ticket_ && !waiters_.contains(ticket) &&
+        (in_sync_.empty() || in_sync_.front().ticket > ticket)) {
+        // Already settled: a ticket is only handed out before its turn ends, so this is a
+        // caller that waited too late; treat it as settled as the storage's health says.
+        done(healthy());
+        return;
+    }
+    waiters_[ticket].push_back(std::move(done));
+}
+
+void Durability::complete(std::uint64_t ticket, bool ok) {
+    auto node = waiters_.extract(ticket);
+    if (node.empty()) return;
+    for (auto& done : node.mapped()) done(ok);
+}
+
+void Durability::flush() {
+    bool wrote = meta_->has_unflushed();
+    if (meta_->has_unflushed()) {
+        if (auto s = meta_->flush(); !s) write_failed(fmt::format("writing definitions failed: {}", s.error().message));
+    }
+    for (auto& [id, log] : logs_) {
+        if (!log->has_unflushed()) continue;
+        wrote = true;
+        if (auto s = log->flush(); !s) write_failed(fmt::format("writing messages failed: {}", s.error().message));
+    }
+    if (wrote) written_unsynced_ = true;
+}
+
+void Durability::end_turn() {
+    flush();
+    if (!wanted_) {
+        turn_failed_ = false;
+        return;
+    }
+    const std::uint64_t t = next_ticket_++;
+    wanted_ = false;
+    const bool failed = turn_failed_ || storage_failed_;
+    turn_failed_ = false;
+    if (failed) {
+        complete(t, false);
+    } else if (!fsync_confirms_) {
+        complete(t, true);
+    } else {
+        in_sync_.push_back({t, sync_->request_sync()});
+        written_unsynced_ = false;
+    }
+}
+
+void Durability::on_synced(const store::SyncResult& result) {
+    if (result.error) fail_storage(fmt::format("fdatasync failed: {}", result.message));
+    while (!in_sync_.empty() && in_sync_.front().sync_ticket <= result.ticket) {
+        std::uint64_t t = in_sync_.front().ticket;
+        in_sync_.pop_front();
+        complete(t, !result.error);
+    }
+}
+
+void Durability::periodic_sync() {
+    if (!written_unsynced_ || storage_failed_) return;
+    written_unsynced_ = false;
+    sync_->request_sync();
+}
+
+void Durability::finish() {
+    flush();
+    std::uint64_t last = sync_->request_sync();
+    if (std::error_code e = sync_->wait(last)) log::error("storage: the last sync at shutdown failed: {}", e.message());
+}
+
+// A write that failed (a full disk, an I/O error) was cut back by the store: what it carried is
+// not stored, so this turn's ticket fails, and later writes may succeed again.
+void Durability::write_failed(const std::string& why) {
+    turn_failed_ = true;
+    ++write_failures_;
+    log::error("storage: {}; what it carried is not confirmed", why);
+}
+
+// After a failed fdatasync the kernel may have dropped the dirty pages: nothing written since the
+// last good sync can be called durable again, so every later ticket fails until a restart.
+void Durability::fail_storage(const std::string& why) {
+    log::error("storage: {}; nothing more is confirmed as stored until the disk is repaired and Warren restarted",
+               why);
+    if (!storage_failed_) failure_ = why;
+    storage_failed_ = true;
+}
+
+std::optional<std::uint64_t> Durability::free_bytes() const {
+    struct statvfs s {};
+    if (::statvfs(dir_.c_str(), &s) != 0) return std::nullopt;
+    return static_cast<std::uint64_t>(s.f_bavail) * s.f_frsize;
+}
+
+}  // namespace warren::broker

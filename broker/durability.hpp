@@ -1,0 +1,111 @@
+// The broker's storage, seen from the event loop: the locked data directory, the definitions log,
+// one message log per vhost, and tickets. A ticket names "everything buffered so far": whoever
+// must not answer before that is stored (a confirm, tx.commit-ok, a declare-ok) asks for the
+// current ticket and waits for it. The loop writes buffered records at the end of each turn,
+// before any socket write; a ticket is done once written (fsync_confirms false) or fdatasync'ed
+// by the sync thread (fsync_confirms true), and failed if either went wrong.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "broker/config.hpp"
+#include "store/file_system.hpp"
+#include "store/message_log.hpp"
+#include "store/meta_log.hpp"
+#include "store/sync_service.hpp"
+
+namespace warren::broker {
+
+class Durability {
+public:
+    using Post = store::SyncService::Post;
+    using Done = std::function<void(bool ok)>;
+
+    // Creates and locks the data directory and opens the definitions log (not yet recovered).
+    // `post` runs a function on the loop thread. On failure returns null and sets `error`.
+    static std::unique_ptr<Durability> open(const Config& config, Post post, std::string& error);
+    ~Durability();
+    Durability(const Durability&) = delete;
+    Durability& operator=(const Durability&) = delete;
+
+    const std::string& data_dir() const { return dir_; }
+    store::MetaLog& meta() { return *meta_; }
+    // Buffers one definitions record; the broker keeps count to hold replies until it is stored.
+    void append_definition(std::string_view record);
+    std::uint64_t definition_appends() const { return definition_appends_; }
+
+    // The message log of a vhost, in data_dir/vhosts/<id>; opened (and locked) on first use.
+    store::Result<store::MessageLog*> open_message_log(std::uint32_t vhost_id);
+
+    bool fsync_confirms() const { return fsync_confirms_; }
+
+    // ---- tickets
+    // The ticket that covers everything buffered up to now. Asking for it makes the end of this
+    // turn write and (with fsync_confirms) sync.
+    std::uint64_t ticket();
+    // Runs `done(ok)` on the loop once `ticket` is stored, or once storing it failed. Callers
+    // whose object may go away first capture a weak handle.
+    void when_stored(std::uint64_t ticket, Done done);
+
+    // ---- the loop's part
+    // Writes what is buffered to the OS (definitions first, then messages). The event loop calls
+    // it before it writes to any socket. A failed write fails this turn's ticket (logged).
+    void flush();
+    // End of a loop turn: flush, then settle or request this turn's ticket.
+    void end_turn();
+    // The sync thread finished a round (posted to the loop).
+    void on_synced(const store::SyncResult& result);
+    // Every sync_interval_ms: sync what was written since the last round, so that what no one
+    // waits for (acks, deliveries, confirms without fsync) is on disk within that time.
+    void periodic_sync();
+    // Shutdown: write and sync everything, and wait for it.
+    void finish();
+
+    // False once an fdatasync failed: nothing can be called stored from then on.
+    bool healthy() const { return !storage_failed_; }
+    const std::string& failure() const { return failure_; }
+    std::uint64_t write_failures() const { return write_failures_; }
+    // Free bytes on the data directory's file system (statvfs), or nullopt.
+    std::optional<std::uint64_t> free_bytes() const;
+
+private:
+    Durability(const Config& config, Post post);
+    void complete(std::uint64_t ticket, bool ok);
+    void write_failed(const std::string& why);
+    void fail_storage(const std::string& why);
+
+    std::string dir_;
+    bool fsync_confirms_;
+    store::LogOptions log_options_;
+    std::unique_ptr<store::FileSystem> fs_;
+    std::unique_ptr<store::FileLock> lock_;
+    std::unique_ptr<store::SyncService> sync_;
+    std::unique_ptr<store::MetaLog> meta_;
+    std::map<std::uint32_t, std::unique_ptr<store::MessageLog>> logs_;
+
+    std::uint64_t definition_appends_ = 0;
+
+    // Tickets: next_ticket_ is the one this turn will settle; wanted_ says someone asked for it.
+    std::uint64_t next_ticket_ = 1;
+    bool wanted_ = false;
+    bool turn_failed_ = false;   // a write failed during this turn
+    bool written_unsynced_ = false;  // written since the last sync request (for periodic_sync)
+    struct InSync {
+        std::uint64_t ticket;       // ours
+        std::uint64_t sync_ticket;  // the SyncService's
+    };
+    std::deque<InSync> in_sync_;
+    std::map<std::uint64_t, std::vector<Done>> waiters_;
+
+    std::uint64_t write_failures_ = 0;
+    bool storage_failed_ = false;
+    std::string failure_;
+};
+
+}  // namespace warren::broker
