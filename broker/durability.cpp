@@ -148,6 +148,10 @@ void Durability::write_failed(const std::string& why) {
 
 // After a failed fdatasync the kernel may have dropped the dirty pages: nothing written since the
 // last good sync can be called durable again, so every later ticket fails until a restart.
+void Durability::wait_for_syncs() {
+    if (!in_sync_.empty()) (void)sync_->wait(in_sync_.back().sync_ticket);
+}
+
 void Durability::fail_storage(const std::string& why) {
     log::error("storage: {}; nothing more is confirmed as stored until the disk is repaired and Warren restarted",
                why);

@@ -66,6 +66,10 @@ public:
     void periodic_sync();
     // Shutdown: write and sync everything, and wait for it.
     void finish();
+    // Blocks until the syncs requested so far are done (their completions are posted). For
+    // tests, which have no event loop to wait in; never the loop.
+    void wait_for_syncs();
+    bool has_syncs_in_flight() const { return !in_sync_.empty(); }
 
     // False once an fdatasync failed: nothing can be called stored from then on.
     bool healthy() const { return !storage_failed_; }

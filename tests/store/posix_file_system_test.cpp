@@ -7,13 +7,13 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace warren::store {
 namespace {
 
 TEST_CASE("posix fs: write, read, size, truncate, sync, rename, unlink, list", "[store][posix]") {
-    test::TempDir tmp;
+    warren::testing::TempDir tmp;
     PosixFileSystem fs;
     std::string dir = tmp.path() + "/a/b";
     REQUIRE(fs.make_directories(dir));
@@ -43,7 +43,7 @@ TEST_CASE("posix fs: write, read, size, truncate, sync, rename, unlink, list", "
 }
 
 TEST_CASE("posix fs: errors name the call and the path", "[store][posix]") {
-    test::TempDir tmp;
+    warren::testing::TempDir tmp;
     PosixFileSystem fs;
     auto f = fs.open(tmp.path() + "/missing", OpenMode::Read);
     REQUIRE_FALSE(f);
@@ -58,7 +58,7 @@ TEST_CASE("posix fs: errors name the call and the path", "[store][posix]") {
 }
 
 TEST_CASE("posix fs: the lock is exclusive and says who holds it", "[store][posix]") {
-    test::TempDir tmp;
+    warren::testing::TempDir tmp;
     PosixFileSystem fs;
     auto first = fs.lock(tmp.path() + "/LOCK");
     REQUIRE(first);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "broker/durability.hpp"
 #include "broker/log.hpp"
 #include "protocol/frame_writer.hpp"
 
@@ -17,12 +18,49 @@ TestBroker::TestBroker(Config config) {
     warren::log::set_level(level);
     broker = std::make_unique<Broker>(std::move(config), clock);
     broker->memory_probe = [this] { return memory_used; };
+    std::string error = broker->start_storage([this](std::function<void()> f) {
+        {
+            std::lock_guard lock(posted_mutex_);
+            posted_.push_back(std::move(f));
+        }
+        posted_cv_.notify_all();
+    });
+    if (!error.empty()) throw std::runtime_error("storage: " + error);
+}
+
+TestBroker::~TestBroker() {
+    // The sync thread may still post: stop it (with the broker) before the queue goes.
+    broker.reset();
+}
+
+bool TestBroker::run_posted() {
+    std::vector<std::function<void()>> batch;
+    {
+        std::lock_guard lock(posted_mutex_);
+        batch.swap(posted_);
+    }
+    for (auto& f : batch) f();
+    return !batch.empty();
 }
 
 void TestBroker::settle() {
     for (int i = 0; i < 10000; ++i) {
         broker->run_pending();
-        if (!broker->has_pending()) return;
+        bool ran = false;
+        if (Durability* d = broker->durability()) {
+            broker->end_turn_storage();
+            // A sync's completion is posted after the sync thread settles it: wait for the post.
+            while (d->has_syncs_in_flight()) {
+                d->wait_for_syncs();
+                std::unique_lock lock(posted_mutex_);
+                if (!posted_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !posted_.empty(); }))
+                    throw std::runtime_error("the sync thread posted nothing");
+                lock.unlock();
+                ran = run_posted() || ran;
+            }
+            ran = run_posted() || ran;
+        }
+        if (!broker->has_pending() && !ran) return;
     }
     throw std::runtime_error("broker did not settle");
 }

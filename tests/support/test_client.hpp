@@ -4,6 +4,9 @@
 #pragma once
 
 #include <deque>
+#include <functional>
+#include <condition_variable>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,18 +28,28 @@ using namespace warren::protocol;
 
 class TestBroker {
 public:
+    // With config.data_dir set, the broker stores and recovers as the real one does; the sync
+    // thread's completions run in settle(), which waits for them.
     explicit TestBroker(Config config = {});
+    ~TestBroker();
     ManualClock clock;
     std::unique_ptr<Broker> broker;
     // Memory use the broker sees (its memory probe); tests set it to raise the alarm.
     std::uint64_t memory_used = 0;
 
-    // Runs due timers and pending dispatches until nothing is left.
+    // Runs due timers and pending dispatches until nothing is left; with storage, ends the turn
+    // as the event loop does (writes, syncs) and runs what the sync thread posted.
     void settle();
     void advance(std::chrono::milliseconds ms);
 
     // The default vhost's queue of that name, or nullptr.
     Queue* queue(std::string_view name);
+
+private:
+    bool run_posted();
+    std::mutex posted_mutex_;
+    std::condition_variable posted_cv_;
+    std::vector<std::function<void()>> posted_;
 };
 
 // One frame the broker sent, owning its bytes.

@@ -6,13 +6,13 @@
 #include <stdexcept>
 #include <string>
 
-namespace warren::store::test {
+namespace warren::testing {
 
 class TempDir {
 public:
     TempDir() {
         const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base && *base ? base : "/tmp") + "/warren-store-XXXXXX";
+        std::string pattern = std::string(base && *base ? base : "/tmp") + "/warren-test-XXXXXX";
         if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
         path_ = pattern;
     }
@@ -28,4 +28,4 @@ private:
     std::string path_;
 };
 
-}  // namespace warren::store::test
+}  // namespace warren::testing
