@@ -109,7 +109,8 @@ Status Channel::on_channel_close(const ChannelClose&) {
 }
 
 void Channel::begin_close(const AmqpError& error) {
-    log::info("channel {} on connection {} closed by the broker: {}", id_, connection_.peer().address, error.text);
+    log::peer(log::Level::Info, connection_.peer().address, "channel {} on connection {} closed by the broker: {}", id_,
+              connection_.peer().address, log::escaped(error.text, 512));
     const std::string text = wire_reply_text(error.text);
     connection_.send_method(id_, ChannelClose{static_cast<std::uint16_t>(error.code), text,
                                               error.method.class_id, error.method.method_id});

@@ -300,8 +300,8 @@ void Connection::close_with_error(const AmqpError& error) {
         return;
     }
     close_reason_ = error.text;
-    log::warning("connection {} error: {} (class {}, method {})", peer_.address, error.text, error.method.class_id,
-                 error.method.method_id);
+    log::peer(log::Level::Warning, peer_.address, "connection {} error: {} (class {}, method {})", peer_.address,
+              log::escaped(error.text, 512), error.method.class_id, error.method.method_id);
     for (auto& [id, channel] : channels_) channel->close_down();
     channels_.clear();
     const std::string text = wire_reply_text(error.text);
@@ -342,10 +342,12 @@ void Connection::teardown(std::string_view reason) {
 
 void Connection::log_closed(std::string_view reason) {
     if (logged_open_ || !user_.empty())
-        log::info("connection closed: {} user '{}' vhost '{}': {}", peer_.address, user_,
-                  vhost_ ? vhost_->name() : std::string_view{}, reason);
+        log::peer(log::Level::Info, peer_.address, "connection closed: {} user '{}' vhost '{}': {}", peer_.address,
+                  log::escaped(user_), log::escaped(vhost_ ? vhost_->name() : std::string_view{}),
+                  log::escaped(reason, 512));
     else
-        log::info("connection closed: {} before login: {}", peer_.address, reason);
+        log::peer(log::Level::Info, peer_.address, "connection closed: {} before login: {}", peer_.address,
+                  log::escaped(reason, 512));
 }
 
 // ---- memory alarm ---------------------------------------------------------------------------
@@ -364,7 +366,7 @@ void Connection::on_memory_alarm(bool on) {
             send_method(0, ConnectionBlocked{"low on memory"});
             sent_blocked_ = true;
         }
-        log::info("connection {} blocked: memory alarm", peer_.address);
+        log::peer(log::Level::Info, peer_.address, "connection {} blocked: memory alarm", peer_.address);
     } else {
         if (!blocked_) return;
         blocked_ = false;
@@ -372,7 +374,7 @@ void Connection::on_memory_alarm(bool on) {
             send_method(0, ConnectionUnblocked{});
             sent_blocked_ = false;
         }
-        log::info("connection {} unblocked", peer_.address);
+        log::peer(log::Level::Info, peer_.address, "connection {} unblocked", peer_.address);
     }
     host_.read_state_changed();
 }

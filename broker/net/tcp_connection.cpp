@@ -34,7 +34,7 @@ TcpConnection::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket)
     asio::error_code ec;
     socket_.set_option(asio::ip::tcp::no_delay(true), ec);
     PeerInfo peer = peer_of(socket_);
-    log::debug("accepting AMQP connection from {}", peer.address);
+    log::peer(log::Level::Debug, peer.address, "accepting AMQP connection from {}", peer.address);
     core_ = std::make_unique<Connection>(loop_.broker(), *this, std::move(peer));
 }
 
