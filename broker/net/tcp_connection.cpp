@@ -142,6 +142,12 @@ void TcpConnection::close_transport() {
     output_ready();
 }
 
+// The client does not read: what is pending would never be written. Close now; the write in
+// flight completes with operation_aborted and releases this object.
+void TcpConnection::abort_transport() {
+    finish_close();
+}
+
 void TcpConnection::read_state_changed() {
     if (core_->wants_read()) start_read();
 }
