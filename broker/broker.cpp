@@ -12,6 +12,7 @@
 #include "broker/connection.hpp"
 #include "broker/durability.hpp"
 #include "broker/log.hpp"
+#include "broker/scope_guard.hpp"
 
 namespace warren::broker {
 
@@ -66,14 +67,18 @@ std::uint64_t Broker::register_connection(Connection& connection) {
 
 void Broker::unregister_connection(Connection& connection) { connections_.erase(&connection); }
 
-void Broker::mark_dirty(Queue& queue) {
-    if (queue.is_dirty()) return;
-    queue.set_dirty(true);
-    dirty_.push_back(&queue);
+void Broker::schedule_work() {
     if (!work_scheduled_ && on_work_pending) {
         work_scheduled_ = true;
         on_work_pending();
     }
+}
+
+void Broker::mark_dirty(Queue& queue) {
+    if (queue.is_dirty()) return;
+    queue.set_dirty(true);
+    dirty_.push_back(&queue);
+    schedule_work();
 }
 
 void Broker::forget_queue(Queue& queue) {
@@ -88,18 +93,44 @@ void Broker::run_pending() {
     work_scheduled_ = false;
     new_turn();
     timers_.fire_due(now());
+    drain_dead_letters();
     // Each queue dispatched once per turn; a queue with more to deliver goes to the next turn.
     running_.clear();
     running_.swap(dirty_);
     for (auto& q : running_) q->set_dirty(false);
-    for (std::size_t i = 0; i < running_.size(); ++i) {
-        Queue* q = running_[i];
-        if (q && q->dispatch(dispatch_budget)) mark_dirty(*q);
+    std::size_t i = 0;
+    try {
+        for (; i < running_.size(); ++i) {
+            Queue* q = running_[i];
+            if (q && q->dispatch(dispatch_budget)) mark_dirty(*q);
+            drain_dead_letters();
+        }
+    } catch (...) {
+        // A bug or exhausted memory (deliveries themselves fail only their consumer's
+        // connection, see Channel::try_deliver). The queues not dispatched yet stay dirty; the
+        // one that threw dispatches again at its next event (publish, ack, consume, drain).
+        for (++i; i < running_.size(); ++i)
+            if (running_[i]) mark_dirty(*running_[i]);
+        running_.clear();
+        throw;
     }
     running_.clear();
-    if (!dirty_.empty() && !work_scheduled_ && on_work_pending) {
-        work_scheduled_ = true;
-        on_work_pending();
+    if (!dirty_.empty()) schedule_work();
+}
+
+void Broker::push_dead_letter(DeadLetter dead_letter) {
+    dead_letters_.push_back(std::move(dead_letter));
+    schedule_work();  // a safety net: every path that pushes also reaches a drain point
+}
+
+void Broker::drain_dead_letters_now() {
+    if (draining_dead_letters_) return;
+    FlagGuard draining(draining_dead_letters_);
+    while (!dead_letters_.empty()) {
+        // Taken off the list before routing: a dead letter that throws is not retried forever.
+        DeadLetter d = std::move(dead_letters_.front());
+        dead_letters_.pop_front();
+        d.vhost->route_dead_letter(d);
     }
 }
 

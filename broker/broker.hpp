@@ -1,9 +1,10 @@
 // The broker: configuration, vhosts, the connections, the timers and the deferred work of
-// the event loop (queues to dispatch), and the memory alarm. One per process; everything
-// here runs on the event-loop thread.
+// the event loop (queues to dispatch, dead letters to route), and the memory alarm. One per
+// process; everything here runs on the event-loop thread.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "broker/clock.hpp"
 #include "broker/config.hpp"
+#include "broker/dead_letter.hpp"
 #include "broker/string_map.hpp"
 #include "broker/timer_queue.hpp"
 #include "broker/vhost.hpp"
@@ -77,9 +79,21 @@ public:
     // Runs the pending dispatches (bounded) and timers that are due. The event loop calls this
     // after each batch of input; tests call it after each step.
     void run_pending();
-    bool has_pending() const { return !dirty_.empty(); }
+    bool has_pending() const { return !dirty_.empty() || !dead_letters_.empty(); }
     // Set by the event loop: called when run_pending() should be scheduled.
     std::function<void()> on_work_pending;
+
+    // ---- the dead-letter work list
+    // The cascade requeue -> expire -> dead-letter -> route -> enqueue -> deliver runs from this
+    // list, never by recursion: a queue pushes a dead letter and returns, and the list is drained
+    // at the drain points (the end of each channel method, publish and channel close, and of
+    // each timer and dispatch in run_pending), where no caller is walking a queue's or a
+    // channel's containers. Routing one dead letter may push more; they join the end of the list.
+    void push_dead_letter(DeadLetter dead_letter);
+    void drain_dead_letters() {
+        if (!dead_letters_.empty()) drain_dead_letters_now();
+    }
+    std::size_t pending_dead_letters() const { return dead_letters_.size(); }
 
     // ---- memory alarm
     std::uint64_t memory_limit() const { return memory_limit_; }
@@ -114,6 +128,11 @@ private:
     std::vector<Queue*> dirty_;
     std::vector<Queue*> running_;  // the batch run_pending() is dispatching
     bool work_scheduled_ = false;
+    void schedule_work();
+
+    std::deque<DeadLetter> dead_letters_;
+    bool draining_dead_letters_ = false;
+    void drain_dead_letters_now();
 
     std::uint64_t memory_limit_ = 0;
     bool memory_alarm_ = false;

@@ -75,6 +75,9 @@ Status Channel::on_method_frame(MethodId method, std::span<const std::byte> args
         }
         status = ChannelDispatch{*this}(m);
     });
+    // A drain point: what the method dead-lettered (reject, nack, recover, get, commit) is
+    // routed now, before the next frame, with no container of this channel being walked.
+    connection_.broker().drain_dead_letters();
     if (!known) return texts::unknown_method(method);
     if (status && status->method == MethodId{} && !status_is_frame_level) status->method = method;
     return status;
@@ -109,7 +112,8 @@ Status Channel::on_channel_close(const ChannelClose&) {
 }
 
 void Channel::begin_close(const AmqpError& error) {
-    log::info("channel {} on connection {} closed by the broker: {}", id_, connection_.peer().address, error.text);
+    log::peer(log::Level::Info, connection_.peer().address, "channel {} on connection {} closed by the broker: {}", id_,
+              connection_.peer().address, log::escaped(error.text, 512));
     const std::string text = wire_reply_text(error.text);
     connection_.send_method(id_, ChannelClose{static_cast<std::uint16_t>(error.code), text,
                                               error.method.class_id, error.method.method_id});
@@ -130,15 +134,17 @@ void Channel::close_down() {
         if (entry.live) requeue_entry(std::move(entry));
     unacked_.clear();
     unacked_live_ = 0;
-    for (auto& op : tx_ops_)
-        if (auto* settle = std::get_if<TxSettle>(&op))
-            for (auto& entry : settle->entries) requeue_entry(std::move(entry));
-    tx_ops_.clear();
+    for (auto& op : tx_settles_)
+        for (auto& entry : op.entries) requeue_entry(std::move(entry));
+    tx_settles_.clear();
+    tx_publishes_.clear();
     tx_held_ = 0;
     // Then the consumers go (an auto-delete queue may go with its last consumer).
     while (!consumers_.empty()) remove_consumer(*consumers_.begin()->second, false);
     if (!reply_to_name_.empty()) connection_.broker().unregister_reply_to(reply_to_name_);
     reply_to_name_.clear();
+    // A drain point: requeued messages past their TTL or delivery limit are dead-lettered now.
+    connection_.broker().drain_dead_letters();
 }
 
 // ---- delivery -------------------------------------------------------------------------------
@@ -170,21 +176,47 @@ ByteBuffer properties_with_delivery_count(const Message& m, std::uint32_t count)
 
 }  // namespace
 
-void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage message) {
-    const std::uint64_t tag = next_delivery_tag_++;
-    const Message& m = *message.message;
-    BasicDeliver deliver;
-    deliver.consumer_tag = consumer.tag;
-    deliver.delivery_tag = tag;
-    deliver.redelivered = message.redelivered();
-    deliver.exchange = m.exchange();
-    deliver.routing_key = m.routing_key();
-    write_method_frame(connection_.out().bytes(), id_, deliver);
-    send_message_content(message, false);
+bool Channel::try_deliver(Consumer& consumer, Queue& queue, QueuedMessage& message) {
+    try {
+        deliver(consumer, queue, message);
+        return true;
+    } catch (const std::exception& e) {
+        // The connection boundary for deliveries, as TcpConnection's is for input: a bug or
+        // exhausted memory closes only this connection (541), later, since its queue is in the
+        // middle of dispatching; the message stays with the queue.
+        log::peer(log::Level::Error, connection_.peer().address,
+                  "internal error delivering to connection {}: {}; closing it", connection_.peer().address, e.what());
+        connection_.close_soon("internal error", AmqpError{ReplyCode::InternalError, "INTERNAL_ERROR", {}});
+        return false;
+    }
+}
+
+void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage& message) {
+    OutputQueue& out = connection_.out();
+    const OutputQueue::Mark mark = out.mark();
+    const std::uint64_t tag = next_delivery_tag_;
+    try {
+        const Message& m = *message.message;
+        BasicDeliver deliver;
+        deliver.consumer_tag = consumer.tag;
+        deliver.delivery_tag = tag;
+        deliver.redelivered = message.redelivered();
+        deliver.exchange = m.exchange();
+        deliver.routing_key = m.routing_key();
+        write_method_frame(out.bytes(), id_, deliver);
+        send_message_content(message, false);
+        // The message moves to the ledger last: if anything before throws, it is still the caller's.
+        if (!consumer.no_ack)
+            unacked_.emplace_back(tag, queue.id(), std::move(message), &consumer, true, connection_.broker().now());
+    } catch (...) {
+        out.rollback(mark);
+        throw;
+    }
+    out.add_paced(out.bytes_since(mark));
+    ++next_delivery_tag_;
     if (!consumer.no_ack) {
         ++consumer.unacked;
         ++unacked_live_;
-        unacked_.push_back(Unacked{tag, queue.id(), std::move(message), &consumer, true, connection_.broker().now()});
         if (!consumer_timeout_timer_) arm_consumer_timeout();
     }
 }
@@ -200,13 +232,30 @@ void Channel::send_message_content(const QueuedMessage& message, bool always_cou
 
 bool Channel::deliver_reply(const MessageRef& message) {
     if (!reply_consumer_ || closed_down_) return false;
+    // Caused by another connection's publish: neither prefetch nor this connection's reading
+    // bounds it, so past connection_output_limit the connection is closed and the reply
+    // dropped (the publisher gets it back if it was mandatory), as if the requester were gone.
+    if (!connection_.accepts_foreign_output()) return false;
+    OutputQueue& out = connection_.out();
+    const OutputQueue::Mark mark = out.mark();
     BasicDeliver deliver;
     deliver.consumer_tag = reply_consumer_->tag;
-    deliver.delivery_tag = next_delivery_tag_++;
+    deliver.delivery_tag = next_delivery_tag_;
     deliver.exchange = message->exchange();
     deliver.routing_key = message->routing_key();
-    write_method_frame(connection_.out().bytes(), id_, deliver);
-    connection_.send_content(id_, message, message->properties());
+    try {
+        write_method_frame(out.bytes(), id_, deliver);
+        connection_.send_content(id_, message, message->properties());
+    } catch (const std::exception& e) {
+        // This connection's failure, not the publisher's: as in try_deliver.
+        out.rollback(mark);
+        log::peer(log::Level::Error, connection_.peer().address,
+                  "internal error delivering to connection {}: {}; closing it", connection_.peer().address, e.what());
+        connection_.close_soon("internal error", AmqpError{ReplyCode::InternalError, "INTERNAL_ERROR", {}});
+        return false;
+    }
+    ++next_delivery_tag_;
+    out.add_foreign(out.bytes_since(mark));
     return true;
 }
 
@@ -229,10 +278,9 @@ Consumer* Channel::find_consumer(std::string_view tag) {
 void Channel::remove_consumer(Consumer& consumer, bool queue_is_going) {
     for (auto& entry : unacked_)
         if (entry.consumer == &consumer) entry.consumer = nullptr;
-    for (auto& op : tx_ops_)
-        if (auto* settle = std::get_if<TxSettle>(&op))
-            for (auto& entry : settle->entries)
-                if (entry.consumer == &consumer) entry.consumer = nullptr;
+    for (auto& op : tx_settles_)
+        for (auto& entry : op.entries)
+            if (entry.consumer == &consumer) entry.consumer = nullptr;
     if (&consumer == reply_consumer_) {
         reply_consumer_ = nullptr;
         if (!reply_to_name_.empty()) connection_.broker().unregister_reply_to(reply_to_name_);

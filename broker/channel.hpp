@@ -11,7 +11,6 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "broker/consumer.hpp"
@@ -70,7 +69,9 @@ public:
 
     // ---- delivery (called by queues)
     bool can_deliver(const Consumer& consumer) const;
-    void deliver(Consumer& consumer, Queue& queue, QueuedMessage message);
+    // Delivers `message` (moved from only on success) and returns true; if delivering throws,
+    // returns false with the message intact and this connection closing (see channel.cpp).
+    bool try_deliver(Consumer& consumer, Queue& queue, QueuedMessage& message);
     // The queue was deleted: the consumer goes, with basic.cancel if the client asked for it.
     void on_queue_deleted(Consumer& consumer);
     // A reply for this channel's direct reply-to consumer.
@@ -119,6 +120,9 @@ private:
     friend struct ChannelDispatch;
 
     struct Unacked {
+        Unacked() = default;
+        Unacked(std::uint64_t t, QueueId q, QueuedMessage&& m, Consumer* c, bool l, TimePoint at)
+            : tag(t), queue(q), message(std::move(m)), consumer(c), live(l), delivered_at(at) {}
         std::uint64_t tag = 0;
         QueueId queue = 0;
         QueuedMessage message;
@@ -131,18 +135,20 @@ private:
     // only a server sends) is read to its end without being kept.
     enum class ContentState { Idle, ExpectHeader, ExpectBody, DiscardBody };
 
-    // A publish held until tx.commit.
+    // A publish held until tx.commit, routed when it came (as RabbitMQ): the names of the
+    // queues it reached then; commit enqueues it to those that still exist.
     struct TxPublish {
-        std::string exchange;
         MessageRef message;
-        bool mandatory;
+        std::vector<std::string> queues;
+        bool mandatory = false;
+        bool reply_to = false;  // to a direct reply-to consumer, looked up at commit
     };
+    // An ack, nack or reject held until tx.commit.
     struct TxSettle {
         enum class Kind { Ack, Reject } kind;
         std::vector<Unacked> entries;
         bool requeue = false;
     };
-    using TxOp = std::variant<TxPublish, TxSettle>;
 
     VHost& vhost() const;
     Status check_exclusive(const Queue& queue) const;
@@ -162,12 +168,20 @@ private:
     Status discard_content(std::uint64_t body_size, protocol::AmqpError error);
     Status finish_discard();
     Status complete_publish();
-    Status route_and_enqueue(const std::string& exchange, const MessageRef& message, bool mandatory,
-                             std::uint64_t confirm_seq);
+    Status publish(MessageRef message);
+    // basic.publish's checks (exchange, internal, direct reply-to consumer), made when the
+    // content is complete, in a transaction too; rewrites a direct reply-to request.
+    Status prepare_publish(const std::string& exchange_name, MessageRef& message, ExchangeEntry*& x);
+    bool is_reply_route(const ExchangeEntry& x, const Message& message) const;
+    bool deliver_to_reply_consumer(const MessageRef& message);
+    void commit_publish(TxPublish& publish);
     void confirm(std::uint64_t seq, bool ack);
     void send_return(protocol::ReplyCode code, std::string_view text, const MessageRef& message);
     // Content header and body of a delivery or get-ok; a redelivery carries x-delivery-count.
     void send_message_content(const QueuedMessage& message, bool always_count);
+
+    // All or nothing: the frames and the ledger entry, or (if anything throws) neither.
+    void deliver(Consumer& consumer, Queue& queue, QueuedMessage& message);
 
     // unacked ledger
     Status collect(std::uint64_t tag, bool multiple, protocol::MethodId method, std::vector<Unacked>& out);
@@ -222,9 +236,11 @@ private:
     std::uint64_t confirm_pending_first_ = 0;  // 0: nothing pending
     std::uint64_t confirm_pending_last_ = 0;
 
-    // transactions
+    // transactions: publishes and settles held until commit (publishes are applied first)
     bool tx_mode_ = false;
-    std::vector<TxOp> tx_ops_;
+    std::vector<TxPublish> tx_publishes_;
+    std::vector<TxSettle> tx_settles_;
+    std::vector<Queue*> commit_scratch_;
 
     // The last exchange this channel published to (a lookup cache, valid for one topology version).
     std::string cached_exchange_name_;

@@ -71,6 +71,7 @@ Queue* Channel::queue_for(QueueId id) {
 }
 
 void Channel::requeue_entry(Unacked&& entry) {
+    if (!entry.message.message) return;  // already settled by a commit that threw half-way
     if (Queue* q = queue_for(entry.queue)) q->requeue(std::move(entry.message));
     // The queue is gone: so is the message, as in RabbitMQ.
 }
@@ -104,7 +105,8 @@ Status Channel::settle_tags(std::uint64_t tag, bool multiple, MethodId method, b
     entries.clear();
     if (Status s = collect(tag, multiple, method, entries)) return s;
     if (tx_mode_) {
-        tx_ops_.push_back(TxSettle{ack ? TxSettle::Kind::Ack : TxSettle::Kind::Reject, std::move(entries), requeue});
+        tx_settles_.push_back(
+            TxSettle{ack ? TxSettle::Kind::Ack : TxSettle::Kind::Reject, std::move(entries), requeue});
         return std::nullopt;
     }
     settle(entries, ack, requeue);

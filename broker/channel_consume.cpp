@@ -98,20 +98,29 @@ Status Channel::on_basic_get(const BasicGet& m) {
         connection_.send_method(id_, BasicGetEmpty{});
         return std::nullopt;
     }
-    const std::uint64_t tag = next_delivery_tag_++;
-    const Message& msg = *taken->message;
-    BasicGetOk ok;
-    ok.delivery_tag = tag;
-    ok.redelivered = taken->redelivered();
-    ok.exchange = msg.exchange();
-    ok.routing_key = msg.routing_key();
-    ok.message_count = static_cast<std::uint32_t>(q->message_count());
-    write_method_frame(connection_.out().bytes(), id_, ok);
-    send_message_content(*taken, q->args().type == QueueType::Quorum);
-    if (!m.no_ack) {
-        ++unacked_live_;
-        unacked_.push_back(Unacked{tag, q->id(), std::move(*taken), nullptr, true, connection_.broker().now()});
+    const std::uint64_t tag = next_delivery_tag_;
+    OutputQueue& out = connection_.out();
+    const OutputQueue::Mark mark = out.mark();
+    try {
+        const Message& msg = *taken->message;
+        BasicGetOk ok;
+        ok.delivery_tag = tag;
+        ok.redelivered = taken->redelivered();
+        ok.exchange = msg.exchange();
+        ok.routing_key = msg.routing_key();
+        ok.message_count = static_cast<std::uint32_t>(q->message_count());
+        write_method_frame(out.bytes(), id_, ok);
+        send_message_content(*taken, q->args().type == QueueType::Quorum);
+        if (!m.no_ack)
+            unacked_.emplace_back(tag, q->id(), std::move(*taken), nullptr, true, connection_.broker().now());
+    } catch (...) {
+        // All or nothing, as a delivery (Channel::deliver): the message goes back to its place.
+        out.rollback(mark);
+        q->put_back(std::move(*taken));
+        throw;
     }
+    ++next_delivery_tag_;
+    if (!m.no_ack) ++unacked_live_;
     return std::nullopt;
 }
 

@@ -1,11 +1,12 @@
 // basic.publish: content assembly (method, header, body frames), routing, mandatory returns,
-// publisher confirms and transactions.
+// publisher confirms and transactions (routed at publish, enqueued at commit, as RabbitMQ).
 #include <cstring>
 
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/channel_errors.hpp"
 #include "broker/connection.hpp"
+#include "broker/scope_guard.hpp"
 #include "broker/server_texts.hpp"
 #include "broker/vhost.hpp"
 
@@ -171,6 +172,13 @@ Status Channel::complete_publish() {
     content_state_ = ContentState::Idle;
     MessageRef message = std::move(pending_message_);
     connection_.note_publish();
+    Status status = publish(message);
+    // A drain point: what enqueueing dead-lettered (overflow, TTL 0 with no consumer) is routed now.
+    connection_.broker().drain_dead_letters();
+    return status;
+}
+
+Status Channel::publish(MessageRef message) {
     // rabbit_channel:check_user_id_header/2: a user_id must be the authenticated user's.
     if (message->has_property(property_flag::user_id)) {
         std::string_view user_id = message->decoded_properties().user_id;
@@ -180,18 +188,30 @@ Status Channel::complete_publish() {
                                    connection_.user())),
                                BasicPublish::id);
     }
+    ExchangeEntry* x = nullptr;
+    if (Status s = prepare_publish(pending_exchange_, message, x)) return s;
     if (tx_mode_) {
-        ExchangeEntry* x = vhost().find_exchange(pending_exchange_);
-        if (!x) return errors::with_method(errors::no_exchange(pending_exchange_, vhost().name()), BasicPublish::id);
-        tx_ops_.push_back(TxPublish{pending_exchange_, std::move(message), pending_mandatory_});
+        // Routed now, enqueued at commit (rabbit_channel keeps the routed delivery in its tx).
+        TxPublish held{{}, {}, pending_mandatory_, is_reply_route(*x, *message)};
+        held.message = held.reply_to ? message : vhost().route_names(*x, message, held.queues);
+        tx_publishes_.push_back(std::move(held));
         return std::nullopt;
     }
-    std::uint64_t seq = confirm_mode_ ? next_publish_seq_++ : 0;
-    return route_and_enqueue(pending_exchange_, message, pending_mandatory_, seq);
+    bool routed = false;
+    bool rejected = false;
+    if (is_reply_route(*x, *message)) {
+        routed = deliver_to_reply_consumer(message);
+    } else {
+        PublishResult result = vhost().publish(*x, message);
+        routed = result.routed;
+        rejected = result.rejected;
+    }
+    if (!routed && pending_mandatory_) send_return(ReplyCode::NoRoute, "NO_ROUTE", message);
+    if (confirm_mode_) confirm(next_publish_seq_++, !rejected);
+    return std::nullopt;
 }
 
-Status Channel::route_and_enqueue(const std::string& exchange_name, const MessageRef& original, bool mandatory,
-                                  std::uint64_t confirm_seq) {
+Status Channel::prepare_publish(const std::string& exchange_name, MessageRef& message, ExchangeEntry*& x) {
     VHost& vh = vhost();
     if (cached_exchange_version_ != vh.topology_version() || cached_exchange_name_ != exchange_name ||
         !cached_exchange_) {
@@ -199,14 +219,13 @@ Status Channel::route_and_enqueue(const std::string& exchange_name, const Messag
         cached_exchange_name_ = exchange_name;
         cached_exchange_version_ = vh.topology_version();
     }
-    ExchangeEntry* x = cached_exchange_;
+    x = cached_exchange_;
     if (!x) return errors::with_method(errors::no_exchange(exchange_name, vh.name()), BasicPublish::id);
     if (x->internal)
         return AmqpError{ReplyCode::AccessRefused,
                          fmt::format("ACCESS_REFUSED - cannot publish to internal {}",
                                      resource_name("exchange", exchange_name, vh.name())),
                          BasicPublish::id};
-    MessageRef message = original;
     // Direct reply-to: a request naming the pseudo-queue gets this channel's reply address.
     if (message->has_property(property_flag::reply_to) &&
         message->decoded_properties().reply_to == reply_to_queue) {
@@ -214,19 +233,16 @@ Status Channel::route_and_enqueue(const std::string& exchange_name, const Messag
             return errors::with_method(errors::precondition("fast reply consumer does not exist"), BasicPublish::id);
         message = with_reply_to(*message, reply_to_name_);
     }
-    bool routed = false;
-    bool rejected = false;
-    if (x == &vh.default_exchange() && message->routing_key().starts_with(reply_to_prefix)) {
-        Channel* target = connection_.broker().find_reply_to(message->routing_key());
-        routed = target && target->deliver_reply(message);
-    } else {
-        PublishResult result = vh.publish(*x, message);
-        routed = result.routed;
-        rejected = result.rejected;
-    }
-    if (!routed && mandatory) send_return(ReplyCode::NoRoute, "NO_ROUTE", message);
-    if (confirm_seq) confirm(confirm_seq, !rejected);
     return std::nullopt;
+}
+
+bool Channel::is_reply_route(const ExchangeEntry& x, const Message& message) const {
+    return &x == &vhost().default_exchange() && message.routing_key().starts_with(reply_to_prefix);
+}
+
+bool Channel::deliver_to_reply_consumer(const MessageRef& message) {
+    Channel* target = connection_.broker().find_reply_to(message->routing_key());
+    return target && target->deliver_reply(message);
 }
 
 void Channel::send_return(ReplyCode code, std::string_view text, const MessageRef& message) {
@@ -277,31 +293,52 @@ Status Channel::on_tx_select(const TxSelect&) {
 
 Status Channel::on_tx_commit(const TxCommit&) {
     if (!tx_mode_) return errors::precondition("channel is not transactional");
-    std::vector<TxOp> ops;
-    ops.swap(tx_ops_);
-    for (auto& op : ops) {
-        if (auto* p = std::get_if<TxPublish>(&op)) {
-            if (Status s = route_and_enqueue(p->exchange, p->message, p->mandatory, 0)) return s;
-        } else {
-            auto& settle_op = std::get<TxSettle>(op);
-            for (auto& e : settle_op.entries) {
+    // Publishes first, then acks and rejects in order, as rabbit_channel's tx.commit. Nothing
+    // here can fail: every check was made when the method came, so no settle is ever left
+    // behind. Each op leaves its list once applied, so an exception cannot apply one twice
+    // (close_down requeues the settles still listed).
+    std::size_t done = 0;
+    {
+        ScopeExit forget([&] { tx_publishes_.erase(tx_publishes_.begin(), tx_publishes_.begin() + done); });
+        for (; done < tx_publishes_.size(); ++done) commit_publish(tx_publishes_[done]);
+    }
+    done = 0;
+    {
+        ScopeExit forget([&] { tx_settles_.erase(tx_settles_.begin(), tx_settles_.begin() + done); });
+        for (; done < tx_settles_.size(); ++done) {
+            TxSettle& op = tx_settles_[done];
+            for (auto& e : op.entries) {
                 --tx_held_;
                 release_credit(e);
             }
-            settle(settle_op.entries, settle_op.kind == TxSettle::Kind::Ack, settle_op.requeue);
+            settle(op.entries, op.kind == TxSettle::Kind::Ack, op.requeue);
         }
     }
     connection_.send_method(id_, TxCommitOk{});
     return std::nullopt;
 }
 
+// A publish held by the transaction: to the queues it was routed to that still exist (RabbitMQ
+// looks them up by name at commit), returned if mandatory and none is left.
+void Channel::commit_publish(TxPublish& p) {
+    bool routed = false;
+    if (p.reply_to) {
+        routed = deliver_to_reply_consumer(p.message);
+    } else {
+        std::vector<Queue*>& targets = commit_scratch_;
+        targets.clear();
+        for (const std::string& name : p.queues)
+            if (Queue* q = vhost().find_queue(name)) targets.push_back(q);
+        routed = vhost().enqueue_routed(p.message, targets).routed;
+    }
+    if (!routed && p.mandatory) send_return(ReplyCode::NoRoute, "NO_ROUTE", p.message);
+}
+
 Status Channel::on_tx_rollback(const TxRollback&) {
     if (!tx_mode_) return errors::precondition("channel is not transactional");
     // Publishes are dropped; settled deliveries go back to the ledger, unacknowledged.
-    for (auto& op : tx_ops_) {
-        auto* settle_op = std::get_if<TxSettle>(&op);
-        if (!settle_op) continue;
-        for (auto& e : settle_op->entries) {
+    for (auto& op : tx_settles_) {
+        for (auto& e : op.entries) {
             e.live = true;  // its credit was never released (see collect)
             ++unacked_live_;
             --tx_held_;
@@ -313,7 +350,8 @@ Status Channel::on_tx_rollback(const TxRollback&) {
                 unacked_.insert(it, std::move(e));
         }
     }
-    tx_ops_.clear();
+    tx_settles_.clear();
+    tx_publishes_.clear();
     connection_.send_method(id_, TxRollbackOk{});
     return std::nullopt;
 }

@@ -57,9 +57,10 @@ void Channel::on_consumer_timeout() {
 }
 
 void Channel::time_out_consumer(Consumer& consumer) {
-    log::warning("consumer '{}' on channel {} of connection {} timed out waiting for delivery acknowledgement; "
-                 "cancelled, its messages requeued",
-                 consumer.tag, id_, connection_.peer().address);
+    log::peer(log::Level::Warning, connection_.peer().address,
+              "consumer '{}' on channel {} of connection {} timed out waiting for delivery acknowledgement; "
+              "cancelled, its messages requeued",
+              log::escaped(consumer.tag), id_, connection_.peer().address);
     for (auto& e : unacked_) {
         if (!e.live || e.consumer != &consumer) continue;
         e.live = false;

@@ -105,6 +105,8 @@ void apply_keys(const json& doc, Config& c) {
             c.memory_high_watermark_bytes = get_uint(v, key, 1, std::numeric_limits<std::uint64_t>::max());
         } else if (key == "connection_output_high_water") {
             c.connection_output_high_water = get_uint(v, key, 4096, std::numeric_limits<std::uint32_t>::max());
+        } else if (key == "connection_output_limit") {
+            c.connection_output_limit = get_uint(v, key, 4096, std::numeric_limits<std::uint64_t>::max());
         } else if (key == "consumer_timeout_ms") {
             c.consumer_timeout_ms = get_uint(v, key, 0, std::numeric_limits<std::uint32_t>::max());
         } else if (key == "server_product") {

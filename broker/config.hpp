@@ -33,8 +33,12 @@ struct Config {
     double memory_high_watermark = 0.4;
     std::optional<std::uint64_t> memory_high_watermark_bytes;
 
-    // Deliveries to a connection pause while its unsent output exceeds this.
+    // Deliveries to a connection pause while its unsent output exceeds this, and it is not
+    // read while its unsent answers to its own input do.
     std::uint64_t connection_output_high_water = 4ull * 1024 * 1024;
+    // A connection with more unsent direct reply-to deliveries (sent by other connections) than
+    // this is closed: the client is not reading (as redis's client-output-buffer-limit).
+    std::uint64_t connection_output_limit = 64ull * 1024 * 1024;
 
     // A delivery not acknowledged within this time cancels its consumer (0 disables).
     std::uint64_t consumer_timeout_ms = 30ull * 60 * 1000;

@@ -29,7 +29,8 @@ Connection::Connection(Broker& broker, ConnectionHost& host, PeerInfo peer)
     : broker_(broker),
       host_(host),
       peer_(std::move(peer)),
-      output_high_water_(broker.config().connection_output_high_water) {
+      output_high_water_(broker.config().connection_output_high_water),
+      output_limit_(broker.config().connection_output_limit) {
     id_ = broker_.register_connection(*this);
     // RabbitMQ's handshake_timeout: a peer that does not finish the handshake is dropped.
     close_timer_ = broker_.timers().schedule(broker_.now() + handshake_timeout, [this] {
@@ -246,12 +247,28 @@ const OutputQueue* Connection::begin_write() {
 }
 
 void Connection::end_write() {
+    const bool was_paused = output_pauses_reading();
     writing_ = false;
     in_flight_.clear();
     in_flight_.trim(1024 * 1024);
     if (state_ == State::Open && is_writable()) {
         for (auto& [id, channel] : channels_) channel->on_output_drained();
     }
+    if (was_paused && wants_read()) host_.read_state_changed();
+}
+
+bool Connection::accepts_foreign_output() {
+    if (closing_soon_ || state_ != State::Open) return false;
+    const std::size_t unsent = pending_.foreign() + in_flight_.foreign();
+    if (unsent <= output_limit_) return true;
+    // Like redis's client-output-buffer-limit: the client does not read what others send it.
+    std::string reason = fmt::format(
+        "output limit: {} bytes of direct reply-to deliveries unsent, over "
+        "connection_output_limit ({} bytes); the client is not reading",
+        unsent, output_limit_);
+    log::peer(log::Level::Warning, peer_.address, "connection {} closed: {}", peer_.address, reason);
+    close_soon(std::move(reason), std::nullopt);
+    return false;
 }
 
 // ---- heartbeats -----------------------------------------------------------------------------
@@ -267,9 +284,10 @@ void Connection::start_heartbeats() {
 void Connection::on_heartbeat_tick() {
     heartbeat_timer_ = 0;
     if (state_ == State::Closed) return;
-    if (blocked_) {
-        // A blocked connection is not read, so the client's heartbeats go unseen; RabbitMQ
-        // pauses its heartbeat monitor while blocked (rabbit_heartbeat:pause_monitor/1).
+    if (!wants_read()) {
+        // A connection we do not read (memory alarm, or its output piling up unread) cannot
+        // show us its heartbeats; RabbitMQ pauses its heartbeat monitor while blocked
+        // (rabbit_heartbeat:pause_monitor/1).
         silent_ticks_ = 0;
     } else if (bytes_received_ == bytes_received_at_tick_) {
         if (++silent_ticks_ >= 4) {
@@ -322,8 +340,8 @@ void Connection::close_with_error(const AmqpError& error) {
         return;
     }
     close_reason_ = error.text;
-    log::warning("connection {} error: {} (class {}, method {})", peer_.address, error.text, error.method.class_id,
-                 error.method.method_id);
+    log::peer(log::Level::Warning, peer_.address, "connection {} error: {} (class {}, method {})", peer_.address,
+              log::escaped(error.text, 512), error.method.class_id, error.method.method_id);
     for (auto& [id, channel] : channels_) channel->close_down();
     channels_.clear();
     const std::string text = wire_reply_text(error.text);
@@ -336,6 +354,23 @@ void Connection::close_with_error(const AmqpError& error) {
         close_timer_ = 0;
         teardown(close_reason_);
         host_.close_transport();
+    });
+}
+
+void Connection::close_soon(std::string reason, std::optional<AmqpError> error) {
+    if (closing_soon_ || state_ == State::Closed) return;
+    closing_soon_ = true;
+    close_reason_ = std::move(reason);
+    if (close_timer_) broker_.timers().cancel(close_timer_);
+    close_timer_ = broker_.timers().schedule(broker_.now(), [this, error = std::move(error)] {
+        close_timer_ = 0;
+        if (error) {
+            close_with_error(*error);
+            host_.close_transport();
+        } else {
+            teardown(close_reason_);
+            host_.abort_transport();
+        }
     });
 }
 
@@ -364,10 +399,12 @@ void Connection::teardown(std::string_view reason) {
 
 void Connection::log_closed(std::string_view reason) {
     if (logged_open_ || !user_.empty())
-        log::info("connection closed: {} user '{}' vhost '{}': {}", peer_.address, user_,
-                  vhost_ ? vhost_->name() : std::string_view{}, reason);
+        log::peer(log::Level::Info, peer_.address, "connection closed: {} user '{}' vhost '{}': {}", peer_.address,
+                  log::escaped(user_), log::escaped(vhost_ ? vhost_->name() : std::string_view{}),
+                  log::escaped(reason, 512));
     else
-        log::info("connection closed: {} before login: {}", peer_.address, reason);
+        log::peer(log::Level::Info, peer_.address, "connection closed: {} before login: {}", peer_.address,
+                  log::escaped(reason, 512));
 }
 
 // ---- memory alarm ---------------------------------------------------------------------------
@@ -386,7 +423,7 @@ void Connection::on_memory_alarm(bool on) {
             send_method(0, ConnectionBlocked{"low on memory"});
             sent_blocked_ = true;
         }
-        log::info("connection {} blocked: memory alarm", peer_.address);
+        log::peer(log::Level::Info, peer_.address, "connection {} blocked: memory alarm", peer_.address);
     } else {
         if (!blocked_) return;
         blocked_ = false;
@@ -394,7 +431,7 @@ void Connection::on_memory_alarm(bool on) {
             send_method(0, ConnectionUnblocked{});
             sent_blocked_ = false;
         }
-        log::info("connection {} unblocked", peer_.address);
+        log::peer(log::Level::Info, peer_.address, "connection {} unblocked", peer_.address);
     }
     host_.read_state_changed();
 }

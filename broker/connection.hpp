@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,6 +36,8 @@ public:
     virtual void output_ready() = 0;
     // Write what is pending, then close the socket.
     virtual void close_transport() = 0;
+    // Close the socket now, dropping what is pending (a client that does not read its output).
+    virtual void abort_transport() = 0;
     // wants_read() may have changed (memory alarm, closing).
     virtual void read_state_changed() = 0;
 };
@@ -60,7 +63,8 @@ public:
     void on_read(std::size_t n);
     void feed(std::span<const std::byte> bytes);  // read_space + copy + on_read
     void feed(std::string_view bytes) { feed(std::as_bytes(std::span(bytes.data(), bytes.size()))); }
-    // False while the connection must not be read: blocked by the memory alarm, or closed.
+    // False while the connection must not be read: blocked by the memory alarm, its answers to
+    // its own input piling up unread (output_pauses_reading), or closed.
     bool wants_read() const;
 
     // ---- output
@@ -76,7 +80,19 @@ public:
     void hold_output_until(std::uint64_t ticket);
     bool output_held() const { return output_holds_ > 0; }
     // Below the output high-water mark: deliveries may be added.
-    bool is_writable() const { return output_level() < output_high_water_; }
+    bool is_writable() const { return output_level() < output_high_water_ && !closing_soon_; }
+    // Output that is not deliveries from queues (replies, returns, get-ok: answers to this
+    // connection's input; and direct reply-to deliveries) above the high-water mark: the
+    // connection is not read until it drains, so a client that sends and never reads cannot
+    // make it grow. Deliveries from queues do not count: they stop at the mark by themselves,
+    // and a consumer's acks must still be read while they wait.
+    bool output_pauses_reading() const {
+        return output_level() - pending_.paced() - in_flight_.paced() >= output_high_water_;
+    }
+    // A direct reply-to delivery (output caused by another connection) may be added: false once
+    // more than connection_output_limit bytes of them wait unsent, and the connection is then
+    // closed (at once, dropping its output; its unacked messages go back to their queues).
+    bool accepts_foreign_output();
 
     // ---- lifecycle
     // The socket closed or failed: tear everything down (unacked messages are requeued).
@@ -85,6 +101,10 @@ public:
     State state() const { return state_; }
     // Sends connection.close with the error and waits for close-ok; channels are torn down now.
     void close_with_error(const protocol::AmqpError& error);
+    // The same from a place that must not tear channels down (a queue delivering, a channel
+    // walking its ledger): done by a timer due now, and meanwhile nothing more is delivered.
+    // With no error, the transport is aborted instead (a client that does not read).
+    void close_soon(std::string reason, std::optional<protocol::AmqpError> error);
     // A heartbeat or close timeout; the event loop calls broker.timers().fire_due().
 
     // ---- for channels
@@ -158,7 +178,9 @@ private:
     OutputQueue in_flight_;
     bool writing_ = false;
     std::size_t output_high_water_;
+    std::size_t output_limit_;
     bool output_was_full_ = false;
+    bool closing_soon_ = false;  // close_soon() was called
 
     std::uint32_t frame_max_ = protocol::frame_min_size;  // until tune-ok
     std::uint16_t channel_max_ = 0;

@@ -114,7 +114,8 @@ void Connection::on_start_ok(std::span<const std::byte> args) {
     if (!creds.ok) {
         // RabbitMQ's mechanisms answer a malformed response with a protocol error, not a
         // refused login: the socket closes without connection.close, whatever the capabilities.
-        log::warning("connection {}: {} response is malformed", peer_.address, mechanism);
+        log::peer(log::Level::Warning, peer_.address, "connection {}: {} response is malformed", peer_.address,
+                  log::escaped(mechanism));
         fail_handshake(amqp_error(ReplyCode::SyntaxError, fmt::format("{} response is malformed", mechanism),
                                   ConnectionStartOk::id));
         return;
@@ -127,7 +128,8 @@ void Connection::on_start_ok(std::span<const std::byte> args) {
         send_method(0, ConnectionTune{c.channel_max, c.frame_max, c.heartbeat});
         return;
     }
-    log::warning("connection {}: {} login refused: {}", peer_.address, mechanism, refusal);
+    log::peer(log::Level::Warning, peer_.address, "connection {}: {} login refused: {}", peer_.address,
+              log::escaped(mechanism), log::escaped(refusal));
     fail_handshake(amqp_error(
         ReplyCode::AccessRefused,
         fmt::format("Login was refused using authentication mechanism {}. For details see the broker logfile.",
@@ -181,7 +183,8 @@ void Connection::on_open(std::span<const std::byte> args) {
     close_timer_ = 0;
     send_method(0, ConnectionOpenOk{});
     logged_open_ = true;
-    log::info("connection opened: {} user '{}' vhost '{}'", peer_.address, user_, vhost_->name());
+    log::peer(log::Level::Info, peer_.address, "connection opened: {} user '{}' vhost '{}'", peer_.address,
+              log::escaped(user_), log::escaped(vhost_->name()));
     start_heartbeats();
     if (broker_.memory_alarm() && has_published_) on_memory_alarm(true);
 }

@@ -68,7 +68,9 @@ void Connection::feed(std::span<const std::byte> bytes) {
     }
 }
 
-bool Connection::wants_read() const { return state_ != State::Closed && !blocked_; }
+bool Connection::wants_read() const {
+    return state_ != State::Closed && !blocked_ && !output_pauses_reading();
+}
 
 // A body frame whose payload is not all here yet: hand the payload to its channel as it
 // arrives instead of buffering the whole frame. Only for a well-formed body frame on an open

@@ -1,11 +1,15 @@
 // Dead-lettering as RabbitMQ does it (rabbit_dead_letter.erl, 3.10, plus the x-last-death-*
 // headers of 3.13): the message is republished to the queue's dead-letter exchange with its
 // x-death history updated and its expiration removed. A message is dropped for a queue only
-// when it would cycle back to it with no rejection anywhere in the cycle.
+// when it would cycle back to it with no rejection anywhere in the cycle. Queues put dead letters
+// on the broker's work list (dead_letter.hpp); this runs when the list is drained.
+#include "broker/dead_letter.hpp"
+
 #include <algorithm>
 
 #include "broker/broker.hpp"
 #include "broker/log.hpp"
+#include "broker/rabbit_text.hpp"
 #include "broker/vhost.hpp"
 #include "protocol/basic_properties.hpp"
 
@@ -55,17 +59,17 @@ bool is_cycle(std::string_view queue, const FieldArray& deaths) {
 
 }  // namespace
 
-void VHost::dead_letter(Queue& queue, QueuedMessage qm, DeadLetterReason reason) {
-    const QueueArgs& a = queue.args();
-    if (!a.dead_letter_exchange) return;
-    ExchangeEntry* dlx = find_exchange(*a.dead_letter_exchange);
+void VHost::route_dead_letter(DeadLetter& d) {
+    const std::string& queue_name = d.queue;
+    const DeadLetterReason reason = d.reason;
+    ExchangeEntry* dlx = find_exchange(d.exchange);
     if (!dlx) {
         ++dead_letters_dropped_no_exchange;
-        log::debug("dead letter from {} dropped: {} does not exist", resource_name_for(queue),
-                   *a.dead_letter_exchange);
+        log::debug("dead letter from {} dropped: {} does not exist",
+                   log::escaped(resource_name("queue", queue_name, name_)), log::escaped(d.exchange));
         return;
     }
-    const Message& m = *qm.message;
+    const Message& m = *d.message.message;
     protocol::BasicProperties props = m.decoded_properties();
     FieldTable headers = props.has(protocol::property_flag::headers) ? props.headers.to_table() : FieldTable{};
 
@@ -82,7 +86,7 @@ void VHost::dead_letter(Queue& queue, QueuedMessage qm, DeadLetterReason reason)
     const std::string reason_text(dead_letter_reason_name(reason));
     FieldTable info;
     info.set("reason", reason_text);
-    info.set("queue", queue.name());
+    info.set("queue", queue_name);
     info.set("time", protocol::Timestamp{static_cast<std::uint64_t>(broker_.clock().unix_seconds())});
     info.set("exchange", std::string(m.exchange()));
     info.set("routing-keys", std::move(routing_keys));
@@ -92,7 +96,7 @@ void VHost::dead_letter(Queue& queue, QueuedMessage qm, DeadLetterReason reason)
     if (!deaths) {
         // The first death also gets its own top-level headers (rabbitmq-server#1332).
         headers.set("x-first-death-reason", reason_text);
-        headers.set("x-first-death-queue", queue.name());
+        headers.set("x-first-death-queue", queue_name);
         headers.set("x-first-death-exchange", std::string(m.exchange()));
         FieldTable first;
         first.set("count", std::int64_t{1});
@@ -107,7 +111,7 @@ void VHost::dead_letter(Queue& queue, QueuedMessage qm, DeadLetterReason reason)
             if (!d) return false;
             const std::string* q = string_field(*d, "queue");
             const std::string* r = string_field(*d, "reason");
-            return q && r && *q == queue.name() && *r == reason_text;
+            return q && r && *q == queue_name && *r == reason_text;
         };
         auto it = std::find_if(deaths->items.begin(), deaths->items.end(), matches);
         FieldTable entry;
@@ -126,17 +130,16 @@ void VHost::dead_letter(Queue& queue, QueuedMessage qm, DeadLetterReason reason)
     }
     // RabbitMQ 3.13 added the most recent death as top-level headers too (DECISIONS.md).
     headers.set("x-last-death-reason", reason_text);
-    headers.set("x-last-death-queue", queue.name());
+    headers.set("x-last-death-queue", queue_name);
     headers.set("x-last-death-exchange", std::string(m.exchange()));
-    if (a.dead_letter_routing_key) headers.erase("CC");
+    if (d.routing_key) headers.erase("CC");
     sort_table(headers);  // RabbitMQ's set_table_value sorts the table
 
     protocol::ByteBuffer header_bytes = protocol::encode_table_body(headers);
     props.headers = protocol::TableView::trusted(header_bytes.span());
     props.set_flag(protocol::property_flag::headers);
     props.set_flag(protocol::property_flag::expiration, false);
-    std::string_view routing_key = a.dead_letter_routing_key ? std::string_view(*a.dead_letter_routing_key)
-                                                             : m.routing_key();
+    std::string_view routing_key = d.routing_key ? std::string_view(*d.routing_key) : m.routing_key();
     MessageRef dead = copy_with_properties(m, props, dlx->name, routing_key);
     if (!dead) return;
 
@@ -145,7 +148,7 @@ void VHost::dead_letter(Queue& queue, QueuedMessage qm, DeadLetterReason reason)
     protocol::TableView new_headers = dead->decoded_properties().headers;
     ++route_epoch_;
     route_keys(*dlx, {dead->routing_key(), new_headers}, targets);
-    if (!a.dead_letter_routing_key) {
+    if (!d.routing_key) {
         for (std::string_view h : {"CC", "BCC"}) {
             if (auto v = new_headers.find(h))
                 v->as_array().for_each([&](protocol::FieldRef k) {
@@ -158,8 +161,11 @@ void VHost::dead_letter(Queue& queue, QueuedMessage qm, DeadLetterReason reason)
     for (Queue* target : targets) {
         if (reason != DeadLetterReason::Rejected && history && is_cycle(target->name(), *history)) {
             ++dead_letters_dropped_cycle;
-            log::warning("dead-letter cycle: message from {} dropped instead of going back to {}",
-                         resource_name_for(queue), resource_name_for(*target));
+            // Clients can make these at will: limited per source queue.
+            log::limited(log::Level::Warning, queue_name,
+                         "dead-letter cycle: message from {} dropped instead of going back to {}",
+                         log::escaped(resource_name("queue", queue_name, name_)),
+                         log::escaped(resource_name_for(*target)));
             continue;
         }
         target->enqueue(dead);

@@ -1,6 +1,8 @@
 // A connection's pending output: frames encoded into one byte buffer, with large message
 // bodies sent by reference (gathered at write time, never copied). The net layer takes the
-// whole queue in one gathered write per loop turn.
+// whole queue in one gathered write per loop turn. It counts which of its bytes are deliveries
+// from queues and which are direct reply-to deliveries, because each kind is bounded its own way
+// (see Connection::is_writable, wants_read and accepts_foreign_output).
 #pragma once
 
 #include <cstddef>
@@ -37,7 +39,29 @@ public:
         bytes_.clear();
         refs_.clear();
         referenced_ = 0;
+        paced_ = foreign_ = 0;
     }
+
+    // Where the queue ends now: a message whose writing fails half-way is taken back to here,
+    // so the output never holds a partial frame.
+    struct Mark {
+        std::size_t bytes, refs, referenced;
+    };
+    Mark mark() const { return {bytes_.size(), refs_.size(), referenced_}; }
+    void rollback(const Mark& m) {
+        bytes_.truncate(m.bytes);
+        refs_.erase(refs_.begin() + static_cast<std::ptrdiff_t>(m.refs), refs_.end());
+        referenced_ = m.referenced;
+    }
+    std::size_t bytes_since(const Mark& m) const { return size() - (m.bytes + m.referenced); }
+
+    // Bytes of deliveries from queues (which stop at the high-water mark by themselves) and of
+    // direct reply-to deliveries (caused by other connections); the rest answers this
+    // connection's own input.
+    void add_paced(std::size_t n) { paced_ += n; }
+    void add_foreign(std::size_t n) { foreign_ += n; }
+    std::size_t paced() const { return paced_; }
+    std::size_t foreign() const { return foreign_; }
 
     // Calls f(std::span<const std::byte>) for each piece, in order.
     template <class F>
@@ -63,6 +87,8 @@ private:
     protocol::ByteBuffer bytes_;
     std::vector<BodyRef> refs_;
     std::size_t referenced_ = 0;
+    std::size_t paced_ = 0;
+    std::size_t foreign_ = 0;
 };
 
 }  // namespace warren::broker

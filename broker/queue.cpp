@@ -7,6 +7,8 @@
 
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
+#include "broker/dead_letter.hpp"
+#include "broker/scope_guard.hpp"
 #include "broker/vhost.hpp"
 
 namespace warren::broker {
@@ -86,13 +88,11 @@ EnqueueOutcome Queue::enqueue(const MessageRef& message) {
 }
 
 // A TTL of 0 (RabbitMQ): the message is delivered if a consumer can take it right now,
-// otherwise it expires at once.
+// otherwise it expires at once. Enqueue runs only from a publish or from draining the
+// dead-letter list, so no caller is walking the consumer's channel while it is delivered to.
 void Queue::deliver_or_expire_now(QueuedMessage m) {
     if (store_->size() == 0) {
-        if (Consumer* c = next_consumer()) {
-            c->channel->deliver(*c, *this, std::move(m));
-            return;
-        }
+        if (Consumer* c = next_consumer(); c && c->channel->try_deliver(*c, *this, m)) return;
     }
     dead_letter(std::move(m), DeadLetterReason::Expired);
 }
@@ -121,7 +121,10 @@ void Queue::requeue(QueuedMessage m) {
 }
 
 void Queue::dead_letter(QueuedMessage m, DeadLetterReason reason) {
-    vhost_.dead_letter(*this, std::move(m), reason);
+    // Without a dead-letter exchange the message is dropped, as in RabbitMQ.
+    if (!args_.dead_letter_exchange) return;
+    vhost_.broker().push_dead_letter(
+        DeadLetter{&vhost_, name_, *args_.dead_letter_exchange, args_.dead_letter_routing_key, std::move(m), reason});
 }
 
 // ---- out ------------------------------------------------------------------------------------
@@ -155,7 +158,7 @@ Consumer* Queue::next_consumer() {
 
 bool Queue::dispatch(std::size_t budget) {
     if (dispatching_) return false;
-    dispatching_ = true;
+    FlagGuard dispatching(dispatching_);
     TimePoint now = vhost_.broker().now();
     std::size_t done = 0;
     while (done < budget && store_->front()) {
@@ -167,9 +170,10 @@ bool Queue::dispatch(std::size_t budget) {
             dead_letter(std::move(m), DeadLetterReason::Expired);
             continue;
         }
-        c->channel->deliver(*c, *this, std::move(m));
+        // A delivery that fails leaves the message here and closes only that consumer's
+        // connection (which can take no more deliveries from now on): back to its place.
+        if (!c->channel->try_deliver(*c, *this, m)) put_back(std::move(m));
     }
-    dispatching_ = false;
     return done >= budget && store_->front() != nullptr;
 }
 
@@ -185,6 +189,11 @@ std::optional<QueuedMessage> Queue::take_one() {
         return m;
     }
     return std::nullopt;
+}
+
+void Queue::put_back(QueuedMessage m) {
+    store_->requeue(std::move(m));
+    mark_dirty();
 }
 
 std::size_t Queue::purge() {

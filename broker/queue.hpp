@@ -78,6 +78,8 @@ public:
     bool dispatch(std::size_t budget);
     // basic.get: the next live message, or nothing.
     std::optional<QueuedMessage> take_one();
+    // A message taken out whose delivery failed: back to its place, not counted as returned.
+    void put_back(QueuedMessage message);
     std::size_t purge();
 
     // ---- consumers

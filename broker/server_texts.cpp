@@ -90,12 +90,16 @@ AmqpError unknown_method(MethodId id) {
 }
 
 // rabbit_misc:frame_error/2: the arguments as Erlang's ~w prints a binary (always numbers).
+// Only the first 128 bytes: they fill more than the 255 bytes of the reply text on the wire, and
+// the whole of a 128 KiB frame would make a 500 KB text (and log line).
 AmqpError malformed_method(MethodId id, std::span<const std::byte> args) {
+    constexpr std::size_t shown = 128;
     std::string bytes;
-    for (std::size_t i = 0; i < args.size(); ++i) {
+    for (std::size_t i = 0; i < args.size() && i < shown; ++i) {
         if (i) bytes += ',';
         bytes += std::to_string(std::to_integer<unsigned>(args[i]));
     }
+    if (args.size() > shown) bytes += ",...";
     return amqp_error(ReplyCode::FrameError, fmt::format("cannot decode <<{}>>", bytes), id);
 }
 

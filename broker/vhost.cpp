@@ -3,6 +3,8 @@
 // to its alternate exchange; every queue is reached at most once.
 #include "broker/vhost.hpp"
 
+#include <algorithm>
+
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/log.hpp"
@@ -237,39 +239,70 @@ void VHost::route_keys(ExchangeEntry& exchange, const exchanges::RoutingInput& i
     }
 }
 
-PublishResult VHost::publish(ExchangeEntry& exchange, const MessageRef& message) {
-    // Taking the scratch vector makes a nested publish (dead-lettering during enqueue) safe.
-    std::vector<Queue*> targets;
-    targets.swap(scratch_queues_);
-    targets.clear();
+// Calls f(key) for the message's routing key, then for each key of its CC and BCC headers
+// (RabbitMQ's sender-selected distribution).
+template <class F>
+static void for_each_routing_key(const Message& message, protocol::TableView headers, F&& f) {
+    f(message.routing_key());
+    if (!message.has_headers()) return;
+    for (std::string_view header : {"CC", "BCC"}) {
+        auto value = headers.find(header);
+        if (!value) continue;
+        value->as_array().for_each([&](protocol::FieldRef key) {
+            if (auto k = key.as_string()) f(*k);
+        });
+    }
+}
 
+MessageRef VHost::route_message(ExchangeEntry& exchange, const MessageRef& message, std::vector<Queue*>& targets) {
     protocol::TableView headers;
     if (message->has_headers()) headers = message->decoded_properties().headers;
     ++route_epoch_;
-    route_keys(exchange, {message->routing_key(), headers}, targets);
-    // CC and BCC headers: more routing keys (RabbitMQ's sender-selected distribution).
-    if (message->has_headers()) {
-        for (std::string_view header : {"CC", "BCC"}) {
-            auto value = headers.find(header);
-            if (!value) continue;
-            value->as_array().for_each([&](protocol::FieldRef key) {
-                if (auto k = key.as_string()) route_keys(exchange, {*k, headers}, targets);
-            });
-        }
-    }
+    for_each_routing_key(*message, headers, [&](std::string_view key) {
+        route_keys(exchange, {key, headers}, targets);
+    });
+    // BCC keys route the message, but RabbitMQ removes the header before queues see it.
+    if (message->has_headers() && headers.find("BCC")) return without_header(*message, "BCC");
+    return message;
+}
 
+PublishResult VHost::enqueue_routed(const MessageRef& message, const std::vector<Queue*>& targets) {
     PublishResult result;
     result.routed = !targets.empty();
-    // BCC keys route the message, but RabbitMQ removes the header before queues see it.
-    MessageRef stored = message;
-    if (message->has_headers() && headers.find("BCC")) stored = without_header(*message, "BCC");
     for (Queue* q : targets) {
-        EnqueueOutcome outcome = q->enqueue(stored);
+        EnqueueOutcome outcome = q->enqueue(message);
         if (outcome != EnqueueOutcome::Enqueued) result.rejected = true;
     }
+    return result;
+}
+
+PublishResult VHost::publish(ExchangeEntry& exchange, const MessageRef& message) {
+    // Taking the scratch vector keeps it valid if publishing ever nests.
+    std::vector<Queue*> targets;
+    targets.swap(scratch_queues_);
+    targets.clear();
+    MessageRef stored = route_message(exchange, message, targets);
+    PublishResult result = enqueue_routed(stored, targets);
     targets.clear();
     if (scratch_queues_.capacity() < targets.capacity()) scratch_queues_.swap(targets);
     return result;
+}
+
+MessageRef VHost::route_names(ExchangeEntry& exchange, const MessageRef& message, std::vector<std::string>& names) {
+    if (&exchange == default_exchange_) {
+        // rabbit_exchange:route/2 for the default exchange names the queues by the keys alone.
+        protocol::TableView headers;
+        if (message->has_headers()) headers = message->decoded_properties().headers;
+        for_each_routing_key(*message, headers, [&](std::string_view key) {
+            if (std::find(names.begin(), names.end(), key) == names.end()) names.emplace_back(key);
+        });
+        if (message->has_headers() && headers.find("BCC")) return without_header(*message, "BCC");
+        return message;
+    }
+    std::vector<Queue*> targets;
+    MessageRef stored = route_message(exchange, message, targets);
+    for (Queue* q : targets) names.push_back(q->name());
+    return stored;
 }
 
 }  // namespace warren::broker

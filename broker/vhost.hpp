@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/dead_letter.hpp"
 #include "broker/exchange_entry.hpp"
 #include "broker/queue.hpp"
 #include "broker/string_map.hpp"
@@ -76,17 +77,25 @@ public:
     // The queues a message published to `exchange` reaches, each at most once, following
     // exchange-to-exchange bindings and alternate exchanges as RabbitMQ does.
     void route(ExchangeEntry& exchange, const exchanges::RoutingInput& input, std::vector<Queue*>& out);
-    // Routes and enqueues. CC and BCC headers add routing keys. Used by basic.publish and by
-    // dead-lettering.
+    // Routes a message as basic.publish does (CC and BCC headers add routing keys) and returns
+    // it as queues keep it (without BCC); `targets` gets each queue once.
+    MessageRef route_message(ExchangeEntry& exchange, const MessageRef& message, std::vector<Queue*>& targets);
+    PublishResult enqueue_routed(const MessageRef& message, const std::vector<Queue*>& targets);
+    // Both: basic.publish.
     PublishResult publish(ExchangeEntry& exchange, const MessageRef& message);
+    // For a publish in a transaction, routing resolved now as RabbitMQ does: the names of the
+    // queues the message reaches (for the default exchange, the names its keys give, whether or
+    // not the queues exist yet); tx.commit enqueues it to those that exist then.
+    MessageRef route_names(ExchangeEntry& exchange, const MessageRef& message, std::vector<std::string>& names);
     // The default exchange ("") routes to the queue named by the key.
     ExchangeEntry& default_exchange() { return *default_exchange_; }
     // Goes up whenever an exchange or a queue is deleted: a pointer looked up under an older
     // version may dangle (for the one-entry lookup caches on the publish path).
     std::uint64_t topology_version() const { return topology_version_; }
 
-    // Dead-letters a message that left `queue` (see dead_letter.cpp).
-    void dead_letter(Queue& queue, QueuedMessage message, DeadLetterReason reason);
+    // Republishes a dead letter to its dead-letter exchange (see dead_letter.cpp). Called only
+    // by Broker::drain_dead_letters; the queues it reaches may push more dead letters.
+    void route_dead_letter(DeadLetter& dead_letter);
 
     std::string resource_name_for(const Queue& queue) const;
 

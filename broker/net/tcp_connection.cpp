@@ -34,7 +34,7 @@ TcpConnection::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket)
     asio::error_code ec;
     socket_.set_option(asio::ip::tcp::no_delay(true), ec);
     PeerInfo peer = peer_of(socket_);
-    log::debug("accepting AMQP connection from {}", peer.address);
+    log::peer(log::Level::Debug, peer.address, "accepting AMQP connection from {}", peer.address);
     core_ = std::make_unique<Connection>(loop_.broker(), *this, std::move(peer));
 }
 
@@ -143,6 +143,12 @@ void TcpConnection::close_transport() {
     if (closing_ || closed_) return;
     closing_ = true;
     output_ready();
+}
+
+// The client does not read: what is pending would never be written. Close now; the write in
+// flight completes with operation_aborted and releases this object.
+void TcpConnection::abort_transport() {
+    finish_close();
 }
 
 void TcpConnection::read_state_changed() {

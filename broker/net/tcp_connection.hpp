@@ -28,6 +28,7 @@ public:
     // ConnectionHost
     void output_ready() override;
     void close_transport() override;
+    void abort_transport() override;
     void read_state_changed() override;
 
 private:

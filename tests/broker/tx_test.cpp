@@ -210,3 +210,127 @@ TEST_CASE("an ack in a transaction frees prefetch credit only at commit", "[tx][
     c.tx_commit(1);
     CHECK(c.deliveries().size() == 1);
 }
+
+namespace {
+
+// probe-tx-q, probe-tx-q2 and a fanout exchange x bound to probe-tx-q2, as in the probe's
+// tx scenarios (tools/conformance/probe.py, docs/rabbitmq-reference.md).
+void tx_topology(TestClient& c, const FieldTable& q_args = {}) {
+    c.open_channel(1);
+    c.open_channel(2);
+    c.declare_queue(1, "q", q_args);
+    c.declare_queue(1, "q2");
+    c.declare_exchange(1, "x", "fanout");
+    c.bind_queue(1, "q2", "x", "");
+    c.frames();
+}
+
+}  // namespace
+
+// The issue's pika scenario, and the probe's tx-commit-after-exchange-deleted: RabbitMQ routes
+// a publish when it comes, so deleting the exchange before the commit changes nothing, and
+// the requeue queued after the publish is applied.
+TEST_CASE("tx.commit after the exchange was deleted commits the routed publish and the requeue after it", "[tx][ack]") {
+    TestBroker b;
+    TestClient c(b);
+    tx_topology(c);
+    c.publish(1, "", "q", "job");
+    c.get(1, "q");
+    REQUIRE(c.deliveries().size() == 1);
+    c.tx_select(1);
+    c.publish(1, "x", "", "out");
+    c.reject(1, 1, true);
+    c.send(2, ExchangeDelete{0, "x", false, false});
+    REQUIRE(c.take<ExchangeDeleteOk>().size() == 1);
+    c.tx_commit(1);
+    CHECK(c.take<TxCommitOk>().size() == 1);
+    CHECK_FALSE(c.channel_close(1));
+    CHECK(b.queue("q")->message_count() == 1);
+    CHECK(b.queue("q2")->message_count() == 1);
+}
+
+// probe: tx-commit-after-queue-deleted. The queues are looked up at commit; none left means
+// basic.return for a mandatory publish, before commit-ok.
+TEST_CASE("tx.commit returns a mandatory publish whose queues were deleted since, before commit-ok", "[tx][routing]") {
+    TestBroker b;
+    TestClient c(b);
+    tx_topology(c);
+    c.tx_select(1);
+    c.publish(1, "", "q2", "direct", {}, true);
+    c.publish(1, "x", "", "fanout", {}, true);
+    c.delete_queue(2, "q2");
+    c.tx_commit(1);
+    std::vector<std::string> seen;
+    for (auto& d : c.deliveries()) seen.push_back(d.is_return() ? "return " + d.body : "?");
+    for (auto& f : c.frames())
+        if (f.as<TxCommitOk>()) seen.push_back("commit-ok");
+    CHECK(seen == std::vector<std::string>{"return direct", "return fanout", "commit-ok"});
+}
+
+// probe: tx-commit-queue-declared-after-publish. The default exchange names its queue by the
+// key whether or not it exists yet; the commit finds it.
+TEST_CASE("tx.commit delivers to a queue declared after a publish to the default exchange", "[tx][routing]") {
+    TestBroker b;
+    TestClient c(b);
+    tx_topology(c);
+    c.tx_select(1);
+    c.publish(1, "", "late", "late", {}, true);
+    c.declare_queue(2, "late");
+    c.tx_commit(1);
+    CHECK(c.take<BasicReturn>().empty());
+    CHECK(b.queue("late")->message_count() == 1);
+}
+
+// probe: tx-commit-binding-added-after-publish. Routing happened at publish.
+TEST_CASE("tx.commit does not deliver to a queue bound after the publish", "[tx][routing]") {
+    TestBroker b;
+    TestClient c(b);
+    tx_topology(c);
+    c.tx_select(1);
+    c.publish(1, "x", "", "fanout");
+    c.bind_queue(2, "q", "x", "");
+    c.tx_commit(1);
+    CHECK(b.queue("q")->message_count() == 0);
+    CHECK(b.queue("q2")->message_count() == 1);
+}
+
+// probe: tx-publish-internal-exchange. Every check of basic.publish is made when it comes.
+TEST_CASE("a publish in a transaction to an internal exchange is refused when it comes", "[tx]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    ExchangeDeclare d;
+    d.exchange = "internal";
+    d.type = "fanout";
+    d.internal = true;
+    c.send(1, d);
+    c.tx_select(1);
+    c.frames();
+    c.publish(1, "internal", "", "x");
+    auto close = c.channel_close(1);
+    REQUIRE(close);
+    CHECK(close->reply_code == 403);
+    CHECK(text_of(*close) == "ACCESS_REFUSED - cannot publish to internal exchange 'internal' in vhost '/'");
+    CHECK(close->class_id == 60);
+    CHECK(close->method_id == 40);
+}
+
+// probe: tx-commit-order-publish-and-dead-letter. rabbit_channel's tx.commit delivers the
+// publishes, then applies the acks and rejects.
+TEST_CASE("tx.commit applies the publishes before the rejects", "[tx][dlx]") {
+    TestBroker b;
+    TestClient c(b);
+    tx_topology(c,
+                table({{"x-dead-letter-exchange", std::string("")}, {"x-dead-letter-routing-key", std::string("q2")}}));
+    c.publish(1, "", "q", "job");
+    c.get(1, "q");
+    REQUIRE(c.deliveries().size() == 1);
+    c.tx_select(1);
+    c.reject(1, 1, false);
+    c.publish(1, "", "q2", "pub");
+    c.tx_commit(1);
+    c.frames();
+    c.get(1, "q2", true);
+    c.get(1, "q2", true);
+    CHECK(bodies(c.deliveries()) == std::vector<std::string>{"pub", "job"});
+}

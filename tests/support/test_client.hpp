@@ -9,6 +9,7 @@
 #include <mutex>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,6 +100,12 @@ public:
     Connection& connection() { return *connection_; }
     TestBroker& test_broker() { return broker_; }
     bool transport_closed() const { return host_.closed; }
+    // Closed at once, its output dropped (ConnectionHost::abort_transport).
+    bool transport_aborted() const { return host_.aborted; }
+    // Times the connection said wants_read() may have changed.
+    int read_state_changes() const { return host_.read_state_changes; }
+    // The next ConnectionHost::output_ready() throws, as a transport out of memory would.
+    void fail_next_output_ready() { host_.fail_next_output_ready = true; }
 
     // ---- sending
     void send_raw(std::span<const std::byte> bytes);
@@ -190,9 +197,19 @@ public:
 private:
     struct Host : ConnectionHost {
         bool closed = false;
-        void output_ready() override {}
+        bool aborted = false;
+        bool fail_next_output_ready = false;
+        int read_state_changes = 0;
+        void output_ready() override {
+            // A transport that fails to take output (in the server: memory for its flush list).
+            if (fail_next_output_ready) {
+                fail_next_output_ready = false;
+                throw std::runtime_error("test: output_ready failed");
+            }
+        }
         void close_transport() override { closed = true; }
-        void read_state_changed() override {}
+        void abort_transport() override { closed = aborted = true; }
+        void read_state_changed() override { ++read_state_changes; }
     };
     void pump();
 

@@ -2310,6 +2310,116 @@ def _(s):
     c.drain()
 
 
+def _tx_setup(s, c, q_args=None):
+    """probe-tx-q (with q_args), probe-tx-q2, fanout probe-tx-x bound to probe-tx-q2."""
+    s.clean(queues=["probe-tx-q", "probe-tx-q2", "probe-tx-late"], exchanges=["probe-tx-x"])
+    c.recording = False
+    c.rpc(1, "queue.declare", queue="probe-tx-q", arguments=q_args or {})
+    c.rpc(1, "queue.declare", queue="probe-tx-q2")
+    c.rpc(1, "exchange.declare", exchange="probe-tx-x", type="fanout")
+    c.rpc(1, "queue.bind", queue="probe-tx-q2", exchange="probe-tx-x")
+    c.rpc(2, "channel.open")
+    c.recording = True
+
+
+def _tx_counts(c, *queues):
+    for q in queues:
+        c.rpc(1, "queue.declare", queue=q, passive=True)
+
+
+@scenario("basic", "tx-commit-after-exchange-deleted")
+def _(s):
+    """get a job unacked; tx.select; publish to fanout x (bound to q2); reject the job requeue=true; delete x on channel 2; tx.commit -> queue counts"""
+    c = s.conn()
+    _tx_setup(s, c)
+    c.publish(1, "", "probe-tx-q", "job")
+    c.rpc(1, "basic.get", queue="probe-tx-q", reply="basic.get-ok")
+    c.drain(quiet=0.3)
+    c.rpc(1, "tx.select")
+    c.publish(1, "probe-tx-x", "", "out")
+    c.send(1, "basic.reject", delivery_tag=1, requeue=True)
+    c.rpc(2, "exchange.delete", exchange="probe-tx-x")
+    c.send(1, "tx.commit")
+    c.drain(quiet=0.5)
+    _tx_counts(c, "probe-tx-q", "probe-tx-q2")
+    c.drain()
+
+
+@scenario("basic", "tx-commit-after-queue-deleted")
+def _(s):
+    """tx.select; publish mandatory to '' key q2 and to fanout x (bound to q2); delete q2 on channel 2; tx.commit -> returns?"""
+    c = s.conn()
+    _tx_setup(s, c)
+    c.rpc(1, "tx.select")
+    c.publish(1, "", "probe-tx-q2", "direct", mandatory=True)
+    c.publish(1, "probe-tx-x", "", "fanout", mandatory=True)
+    c.rpc(2, "queue.delete", queue="probe-tx-q2")
+    c.send(1, "tx.commit")
+    c.drain()
+
+
+@scenario("basic", "tx-commit-queue-declared-after-publish")
+def _(s):
+    """tx.select; publish mandatory to '' key probe-tx-late (no such queue yet); declare it; tx.commit -> returned or delivered?"""
+    c = s.conn()
+    _tx_setup(s, c)
+    c.rpc(1, "tx.select")
+    c.publish(1, "", "probe-tx-late", "late", mandatory=True)
+    c.rpc(2, "queue.declare", queue="probe-tx-late")
+    c.send(1, "tx.commit")
+    c.drain(quiet=0.5)
+    _tx_counts(c, "probe-tx-late")
+    c.drain()
+
+
+@scenario("basic", "tx-commit-binding-added-after-publish")
+def _(s):
+    """tx.select; publish to fanout x (bound to q2); bind q to x on channel 2; tx.commit -> which queues got it?"""
+    c = s.conn()
+    _tx_setup(s, c)
+    c.rpc(1, "tx.select")
+    c.publish(1, "probe-tx-x", "", "fanout")
+    c.rpc(2, "queue.bind", queue="probe-tx-q", exchange="probe-tx-x")
+    c.send(1, "tx.commit")
+    c.drain(quiet=0.5)
+    _tx_counts(c, "probe-tx-q", "probe-tx-q2")
+    c.drain()
+
+
+@scenario("basic", "tx-publish-internal-exchange")
+def _(s):
+    """tx.select; publish to an internal exchange -> refused at publish or at commit?"""
+    s.clean(exchanges=["probe-tx-internal"])
+    c = s.conn()
+    c.recording = False
+    c.rpc(1, "exchange.declare", exchange="probe-tx-internal", type="fanout", internal=True)
+    c.recording = True
+    c.rpc(1, "tx.select")
+    c.publish(1, "probe-tx-internal", "", "internal")
+    c.drain(quiet=0.5)
+    c.send(1, "tx.commit")
+    c.drain()
+
+
+@scenario("basic", "tx-commit-order-publish-and-dead-letter")
+def _(s):
+    """q dead-letters to q2; get a job; tx.select; reject it requeue=false; publish to q2; tx.commit -> order in q2"""
+    c = s.conn()
+    _tx_setup(s, c, {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "probe-tx-q2"})
+    c.publish(1, "", "probe-tx-q", "job")
+    c.rpc(1, "basic.get", queue="probe-tx-q", reply="basic.get-ok")
+    c.drain(quiet=0.3)
+    c.rpc(1, "tx.select")
+    c.send(1, "basic.reject", delivery_tag=1, requeue=False)
+    c.publish(1, "", "probe-tx-q2", "pub")
+    c.send(1, "tx.commit")
+    c.drain(quiet=0.5)
+    c.send(1, "basic.get", queue="probe-tx-q2", no_ack=True)
+    c.drain(quiet=0.3)
+    c.send(1, "basic.get", queue="probe-tx-q2", no_ack=True)
+    c.drain()
+
+
 @scenario("basic", "tx-ack-unknown-tag-commit")
 def _(s):
     """tx.select, ack unknown tag 7, commit"""

@@ -51,6 +51,11 @@ class Broker:
         self._stopper = stopper
         self.describe = describe
         self.pid = getattr(stopper, "pid", None)  # Warren's process id (None for RabbitMQ)
+        self._output = getattr(stopper, "output", None)
+
+    def log_text(self):
+        """What Warren has logged so far ("" for RabbitMQ)."""
+        return self._output(tail=1 << 20) if self._output else ""
 
     def params(self, user=None, password=None, **kw):
         kw.setdefault("connection_attempts", 1)
@@ -151,6 +156,7 @@ def _start_warren(config, port):
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     stop.pid = proc.pid
+    stop.output = output
     return stop, "warren %s (pid %d)" % (" ".join(argv[1:]), proc.pid)
 
 

@@ -146,12 +146,19 @@ def stalled_consumer(host, port, queue, rcvbuf):
     return conn
 
 
-def publish(channel, exchange, routing_key, body):
-    """basic.publish + content header (no properties) + one body frame."""
+def publish(channel, exchange, routing_key, body, mandatory=False, reply_to=None):
+    """basic.publish + content header (no properties, or reply_to) + one body frame."""
+    props = struct.pack(">H", 0) if reply_to is None else struct.pack(">H", 0x0200) + shortstr(reply_to)
     return (method(channel, 60, 40, struct.pack(">H", 0) + shortstr(exchange) +
-                   shortstr(routing_key) + b"\x00") +
-            frame(FRAME_HEADER, channel, struct.pack(">HHQH", 60, 0, len(body), 0)) +
+                   shortstr(routing_key) + (b"\x01" if mandatory else b"\x00")) +
+            frame(FRAME_HEADER, channel, struct.pack(">HHQ", 60, 0, len(body)) + props) +
             frame(FRAME_BODY, channel, body))
+
+
+def consume(channel, queue, tag, no_ack):
+    """basic.consume (not nowait, no arguments)."""
+    return method(channel, 60, 20, struct.pack(">H", 0) + shortstr(queue) + shortstr(tag) +
+                  bytes([0b0010 if no_ack else 0]) + table({}))
 
 
 def parse_close(args):

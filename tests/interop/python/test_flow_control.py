@@ -1,11 +1,19 @@
-"""Flow control: a consumer that stops reading its socket cannot make the broker's memory grow.
+"""Flow control: a client that stops reading its socket cannot make the broker's memory grow.
 
 Deliveries to a connection stop while its unsent output is above connection_output_high_water
 (4 MiB), so messages for a no-ack consumer that does not read stay in the queue instead of piling
-up in output buffers. This is the only bound on no-ack consumers.
+up in output buffers. This is the only bound on no-ack consumers. Answers to a connection's own
+input (basic.return, get-ok) stop it being read at the same mark; direct reply-to deliveries,
+which other connections cause, close it past connection_output_limit.
 """
+import select
+import socket
+import struct
+import threading
 import time
 import unittest
+
+import pika
 
 import brokers
 import rawamqp
@@ -94,6 +102,138 @@ class SlowConsumerTests(unittest.TestCase):
         self.assertEqual(seen, MESSAGES)
         wait_for(conn, lambda: message_count(ch, q) == 0, 30, "the queue to drain")
         stalled.close()
+
+
+def open_raw(b, rcvbuf=65536):
+    """A raw connection to `b` with a small receive buffer and channel 1 open."""
+    conn = rawamqp.RawConnection(b.host, b.port)
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    conn.open()
+    conn.send(rawamqp.method(1, 20, 10, rawamqp.shortstr("")))
+    assert conn.read_method()[:2] == (1, (20, 11)), "expected channel.open-ok"
+    return conn
+
+
+def send_until_stalled(sock, data, max_copies, stall=3.0):
+    """Sends copies of `data` without reading until the socket takes nothing for `stall` seconds.
+    Returns (copies sent whole, bytes of the next copy sent)."""
+    sock.setblocking(False)
+    copies, partial, last = 0, 0, time.monotonic()
+    while copies < max_copies:
+        try:
+            n = sock.send(data[partial:])
+        except BlockingIOError:
+            if time.monotonic() - last > stall:
+                break
+            select.select([], [sock], [], 0.1)
+            continue
+        last = time.monotonic()
+        partial += n
+        if partial == len(data):
+            copies, partial = copies + 1, 0
+    sock.settimeout(60)
+    return copies, partial
+
+
+class ReturnCounter(threading.Thread):
+    """Reads a raw connection on its own thread, counting basic.return methods."""
+
+    def __init__(self, conn):
+        super().__init__(daemon=True)
+        self.conn, self.returns, self.error = conn, 0, None
+        self.start()
+
+    def run(self):
+        try:
+            while True:
+                ftype, _, payload = self.conn.read_frame()
+                if ftype == rawamqp.FRAME_METHOD and payload[:4] == struct.pack(">HH", 60, 50):
+                    self.returns += 1
+        except Exception as e:  # noqa: BLE001 - the socket closing ends the count
+            self.error = e
+
+
+class OutputBoundTests(unittest.TestCase):
+    broker = None
+
+    @brokers.warren_only("RabbitMQ reads on and queues the returns until its memory alarm")
+    def test_publisher_that_never_reads_its_returns_is_not_read_until_it_does(self):
+        """Mandatory publishes to nowhere from a client that never reads: the broker stops reading
+        it once the unsent returns pass the high-water mark (its sends stall), its memory stays
+        put, and once a reader thread runs every return arrives while the publishing goes on."""
+        conn = open_raw(broker)
+        self.addCleanup(conn.close)
+        body = b"r" * 4096
+        publish = rawamqp.publish(1, "amq.direct", "nowhere", body, mandatory=True)
+        before = rss_bytes(broker.pid)
+        max_copies = (256 << 20) // len(publish)
+        sent, partial = send_until_stalled(conn.sock, publish, max_copies)
+        # Taken at most: 4 MiB of returns unsent, plus what the kernel's buffers hold both ways.
+        self.assertLess(sent, max_copies, "the broker read 256 MiB from a client that reads nothing")
+        self.assertLess(sent * len(publish), 4 * 1024 * 1024 + 48 * 1024 * 1024)
+        if not brokers.warren_is_sanitized():
+            self.assertLess(rss_bytes(broker.pid) - before, 64 * 1024 * 1024)
+
+        # A client that reads on one thread and publishes on another is never stuck.
+        reader = ReturnCounter(conn)
+        conn.sock.sendall(publish[partial:])
+        more = 2000
+        for _ in range(more):
+            conn.sock.sendall(publish)
+        total = sent + 1 + more
+        deadline = time.monotonic() + 60
+        while reader.returns < total and reader.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(reader.returns, total, "returns lost (reader: %r)" % reader.error)
+
+    @brokers.warren_only("connection_output_limit is Warren's (RabbitMQ queues replies without bound)")
+    def test_reply_to_requester_that_never_reads_is_disconnected(self):
+        """Direct reply-to replies are sent by other connections: past connection_output_limit of
+        them unsent, the requester is disconnected with a log line saying why, and the message it
+        held unacked goes back to its queue."""
+        OutputBoundTests.broker = brokers.start_broker({"connection_output_limit": 1 << 20})
+        b = OutputBoundTests.broker
+        self.addCleanup(self._stop_own_broker)
+        server_conn = b.connect()
+        server = server_conn.channel()
+        rpc, jobs = unique("rpc"), unique("jobs")
+        server.queue_declare(rpc)
+        server.queue_declare(jobs)
+        server.basic_publish("", jobs, b"job")
+
+        requester = open_raw(b)
+        self.addCleanup(requester.close)
+        requester.send(rawamqp.consume(1, jobs, "jobs", no_ack=False))
+        requester.send(rawamqp.consume(1, "amq.rabbitmq.reply-to", "replies", no_ack=True))
+        requester.send(rawamqp.publish(1, "", rpc, b"request", reply_to="amq.rabbitmq.reply-to"))
+        deliveries = 0
+        while deliveries < 1:  # the job, kept unacked
+            if requester.read_method()[1] == (60, 60):
+                deliveries += 1
+        wait_for(server_conn, lambda: message_count(server, rpc) == 1, what="the request")
+        _, props, _ = server.basic_get(rpc, auto_ack=True)
+        self.assertTrue(props.reply_to.startswith("amq.rabbitmq.reply-to."))
+
+        # The requester reads nothing from here on.
+        server.confirm_delivery()
+        reply = b"R" * 65536
+        sent = 0
+        while sent < 4000:
+            try:
+                server.basic_publish("", props.reply_to, reply, mandatory=True)
+            except pika.exceptions.UnroutableError:
+                break
+            sent += 1
+        self.assertLess(sent, 4000, "the requester was never disconnected")
+        self.assertLess(sent * len(reply), (1 << 20) + 48 * 1024 * 1024)
+        self.assertIn("connection_output_limit", b.log_text())
+        wait_for(server_conn, lambda: message_count(server, jobs) == 1, what="the job back in its queue")
+        server_conn.close()
+
+    def _stop_own_broker(self):
+        if OutputBoundTests.broker:
+            OutputBoundTests.broker.stop()
+            OutputBoundTests.broker = None
 
 
 if __name__ == "__main__":
