@@ -11,6 +11,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <variant>
 #include <vector>
 
 #include "broker/clock.hpp"
@@ -57,6 +58,7 @@ public:
     // disk is written first, so that no reply can promise what the disk does not have.
     void end_turn_storage();
     void flush_storage();
+    std::variant<std::uint64_t, std::string> recover_messages(VHost& vhost);
 
     VHost* find_vhost(std::string_view name);
     VHost& default_vhost() { return *vhosts_.begin()->second; }

@@ -7,12 +7,15 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <unordered_map>
+#include <variant>
 
 #include "broker/broker.hpp"
 #include "broker/definitions.hpp"
 #include "broker/durability.hpp"
 #include "broker/log.hpp"
 #include "broker/queue_args.hpp"
+#include "broker/vhost_storage.hpp"
 
 namespace warren::broker {
 
@@ -139,6 +142,14 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
         ++bindings;
     }
 
+    // Each vhost's messages, back into their queues (on disk; read when they near the front).
+    std::uint64_t messages = 0;
+    for (auto& [name, vh] : vhosts_) {
+        auto recovered = recover_messages(*vh);
+        if (auto* error = std::get_if<std::string>(&recovered)) return *error;
+        messages += std::get<std::uint64_t>(recovered);
+    }
+
     // From here on, changes are recorded; the snapshot of what was rebuilt starts a new generation.
     for (auto& [name, vh] : vhosts_) vh->set_durability(durability_.get());
     std::string snapshot = definitions::snapshot(collect(vhosts_, next_vhost_id_, next_stored_queue_id_));
@@ -147,10 +158,54 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
 
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-    log::info("storage: {} ready in {} ms: {} vhosts, {} exchanges, {} queues, {} bindings restored{}",
-              config_.data_dir, ms, vhosts_.size(), exchanges, queues, bindings,
+    log::info("storage: {} ready in {} ms: {} vhosts, {} exchanges, {} queues, {} bindings, {} messages restored{}",
+              config_.data_dir, ms, vhosts_.size(), exchanges, queues, bindings, messages,
               bad || stats->bad_records ? fmt::format(" ({} bad records skipped)", bad + stats->bad_records) : "");
     return {};
+}
+
+// The stored messages of one vhost: each (message, queue) pair still unsettled goes back to its
+// queue at its position, paged out, with its delivery count (one more if it was delivered and
+// not settled when the broker stopped: it comes back redelivered) and its deadline, which is
+// absolute: time spent down counts, and what expired meanwhile is dead-lettered at once.
+std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
+    auto opened = durability_->open_message_log(vh.id());
+    if (!opened) return fmt::format("cannot open the messages of vhost '{}': {}", vh.name(), opened.error().message);
+    store::MessageLog& log = **opened;
+    std::unordered_map<std::uint32_t, Queue*> by_id;
+    for (auto& [qname, q] : vh.queues())
+        if (q->stored_id()) by_id.emplace(q->stored_id(), q.get());
+    const TimePoint now = clock_.now();
+    const std::int64_t now_ms = clock_.unix_ms();
+    const auto started = std::chrono::steady_clock::now();
+    auto stats = log.recover([&](const store::RecoveredEntry& e) {
+        auto it = by_id.find(e.queue_id);
+        if (it == by_id.end()) return false;  // its queue was deleted
+        Queue& q = *it->second;
+        std::optional<std::uint64_t> ttl = q.args().message_ttl_ms;
+        if (e.ttl_ms != store::no_ttl) ttl = ttl ? std::min<std::uint64_t>(*ttl, e.ttl_ms) : e.ttl_ms;
+        PagedMessage p;
+        p.location = e.location;
+        p.seq = e.queue_seq;
+        p.body_size = e.body_size;
+        p.priority = e.priority;
+        p.delivery_count = static_cast<std::uint16_t>(std::min<std::uint32_t>(e.delivery_count + (e.delivered ? 1 : 0), 0xFFFF));
+        if (ttl) {
+            const std::int64_t left_ms = static_cast<std::int64_t>(e.publish_ms + *ttl) - now_ms;
+            p.expires_at = now + std::chrono::milliseconds(left_ms);
+            if (p.expires_at == TimePoint{}) p.expires_at += std::chrono::nanoseconds(1);
+        }
+        q.restore(p);
+        return true;
+    });
+    if (!stats) return fmt::format("cannot read the messages of vhost '{}': {}", vh.name(), stats.error().message);
+    vh.set_storage(std::make_unique<VHostStorage>(log, clock_));
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    if (stats->live || stats->records)
+        log::info("storage: vhost '{}': {} messages back in their queues from {} records in {} ms ({} dropped with "
+                  "their queue, {} bad records skipped, {} torn tails cut)",
+                  vh.name(), stats->live, stats->records, ms, stats->dropped, stats->bad_records, stats->torn_tails);
+    return stats->live;
 }
 
 void Broker::flush_storage() {
@@ -158,7 +213,11 @@ void Broker::flush_storage() {
 }
 
 void Broker::end_turn_storage() {
-    if (durability_) durability_->end_turn();
+    if (!durability_) return;
+    durability_->end_turn();
+    // Written now: what exceeds the queues' memory windows can leave memory.
+    for (auto& [name, vh] : vhosts_)
+        if (VHostStorage* s = vh->storage()) s->page_out();
 }
 
 }  // namespace warren::broker

@@ -207,11 +207,13 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage& message) 
         send_message_content(message, false);
         // The message moves to the ledger last: if anything before throws, it is still the caller's.
         if (!consumer.no_ack)
-            unacked_.emplace_back(tag, queue.id(), std::move(message), &consumer, true, connection_.broker().now());
+            unacked_.emplace_back(tag, queue.id(), std::move(message), &consumer, true, connection_.broker().now(),
+                                  queue.is_stored(m));
     } catch (...) {
         out.rollback(mark);
         throw;
     }
+    queue.on_delivered(consumer.no_ack ? message : unacked_.back().message, consumer.no_ack);
     out.add_paced(out.bytes_since(mark));
     ++next_delivery_tag_;
     if (!consumer.no_ack) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "broker/consumer.hpp"
+#include "broker/life_token.hpp"
 #include "broker/message.hpp"
 #include "broker/queue.hpp"
 #include "broker/timer_queue.hpp"
@@ -121,13 +122,14 @@ private:
 
     struct Unacked {
         Unacked() = default;
-        Unacked(std::uint64_t t, QueueId q, QueuedMessage&& m, Consumer* c, bool l, TimePoint at)
-            : tag(t), queue(q), message(std::move(m)), consumer(c), live(l), delivered_at(at) {}
+        Unacked(std::uint64_t t, QueueId q, QueuedMessage&& m, Consumer* c, bool l, TimePoint at, bool s = false)
+            : tag(t), queue(q), message(std::move(m)), consumer(c), live(l), stored(s), delivered_at(at) {}
         std::uint64_t tag = 0;
         QueueId queue = 0;
         QueuedMessage message;
         Consumer* consumer = nullptr;  // nullptr for basic.get, or once the consumer is gone
         bool live = true;              // false once settled (a tombstone until popped)
+        bool stored = false;           // in the message log for its queue (settled there if the queue goes)
         TimePoint delivered_at{};      // for the consumer timeout
     };
 
@@ -175,7 +177,9 @@ private:
     bool is_reply_route(const ExchangeEntry& x, const Message& message) const;
     bool deliver_to_reply_consumer(const MessageRef& message);
     void commit_publish(TxPublish& publish);
-    void confirm(std::uint64_t seq, bool ack);
+    // A publish's confirm: ack or nack now, or (stored) once storage ticket `ticket` settles.
+    void confirm(std::uint64_t seq, bool ack, std::uint64_t ticket = 0);
+    void on_stored(std::uint64_t ticket, bool ok);
     void send_return(protocol::ReplyCode code, std::string_view text, const MessageRef& message);
     // Content header and body of a delivery or get-ok; a redelivery carries x-delivery-count.
     void send_message_content(const QueuedMessage& message, bool always_count);
@@ -190,6 +194,8 @@ private:
     Status settle_tags(std::uint64_t tag, bool multiple, protocol::MethodId method, bool ack, bool requeue);
     void requeue_all_unacked();  // basic.recover
     void requeue_entry(Unacked&& entry);
+    // The queue of a stored delivery is gone: let the message log forget it.
+    void forget_stored(const Unacked& entry);
     void pop_settled_front();
     void release_credit(Unacked& entry);
     Queue* queue_for(QueueId id);
@@ -235,6 +241,15 @@ private:
     std::uint64_t next_publish_seq_ = 1;
     std::uint64_t confirm_pending_first_ = 0;  // 0: nothing pending
     std::uint64_t confirm_pending_last_ = 0;
+    // Stored publishes waiting for their ticket, in seq order (tickets never decrease). Confirms
+    // may go out of order, as RabbitMQ's do: a transient message's is not held behind them.
+    struct StoredConfirm {
+        std::uint64_t seq;
+        std::uint64_t ticket;
+    };
+    std::deque<StoredConfirm> awaiting_store_;
+    std::uint64_t waiting_on_ticket_ = 0;  // the newest ticket this channel asked to hear about
+    LifeToken life_;
 
     // transactions: publishes and settles held until commit (publishes are applied first)
     bool tx_mode_ = false;

@@ -8,6 +8,7 @@
 #include "broker/channel_errors.hpp"
 #include "broker/connection.hpp"
 #include "broker/vhost.hpp"
+#include "broker/vhost_storage.hpp"
 
 namespace warren::broker {
 
@@ -72,8 +73,15 @@ Queue* Channel::queue_for(QueueId id) {
 
 void Channel::requeue_entry(Unacked&& entry) {
     if (!entry.message.message) return;  // already settled by a commit that threw half-way
-    if (Queue* q = queue_for(entry.queue)) q->requeue(std::move(entry.message));
-    // The queue is gone: so is the message, as in RabbitMQ.
+    if (Queue* q = queue_for(entry.queue))
+        q->requeue(std::move(entry.message));
+    else
+        forget_stored(entry);  // the queue is gone: so is the message, as in RabbitMQ
+}
+
+void Channel::forget_stored(const Unacked& entry) {
+    if (!entry.stored || !entry.message.message) return;
+    if (VHostStorage* s = vhost().storage()) s->forget(entry.message.message->store_location());
 }
 
 void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue) {
@@ -83,11 +91,14 @@ void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue) {
     freed.clear();
     for (auto& e : entries) {
         Queue* q = queue_for(e.queue);
-        if (!ack && q) {
-            if (requeue)
-                q->requeue(std::move(e.message));
-            else
-                q->dead_letter(std::move(e.message), DeadLetterReason::Rejected);
+        if (!q) {
+            forget_stored(e);
+        } else if (ack) {
+            q->on_acked(e.message);
+        } else if (requeue) {
+            q->requeue(std::move(e.message));
+        } else {
+            q->dead_letter(std::move(e.message), DeadLetterReason::Rejected);
         }
         if (e.consumer && e.consumer->queue && std::find(freed.begin(), freed.end(), e.consumer->queue) == freed.end())
             freed.push_back(e.consumer->queue);

@@ -112,13 +112,15 @@ Status Channel::on_basic_get(const BasicGet& m) {
         write_method_frame(out.bytes(), id_, ok);
         send_message_content(*taken, q->args().type == QueueType::Quorum);
         if (!m.no_ack)
-            unacked_.emplace_back(tag, q->id(), std::move(*taken), nullptr, true, connection_.broker().now());
+            unacked_.emplace_back(tag, q->id(), std::move(*taken), nullptr, true, connection_.broker().now(),
+                                  q->is_stored(msg));
     } catch (...) {
         // All or nothing, as a delivery (Channel::deliver): the message goes back to its place.
         out.rollback(mark);
         q->put_back(std::move(*taken));
         throw;
     }
+    q->on_delivered(m.no_ack ? *taken : unacked_.back().message, m.no_ack);
     ++next_delivery_tag_;
     if (!m.no_ack) ++unacked_live_;
     return std::nullopt;

@@ -8,7 +8,9 @@
 #include "broker/connection.hpp"
 #include "broker/scope_guard.hpp"
 #include "broker/server_texts.hpp"
+#include "broker/durability.hpp"
 #include "broker/vhost.hpp"
+#include "broker/vhost_storage.hpp"
 
 namespace warren::broker {
 
@@ -199,15 +201,17 @@ Status Channel::publish(MessageRef message) {
     }
     bool routed = false;
     bool rejected = false;
+    bool stored = false;
     if (is_reply_route(*x, *message)) {
         routed = deliver_to_reply_consumer(message);
     } else {
         PublishResult result = vhost().publish(*x, message);
         routed = result.routed;
         rejected = result.rejected;
+        stored = result.stored;
     }
     if (!routed && pending_mandatory_) send_return(ReplyCode::NoRoute, "NO_ROUTE", message);
-    if (confirm_mode_) confirm(next_publish_seq_++, !rejected);
+    if (confirm_mode_) confirm(next_publish_seq_++, !rejected, stored ? vhost().durability()->ticket() : 0);
     return std::nullopt;
 }
 
@@ -257,7 +261,19 @@ void Channel::send_return(ReplyCode code, std::string_view text, const MessageRe
 
 // ---- publisher confirms ---------------------------------------------------------------------
 
-void Channel::confirm(std::uint64_t seq, bool ack) {
+void Channel::confirm(std::uint64_t seq, bool ack, std::uint64_t ticket) {
+    if (ack && ticket) {
+        // A run of immediate acks never spans a stored publish.
+        flush_confirms();
+        awaiting_store_.push_back({seq, ticket});
+        if (ticket != waiting_on_ticket_) {
+            waiting_on_ticket_ = ticket;
+            vhost().durability()->when_stored(ticket, [this, alive = life_.watch(), ticket](bool ok) {
+                if (!alive.expired()) on_stored(ticket, ok);
+            });
+        }
+        return;
+    }
     if (ack) {
         if (confirm_pending_first_ == 0) confirm_pending_first_ = seq;
         confirm_pending_last_ = seq;
@@ -270,9 +286,31 @@ void Channel::confirm(std::uint64_t seq, bool ack) {
 
 void Channel::flush_confirms() {
     if (confirm_pending_first_ == 0) return;
-    bool multiple = confirm_pending_last_ > confirm_pending_first_;
-    connection_.send_method(id_, BasicAck{confirm_pending_last_, multiple});
+    const std::uint64_t first = confirm_pending_first_, last = confirm_pending_last_;
     confirm_pending_first_ = 0;
+    if (awaiting_store_.empty() || awaiting_store_.front().seq > last) {
+        connection_.send_method(id_, BasicAck{last, last > first});
+        return;
+    }
+    // A stored publish below these still waits: `multiple` would confirm it too early.
+    for (std::uint64_t s = first; s <= last; ++s) connection_.send_method(id_, BasicAck{s, false});
+}
+
+// Storage settled `ticket`: the publishes that waited for it are confirmed (or, if storing
+// failed, nacked). One multiple ack covers them when nothing older still waits.
+void Channel::on_stored(std::uint64_t ticket, bool ok) {
+    if (closed_down_) return;
+    flush_confirms();
+    std::uint64_t highest = 0;
+    while (!awaiting_store_.empty() && awaiting_store_.front().ticket <= ticket) {
+        const std::uint64_t seq = awaiting_store_.front().seq;
+        awaiting_store_.pop_front();
+        if (ok)
+            highest = seq;
+        else
+            connection_.send_method(id_, BasicNack{seq, false, true});
+    }
+    if (highest) connection_.send_method(id_, BasicAck{highest, true});
 }
 
 Status Channel::on_confirm_select(const ConfirmSelect& m) {
@@ -293,6 +331,13 @@ Status Channel::on_tx_select(const TxSelect&) {
 
 Status Channel::on_tx_commit(const TxCommit&) {
     if (!tx_mode_) return errors::precondition("channel is not transactional");
+    // What the commit writes to the message log (messages, acks) is stored before commit-ok goes.
+    VHostStorage* storage = vhost().storage();
+    const std::uint64_t writes_before = storage ? storage->writes() : 0;
+    ScopeExit hold([&] {
+        if (storage && storage->writes() != writes_before)
+            connection_.hold_output_until(vhost().durability()->ticket());
+    });
     // Publishes first, then acks and rejects in order, as rabbit_channel's tx.commit. Nothing
     // here can fail: every check was made when the method came, so no settle is ever left
     // behind. Each op leaves its list once applied, so an exception cannot apply one twice

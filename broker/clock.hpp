@@ -17,6 +17,8 @@ public:
     virtual TimePoint now() const = 0;
     // Wall-clock seconds since the epoch, for timestamps in headers (x-death time).
     virtual std::int64_t unix_seconds() const = 0;
+    // Wall-clock milliseconds since the epoch: stored deadlines (a TTL outlives a restart).
+    virtual std::int64_t unix_ms() const = 0;
 };
 
 class SystemClock final : public Clock {
@@ -26,14 +28,20 @@ public:
         return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
     }
+    std::int64_t unix_ms() const override {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
 };
 
 // A clock that moves only when told to (tests).
 class ManualClock final : public Clock {
 public:
     TimePoint now() const override { return now_; }
-    std::int64_t unix_seconds() const override {
-        return unix_base_ + std::chrono::duration_cast<std::chrono::seconds>(now_.time_since_epoch()).count();
+    std::int64_t unix_seconds() const override { return unix_ms() / 1000; }
+    std::int64_t unix_ms() const override {
+        return unix_base_ * 1000 + std::chrono::duration_cast<std::chrono::milliseconds>(now_.time_since_epoch()).count();
     }
     void advance(Duration d) { now_ += d; }
     void set_unix_base(std::int64_t s) { unix_base_ = s; }

@@ -158,18 +158,18 @@ void VHost::route_dead_letter(DeadLetter& d) {
     }
     FieldTable final_headers = new_headers.to_table();
     const FieldArray* history = x_death_array(final_headers);
-    for (Queue* target : targets) {
-        if (reason != DeadLetterReason::Rejected && history && is_cycle(target->name(), *history)) {
-            ++dead_letters_dropped_cycle;
-            // Clients can make these at will: limited per source queue.
-            log::limited(log::Level::Warning, queue_name,
-                         "dead-letter cycle: message from {} dropped instead of going back to {}",
-                         log::escaped(resource_name("queue", queue_name, name_)),
-                         log::escaped(resource_name_for(*target)));
-            continue;
-        }
-        target->enqueue(dead);
-    }
+    // The queues it would cycle back to are left out; the rest take it as a publish would
+    // (stored once for the durable ones).
+    std::erase_if(targets, [&](Queue* target) {
+        if (reason == DeadLetterReason::Rejected || !history || !is_cycle(target->name(), *history)) return false;
+        ++dead_letters_dropped_cycle;
+        // Clients can make these at will: limited per source queue.
+        log::limited(log::Level::Warning, queue_name,
+                     "dead-letter cycle: message from {} dropped instead of going back to {}",
+                     log::escaped(resource_name("queue", queue_name, name_)), log::escaped(resource_name_for(*target)));
+        return true;
+    });
+    enqueue_routed(dead, targets);
 }
 
 std::string VHost::resource_name_for(const Queue& queue) const {

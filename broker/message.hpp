@@ -40,6 +40,8 @@ public:
     Message& operator*() const { return *m_; }
     explicit operator bool() const { return m_ != nullptr; }
     void reset() { MessageRef().swap(*this); }
+    // Gives up the reference without releasing it (the caller owns it now; MessageRef(m) adopts it back).
+    Message* release() { return std::exchange(m_, nullptr); }
     void swap(MessageRef& o) noexcept { std::swap(m_, o.m_); }
 
 private:
@@ -77,6 +79,11 @@ public:
     // Decodes the properties again (views into this message).
     protocol::BasicProperties decoded_properties() const;
 
+    // Where the message is in its vhost's message log (0: not stored). Set once, when it is
+    // written for the durable queues it reached, before any queue hands it out.
+    std::uint64_t store_location() const { return store_location_; }
+    void set_store_location(std::uint64_t location) { store_location_ = location; }
+
     // Bytes this message occupies, for memory accounting.
     std::size_t memory_size() const { return allocation_size(); }
 
@@ -90,10 +97,11 @@ private:
     const std::byte* body_start() const { return bytes() + properties_size_; }
     std::size_t allocation_size() const { return sizeof(Message) + properties_size_ + body_size_; }
 
-    // 32 bytes: the header every stored message pays (bodies are at most 512 MiB and
+    // 40 bytes: the header every message in memory pays (bodies are at most 512 MiB and
     // expirations at most 2^32-1 ms, so 32 bits hold both), followed by the encoded
     // properties and the body.
     MessageAddress* address_ = nullptr;  // one reference held
+    std::uint64_t store_location_ = 0;
     std::uint32_t refs_ = 1;
     std::uint32_t properties_size_ = 0;
     std::uint32_t body_size_ = 0;
@@ -104,7 +112,7 @@ private:
     bool has_expiration_ = false;
 };
 
-static_assert(sizeof(Message) == 32);
+static_assert(sizeof(Message) == 40);
 
 inline MessageRef::MessageRef(const MessageRef& o) : m_(o.m_) {
     if (m_) m_->add_ref();

@@ -10,6 +10,7 @@
 #include "broker/dead_letter.hpp"
 #include "broker/scope_guard.hpp"
 #include "broker/vhost.hpp"
+#include "broker/vhost_storage.hpp"
 
 namespace warren::broker {
 
@@ -32,7 +33,7 @@ Queue::Queue(VHost& vhost, QueueId id, std::string name, QueueFlags flags, Queue
       args_(std::move(args)),
       raw_args_(std::move(raw_args)),
       owner_(owner_connection),
-      store_(make_memory_store(args_.max_priority)) {
+      ready_(args_.max_priority, &pager_) {
     last_used_ = vhost_.broker().now();
     arm_expires_timer();
 }
@@ -45,13 +46,14 @@ void Queue::shut_down() {
     if (expires_timer_) timers.cancel(expires_timer_);
     ttl_timer_ = expires_timer_ = 0;
     vhost_.broker().forget_queue(*this);
+    if (VHostStorage* s = vhost_.storage()) s->forget_queue(*this);
 }
 
 // ---- in -------------------------------------------------------------------------------------
 
 bool Queue::over_limit(std::size_t extra_count, std::uint64_t extra_bytes) const {
-    if (args_.max_length && store_->size() + extra_count > *args_.max_length) return true;
-    if (args_.max_length_bytes && store_->body_bytes() + extra_bytes > *args_.max_length_bytes) return true;
+    if (args_.max_length && ready_.size() + extra_count > *args_.max_length) return true;
+    if (args_.max_length_bytes && ready_.body_bytes() + extra_bytes > *args_.max_length_bytes) return true;
     return false;
 }
 
@@ -64,11 +66,16 @@ TimePoint Queue::expiry_for(const Message& m, TimePoint now, bool& immediate) co
     return now + std::chrono::milliseconds(*ttl);
 }
 
+bool Queue::accepts(const Message& message) const {
+    return args_.overflow == Overflow::DropHead || !over_limit(1, message.body_size());
+}
+
 EnqueueOutcome Queue::enqueue(const MessageRef& message) {
-    if (args_.overflow != Overflow::DropHead && over_limit(1, message->body_size())) {
+    if (!accepts(*message)) {
         if (args_.overflow == Overflow::RejectPublishDlx) {
+            // Refused, so never this queue's: nothing of it is stored for this queue.
             QueuedMessage refused(message, next_seq_++);
-            dead_letter(std::move(refused), DeadLetterReason::Maxlen);
+            push_dead_letter(std::move(refused), DeadLetterReason::Maxlen);
             return EnqueueOutcome::DeadLettered;
         }
         return EnqueueOutcome::Rejected;
@@ -81,8 +88,10 @@ EnqueueOutcome Queue::enqueue(const MessageRef& message) {
         return EnqueueOutcome::Enqueued;
     }
     if (m.has_expiry()) schedule_ttl(m);
-    store_->push(std::move(m));
+    const bool stored = is_stored(*m.message);
+    ready_.push(std::move(m));
     if (args_.overflow == Overflow::DropHead) enforce_length_limit();
+    if (stored) vhost_.storage()->want_page_out(*this);
     mark_dirty();
     return EnqueueOutcome::Enqueued;
 }
@@ -91,7 +100,7 @@ EnqueueOutcome Queue::enqueue(const MessageRef& message) {
 // otherwise it expires at once. Enqueue runs only from a publish or from draining the
 // dead-letter list, so no caller is walking the consumer's channel while it is delivered to.
 void Queue::deliver_or_expire_now(QueuedMessage m) {
-    if (store_->size() == 0) {
+    if (ready_.empty()) {
         if (Consumer* c = next_consumer(); c && c->channel->try_deliver(*c, *this, m)) return;
     }
     dead_letter(std::move(m), DeadLetterReason::Expired);
@@ -99,7 +108,7 @@ void Queue::deliver_or_expire_now(QueuedMessage m) {
 
 void Queue::enforce_length_limit() {
     while (over_limit(0, 0)) {
-        auto dropped = store_->pop_oldest_lowest();
+        auto dropped = ready_.pop_oldest_lowest();
         if (!dropped) break;
         dead_letter(std::move(*dropped), DeadLetterReason::Maxlen);
     }
@@ -116,11 +125,18 @@ void Queue::requeue(QueuedMessage m) {
         return;
     }
     if (m.has_expiry()) schedule_ttl(m);
-    store_->requeue(std::move(m));
+    if (is_stored(*m.message))
+        vhost_.storage()->returned(m.message->store_location(), stored_id_, m.delivery_count());
+    ready_.requeue(std::move(m));
     mark_dirty();
 }
 
 void Queue::dead_letter(QueuedMessage m, DeadLetterReason reason) {
+    settle_stored(*m.message);
+    push_dead_letter(std::move(m), reason);
+}
+
+void Queue::push_dead_letter(QueuedMessage m, DeadLetterReason reason) {
     // Without a dead-letter exchange the message is dropped, as in RabbitMQ.
     if (!args_.dead_letter_exchange) return;
     vhost_.broker().push_dead_letter(
@@ -161,10 +177,12 @@ bool Queue::dispatch(std::size_t budget) {
     FlagGuard dispatching(dispatching_);
     TimePoint now = vhost_.broker().now();
     std::size_t done = 0;
-    while (done < budget && store_->front()) {
+    while (done < budget && !ready_.empty()) {
         Consumer* c = next_consumer();
         if (!c) break;
-        QueuedMessage m = store_->pop_front();
+        std::optional<QueuedMessage> next = ready_.pop_front();
+        if (!next) break;  // what was left could not be read back (logged)
+        QueuedMessage m = std::move(*next);
         ++done;
         if (m.is_expired(now)) {
             dead_letter(std::move(m), DeadLetterReason::Expired);
@@ -174,14 +192,14 @@ bool Queue::dispatch(std::size_t budget) {
         // connection (which can take no more deliveries from now on): back to its place.
         if (!c->channel->try_deliver(*c, *this, m)) put_back(std::move(m));
     }
-    return done >= budget && store_->front() != nullptr;
+    return done >= budget && !ready_.empty();
 }
 
 std::optional<QueuedMessage> Queue::take_one() {
     touch();
     TimePoint now = vhost_.broker().now();
-    while (store_->front()) {
-        QueuedMessage m = store_->pop_front();
+    while (std::optional<QueuedMessage> next = ready_.pop_front()) {
+        QueuedMessage m = std::move(*next);
         if (m.is_expired(now)) {
             dead_letter(std::move(m), DeadLetterReason::Expired);
             continue;
@@ -192,13 +210,17 @@ std::optional<QueuedMessage> Queue::take_one() {
 }
 
 void Queue::put_back(QueuedMessage m) {
-    store_->requeue(std::move(m));
+    ready_.requeue(std::move(m));
     mark_dirty();
 }
 
 std::size_t Queue::purge() {
-    std::size_t n = store_->size();
-    store_->drain([](QueuedMessage&&) {});
+    std::size_t n = ready_.size();
+    VHostStorage* storage = stored_id_ ? vhost_.storage() : nullptr;
+    ready_.drain([&](const Message* m, std::uint64_t location) {
+        // A paged-out message is stored by definition; one in memory may be transient.
+        if (storage && (!m || is_stored(*m))) storage->settled(location, stored_id_);
+    });
     deadlines_ = {};
     if (ttl_timer_) vhost_.broker().timers().cancel(ttl_timer_);
     ttl_timer_ = 0;
@@ -253,10 +275,10 @@ void Queue::arm_expires_timer() {
 void Queue::schedule_ttl(const QueuedMessage& m) {
     // Entries of messages that were delivered stay in the heap until their deadline; rebuild
     // from the ready messages when they pile up, so the heap stays O(ready messages).
-    if (deadlines_.size() > 2 * store_->size() + 1024) {
+    if (deadlines_.size() > 2 * ready_.size() + 1024) {
         deadlines_ = {};
-        store_->for_each([this](const QueuedMessage& r) {
-            if (r.has_expiry()) deadlines_.push(Deadline{r.expires_at, r.seq(), r.message->priority()});
+        ready_.for_each_deadline([this](std::uint64_t seq, std::uint8_t priority, TimePoint at) {
+            deadlines_.push(Deadline{at, seq, priority});
         });
     }
     deadlines_.push(Deadline{m.expires_at, m.seq(), m.message->priority()});
@@ -280,8 +302,70 @@ void Queue::expire_due(TimePoint now) {
     while (!deadlines_.empty() && deadlines_.top().at <= now) {
         Deadline d = deadlines_.top();
         deadlines_.pop();
-        if (auto m = store_->remove(d.seq, d.priority)) dead_letter(std::move(*m), DeadLetterReason::Expired);
+        if (auto m = ready_.remove(d.seq, d.priority)) dead_letter(std::move(*m), DeadLetterReason::Expired);
     }
+}
+
+// ---- storage ------------------------------------------------------------------------------------
+
+namespace {
+// Messages of a stored queue kept in memory per priority level; the rest wait on disk. Enough
+// to keep consumers fed between read-aheads without holding a long queue's bodies.
+constexpr std::size_t memory_window = 2048;
+}  // namespace
+
+bool Queue::is_stored(const Message& m) const {
+    return stored_id_ && m.store_location() && (m.is_persistent() || args_.type == QueueType::Quorum);
+}
+
+void Queue::settle_stored(const Message& m) {
+    if (is_stored(m)) vhost_.storage()->settled(m.store_location(), stored_id_);
+}
+
+void Queue::on_delivered(const QueuedMessage& m, bool settled_now) {
+    if (!is_stored(*m.message)) return;
+    if (settled_now)
+        vhost_.storage()->settled(m.message->store_location(), stored_id_);
+    else
+        vhost_.storage()->delivered(m.message->store_location(), stored_id_);
+}
+
+void Queue::on_acked(const QueuedMessage& m) { settle_stored(*m.message); }
+
+void Queue::restore(const PagedMessage& m) {
+    ready_.push_paged(m);
+    next_seq_ = std::max(next_seq_, m.seq + 1);
+    if (m.expires_at != TimePoint{}) {
+        deadlines_.push(Deadline{m.expires_at, m.seq, m.priority});
+        if (!ttl_timer_ || ttl_timer_at_ > m.expires_at) {
+            TimerQueue& timers = vhost_.broker().timers();
+            if (ttl_timer_) timers.cancel(ttl_timer_);
+            ttl_timer_at_ = m.expires_at;
+            ttl_timer_ = timers.schedule(m.expires_at, [this] { on_ttl_timer(); });
+        }
+    }
+}
+
+void Queue::page_out() { ready_.page_out(memory_window); }
+
+void Queue::forget_stored() {
+    VHostStorage* storage = stored_id_ ? vhost_.storage() : nullptr;
+    ready_.drain([&](const Message* m, std::uint64_t location) {
+        if (storage && (!m || is_stored(*m))) storage->forget(location);
+    });
+}
+
+MessageRef Queue::QueuePager::load(std::uint64_t location) {
+    VHostStorage* storage = q_.vhost_.storage();
+    if (!storage) return {};
+    MessageRef m = storage->load(location);
+    // Unreadable: the message is gone; its pair is settled so that its segment can go too.
+    if (!m) storage->settled(location, q_.stored_id_);
+    return m;
+}
+
+bool Queue::QueuePager::can_page_out(const Message& m) const {
+    return q_.is_stored(m) && q_.vhost_.storage()->is_written(m.store_location());
 }
 
 }  // namespace warren::broker

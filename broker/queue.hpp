@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "broker/consumer.hpp"
-#include "broker/message_store.hpp"
+#include "broker/ready_messages.hpp"
 #include "broker/queue_args.hpp"
 #include "broker/queued_message.hpp"
 #include "broker/timer_queue.hpp"
@@ -58,19 +58,44 @@ public:
     void set_stored_id(std::uint32_t id) { stored_id_ = id; }
     exchanges::Destination as_destination() const { return {exchanges::DestinationKind::Queue, id_}; }
 
-    std::size_t message_count() const { return store_->size(); }
-    std::uint64_t message_bytes() const { return store_->body_bytes(); }
+    std::size_t message_count() const { return ready_.size(); }
+    std::uint64_t message_bytes() const { return ready_.body_bytes(); }
+    std::size_t messages_in_memory() const { return ready_.in_memory(); }
     std::size_t consumer_count() const { return consumers_.size(); }
     const std::vector<Consumer*>& consumers() const { return consumers_; }
     bool has_exclusive_consumer() const { return exclusive_consumer_; }
 
     // ---- in
+    // Whether enqueue() would take the message (x-overflow reject-publish[-dlx] refuses it when
+    // the queue is full): a message is stored only for the queues that take it.
+    bool accepts(const Message& message) const;
+    // The seq the next enqueued message gets (its position, written with a stored message).
+    std::uint64_t next_seq() const { return next_seq_; }
     EnqueueOutcome enqueue(const MessageRef& message);
     // A delivered message coming back (nack/reject with requeue, recover, channel close).
     // Goes back to its original position, marked redelivered; past x-delivery-limit it is
     // dead-lettered instead.
     void requeue(QueuedMessage message);
+    // A message of this queue leaves it by a side door (rejected, expired, over a limit): it is
+    // settled here and goes to the dead-letter exchange, if there is one.
     void dead_letter(QueuedMessage message, DeadLetterReason reason);
+
+    // ---- storage (the vhost's message log; nothing happens for a queue or message not stored)
+    // Whether this queue's copy of `message` is in the message log: a persistent message (any
+    // message, for a quorum queue, which RabbitMQ stores whole) in a durable queue.
+    bool is_stored(const Message& message) const;
+    // A delivery of one of its messages went out: settled at once for no-ack consumers.
+    void on_delivered(const QueuedMessage& message, bool settled_now);
+    // A consumer acknowledged it.
+    void on_acked(const QueuedMessage& message);
+    // Recovery: a message on disk goes back in its place.
+    void restore(const PagedMessage& message);
+    // Moves what exceeds the memory window to disk (called when the turn's writes are done).
+    void page_out();
+    bool page_out_wanted() const { return page_out_wanted_; }
+    void set_page_out_wanted(bool w) { page_out_wanted_ = w; }
+    // The queue is being deleted: its stored messages are let go (its deletion is recorded).
+    void forget_stored();
 
     // ---- out
     // Delivers ready messages to consumers with credit, at most `budget` of them; returns
@@ -112,6 +137,19 @@ private:
     void expire_due(TimePoint now);
     void arm_expires_timer();
     void deliver_or_expire_now(QueuedMessage m);
+    void push_dead_letter(QueuedMessage m, DeadLetterReason reason);
+    void settle_stored(const Message& m);
+
+    // Reads paged-out messages back for ready_.
+    class QueuePager final : public Pager {
+    public:
+        explicit QueuePager(Queue& q) : q_(q) {}
+        MessageRef load(std::uint64_t location) override;
+        bool can_page_out(const Message& message) const override;
+
+    private:
+        Queue& q_;
+    };
 
     VHost& vhost_;
     QueueId id_;
@@ -122,8 +160,10 @@ private:
     std::uint64_t owner_;
     std::uint32_t stored_id_ = 0;
 
-    std::unique_ptr<MessageStore> store_;
+    QueuePager pager_{*this};
+    ReadyMessages ready_;
     std::uint64_t next_seq_ = 1;
+    bool page_out_wanted_ = false;
 
     std::vector<Consumer*> consumers_;  // in registration order
     std::size_t round_robin_ = 0;

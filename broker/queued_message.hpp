@@ -16,6 +16,9 @@ public:
     QueuedMessage() = default;
     QueuedMessage(MessageRef m, std::uint64_t seq, TimePoint expires = TimePoint{})
         : message(std::move(m)), expires_at(expires), packed_(seq & seq_mask) {}
+    // A message coming back from disk, with the delivery count it had.
+    QueuedMessage(MessageRef m, std::uint64_t seq, TimePoint expires, std::uint16_t delivery_count)
+        : message(std::move(m)), expires_at(expires), packed_((seq & seq_mask) | std::uint64_t{delivery_count} << seq_bits) {}
 
     MessageRef message;
     TimePoint expires_at{};  // TimePoint{} means never
@@ -33,9 +36,10 @@ public:
     bool has_expiry() const { return expires_at != TimePoint{}; }
     bool is_expired(TimePoint now) const { return has_expiry() && expires_at <= now; }
 
-private:
     static constexpr int seq_bits = 48;
     static constexpr std::uint64_t seq_mask = (std::uint64_t{1} << seq_bits) - 1;
+
+private:
     std::uint64_t packed_ = 0;
 };
 

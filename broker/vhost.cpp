@@ -8,6 +8,7 @@
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/log.hpp"
+#include "broker/vhost_storage.hpp"
 
 namespace warren::broker {
 
@@ -18,6 +19,8 @@ using exchanges::ExchangeType;
 VHost::VHost(Broker& broker, std::string name) : broker_(broker), name_(std::move(name)) {
     declare_builtin_exchanges();
 }
+
+void VHost::set_storage(std::unique_ptr<VHostStorage> storage) { storage_ = std::move(storage); }
 
 VHost::~VHost() {
     // Queues first: their consumers belong to channels that may outlive this vhost in tests.
@@ -142,6 +145,7 @@ std::size_t VHost::delete_queue(Queue& queue) {
     // Consumers go first, each with basic.cancel if its client asked for it.
     for (Consumer* c : std::vector<Consumer*>(queue.consumers())) c->channel->on_queue_deleted(*c);
     queue.shut_down();
+    queue.forget_stored();
     record_queue_deleted(queue);
     std::vector<std::uint64_t> sources;
     for (auto& [xid, n] : queue.bound_from()) sources.push_back(xid);
@@ -269,6 +273,18 @@ MessageRef VHost::route_message(ExchangeEntry& exchange, const MessageRef& messa
 PublishResult VHost::enqueue_routed(const MessageRef& message, const std::vector<Queue*>& targets) {
     PublishResult result;
     result.routed = !targets.empty();
+    if (storage_) {
+        // Stored once, for every durable queue that takes it, before any of them hands it out.
+        stored_for_.clear();
+        for (Queue* q : targets)
+            if (q->stored_id() && (message->is_persistent() || q->args().type == QueueType::Quorum) &&
+                q->accepts(*message))
+                stored_for_.push_back({q->stored_id(), q->next_seq()});
+        if (!stored_for_.empty()) {
+            storage_->append(*message, stored_for_);
+            result.stored = true;
+        }
+    }
     for (Queue* q : targets) {
         EnqueueOutcome outcome = q->enqueue(message);
         if (outcome != EnqueueOutcome::Enqueued) result.rejected = true;

@@ -15,15 +15,18 @@
 #include "broker/queue.hpp"
 #include "broker/string_map.hpp"
 #include "exchanges/destination.hpp"
+#include "store/message_record.hpp"
 
 namespace warren::broker {
 
 class Broker;
 class Durability;
+class VHostStorage;
 
 struct PublishResult {
     bool routed = false;    // reached at least one queue
     bool rejected = false;  // a queue refused it (x-overflow reject-publish[-dlx])
+    bool stored = false;    // written to the message log: its confirm waits until it is stored
 };
 
 class VHost {
@@ -42,6 +45,9 @@ public:
     // or while the vhost is being rebuilt from the log at start-up).
     void set_durability(Durability* d) { durability_ = d; }
     Durability* durability() const { return durability_; }
+    // The vhost's message log (null: messages in memory only).
+    VHostStorage* storage() const { return storage_.get(); }
+    void set_storage(std::unique_ptr<VHostStorage> storage);
 
     // ---- exchanges
     ExchangeEntry* find_exchange(std::string_view name);
@@ -123,6 +129,8 @@ private:
     std::string name_;
     std::uint32_t id_ = 0;
     Durability* durability_ = nullptr;
+    std::unique_ptr<VHostStorage> storage_;
+    std::vector<store::QueueEntryRef> stored_for_;  // scratch: the queues a message is stored for
     StringMap<std::unique_ptr<ExchangeEntry>> exchanges_;
     std::unordered_map<std::uint64_t, ExchangeEntry*> exchanges_by_id_;
     StringMap<std::unique_ptr<Queue>> queues_;

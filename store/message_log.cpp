@@ -58,6 +58,11 @@ bool MessageLog::contains(Location location) const {
     return holder(location) != nullptr;
 }
 
+bool MessageLog::is_written(Location location) const {
+    Segment* s = holder(location);
+    return s && location_offset(location) < s->written;
+}
+
 Segment& MessageLog::add_segment(std::uint32_t number) {
     if (segments_.empty()) first_number_ = number;
     while (segments_.size() <= number - first_number_) segments_.push_back(nullptr);

@@ -105,6 +105,9 @@ public:
 
     // True while the log holds a record at `location` (written, or buffered).
     bool contains(Location location) const;
+    // True while the log holds a record at `location` that a flush has written (a buffered one
+    // can still be dropped by a failed flush).
+    bool is_written(Location location) const;
     // The record at `location`, its checksum checked (buffered records are served from memory).
     // The view is valid until the next call to read(), append() or flush().
     Result<MessageRecordView> read(Location location);

@@ -1,0 +1,199 @@
+// See ready_messages.hpp. Each priority level is a deque of 32-byte slots in seq order. Taking a
+// message from the middle (TTL expiry) leaves a tombstone that keeps its seq for the binary
+// search; tombstones are skipped at the front and compacted away when they outnumber live
+// entries. Paging out looks only at the back of each level (what arrived since the last pass),
+// so a long queue costs nothing per turn; paging in reads a run of messages ahead of the front.
+#include "broker/ready_messages.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace warren::broker {
+
+namespace {
+template <class Items>
+auto find_seq(Items& items, std::uint64_t seq) {
+    return std::lower_bound(items.begin(), items.end(), seq, [](const auto& s, std::uint64_t v) { return s.seq() < v; });
+}
+}  // namespace
+
+ReadyMessages::ReadyMessages(std::uint8_t max_priority, Pager* pager)
+    : levels_(std::size_t{max_priority} + 1), pager_(pager) {
+}
+
+ReadyMessages::Level& ReadyMessages::level(std::uint8_t p) {
+    return levels_[std::min<std::size_t>(p, levels_.size() - 1)];
+}
+
+void ReadyMessages::push(QueuedMessage m) {
+    Level& l = level(m.message->priority());
+    bytes_ += m.message->body_size();
+    l.items.emplace_back(std::move(m));
+    ++l.live;
+    ++l.in_memory;
+    ++l.unexamined;
+    ++live_;
+    ++in_memory_;
+}
+
+void ReadyMessages::requeue(QueuedMessage m) {
+    Level& l = level(m.message->priority());
+    bytes_ += m.message->body_size();
+    ++l.live;
+    ++l.in_memory;
+    ++live_;
+    ++in_memory_;
+    if (l.items.empty() || l.items.back().seq() < m.seq()) {
+        l.items.emplace_back(std::move(m));
+        ++l.unexamined;
+        return;
+    }
+    auto it = find_seq(l.items, m.seq());
+    if (it != l.items.end() && it->seq() == m.seq() && it->kind() == Slot::Tombstone) {
+        *it = Slot(std::move(m));
+        --l.tombstones;
+        return;
+    }
+    l.items.insert(it, Slot(std::move(m)));
+}
+
+void ReadyMessages::push_paged(const PagedMessage& p) {
+    Level& l = level(p.priority);
+    bytes_ += p.body_size;
+    ++l.live;
+    ++live_;
+    if (l.items.empty() || l.items.back().seq() < p.seq)
+        l.items.emplace_back(p);
+    else
+        l.items.insert(find_seq(l.items, p.seq), Slot(p));
+}
+
+void ReadyMessages::skip_tombstones(Level& l) {
+    while (!l.items.empty() && l.items.front().kind() == Slot::Tombstone) {
+        l.items.pop_front();
+        --l.tombstones;
+        if (l.unexamined > l.items.size()) l.unexamined = l.items.size();
+    }
+}
+
+void ReadyMessages::compact(Level& l) {
+    std::erase_if(l.items, [](const Slot& s) { return s.kind() == Slot::Tombstone; });
+    l.tombstones = 0;
+    l.unexamined = std::min(l.unexamined, l.items.size());
+}
+
+// Reads a paged slot back. A message that cannot be read is gone: its slot becomes a tombstone
+// (the pager has logged and settled it).
+bool ReadyMessages::load(Level& l, Slot& slot) {
+    MessageRef m = pager_ ? pager_->load(slot.location()) : MessageRef();
+    if (!m) {
+        bytes_ -= slot.body_size();
+        slot.bury();
+        --l.live;
+        --live_;
+        ++l.tombstones;
+        return false;
+    }
+    slot.fill(std::move(m));
+    ++l.in_memory;
+    ++in_memory_;
+    return true;
+}
+
+void ReadyMessages::read_ahead(Level& l, std::size_t from) {
+    const std::size_t end = std::min(l.items.size(), from + read_ahead_);
+    for (std::size_t i = from; i < end; ++i)
+        if (l.items[i].kind() == Slot::Paged) load(l, l.items[i]);
+}
+
+std::optional<QueuedMessage> ReadyMessages::take(Level& l, std::deque<Slot>::iterator it) {
+    Slot& slot = *it;
+    bytes_ -= slot.body_size();
+    QueuedMessage m = slot.take();
+    --l.live;
+    --l.in_memory;
+    --live_;
+    --in_memory_;
+    if (it == l.items.begin()) {
+        l.items.pop_front();
+        if (l.unexamined > l.items.size()) l.unexamined = l.items.size();
+    } else {
+        ++l.tombstones;
+        if (l.tombstones > 64 && l.tombstones > l.live) compact(l);
+    }
+    return m;
+}
+
+std::optional<QueuedMessage> ReadyMessages::pop_front() {
+    for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
+        Level& l = *it;
+        while (l.live) {
+            skip_tombstones(l);
+            Slot& front = l.items.front();
+            if (front.kind() == Slot::Paged) {
+                if (!load(l, front)) continue;
+                read_ahead(l, 1);
+            }
+            return take(l, l.items.begin());
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<QueuedMessage> ReadyMessages::pop_oldest_lowest() {
+    for (Level& l : levels_) {
+        while (l.live) {
+            skip_tombstones(l);
+            Slot& front = l.items.front();
+            if (front.kind() == Slot::Paged && !load(l, front)) continue;
+            return take(l, l.items.begin());
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<QueuedMessage> ReadyMessages::remove(std::uint64_t seq, std::uint8_t priority) {
+    Level& l = level(priority);
+    auto it = find_seq(l.items, seq);
+    if (it == l.items.end() || it->seq() != seq || it->kind() == Slot::Tombstone) return std::nullopt;
+    if (it->kind() == Slot::Paged && !load(l, *it)) return std::nullopt;
+    return take(l, it);
+}
+
+void ReadyMessages::for_each_deadline(const std::function<void(std::uint64_t, std::uint8_t, TimePoint)>& f) const {
+    for (std::size_t p = 0; p < levels_.size(); ++p)
+        for (const Slot& s : levels_[p].items)
+            if (s.kind() != Slot::Tombstone && s.expires_at() != TimePoint{})
+                f(s.seq(), static_cast<std::uint8_t>(p), s.expires_at());
+}
+
+void ReadyMessages::drain(const std::function<void(const Message*, std::uint64_t)>& f) {
+    for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
+        for (const Slot& s : it->items)
+            if (s.kind() != Slot::Tombstone) f(s.message(), s.location());
+        *it = Level{};
+    }
+    live_ = 0;
+    in_memory_ = 0;
+    bytes_ = 0;
+}
+
+std::size_t ReadyMessages::page_out(std::size_t keep) {
+    if (!pager_) return 0;
+    std::size_t moved = 0;
+    for (Level& l : levels_) {
+        std::size_t n = std::min(l.unexamined, l.items.size());
+        l.unexamined = 0;
+        for (std::size_t k = 0; k < n && l.in_memory > keep; ++k) {
+            Slot& s = l.items[l.items.size() - 1 - k];
+            if (s.kind() != Slot::InMemory || !pager_->can_page_out(*s.message())) continue;
+            s.page_out();
+            --l.in_memory;
+            --in_memory_;
+            ++moved;
+        }
+    }
+    return moved;
+}
+
+}  // namespace warren::broker

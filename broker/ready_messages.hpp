@@ -1,0 +1,95 @@
+// A queue's ready messages: one seq-ordered sequence per priority level (highest delivered
+// first), so a requeued message goes back to its original place. A message is either in memory
+// or, once its record is written to the vhost's message log, paged out: the queue then keeps
+// 32 bytes of it (where it is, its size, seq, delivery count, deadline) and reads it back when
+// it nears the front. Memory-only queues never page out.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "broker/queued_message.hpp"
+#include "broker/ready_slot.hpp"
+
+namespace warren::broker {
+
+// How a queue's ready messages reach the disk and come back.
+class Pager {
+public:
+    virtual ~Pager() = default;
+    // The message stored at `location`, read back; null when it cannot be read (the pager has
+    // logged and settled it).
+    virtual MessageRef load(std::uint64_t location) = 0;
+    // Whether `message` may leave memory: stored for this queue, and its record written (a
+    // record still buffered could yet be lost to a failed write).
+    virtual bool can_page_out(const Message& message) const = 0;
+};
+
+class ReadyMessages {
+public:
+    // `pager` null: everything stays in memory.
+    ReadyMessages(std::uint8_t max_priority, Pager* pager);
+    ReadyMessages(const ReadyMessages&) = delete;
+    ReadyMessages& operator=(const ReadyMessages&) = delete;
+
+    // A newly published message: its seq is higher than any this queue has seen.
+    void push(QueuedMessage message);
+    // A message coming back from a consumer: to its seq position.
+    void requeue(QueuedMessage message);
+    // Recovery: a message on disk, in seq order within its priority (out of order is sorted in).
+    void push_paged(const PagedMessage& message);
+
+    bool empty() const { return live_ == 0; }
+    std::size_t size() const { return live_; }
+    std::uint64_t body_bytes() const { return bytes_; }
+    std::size_t in_memory() const { return in_memory_; }
+
+    // The next message to deliver (read back from disk if it is paged out); nullopt when empty.
+    std::optional<QueuedMessage> pop_front();
+    // Takes out one message wherever it is (TTL expiry); nullopt if it is no longer here.
+    std::optional<QueuedMessage> remove(std::uint64_t seq, std::uint8_t priority);
+    // The message that drop-head overflow drops: the oldest of the lowest priority.
+    std::optional<QueuedMessage> pop_oldest_lowest();
+
+    // Calls f(seq, priority, expires_at) for each ready message with a deadline.
+    void for_each_deadline(const std::function<void(std::uint64_t, std::uint8_t, TimePoint)>& f) const;
+    // Removes everything without reading it back; calls f(message or null when paged out,
+    // location) for each, in delivery order.
+    void drain(const std::function<void(const Message*, std::uint64_t)>& f);
+
+    // Moves messages that may leave memory to disk, newest first, until each priority level
+    // keeps at most `keep` in memory. Looks only at what arrived since the last call.
+    std::size_t page_out(std::size_t keep);
+    // How many messages are read back at once when the front is on disk.
+    void set_read_ahead(std::size_t n) { read_ahead_ = n; }
+
+private:
+    using Slot = ReadySlot;
+    struct Level {
+        std::deque<Slot> items;
+        std::size_t live = 0;
+        std::size_t tombstones = 0;
+        std::size_t in_memory = 0;
+        std::size_t unexamined = 0;  // entries at the back that page_out has not looked at
+    };
+
+    Level& level(std::uint8_t priority);
+    std::optional<QueuedMessage> take(Level& l, std::deque<Slot>::iterator it);
+    bool load(Level& l, Slot& slot);
+    void read_ahead(Level& l, std::size_t from);
+    void skip_tombstones(Level& l);
+    void compact(Level& l);
+
+    std::vector<Level> levels_;
+    Pager* pager_;
+    std::size_t live_ = 0;
+    std::size_t in_memory_ = 0;
+    std::uint64_t bytes_ = 0;
+    std::size_t read_ahead_ = 256;
+};
+
+}  // namespace warren::broker

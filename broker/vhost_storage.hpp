@@ -1,0 +1,56 @@
+// A vhost's persistent messages: the glue between its queues and its store::MessageLog. A
+// persistent message routed to durable queues is written once, listing each of them with its
+// position there; what then happens to it in each queue (delivered, returned with a count,
+// settled) is written as events. Queues read paged-out messages back through here.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "broker/message.hpp"
+#include "store/message_log.hpp"
+
+namespace warren::broker {
+
+class Clock;
+class Queue;
+
+class VHostStorage {
+public:
+    VHostStorage(store::MessageLog& log, Clock& clock);
+
+    store::MessageLog& log() { return log_; }
+
+    // Writes `message` once for these queues (stored id and seq each) and records where.
+    void append(Message& message, std::span<const store::QueueEntryRef> queues);
+    void delivered(std::uint64_t location, std::uint32_t queue_id);
+    void returned(std::uint64_t location, std::uint32_t queue_id, std::uint32_t delivery_count);
+    void settled(std::uint64_t location, std::uint32_t queue_id);
+    // The queue that held it is gone (its deletion is recorded): settled without an event.
+    void forget(std::uint64_t location) { log_.forget(location); }
+
+    // Reads a message back; null (logged) when its record cannot be read.
+    MessageRef load(std::uint64_t location);
+    bool is_written(std::uint64_t location) const { return log_.is_written(location); }
+
+    // Queues that took messages this turn page out what exceeds their memory window once the
+    // turn's records are written (page_out, at the end of the turn).
+    void want_page_out(Queue& queue);
+    void forget_queue(Queue& queue);
+    void page_out();
+
+    // Appends and events so far: a transaction holds its commit-ok when it wrote any.
+    std::uint64_t writes() const { return writes_; }
+    std::uint64_t unreadable() const { return unreadable_; }
+
+private:
+    store::MessageLog& log_;
+    Clock& clock_;
+    std::vector<store::QueueEntryRef> scratch_;
+    std::vector<Queue*> page_out_;
+    std::uint64_t writes_ = 0;
+    std::uint64_t unreadable_ = 0;
+};
+
+}  // namespace warren::broker
