@@ -20,6 +20,7 @@
 #include "broker/string_map.hpp"
 #include "broker/timer_queue.hpp"
 #include "broker/vhost.hpp"
+#include "store/file_system.hpp"
 
 namespace warren::broker {
 
@@ -51,7 +52,9 @@ public:
     // Opens the data directory (config.data_dir; nothing to do when it is empty) and rebuilds
     // the durable vhosts, exchanges, queues and bindings it holds. `post` runs a function on the
     // loop thread. Returns an error text when the broker cannot start.
-    std::string start_storage(std::function<void(std::function<void()>)> post);
+    // `fs` null: the real file system.
+    std::string start_storage(std::function<void(std::function<void()>)> post,
+                              std::shared_ptr<store::FileSystem> fs = nullptr);
     Durability* durability() const { return durability_.get(); }
     std::uint32_t allocate_stored_queue_id() { return next_stored_queue_id_++; }
     // The end of a loop turn and the moment before any socket write: what is buffered for the

@@ -61,14 +61,15 @@ definitions::Definitions collect(const StringMap<std::unique_ptr<VHost>>& vhosts
 
 }  // namespace
 
-std::string Broker::start_storage(std::function<void(std::function<void()>)> post) {
+std::string Broker::start_storage(std::function<void(std::function<void()>)> post,
+                                  std::shared_ptr<store::FileSystem> fs) {
     if (config_.data_dir.empty()) {
         log::warning("no data directory: durable queues and persistent messages are kept in memory only");
         return {};
     }
     const auto started = std::chrono::steady_clock::now();
     std::string error;
-    durability_ = Durability::open(config_, std::move(post), error);
+    durability_ = Durability::open(config_, std::move(post), error, std::move(fs));
     if (!durability_) return error;
 
     definitions::Definitions defs;

@@ -13,8 +13,10 @@ namespace {
 void warn_line(std::string_view line) { log::warning("storage: {}", line); }
 }  // namespace
 
-Durability::Durability(const Config& config, Post post)
-    : dir_(config.data_dir), fsync_confirms_(config.fsync_confirms), fs_(std::make_unique<store::PosixFileSystem>()) {
+Durability::Durability(const Config& config, Post post, std::shared_ptr<store::FileSystem> fs)
+    : dir_(config.data_dir),
+      fsync_confirms_(config.fsync_confirms),
+      fs_(fs ? std::move(fs) : std::make_shared<store::PosixFileSystem>()) {
     log_options_.segment_size = config.segment_size;
     log_options_.warn = warn_line;
     sync_ = std::make_unique<store::SyncService>(std::move(post),
@@ -23,8 +25,9 @@ Durability::Durability(const Config& config, Post post)
 
 Durability::~Durability() = default;
 
-std::unique_ptr<Durability> Durability::open(const Config& config, Post post, std::string& error) {
-    std::unique_ptr<Durability> d(new Durability(config, std::move(post)));
+std::unique_ptr<Durability> Durability::open(const Config& config, Post post, std::string& error,
+                                             std::shared_ptr<store::FileSystem> fs) {
+    std::unique_ptr<Durability> d(new Durability(config, std::move(post), std::move(fs)));
     if (auto s = d->fs_->make_directories(d->dir_); !s) {
         error = fmt::format("cannot create the data directory {}: {}", d->dir_, s.error().message);
         return nullptr;
@@ -160,6 +163,7 @@ void Durability::fail_storage(const std::string& why) {
 }
 
 std::optional<std::uint64_t> Durability::free_bytes() const {
+    if (!dynamic_cast<store::PosixFileSystem*>(fs_.get())) return std::nullopt;  // an in-memory one
     struct statvfs s {};
     if (::statvfs(dir_.c_str(), &s) != 0) return std::nullopt;
     return static_cast<std::uint64_t>(s.f_bavail) * s.f_frsize;

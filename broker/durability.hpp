@@ -29,7 +29,9 @@ public:
 
     // Creates and locks the data directory and opens the definitions log (not yet recovered).
     // `post` runs a function on the loop thread. On failure returns null and sets `error`.
-    static std::unique_ptr<Durability> open(const Config& config, Post post, std::string& error);
+    // `fs` null: the real file system (tests give an in-memory one that injects faults).
+    static std::unique_ptr<Durability> open(const Config& config, Post post, std::string& error,
+                                            std::shared_ptr<store::FileSystem> fs = nullptr);
     ~Durability();
     Durability(const Durability&) = delete;
     Durability& operator=(const Durability&) = delete;
@@ -79,7 +81,7 @@ public:
     std::optional<std::uint64_t> free_bytes() const;
 
 private:
-    Durability(const Config& config, Post post);
+    Durability(const Config& config, Post post, std::shared_ptr<store::FileSystem> fs);
     void complete(std::uint64_t ticket, bool ok);
     void write_failed(const std::string& why);
     void fail_storage(const std::string& why);
@@ -87,7 +89,7 @@ private:
     std::string dir_;
     bool fsync_confirms_;
     store::LogOptions log_options_;
-    std::unique_ptr<store::FileSystem> fs_;
+    std::shared_ptr<store::FileSystem> fs_;
     std::unique_ptr<store::FileLock> lock_;
     std::unique_ptr<store::SyncService> sync_;
     std::unique_ptr<store::MetaLog> meta_;

@@ -177,7 +177,8 @@ private:
         TimePoint at;
         std::uint64_t seq;
         std::uint8_t priority;
-        bool operator>(const Deadline& o) const { return at > o.at; }
+        // Equal deadlines expire in queue order.
+        bool operator>(const Deadline& o) const { return at != o.at ? at > o.at : seq > o.seq; }
     };
     std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
     TimerId ttl_timer_ = 0;

@@ -11,7 +11,8 @@
 
 namespace warren::testing {
 
-TestBroker::TestBroker(Config config) {
+TestBroker::TestBroker(Config config, std::shared_ptr<store::FileSystem> fs, std::int64_t unix_base_seconds) {
+    clock.set_unix_base(unix_base_seconds);
     // Quiet unless asked: WARREN_TEST_LOG=debug|info|... shows the broker's log lines.
     warren::log::Level level = warren::log::Level::None;
     if (const char* env = std::getenv("WARREN_TEST_LOG")) warren::log::parse_level(env, level);
@@ -24,7 +25,7 @@ TestBroker::TestBroker(Config config) {
             posted_.push_back(std::move(f));
         }
         posted_cv_.notify_all();
-    });
+    }, std::move(fs));
     if (!error.empty()) throw std::runtime_error("storage: " + error);
 }
 
@@ -50,7 +51,7 @@ void TestBroker::settle() {
         if (Durability* d = broker->durability()) {
             broker->end_turn_storage();
             // A sync's completion is posted after the sync thread settles it: wait for the post.
-            while (d->has_syncs_in_flight()) {
+            while (block_on_syncs && d->has_syncs_in_flight()) {
                 d->wait_for_syncs();
                 std::unique_lock lock(posted_mutex_);
                 if (!posted_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !posted_.empty(); }))

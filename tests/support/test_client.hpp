@@ -31,7 +31,10 @@ class TestBroker {
 public:
     // With config.data_dir set, the broker stores and recovers as the real one does; the sync
     // thread's completions run in settle(), which waits for them.
-    explicit TestBroker(Config config = {});
+    // `fs` (null: the real file system) and the wall clock's start (for deadlines that outlive
+    // a restart) matter only with storage.
+    explicit TestBroker(Config config = {}, std::shared_ptr<store::FileSystem> fs = nullptr,
+                        std::int64_t unix_base_seconds = 1'700'000'000);
     ~TestBroker();
     ManualClock clock;
     std::unique_ptr<Broker> broker;
@@ -41,6 +44,8 @@ public:
     // Runs due timers and pending dispatches until nothing is left; with storage, ends the turn
     // as the event loop does (writes, syncs) and runs what the sync thread posted.
     void settle();
+    // With syncs held in the file system, settle() must not wait for them.
+    bool block_on_syncs = true;
     void advance(std::chrono::milliseconds ms);
 
     // The default vhost's queue of that name, or nullptr.
