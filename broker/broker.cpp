@@ -82,7 +82,6 @@ void Broker::forget_queue(Queue& queue) {
 
 void Broker::run_pending() {
     work_scheduled_ = false;
-    new_turn();
     timers_.fire_due(now());
     // Each queue dispatched once per turn; a queue with more to deliver goes to the next turn.
     running_.clear();

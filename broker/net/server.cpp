@@ -39,6 +39,7 @@ void Server::accept(asio::ip::tcp::acceptor& acceptor) {
     acceptor.async_accept([this, &acceptor](const asio::error_code& ec, asio::ip::tcp::socket socket) {
         if (ec == asio::error::operation_aborted) return;
         if (!ec) {
+            Broker::TimeScope scope(loop_.broker());
             auto connection = std::make_shared<TcpConnection>(loop_, std::move(socket));
             std::erase_if(connections_, [](const auto& w) { return w.expired(); });
             connections_.push_back(connection);
@@ -60,6 +61,7 @@ void Server::shut_down(std::string_view reason) {
         asio::error_code ignored;
         a->close(ignored);
     }
+    Broker::TimeScope scope(loop_.broker());
     for (auto& w : connections_)
         if (auto c = w.lock()) c->force_close(reason);
     loop_.schedule_turn_end();

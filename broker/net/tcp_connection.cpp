@@ -72,11 +72,13 @@ void TcpConnection::on_read(const asio::error_code& ec, std::size_t n) {
     }
     // reading_ stays true while the core handles the bytes: a read started from inside (via
     // read_state_changed) would read into the buffer the core is about to compact.
-    loop_.broker().new_turn();
-    try {
-        core_->on_read(n);
-    } catch (const std::exception& e) {
-        fail_internal(e.what());
+    {
+        Broker::TimeScope scope(loop_.broker());
+        try {
+            core_->on_read(n);
+        } catch (const std::exception& e) {
+            fail_internal(e.what());
+        }
     }
     reading_ = false;
     loop_.schedule_turn_end();
@@ -124,6 +126,7 @@ void TcpConnection::flush() {
 
 void TcpConnection::on_written(const asio::error_code& ec) {
     writing_ = false;
+    Broker::TimeScope scope(loop_.broker());
     core_->end_write();
     if (closed_) return;
     if (ec) {
@@ -171,7 +174,10 @@ void TcpConnection::drain_until_eof() {
 void TcpConnection::finish_close() {
     if (closed_) return;
     closed_ = true;
-    core_->on_transport_closed("connection closed");
+    {
+        Broker::TimeScope scope(loop_.broker());
+        core_->on_transport_closed("connection closed");
+    }
     asio::error_code ignored;
     linger_.cancel();
     socket_.close(ignored);
