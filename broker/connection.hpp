@@ -34,6 +34,10 @@ public:
     virtual void output_ready() = 0;
     // Write what is pending, then close the socket.
     virtual void close_transport() = 0;
+    // Write what is pending and keep reading into the connection, but leave the socket open
+    // for the peer to close: we sent close-ok, and its recipient closes first. The connection
+    // bounds the wait with a timer and then calls close_transport().
+    virtual void await_peer_close() = 0;
     // wants_read() may have changed (memory alarm, closing).
     virtual void read_state_changed() = 0;
 };
@@ -59,7 +63,8 @@ public:
     void on_read(std::size_t n);
     void feed(std::span<const std::byte> bytes);  // read_space + copy + on_read
     void feed(std::string_view bytes) { feed(std::as_bytes(std::span(bytes.data(), bytes.size()))); }
-    // False while the connection must not be read: blocked by the memory alarm, or closed.
+    // False while the connection must not be read: blocked by the memory alarm (unless it is
+    // waiting for close-ok), or closed.
     bool wants_read() const;
 
     // ---- output
@@ -126,6 +131,8 @@ private:
     void on_open(std::span<const std::byte> args);
     void on_close(std::span<const std::byte> args);
     void on_close_ok();
+    void await_client_close();
+    void cancel_close_timer();
     void send_start();
     void start_heartbeats();
     void on_heartbeat_tick();
@@ -175,6 +182,7 @@ private:
     bool blocked_ = false;          // not reading: memory alarm
     bool sent_blocked_ = false;
     bool torn_down_ = false;
+    bool awaiting_peer_close_ = false;  // close-ok sent; the client closes the socket
     bool logged_open_ = false;
     std::string close_reason_;
 

@@ -40,9 +40,9 @@ void Server::accept(asio::ip::tcp::acceptor& acceptor) {
         if (ec == asio::error::operation_aborted) return;
         if (!ec) {
             Broker::TimeScope scope(loop_.broker());
-            auto connection = std::make_shared<TcpConnection>(loop_, std::move(socket));
-            std::erase_if(connections_, [](const auto& w) { return w.expired(); });
-            connections_.push_back(connection);
+            auto connection = std::make_shared<TcpConnection>(
+                loop_, std::move(socket), [this](TcpConnection& closed) { connections_.erase(&closed); });
+            connections_.emplace(connection.get(), connection);
             connection->start();
             accept(acceptor);
             return;
@@ -61,9 +61,10 @@ void Server::shut_down(std::string_view reason) {
         asio::error_code ignored;
         a->close(ignored);
     }
+    std::vector<std::shared_ptr<TcpConnection>> open;
+    for (auto& [ptr, c] : connections_) open.push_back(c);
     Broker::TimeScope scope(loop_.broker());
-    for (auto& w : connections_)
-        if (auto c = w.lock()) c->force_close(reason);
+    for (auto& c : open) c->force_close(reason);
     loop_.schedule_turn_end();
 }
 

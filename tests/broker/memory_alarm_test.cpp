@@ -125,3 +125,17 @@ TEST_CASE("a blocked connection with heartbeats is not dropped for silence", "[m
     b.advance(5s);
     CHECK_FALSE(c.transport_closed());
 }
+
+TEST_CASE("a blocked connection that the broker closes is read again for its close-ok", "[memory][connection]") {
+    TestBroker b(alarm_config());
+    TestClient c(b);
+    c.open_channel(1);
+    raise_alarm(b);
+    c.publish(1, "amq.direct", "k", "x");
+    REQUIRE_FALSE(c.connection().wants_read());
+    c.connection().close_with_error(amqp_error(ReplyCode::ConnectionForced, "shutdown"));
+    CHECK(c.connection().wants_read());
+    REQUIRE(c.connection_close());
+    c.send(0, ConnectionCloseOk{});
+    CHECK(c.transport_closed());
+}

@@ -86,6 +86,8 @@ public:
     Connection& connection() { return *connection_; }
     TestBroker& test_broker() { return broker_; }
     bool transport_closed() const { return host_.closed; }
+    // The broker sent close-ok and waits for this client to close its socket.
+    bool transport_awaits_client_close() const { return host_.awaiting_peer_close && !host_.closed; }
 
     // ---- sending
     void send_raw(std::span<const std::byte> bytes);
@@ -177,8 +179,10 @@ public:
 private:
     struct Host : ConnectionHost {
         bool closed = false;
+        bool awaiting_peer_close = false;
         void output_ready() override {}
         void close_transport() override { closed = true; }
+        void await_peer_close() override { awaiting_peer_close = true; }
         void read_state_changed() override {}
     };
     void pump();

@@ -4,10 +4,12 @@ Deliveries to a connection stop while its unsent output is above connection_outp
 (4 MiB), so messages for a no-ack consumer that does not read stay in the queue instead of piling
 up in output buffers. This is the only bound on no-ack consumers.
 """
+import os
 import time
 import unittest
 
 import brokers
+import procs
 import rawamqp
 from helpers import ConfirmedPublisher, message_count, unique, wait_for
 
@@ -46,6 +48,31 @@ def settled_count(conn, ch, q, timeout=60):
             return count
         conn.process_data_events(time_limit=0.1)
     raise AssertionError("the queue count of %s never settled" % q)
+
+
+def server_socket_inode(server_port, client_port):
+    """The inode of the broker's end of the loopback TCP connection from client_port."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if (int(local.split(":")[1], 16) == server_port and
+                    int(remote.split(":")[1], 16) == client_port):
+                return fields[9]
+    raise AssertionError("no server socket for client port %d" % client_port)
+
+
+def open_socket_inodes(pid):
+    """The inodes of the sockets process pid has open."""
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[len("socket:["):-1])
+    return out
 
 
 class SlowConsumerTests(unittest.TestCase):
@@ -94,6 +121,26 @@ class SlowConsumerTests(unittest.TestCase):
         self.assertEqual(seen, MESSAGES)
         wait_for(conn, lambda: message_count(ch, q) == 0, 30, "the queue to drain")
         stalled.close()
+
+    @brokers.warren_only("reads the broker's open sockets from /proc (Warren's process id)")
+    def test_silent_consumer_that_stopped_reading_is_dropped_and_its_socket_closed(self):
+        conn = broker.connect()
+        self.addCleanup(lambda: conn.is_open and conn.close())
+        ch = conn.channel()
+        q = unique("silent")
+        ch.queue_declare(q)
+        self.addCleanup(lambda: broker.connect().channel().queue_delete(q))
+        ConfirmedPublisher(broker.params(), "", q, 10_000, body=lambda i: b"x" * 1024).run()
+
+        # A no-ack consumer that reads nothing and sends no heartbeats: the broker's write to it
+        # stalls at once. After two silent heartbeat intervals the broker drops it, and its socket
+        # must close although that write never completes.
+        stalled = rawamqp.stalled_consumer(broker.host, broker.port, q, 16384, heartbeat=1)
+        self.addCleanup(stalled.close)
+        inode = server_socket_inode(broker.port, stalled.sock.getsockname()[1])
+        self.assertIn(inode, open_socket_inodes(broker.pid))
+        procs.wait_until(lambda: inode not in open_socket_inodes(broker.pid), 30,
+                         what="the broker to close the silent consumer's socket")
 
 
 if __name__ == "__main__":
