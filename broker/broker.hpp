@@ -91,9 +91,15 @@ public:
     // Compares a measurement of the broker's memory use with the watermark and raises or
     // clears the alarm (blocking or unblocking publishing connections).
     void update_memory_use(std::uint64_t bytes_used);
-    // How memory use is measured (RSS by default); tests substitute their own.
+    // How memory use is measured (memory_in_use() by default); tests substitute their own.
     std::function<std::uint64_t()> memory_probe;
     void check_memory() { update_memory_use(memory_probe()); }
+    // What the alarm measures: the bytes held by live messages (each counted once however many
+    // queues hold it, plus an estimate of its bookkeeping in a queue) and the input and output
+    // waiting in the connections' buffers. Not RSS: memory the allocator gets back from freed
+    // messages stays resident, so RSS does not fall when queues drain and the alarm would never
+    // clear. Asking glibc (mallinfo2) walks its free lists: 50-170 ms on a fragmented heap.
+    std::uint64_t memory_in_use() const;
 
     // ---- direct reply-to: pseudo-queue names registered by reply consumers
     std::string register_reply_to(Channel& channel);
@@ -126,8 +132,6 @@ private:
     std::uint64_t name_seed_ = 0;
 };
 
-// Resident set size of this process, from /proc/self/statm.
-std::uint64_t process_rss_bytes();
 // The memory there is: MemTotal from /proc/meminfo, or the container's cgroup limit (v2
 // memory.max, then v1 memory.limit_in_bytes) when that is lower. The paths are parameters for tests.
 std::uint64_t total_memory_bytes(const std::string& meminfo_path, const std::vector<std::string>& cgroup_limit_paths);

@@ -10,6 +10,7 @@
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/log.hpp"
+#include "broker/message.hpp"
 #include "broker/server_texts.hpp"
 #include "broker/vhost.hpp"
 #include "protocol/methods.hpp"
@@ -392,6 +393,9 @@ void Connection::log_closed(std::string_view reason) {
 
 void Connection::note_publish() {
     has_published_ = true;
+    // The messages alone are past the watermark: measure now rather than at the next sample,
+    // so that a fast publisher cannot overshoot by what it sends between two samples.
+    if (!broker_.memory_alarm() && live_message_bytes() > broker_.memory_limit()) broker_.check_memory();
     if (broker_.memory_alarm() && !blocked_) on_memory_alarm(true);
 }
 

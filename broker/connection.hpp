@@ -76,11 +76,18 @@ public:
     std::size_t output_level() const { return pending_.size() + in_flight_.size(); }
     // Below the output high-water mark: deliveries may be added.
     bool is_writable() const { return output_level() < output_high_water_; }
+    // Bytes of input and output held in this connection's buffers, for the memory alarm (bodies
+    // sent by reference are counted with their messages; reserved, untouched capacity is not).
+    std::size_t buffered_bytes() const {
+        return input_.size() + pending_.buffered_bytes() + in_flight_.buffered_bytes();
+    }
 
     // ---- lifecycle
     // The socket closed or failed: tear everything down (unacked messages are requeued).
     void on_transport_closed(std::string_view reason);
     bool is_closed() const { return state_ == State::Closed; }
+    // Closed after sending close-ok; the client has not closed its socket yet.
+    bool is_awaiting_peer_close() const { return awaiting_peer_close_; }
     State state() const { return state_; }
     // Sends connection.close with the error and waits for close-ok; channels are torn down now.
     void close_with_error(const protocol::AmqpError& error);

@@ -148,12 +148,14 @@ def stalled_consumer(host, port, queue, rcvbuf, heartbeat=0):
     return conn
 
 
-def publish(channel, exchange, routing_key, body):
-    """basic.publish + content header (no properties) + one body frame."""
+def publish(channel, exchange, routing_key, body, frame_max=131072):
+    """basic.publish + content header (no properties) + the body in frames of frame_max."""
+    chunk = frame_max - 8
     return (method(channel, 60, 40, struct.pack(">H", 0) + shortstr(exchange) +
                    shortstr(routing_key) + b"\x00") +
             frame(FRAME_HEADER, channel, struct.pack(">HHQH", 60, 0, len(body), 0)) +
-            frame(FRAME_BODY, channel, body))
+            b"".join(frame(FRAME_BODY, channel, body[i:i + chunk])
+                     for i in range(0, len(body), chunk)))
 
 
 def parse_close(args):
