@@ -2,14 +2,16 @@
 # Installs the Debian packages Warren needs that are missing. Idempotent and quick when
 # everything is there. Usage: scripts/install-deps.sh [build|test|bench]
 #   build  compiler, CMake and the libraries (default)
-#   test   + pika, amqp-tools, Node.js/npm (amqplib tests) and clang (libFuzzer)
+#   test   + pika, amqp-tools, Node.js/npm (amqplib tests), Go with the amqp091-go client, and
+#            clang (libFuzzer)
 #   bench  + rabbitmq-server (the comparison runs against it)
 set -euo pipefail
 
 what="${1:-build}"
 packages=(g++ cmake make libasio-dev libfmt-dev nlohmann-json3-dev catch2)
 if [[ "$what" == test || "$what" == bench ]]; then
-  packages+=(python3 python3-pika amqp-tools clang libclang-rt-14-dev procps)
+  packages+=(python3 python3-pika amqp-tools clang libclang-rt-14-dev procps
+             golang-go golang-github-rabbitmq-amqp091-go-dev)
 fi
 if [[ "$what" == bench ]]; then
   packages+=(rabbitmq-server)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Interop suite: real clients (pika, amqplib, amqp-tools, raw sockets) against a real broker.
+# Interop suite: real clients (pika, amqplib, amqp091-go, amqp-tools, raw sockets) against a
+# real broker.
 #
 #   tests/interop/run.sh [--broker warren|rabbitmq] [--warren PATH] [-k FILTER]... [-q] [-x]
 #
@@ -16,7 +17,7 @@ broker=warren
 warren="$repo/build/broker/warren"
 args=()
 
-usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -59,6 +60,11 @@ for tool in amqp-publish amqp-get amqp-consume amqp-declare-queue; do
 done
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "run.sh: node and npm are needed for the amqplib tests: apt-get install nodejs npm" >&2
+  exit 2
+fi
+
+if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/rabbitmq/amqp091-go ]; then
+  echo "run.sh: the Go tests need: apt-get install golang-go golang-github-rabbitmq-amqp091-go-dev" >&2
   exit 2
 fi
 
