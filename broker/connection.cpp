@@ -11,6 +11,7 @@
 #include "broker/channel.hpp"
 #include "broker/durability.hpp"
 #include "broker/log.hpp"
+#include "broker/message.hpp"
 #include "broker/server_texts.hpp"
 #include "broker/vhost.hpp"
 #include "protocol/methods.hpp"
@@ -23,6 +24,15 @@ using namespace protocol;
 namespace {
 constexpr auto close_ok_timeout = std::chrono::seconds(10);
 constexpr auto handshake_timeout = std::chrono::seconds(10);
+// After our close-ok, how long the client gets to close its socket: RabbitMQ's reader waits
+// for the heartbeat interval, at most 30 s.
+constexpr std::uint16_t peer_close_timeout_max_s = 30;
+
+bool is_connection_method(const Frame& frame, MethodId id) {
+    if (frame.type != FrameType::Method || frame.channel != 0 || frame.payload.size() < 4) return false;
+    Reader r(frame.payload);
+    return MethodId{r.u16(), r.u16()} == id;
+}
 }  // namespace
 
 Connection::Connection(Broker& broker, ConnectionHost& host, PeerInfo peer)
@@ -44,21 +54,28 @@ Connection::Connection(Broker& broker, ConnectionHost& host, PeerInfo peer)
 
 Connection::~Connection() {
     teardown(close_reason_.empty() ? "connection destroyed" : close_reason_);
+    cancel_close_timer();
 }
 
 bool Connection::handle_frame(const Frame& frame) {
+    if (state_ == State::Closed) {
+        // Waiting for the client to close its socket after our close-ok: as RabbitMQ does,
+        // answer every further connection.close (a client may send several at once) and
+        // ignore everything else.
+        if (awaiting_peer_close_ && is_connection_method(frame, ConnectionClose::id))
+            send_method(0, ConnectionCloseOk{});
+        return awaiting_peer_close_;
+    }
     if (state_ == State::Closing) {
         // After our connection.close only close-ok (or a crossing close) matters.
-        if (frame.type == FrameType::Method && frame.channel == 0 && frame.payload.size() >= 4) {
-            Reader r(frame.payload);
-            MethodId id{r.u16(), r.u16()};
-            if (id == ConnectionCloseOk::id || id == ConnectionClose::id) {
-                if (id == ConnectionClose::id) send_method(0, ConnectionCloseOk{});
-                on_close_ok();
-                return false;
-            }
+        if (is_connection_method(frame, ConnectionCloseOk::id)) {
+            on_close_ok();
+        } else if (is_connection_method(frame, ConnectionClose::id)) {
+            // A crossing close: the client gets close-ok and closes first.
+            send_method(0, ConnectionCloseOk{});
+            await_client_close();
         }
-        return true;
+        return state_ != State::Closed || awaiting_peer_close_;
     }
     if (frame.type == FrameType::Heartbeat) {
         // rabbit_command_assembler:analyze_frame/2 knows a heartbeat only with an empty payload.
@@ -79,7 +96,7 @@ bool Connection::handle_frame(const Frame& frame) {
     } else {
         handle_channel_frame(frame);
     }
-    return state_ != State::Closed && state_ != State::Closing;
+    return state_ != State::Closed || awaiting_peer_close_;
 }
 
 void Connection::handle_channel0(const Frame& frame) {
@@ -317,8 +334,30 @@ void Connection::on_close(std::span<const std::byte> args) {
     close_reason_ = r.ok() ? fmt::format("client closed the connection ({} {})", m.reply_code, m.reply_text.view())
                            : "client closed the connection";
     send_method(0, ConnectionCloseOk{});
+    await_client_close();
+}
+
+// We sent close-ok, which "tells the recipient that it is safe to release resources for the
+// connection and close the socket" (AMQP 0-9-1, connection.close-ok): the client closes first.
+// Closing our end at once let a client's reader see the end of the stream before it had handed
+// close-ok to the caller (the Go client then reports 501 "EOF"). RabbitMQ's reader waits for the
+// client for the heartbeat interval, at most 30 s, then closes; so does this.
+void Connection::await_client_close() {
     teardown(close_reason_);
-    host_.close_transport();
+    awaiting_peer_close_ = true;
+    const std::uint16_t wait_s =
+        heartbeat_ > 0 && heartbeat_ < peer_close_timeout_max_s ? heartbeat_ : peer_close_timeout_max_s;
+    close_timer_ = broker_.timers().schedule(broker_.now() + std::chrono::seconds(wait_s), [this] {
+        close_timer_ = 0;
+        awaiting_peer_close_ = false;
+        host_.close_transport();
+    });
+    host_.await_peer_close();
+}
+
+void Connection::cancel_close_timer() {
+    if (close_timer_) broker_.timers().cancel(close_timer_);
+    close_timer_ = 0;
 }
 
 void Connection::on_close_ok() {
@@ -349,7 +388,7 @@ void Connection::close_with_error(const AmqpError& error) {
                                    error.method.method_id});
     state_ = State::Closing;
     host_.read_state_changed();
-    if (close_timer_) broker_.timers().cancel(close_timer_);
+    cancel_close_timer();
     close_timer_ = broker_.timers().schedule(broker_.now() + close_ok_timeout, [this] {
         close_timer_ = 0;
         teardown(close_reason_);
@@ -377,6 +416,8 @@ void Connection::close_soon(std::string reason, std::optional<AmqpError> error) 
 void Connection::on_transport_closed(std::string_view reason) {
     if (close_reason_.empty()) close_reason_ = std::string(reason);
     teardown(close_reason_);
+    awaiting_peer_close_ = false;
+    cancel_close_timer();
 }
 
 void Connection::teardown(std::string_view reason) {
@@ -384,8 +425,8 @@ void Connection::teardown(std::string_view reason) {
     torn_down_ = true;
     state_ = State::Closed;
     if (heartbeat_timer_) broker_.timers().cancel(heartbeat_timer_);
-    if (close_timer_) broker_.timers().cancel(close_timer_);
-    heartbeat_timer_ = close_timer_ = 0;
+    heartbeat_timer_ = 0;
+    cancel_close_timer();
     for (auto& [id, channel] : channels_) channel->close_down();
     channels_.clear();
     if (vhost_) {
@@ -411,6 +452,9 @@ void Connection::log_closed(std::string_view reason) {
 
 void Connection::note_publish() {
     has_published_ = true;
+    // The messages alone are past the watermark: measure now rather than at the next sample,
+    // so that a fast publisher cannot overshoot by what it sends between two samples.
+    if (!broker_.memory_alarm() && live_message_bytes() > broker_.memory_limit()) broker_.check_memory();
     if (broker_.memory_alarm() && !blocked_) on_memory_alarm(true);
 }
 

@@ -38,6 +38,10 @@ public:
     virtual void close_transport() = 0;
     // Close the socket now, dropping what is pending (a client that does not read its output).
     virtual void abort_transport() = 0;
+    // Write what is pending and keep reading into the connection, but leave the socket open
+    // for the peer to close: we sent close-ok, and its recipient closes first. The connection
+    // bounds the wait with a timer and then calls close_transport().
+    virtual void await_peer_close() = 0;
     // wants_read() may have changed (memory alarm, closing).
     virtual void read_state_changed() = 0;
 };
@@ -63,8 +67,9 @@ public:
     void on_read(std::size_t n);
     void feed(std::span<const std::byte> bytes);  // read_space + copy + on_read
     void feed(std::string_view bytes) { feed(std::as_bytes(std::span(bytes.data(), bytes.size()))); }
-    // False while the connection must not be read: blocked by the memory alarm, its answers to
-    // its own input piling up unread (output_pauses_reading), or closed.
+    // False while the connection must not be read: blocked by the memory alarm (unless it is
+    // waiting for close-ok), its answers to its own input piling up unread
+    // (output_pauses_reading), or closed.
     bool wants_read() const;
 
     // ---- output
@@ -93,11 +98,18 @@ public:
     // more than connection_output_limit bytes of them wait unsent, and the connection is then
     // closed (at once, dropping its output; its unacked messages go back to their queues).
     bool accepts_foreign_output();
+    // Bytes of input and output held in this connection's buffers, for the memory alarm (bodies
+    // sent by reference are counted with their messages; reserved, untouched capacity is not).
+    std::size_t buffered_bytes() const {
+        return input_.size() + pending_.buffered_bytes() + in_flight_.buffered_bytes();
+    }
 
     // ---- lifecycle
     // The socket closed or failed: tear everything down (unacked messages are requeued).
     void on_transport_closed(std::string_view reason);
     bool is_closed() const { return state_ == State::Closed; }
+    // Closed after sending close-ok; the client has not closed its socket yet.
+    bool is_awaiting_peer_close() const { return awaiting_peer_close_; }
     State state() const { return state_; }
     // Sends connection.close with the error and waits for close-ok; channels are torn down now.
     void close_with_error(const protocol::AmqpError& error);
@@ -152,6 +164,8 @@ private:
     void on_open(std::span<const std::byte> args);
     void on_close(std::span<const std::byte> args);
     void on_close_ok();
+    void await_client_close();
+    void cancel_close_timer();
     void send_start();
     void start_heartbeats();
     void on_heartbeat_tick();
@@ -203,6 +217,7 @@ private:
     bool blocked_ = false;          // not reading: memory alarm
     bool sent_blocked_ = false;
     bool torn_down_ = false;
+    bool awaiting_peer_close_ = false;  // close-ok sent; the client closes the socket
     bool logged_open_ = false;
     std::string close_reason_;
 

@@ -68,8 +68,9 @@ void Connection::feed(std::span<const std::byte> bytes) {
     }
 }
 
+// A blocked connection that we are closing is read again: its close-ok must be seen.
 bool Connection::wants_read() const {
-    return state_ != State::Closed && !blocked_ && !output_pauses_reading();
+    return state_ != State::Closed && (!blocked_ || state_ == State::Closing) && !output_pauses_reading();
 }
 
 // A body frame whose payload is not all here yet: hand the payload to its channel as it
@@ -91,7 +92,7 @@ bool Connection::start_body_stream(std::span<const std::byte> available) {
 }
 
 void Connection::process_input() {
-    while (state_ != State::Closed) {
+    while (state_ != State::Closed || awaiting_peer_close_) {
         auto available = input_.span().subspan(input_pos_);
         if (state_ == State::AwaitingHeader) {
             if (available.size() < 8) break;
@@ -136,7 +137,8 @@ void Connection::process_input() {
         input_pos_ += parsed.consumed;
         if (!handle_frame(parsed.frame)) break;
     }
-    if (state_ == State::Closed || state_ == State::Closing) input_pos_ = input_.size();
+    // Closed for good: nothing more is read. (While closing, a partial close-ok waits for the rest.)
+    if (state_ == State::Closed && !awaiting_peer_close_) input_pos_ = input_.size();
     input_.consume_front(input_pos_);
     input_pos_ = 0;
     // Keep a large read buffer only while large frames are arriving.

@@ -33,6 +33,8 @@ public:
     }
 
     std::size_t size() const { return bytes_.size() + referenced_; }
+    // Bytes held in the queue's own buffer (referenced bodies belong to their messages).
+    std::size_t buffered_bytes() const { return bytes_.size(); }
     bool empty() const { return bytes_.empty() && refs_.empty(); }
 
     void clear() {

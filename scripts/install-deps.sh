@@ -3,7 +3,7 @@
 # everything is there. Usage: scripts/install-deps.sh [build|test|bench]
 #   build  compiler, CMake and the libraries (default)
 #   test   + pika, Celery, amqp-tools, Node.js/npm (amqplib tests), the Java client with a JDK,
-#          and clang (libFuzzer)
+#          Go with the amqp091-go client, and clang (libFuzzer)
 #   bench  + rabbitmq-server (the comparison runs against it), Go and the Go client (warren-bench-go)
 set -euo pipefail
 
@@ -11,7 +11,8 @@ what="${1:-build}"
 packages=(g++ cmake make libasio-dev libfmt-dev nlohmann-json3-dev catch2)
 if [[ "$what" == test || "$what" == bench ]]; then
   packages+=(python3 python3-pika python3-celery amqp-tools clang libclang-rt-14-dev procps
-             librabbitmq-client-java libslf4j-java default-jdk-headless)
+             librabbitmq-client-java libslf4j-java default-jdk-headless
+             golang-go golang-github-rabbitmq-amqp091-go-dev)
 fi
 if [[ "$what" == bench ]]; then
   packages+=(rabbitmq-server golang-go golang-github-rabbitmq-amqp091-go-dev)

@@ -23,6 +23,7 @@ void EventLoop::want_flush(std::shared_ptr<TcpConnection> connection) {
 
 void EventLoop::turn_end() {
     turn_end_scheduled_ = false;
+    Broker::TimeScope scope(broker_);
     try {
         broker_.run_pending();
     } catch (const std::exception& e) {

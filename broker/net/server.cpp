@@ -39,9 +39,10 @@ void Server::accept(asio::ip::tcp::acceptor& acceptor) {
     acceptor.async_accept([this, &acceptor](const asio::error_code& ec, asio::ip::tcp::socket socket) {
         if (ec == asio::error::operation_aborted) return;
         if (!ec) {
-            auto connection = std::make_shared<TcpConnection>(loop_, std::move(socket));
-            std::erase_if(connections_, [](const auto& w) { return w.expired(); });
-            connections_.push_back(connection);
+            Broker::TimeScope scope(loop_.broker());
+            auto connection = std::make_shared<TcpConnection>(
+                loop_, std::move(socket), [this](TcpConnection& closed) { connections_.erase(&closed); });
+            connections_.emplace(connection.get(), connection);
             connection->start();
             accept(acceptor);
             return;
@@ -60,8 +61,10 @@ void Server::shut_down(std::string_view reason) {
         asio::error_code ignored;
         a->close(ignored);
     }
-    for (auto& w : connections_)
-        if (auto c = w.lock()) c->force_close(reason);
+    std::vector<std::shared_ptr<TcpConnection>> open;
+    for (auto& [ptr, c] : connections_) open.push_back(c);
+    Broker::TimeScope scope(loop_.broker());
+    for (auto& c : open) c->force_close(reason);
     loop_.schedule_turn_end();
 }
 

@@ -1,9 +1,11 @@
-// The AMQP listeners: accepts TCP connections and hands each to a TcpConnection.
+// The AMQP listeners: accepts TCP connections and owns each TcpConnection until its socket is
+// closed.
 #pragma once
 
 #include <asio.hpp>
 
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "broker/config.hpp"
@@ -27,7 +29,11 @@ private:
 
     EventLoop& loop_;
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
-    std::vector<std::weak_ptr<TcpConnection>> connections_;
+    // Every connection whose socket is open, pending I/O or not: a connection blocked by the
+    // memory alarm is neither read nor written to and must live on. A connection removes itself
+    // when its socket closes (handlers still running hold it until they finish). Only a running
+    // io_context calls back, and main() destroys the Server only after the loop has stopped.
+    std::unordered_map<TcpConnection*, std::shared_ptr<TcpConnection>> connections_;
 };
 
 }  // namespace warren::broker::net

@@ -759,16 +759,53 @@ TEST_CASE("delivery tags start again at 1 on a reopened channel", "[connection][
 
 // ---- closing --------------------------------------------------------------------------------
 
-TEST_CASE("connection.close gets close-ok and the transport closes", "[connection]") {
+TEST_CASE("connection.close gets close-ok and the broker leaves the socket for the client to close", "[connection]") {
+    // close-ok tells its recipient that it may close the socket: closing ours first let the Go
+    // client's reader see the end of the stream before it had handed close-ok to the caller.
     TestBroker b;
     TestClient c(b);
     c.open_channel(1);
     c.declare_queue(1, "q");
     c.close_connection();
     CHECK(c.take<ConnectionCloseOk>().size() == 1);
-    CHECK(c.transport_closed());
     CHECK(c.connection().is_closed());
     CHECK(b.broker->connection_count() == 0);
+    CHECK_FALSE(c.transport_closed());
+    CHECK(c.transport_awaits_client_close());
+    // The socket is still read: every further close is answered, as RabbitMQ does (the Go
+    // client sends one per concurrent Close() call); anything else is ignored.
+    c.send(2, ChannelOpen{});
+    c.close_connection();
+    c.close_connection();
+    CHECK(c.take<ConnectionCloseOk>().size() == 2);
+    CHECK(c.take<ChannelOpenOk>().empty());
+    c.lose_transport();  // the client closes its end
+    b.advance(60s);
+    CHECK_FALSE(c.transport_closed());
+}
+
+TEST_CASE("a client that keeps its socket open after close-ok is disconnected after its heartbeat interval",
+          "[connection]") {
+    TestBroker b;
+    TestClient c(b, false);
+    REQUIRE(c.handshake(2047, 131072, 10));
+    c.close_connection();
+    REQUIRE(c.take<ConnectionCloseOk>().size() == 1);
+    b.advance(9s);
+    CHECK_FALSE(c.transport_closed());
+    b.advance(1s);
+    CHECK(c.transport_closed());
+}
+
+TEST_CASE("without heartbeats a client gets 30 s to close its socket after close-ok", "[connection]") {
+    TestBroker b;
+    TestClient c(b, false);
+    REQUIRE(c.handshake(2047, 131072, 0));
+    c.close_connection();
+    b.advance(29s);
+    CHECK_FALSE(c.transport_closed());
+    b.advance(1s);
+    CHECK(c.transport_closed());
 }
 
 TEST_CASE("after the broker's connection.close other frames are ignored until close-ok", "[connection]") {
@@ -805,6 +842,19 @@ TEST_CASE("a crossing connection.close during the broker's close is answered wit
     REQUIRE(c.connection_close());
     c.close_connection();
     CHECK(c.take<ConnectionCloseOk>().size() == 1);
+    CHECK(c.connection().is_closed());
+    CHECK(c.transport_awaits_client_close());
+}
+
+TEST_CASE("a close-ok that arrives in two reads ends the broker's close", "[connection]") {
+    TestBroker b;
+    TestClient c(b);
+    c.send_raw(raw_frame(9, 0, ""));
+    REQUIRE(c.connection_close());
+    auto close_ok = raw_frame(1, 0, method_payload(ConnectionCloseOk{}));
+    c.send_raw(std::span(close_ok).first(5));
+    CHECK_FALSE(c.transport_closed());
+    c.send_raw(std::span(close_ok).subspan(5));
     CHECK(c.transport_closed());
 }
 

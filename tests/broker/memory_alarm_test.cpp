@@ -125,3 +125,45 @@ TEST_CASE("a blocked connection with heartbeats is not dropped for silence", "[m
     b.advance(5s);
     CHECK_FALSE(c.transport_closed());
 }
+
+TEST_CASE("a blocked connection that the broker closes is read again for its close-ok", "[memory][connection]") {
+    TestBroker b(alarm_config());
+    TestClient c(b);
+    c.open_channel(1);
+    raise_alarm(b);
+    c.publish(1, "amq.direct", "k", "x");
+    REQUIRE_FALSE(c.connection().wants_read());
+    c.connection().close_with_error(amqp_error(ReplyCode::ConnectionForced, "shutdown"));
+    CHECK(c.connection().wants_read());
+    REQUIRE(c.connection_close());
+    c.send(0, ConnectionCloseOk{});
+    CHECK(c.transport_closed());
+}
+
+TEST_CASE("with the broker's own measure, a publish past the watermark blocks at once and draining the queue unblocks",
+          "[memory]") {
+    Config config;
+    config.memory_high_watermark_bytes = 1 << 20;
+    TestBroker b(config);
+    b.broker->memory_probe = [&b] { return b.broker->memory_in_use(); };
+    TestClient consumer(b);
+    consumer.open_channel(1);
+    consumer.declare_queue(1, "q");
+    TestClient publisher(b);
+    publisher.open_channel(1);
+    const std::string body(600'000, 'x');
+    publisher.publish(1, "", "q", body);
+    CHECK(publisher.take<ConnectionBlocked>().empty());
+    // Two such messages pass the 1 MiB watermark: the alarm does not wait for the next sample.
+    publisher.publish(1, "", "q", body);
+    CHECK(b.broker->memory_alarm());
+    CHECK(publisher.take<ConnectionBlocked>().size() == 1);
+    CHECK_FALSE(publisher.connection().wants_read());
+
+    consumer.consume(1, "q", "t", true);
+    CHECK(consumer.deliveries().size() == 2);
+    b.broker->check_memory();  // the next sample
+    CHECK_FALSE(b.broker->memory_alarm());
+    CHECK(publisher.take<ConnectionUnblocked>().size() == 1);
+    CHECK(publisher.connection().wants_read());
+}

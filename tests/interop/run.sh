@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Interop suite: real clients (pika, Celery, amqplib, the Java client, amqp-tools, raw sockets)
-# against a real broker.
+# Interop suite: real clients (pika, Celery, amqplib, amqp091-go, the Java client, amqp-tools,
+# raw sockets) against a real broker.
 #
 #   tests/interop/run.sh [--broker warren|rabbitmq] [--warren PATH] [-k FILTER]... [-q] [-x]
 #
@@ -17,7 +17,7 @@ broker=warren
 warren="$repo/build/broker/warren"
 args=()
 
-usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -69,6 +69,10 @@ fi
 
 if ! command -v javac >/dev/null || [ ! -f /usr/share/java/amqp-client.jar ]; then
   echo "run.sh: javac and the Java client are needed: apt-get install default-jdk-headless librabbitmq-client-java" >&2
+  exit 2
+fi
+if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/rabbitmq/amqp091-go ]; then
+  echo "run.sh: the Go tests need: apt-get install golang-go golang-github-rabbitmq-amqp091-go-dev" >&2
   exit 2
 fi
 

@@ -70,7 +70,6 @@ void TestBroker::settle() {
 
 void TestBroker::advance(std::chrono::milliseconds ms) {
     clock.advance(ms);
-    broker->new_turn();
     settle();
 }
 

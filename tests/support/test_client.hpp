@@ -111,6 +111,8 @@ public:
     int read_state_changes() const { return host_.read_state_changes; }
     // The next ConnectionHost::output_ready() throws, as a transport out of memory would.
     void fail_next_output_ready() { host_.fail_next_output_ready = true; }
+    // The broker sent close-ok and waits for this client to close its socket.
+    bool transport_awaits_client_close() const { return host_.awaiting_peer_close && !host_.closed; }
 
     // ---- sending
     void send_raw(std::span<const std::byte> bytes);
@@ -204,6 +206,7 @@ private:
         bool closed = false;
         bool aborted = false;
         bool fail_next_output_ready = false;
+        bool awaiting_peer_close = false;
         int read_state_changes = 0;
         void output_ready() override {
             // A transport that fails to take output (in the server: memory for its flush list).
@@ -214,6 +217,7 @@ private:
         }
         void close_transport() override { closed = true; }
         void abort_transport() override { closed = aborted = true; }
+        void await_peer_close() override { awaiting_peer_close = true; }
         void read_state_changed() override { ++read_state_changes; }
     };
     void pump();

@@ -119,25 +119,27 @@ class RawConnection:
                          shortstr("en_US")))
         return self.read_method()
 
-    def open(self, user="guest", password="guest", capabilities=("authentication_failure_close",)):
-        """Complete the handshake, accepting the server's tune; returns (channel_max, frame_max)."""
+    def open(self, user="guest", password="guest", capabilities=("authentication_failure_close",),
+             heartbeat=0):
+        """Complete the handshake, accepting the server's tune (with this heartbeat interval);
+        returns (channel_max, frame_max)."""
         _, mid, args = self.start(user, password, capabilities)
         assert mid == (10, 30), "expected connection.tune, got %r %r" % (mid, args)
         channel_max, frame_max, _heartbeat = struct.unpack(">HIH", args[:8])
-        self.send(method(0, 10, 31, struct.pack(">HIH", channel_max, frame_max, 0)))
+        self.send(method(0, 10, 31, struct.pack(">HIH", channel_max, frame_max, heartbeat)))
         self.send(method(0, 10, 40, shortstr("/") + shortstr("") + b"\x00"))
         _, mid, _ = self.read_method()
         assert mid == (10, 41), "expected connection.open-ok, got %r" % (mid,)
         return channel_max, frame_max
 
 
-def stalled_consumer(host, port, queue, rcvbuf):
+def stalled_consumer(host, port, queue, rcvbuf, heartbeat=0):
     """A connection with a no-ack consumer on `queue` (channel 1) and a receive buffer of
     `rcvbuf` bytes, which reads nothing after consume-ok: what a client that stops reading its
     socket looks like to the broker. Close it when done."""
     conn = RawConnection(host, port)
     conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    conn.open()
+    conn.open(heartbeat=heartbeat)
     conn.send(method(1, 20, 10, shortstr("")))
     assert conn.read_method()[:2] == (1, (20, 11)), "expected channel.open-ok"
     conn.send(method(1, 60, 20, struct.pack(">H", 0) + shortstr(queue) + shortstr("stalled") +
@@ -146,13 +148,15 @@ def stalled_consumer(host, port, queue, rcvbuf):
     return conn
 
 
-def publish(channel, exchange, routing_key, body, mandatory=False, reply_to=None):
-    """basic.publish + content header (no properties, or reply_to) + one body frame."""
+def publish(channel, exchange, routing_key, body, mandatory=False, reply_to=None, frame_max=131072):
+    """basic.publish + content header (no properties, or reply_to) + the body in frames of frame_max."""
     props = struct.pack(">H", 0) if reply_to is None else struct.pack(">H", 0x0200) + shortstr(reply_to)
+    chunk = frame_max - 8
     return (method(channel, 60, 40, struct.pack(">H", 0) + shortstr(exchange) +
                    shortstr(routing_key) + (b"\x01" if mandatory else b"\x00")) +
             frame(FRAME_HEADER, channel, struct.pack(">HHQ", 60, 0, len(body)) + props) +
-            frame(FRAME_BODY, channel, body))
+            b"".join(frame(FRAME_BODY, channel, body[i:i + chunk])
+                     for i in range(0, len(body), chunk)))
 
 
 def consume(channel, queue, tag, no_ack):

@@ -1,11 +1,15 @@
-"""Flow control: a client that stops reading its socket cannot make the broker's memory grow.
+"""Flow control: a client that stops reading its socket cannot make the broker's memory grow, and
+the memory alarm pauses publishers without disconnecting them.
 
 Deliveries to a connection stop while its unsent output is above connection_output_high_water
 (4 MiB), so messages for a no-ack consumer that does not read stay in the queue instead of piling
 up in output buffers. This is the only bound on no-ack consumers. Answers to a connection's own
 input (basic.return, get-ok) stop it being read at the same mark; direct reply-to deliveries,
-which other connections cause, close it past connection_output_limit.
+which other connections cause, close it past connection_output_limit. Past the memory watermark,
+publishers' sockets are not read (connection.blocked) while consumers drain; connection.unblocked
+follows when memory falls.
 """
+import os
 import select
 import socket
 import struct
@@ -16,6 +20,7 @@ import unittest
 import pika
 
 import brokers
+import procs
 import rawamqp
 from helpers import ConfirmedPublisher, message_count, unique, wait_for
 
@@ -54,6 +59,31 @@ def settled_count(conn, ch, q, timeout=60):
             return count
         conn.process_data_events(time_limit=0.1)
     raise AssertionError("the queue count of %s never settled" % q)
+
+
+def server_socket_inode(server_port, client_port):
+    """The inode of the broker's end of the loopback TCP connection from client_port."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if (int(local.split(":")[1], 16) == server_port and
+                    int(remote.split(":")[1], 16) == client_port):
+                return fields[9]
+    raise AssertionError("no server socket for client port %d" % client_port)
+
+
+def open_socket_inodes(pid):
+    """The inodes of the sockets process pid has open."""
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[len("socket:["):-1])
+    return out
 
 
 class SlowConsumerTests(unittest.TestCase):
@@ -102,6 +132,143 @@ class SlowConsumerTests(unittest.TestCase):
         self.assertEqual(seen, MESSAGES)
         wait_for(conn, lambda: message_count(ch, q) == 0, 30, "the queue to drain")
         stalled.close()
+
+    @brokers.warren_only("reads the broker's open sockets from /proc (Warren's process id)")
+    def test_silent_consumer_that_stopped_reading_is_dropped_and_its_socket_closed(self):
+        conn = broker.connect()
+        self.addCleanup(lambda: conn.is_open and conn.close())
+        ch = conn.channel()
+        q = unique("silent")
+        ch.queue_declare(q)
+        self.addCleanup(lambda: broker.connect().channel().queue_delete(q))
+        ConfirmedPublisher(broker.params(), "", q, 10_000, body=lambda i: b"x" * 1024).run()
+
+        # A no-ack consumer that reads nothing and sends no heartbeats: the broker's write to it
+        # stalls at once. After two silent heartbeat intervals the broker drops it, and its socket
+        # must close although that write never completes.
+        stalled = rawamqp.stalled_consumer(broker.host, broker.port, q, 16384, heartbeat=1)
+        self.addCleanup(stalled.close)
+        inode = server_socket_inode(broker.port, stalled.sock.getsockname()[1])
+        self.assertIn(inode, open_socket_inodes(broker.pid))
+        procs.wait_until(lambda: inode not in open_socket_inodes(broker.pid), 30,
+                         what="the broker to close the silent consumer's socket")
+
+
+class BlockRecordingPublisher(ConfirmedPublisher):
+    """A ConfirmedPublisher that records connection.blocked and connection.unblocked."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.blocked = threading.Event()
+        self.unblocked = threading.Event()
+        self.failure = None
+
+    def _on_open(self, conn):
+        conn.add_on_connection_blocked_callback(lambda *_: self.blocked.set())
+        conn.add_on_connection_unblocked_callback(lambda *_: self.unblocked.set())
+        super()._on_open(conn)
+
+    def run_in_thread(self):
+        def run():
+            try:
+                self.run()
+            except BaseException as e:  # reported by the test after join()
+                self.failure = e
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+
+@brokers.warren_only("the watermark counts the broker's message memory; RabbitMQ's whole process "
+                     "is past 8 MiB from the start, so its alarm never clears")
+class MemoryAlarmTests(unittest.TestCase):
+    WATERMARK = 8 << 20
+    PUBLISHERS = 4
+    BODY = 64 << 10
+    PER_PUBLISHER = 160  # 10 MiB each: no publisher can finish before the alarm goes off
+
+    def setUp(self):
+        self.broker = brokers.start_broker({"memory_high_watermark_bytes": self.WATERMARK})
+        self.addCleanup(self.broker.stop)
+
+    def test_publishers_are_paused_not_disconnected_and_resume_when_memory_falls(self):
+        admin = self.broker.connect()
+        self.addCleanup(lambda: admin.is_open and admin.close())
+        q = unique("alarm")
+        admin.channel().queue_declare(q)
+
+        def body(p):
+            return lambda i: (b"%d:%d:" % (p, i)).ljust(self.BODY, b"x")
+        publishers = [BlockRecordingPublisher(self.broker.params(), "", q, self.PER_PUBLISHER,
+                                              body=body(p), window=self.PER_PUBLISHER)
+                      for p in range(self.PUBLISHERS)]
+        threads = [p.run_in_thread() for p in publishers]
+        for p in publishers:
+            self.assertTrue(p.blocked.wait(30), "a publisher never got connection.blocked")
+
+        # A blocked connection's socket is not read, yet it stays open and gets heartbeats. This
+        # raw publisher is blocked by its first publish; its channel.open is answered only after
+        # connection.unblocked; meanwhile the broker's heartbeats keep coming for longer than
+        # the two silent intervals after which an unblocked connection would be dropped.
+        raw = rawamqp.RawConnection(self.broker.host, self.broker.port)
+        self.addCleanup(raw.close)
+        raw.open(capabilities=("connection.blocked",), heartbeat=1)
+        raw.send(rawamqp.method(1, 20, 10, rawamqp.shortstr("")))
+        self.assertEqual(raw.read_method()[:2], (1, (20, 11)))
+        raw.send(rawamqp.publish(1, "", q, b"raw:0:"))
+        self.assertEqual(raw.read_method()[:2], (0, (10, 60)))  # connection.blocked
+        raw.send(rawamqp.method(2, 20, 10, rawamqp.shortstr("")))  # not read while blocked
+        heartbeats = 0
+        while heartbeats < 5:
+            ftype, channel, payload = raw.read_frame()
+            self.assertEqual((ftype, channel), (rawamqp.FRAME_HEARTBEAT, 0),
+                             "a blocked connection got %r" % ((ftype, channel, payload[:4]),))
+            heartbeats += 1
+            raw.send(rawamqp.frame(rawamqp.FRAME_HEARTBEAT, 0, b""))
+        self.assertFalse(any(p.unblocked.is_set() for p in publishers))
+
+        # Consumers are not blocked: one drains the queue while the alarm is on, memory falls,
+        # and the publishers resume and finish.
+        total = self.PUBLISHERS * self.PER_PUBLISHER + 1
+        consumer = self.broker.connect()
+        self.addCleanup(lambda: consumer.is_open and consumer.close())
+        cch = consumer.channel()
+        cch.basic_qos(prefetch_count=50)
+        seen = {}
+
+        def on_message(ch, method, _props, message):
+            who, seq = message.split(b":")[:2]
+            seen.setdefault(who, []).append(int(seq))
+            ch.basic_ack(method.delivery_tag)
+        cch.basic_consume(q, on_message)
+        wait_for(consumer, lambda: sum(map(len, seen.values())) == total, 120,
+                 "the consumer to receive all %d messages" % total)
+        for t in threads:
+            t.join(60)
+        for p in publishers:
+            self.assertIsNone(p.failure, "a publisher failed: %s" % p.failure)
+            self.assertTrue(p.unblocked.is_set(), "a publisher never got connection.unblocked")
+            self.assertEqual(len(p.acks), self.PER_PUBLISHER)
+            self.assertEqual((p.nacks, p.anomalies), ({}, []))
+        for who, seqs in seen.items():
+            self.assertEqual(seqs, sorted(seqs), "publisher %s's messages out of order" % who)
+        self.assertEqual(sorted(seen), sorted([b"raw"] + [b"%d" % p for p in range(4)]))
+
+        # The raw publisher: connection.unblocked came before the answer to its channel.open.
+        blocked = True
+        while True:
+            ftype, channel, payload = raw.read_frame()
+            if ftype != rawamqp.FRAME_METHOD:
+                continue
+            mid = struct.unpack(">HH", payload[:4])
+            if (channel, mid) == (0, (10, 60)):
+                blocked = True
+            elif (channel, mid) == (0, (10, 61)):
+                blocked = False
+            else:
+                self.assertEqual((channel, mid), (2, (20, 11)))
+                self.assertFalse(blocked, "channel.open was answered while blocked")
+                break
 
 
 def open_raw(b, rcvbuf=65536):

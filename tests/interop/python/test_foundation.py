@@ -155,6 +155,20 @@ class RawSocketTests(unittest.TestCase):
             self.assert_refused_with_header(header)
         bystander.assert_healthy()
 
+    def test_after_close_ok_the_client_closes_first_and_further_closes_are_answered(self):
+        # close-ok tells its recipient that it may close the socket. The broker leaves that to the
+        # client and keeps answering connection.close (the Go client sends one per Close() call);
+        # a broker that closed its end at once would give this second close an end of stream.
+        raw = rawamqp.RawConnection(broker.host, broker.port)
+        self.addCleanup(raw.close)
+        raw.open()
+        close = rawamqp.method(0, 10, 50, struct.pack(">H", 200) + rawamqp.shortstr("bye") +
+                               struct.pack(">HH", 0, 0))
+        raw.send(close)
+        self.assertEqual(raw.read_method()[:2], (0, (10, 51)))
+        raw.send(close)
+        self.assertEqual(raw.read_method()[:2], (0, (10, 51)))
+
     def test_frame_larger_than_frame_max_gets_connection_close_501(self):
         bystander = HealthyBystander(self)
         raw = rawamqp.RawConnection(broker.host, broker.port)
@@ -364,7 +378,8 @@ class ConfiguredBrokerTests(unittest.TestCase):
 
 
 class MemoryAlarmTests(unittest.TestCase):
-    """A broker whose memory limit (1 MiB) is always exceeded: publishers are blocked."""
+    """A broker with a 1 MiB memory limit: a 2 MiB message takes it past it (RabbitMQ is past it
+    from the start), and the publisher is blocked."""
 
     @classmethod
     def setUpClass(cls):
@@ -384,7 +399,7 @@ class MemoryAlarmTests(unittest.TestCase):
         publisher.open(capabilities=("authentication_failure_close", "connection.blocked"))
         publisher.send(rawamqp.method(1, 20, 10, rawamqp.shortstr("")))
         self.assertEqual(publisher.read_method()[:2], (1, (20, 11)))
-        publisher.send(rawamqp.publish(1, "", q, b"while low on memory"))
+        publisher.send(rawamqp.publish(1, "", q, b"x" * (2 << 20)))
         channel, mid, args = publisher.read_method()
         self.assertEqual((channel, mid), (0, (10, 60)))  # connection.blocked
         self.assertEqual(args, rawamqp.shortstr("low on memory"))

@@ -6,6 +6,7 @@ it. Stopping fails if Warren exits with a status other than 0, needs SIGKILL, or
 reports anything (scripts/test.sh runs this against the ASan build): handlers still queued in the
 event loop at exit hold connections, and those must not outlive the broker they talk to.
 """
+import struct
 import unittest
 
 import brokers
@@ -56,6 +57,41 @@ class ShutdownTests(unittest.TestCase):
         self.assertEqual(len(publisher.acks), MESSAGES)
 
         # Raises if Warren did not exit with status 0 or a sanitizer reported an error.
+        stopped = True
+        broker.stop()
+
+    def test_sigterm_with_blocked_and_closing_connections_exits_cleanly(self):
+        # Connections with no I/O pending, owned by the server alone: a publisher blocked by the
+        # memory alarm (not read, nothing to write), and a client that got close-ok and keeps its
+        # socket open (the broker waits for it to close first).
+        broker = brokers.start_broker({"memory_high_watermark_bytes": 1 << 20})
+        stopped = False
+
+        def stop_once():
+            if not stopped:
+                broker.stop()
+        self.addCleanup(stop_once)
+
+        blocked = rawamqp.RawConnection(broker.host, broker.port)
+        self.addCleanup(blocked.close)
+        blocked.open(capabilities=("connection.blocked",))
+        blocked.send(rawamqp.method(1, 20, 10, rawamqp.shortstr("")))
+        self.assertEqual(blocked.read_method()[:2], (1, (20, 11)))
+        q = unique("shutdown-held")
+        blocked.send(rawamqp.method(1, 50, 10, struct.pack(">H", 0) + rawamqp.shortstr(q) +
+                                    b"\x00" + rawamqp.table({})))  # queue.declare
+        self.assertEqual(blocked.read_method()[:2], (1, (50, 11)))
+        # The message stays in the queue, so the alarm stays on until the end.
+        blocked.send(rawamqp.publish(1, "", q, b"x" * (2 << 20)))
+        self.assertEqual(blocked.read_method()[:2], (0, (10, 60)))  # connection.blocked
+
+        lingering = rawamqp.RawConnection(broker.host, broker.port)
+        self.addCleanup(lingering.close)
+        lingering.open()
+        lingering.send(rawamqp.method(0, 10, 50, struct.pack(">H", 200) + rawamqp.shortstr("bye") +
+                                      struct.pack(">HH", 0, 0)))
+        self.assertEqual(lingering.read_method()[:2], (0, (10, 51)))
+
         stopped = True
         broker.stop()
 

@@ -1,0 +1,113 @@
+"""The Go client (github.com/rabbitmq/amqp091-go, Debian's golang-github-rabbitmq-amqp091-go-dev)
+against the broker: tests/interop/go/*_test.go, built once per run offline in GOPATH mode
+(GO111MODULE=off, GOPATH including /usr/share/gocode, nothing downloaded) and run one test at a
+time with the broker's URL in AMQP_URL. The Go build cache lives in the temp directory.
+"""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import brokers
+
+GO_DIR = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "go"))
+GOCODE = "/usr/share/gocode"
+AMQP091 = os.path.join(GOCODE, "src", "github.com", "rabbitmq", "amqp091-go")
+
+broker = None
+work = None
+test_binary = None
+
+
+def go_env():
+    env = dict(os.environ)
+    env.update({
+        "GO111MODULE": "off",
+        "GOPATH": "%s:%s" % (os.path.join(work, "gopath"), GOCODE),
+        # Reused across runs, in the temp directory: no assumptions about $HOME.
+        "GOCACHE": os.path.join(tempfile.gettempdir(), "warren-interop-go-cache-%d" % os.getuid()),
+        "GOENV": "off",
+        "GOPROXY": "off",
+        "GOFLAGS": "",
+        "CGO_ENABLED": "0",
+    })
+    return env
+
+
+def setUpModule():
+    global broker, work, test_binary
+    go = shutil.which("go")
+    if not go:
+        raise RuntimeError("go is not installed: apt-get install golang-go")
+    if not os.path.isdir(AMQP091):
+        raise RuntimeError("the Go AMQP client is not installed: "
+                           "apt-get install golang-github-rabbitmq-amqp091-go-dev")
+    work = tempfile.mkdtemp(prefix="warren-interop-go-")
+    test_binary = os.path.join(work, "interop.test")
+    res = subprocess.run([go, "test", "-c", "-o", test_binary, "."], cwd=GO_DIR, env=go_env(),
+                         capture_output=True, timeout=300)
+    if res.returncode != 0:
+        raise RuntimeError("building the Go tests failed:\n%s%s" % (
+            res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")))
+    broker = brokers.start_broker()
+
+
+def tearDownModule():
+    if broker:
+        broker.stop()
+    if work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class GoClientTests(unittest.TestCase):
+    def run_go(self, name):
+        env = dict(os.environ, AMQP_URL=broker.url(), INTEROP_BROKER=brokers.BROKER)
+        res = subprocess.run([test_binary, "-test.run", "^%s$" % name, "-test.v",
+                              "-test.timeout", "120s"],
+                             cwd=GO_DIR, env=env, capture_output=True, timeout=180)
+        out = res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace")
+        self.assertEqual(res.returncode, 0, "go test %s failed:\n%s" % (name, out))
+        self.assertRegex(out, r"--- (PASS|SKIP): %s\b" % name)  # it ran, not zero tests
+
+    def test_go_connect(self):
+        self.run_go("TestConnectAdvertisesCapabilities")
+
+    def test_go_publish_consume(self):
+        self.run_go("TestPublishConsumeInOrder")
+
+    def test_go_confirms(self):
+        self.run_go("TestPublisherConfirms")
+
+    def test_go_qos_and_ack(self):
+        self.run_go("TestQosHoldsDeliveriesUntilAck")
+
+    def test_go_reject_requeue(self):
+        self.run_go("TestRejectWithRequeueRedelivers")
+
+    def test_go_dead_letter_exchange(self):
+        self.run_go("TestNackWithoutRequeueDeadLetters")
+
+    def test_go_mandatory_return(self):
+        self.run_go("TestMandatoryUnroutableIsReturned")
+
+    def test_go_channel_flow(self):
+        self.run_go("TestChannelFlowPausesAndResumesDeliveries")
+
+    def test_go_concurrent_close_50_times(self):
+        self.run_go("TestConcurrentCloseIsClean")
+
+    def test_go_close_after_work(self):
+        self.run_go("TestCloseAfterWorkReturnsNil")
+
+    def test_go_every_go_test_is_run_here(self):
+        res = subprocess.run([test_binary, "-test.list", ".*"], capture_output=True, check=True)
+        listed = set(res.stdout.decode().split())
+        with open(__file__) as f:
+            here = set(re.findall(r'self\.run_go\("(\w+)"\)', f.read()))
+        self.assertEqual(listed, here)
+
+
+if __name__ == "__main__":
+    unittest.main()
