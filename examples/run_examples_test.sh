@@ -84,7 +84,7 @@ if [[ -n ${BROKER_PORT:-} ]]; then
     echo "using the broker on 127.0.0.1:$port"
 else
     [[ -x $warren ]] || { echo "no warren binary at $warren (pass its path as the first argument)"; exit 2; }
-    start warren "$warren" --bind 127.0.0.1 --port 0    # port 0: Warren picks a free port and logs it
+    start warren "$warren" --bind 127.0.0.1 --port 0 --data-dir "$work/data"   # port 0: Warren picks a free port and logs it
     wait_for warren 'listening for AMQP connections on 127\.0\.0\.1:[0-9]+' || exit 1
     port=$(grep -Eo 'listening for AMQP connections on 127\.0\.0\.1:[0-9]+' "$work/warren.log" | head -1 | sed 's/.*://')
     echo "warren on 127.0.0.1:$port"

@@ -7,4 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh build
 scripts/build.sh release build-release warren
-exec build-release/broker/warren "$@"
+# The data directory is data/ under the clone (ignored by git) unless --data-dir is given.
+case " $* " in
+  *" --data-dir "*) exec build-release/broker/warren "$@" ;;
+  *) exec build-release/broker/warren --data-dir "$PWD/data" "$@" ;;
+esac

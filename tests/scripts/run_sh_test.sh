@@ -25,7 +25,9 @@ export PATH="$tmp/bin:$PATH" CMAKE_LOG="$tmp/cmake.log" WARREN_JOBS=2
 fail() { echo "FAIL: $*" >&2; cat "$CMAKE_LOG" >&2; exit 1; }
 
 out="$("$tmp/repo/scripts/run.sh" --port 5673 --log-level debug)"
-[ "$out" = "warren --port 5673 --log-level debug" ] || fail "run.sh ran warren as: $out"
+[ "$out" = "warren --data-dir $tmp/repo/data --port 5673 --log-level debug" ] || fail "run.sh ran warren as: $out"
+out="$("$tmp/repo/scripts/run.sh" --data-dir /elsewhere)"
+[ "$out" = "warren --data-dir /elsewhere" ] || fail "run.sh with --data-dir ran warren as: $out"
 grep -qx "cmake --build build-release -j 2 --target warren" "$CMAKE_LOG" ||
   fail "run.sh must build only the warren target of build-release"
 

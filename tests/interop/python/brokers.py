@@ -101,6 +101,9 @@ def _start_warren(config, port):
                                 % WARREN)
     tmp = tempfile.mkdtemp(prefix="warren-interop-")
     argv = [WARREN, "--bind", "127.0.0.1", "--port", str(port)]
+    # Each broker stores in its own temp dir unless the test names one (a restart keeps it).
+    if not (config and "data_dir" in config):
+        argv += ["--data-dir", os.path.join(tmp, "data")]
     if config:
         path = os.path.join(tmp, "warren.json")
         with open(path, "w") as f:
