@@ -146,8 +146,25 @@ void Broker::update_memory_use(std::uint64_t bytes_used) {
                      bytes_used, memory_limit_);
     else
         log::info("memory alarm cleared: {} bytes used", bytes_used);
-    for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end()))
-        c->on_memory_alarm(alarm);
+    notify_alarms();
+}
+
+void Broker::update_disk_free(std::uint64_t free_bytes) {
+    bool alarm = free_bytes < config_.disk_free_limit;
+    if (alarm == disk_alarm_) return;
+    disk_alarm_ = alarm;
+    if (alarm)
+        log::warning("disk alarm: {} bytes free on the data directory's file system, below disk_free_limit of {} bytes; "
+                     "blocking publishers",
+                     free_bytes, config_.disk_free_limit);
+    else
+        log::info("disk alarm cleared: {} bytes free", free_bytes);
+    notify_alarms();
+}
+
+void Broker::notify_alarms() {
+    const bool blocked = publishing_blocked();
+    for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end())) c->on_alarm(blocked);
 }
 
 std::uint64_t Broker::memory_in_use() const {

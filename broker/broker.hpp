@@ -117,6 +117,15 @@ public:
     }
     std::size_t pending_dead_letters() const { return dead_letters_.size(); }
 
+    // ---- resource alarms: publishers are blocked while either is on
+    bool publishing_blocked() const { return memory_alarm_ || disk_alarm_; }
+    // RabbitMQ's texts in connection.blocked.
+    std::string_view alarm_reason() const { return memory_alarm_ ? "low on memory" : "low on disk"; }
+    // Compares the data directory's free space with disk_free_limit and raises or clears the
+    // disk alarm.
+    void update_disk_free(std::uint64_t free_bytes);
+    bool disk_alarm() const { return disk_alarm_; }
+
     // ---- memory alarm
     std::uint64_t memory_limit() const { return memory_limit_; }
     bool memory_alarm() const { return memory_alarm_; }
@@ -165,6 +174,8 @@ private:
 
     std::uint64_t memory_limit_ = 0;
     bool memory_alarm_ = false;
+    bool disk_alarm_ = false;
+    void notify_alarms();
 
     StringMap<Channel*> reply_to_;
     std::uint64_t last_id_ = 0;

@@ -455,19 +455,19 @@ void Connection::note_publish() {
     // The messages alone are past the watermark: measure now rather than at the next sample,
     // so that a fast publisher cannot overshoot by what it sends between two samples.
     if (!broker_.memory_alarm() && live_message_bytes() > broker_.memory_limit()) broker_.check_memory();
-    if (broker_.memory_alarm() && !blocked_) on_memory_alarm(true);
+    if (broker_.publishing_blocked() && !blocked_) on_alarm(true);
 }
 
-void Connection::on_memory_alarm(bool on) {
+void Connection::on_alarm(bool on) {
     if (state_ == State::Closed) return;
     if (on) {
         if (!has_published_ || blocked_) return;
         blocked_ = true;
         if (client_has_capability("connection.blocked") && !sent_blocked_) {
-            send_method(0, ConnectionBlocked{"low on memory"});
+            send_method(0, ConnectionBlocked{std::string(broker_.alarm_reason())});
             sent_blocked_ = true;
         }
-        log::peer(log::Level::Info, peer_.address, "connection {} blocked: memory alarm", peer_.address);
+        log::peer(log::Level::Info, peer_.address, "connection {} blocked: {}", peer_.address, broker_.alarm_reason());
     } else {
         if (!blocked_) return;
         blocked_ = false;

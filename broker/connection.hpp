@@ -139,9 +139,10 @@ public:
     void send_content(std::uint16_t channel, const MessageRef& message, std::span<const std::byte> properties);
     void notify_output();
 
-    // A channel saw a publish: while the memory alarm is on, this connection gets blocked.
+    // A channel saw a publish: while a resource alarm is on, this connection gets blocked.
     void note_publish();
-    void on_memory_alarm(bool on);
+    // A memory or disk alarm was raised or cleared: `on` says whether publishers are blocked.
+    void on_alarm(bool on);
     bool is_blocked() const { return blocked_; }
 
     // Exclusive queues this connection declared (deleted when it closes).
@@ -214,7 +215,7 @@ private:
     TimerId close_timer_ = 0;
 
     bool has_published_ = false;
-    bool blocked_ = false;          // not reading: memory alarm
+    bool blocked_ = false;          // not reading: a resource alarm
     bool sent_blocked_ = false;
     bool torn_down_ = false;
     bool awaiting_peer_close_ = false;  // close-ok sent; the client closes the socket

@@ -186,7 +186,7 @@ void Connection::on_open(std::span<const std::byte> args) {
     log::peer(log::Level::Info, peer_.address, "connection opened: {} user '{}' vhost '{}'", peer_.address,
               log::escaped(user_), log::escaped(vhost_->name()));
     start_heartbeats();
-    if (broker_.memory_alarm() && has_published_) on_memory_alarm(true);
+    if (broker_.publishing_blocked() && has_published_) on_alarm(true);
 }
 
 // An error before the connection is open. As RabbitMQ does: a refused login gets

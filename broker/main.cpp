@@ -71,6 +71,13 @@ int main(int argc, char** argv) {
         broker.timers().schedule(clock.now() + std::chrono::milliseconds(config.sync_interval_ms), periodic_sync);
     };
     if (broker.durability()) periodic_sync();
+    // The disk alarm: free space on the data directory's file system, once a second.
+    std::function<void()> sample_disk = [&] {
+        if (Durability* d = broker.durability())
+            if (auto free = d->free_bytes()) broker.update_disk_free(*free);
+        broker.timers().schedule(clock.now() + std::chrono::seconds(1), sample_disk);
+    };
+    if (broker.durability()) sample_disk();
     loop.schedule_turn_end();
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
