@@ -138,6 +138,14 @@ void Broker::drain_dead_letters_now() {
 }
 
 void Broker::update_memory_use(std::uint64_t bytes_used) {
+    const bool pressure = bytes_used > memory_limit_ / 2;
+    if (pressure && !memory_pressure_) {
+        page_out_everything_ = true;
+        if (durability_)
+            log::info("memory use {} bytes is past half the high watermark: queues page messages out to disk",
+                      bytes_used);
+    }
+    memory_pressure_ = pressure;
     bool alarm = bytes_used > memory_limit_;
     if (alarm == memory_alarm_) return;
     memory_alarm_ = alarm;

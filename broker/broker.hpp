@@ -129,6 +129,9 @@ public:
     // ---- memory alarm
     std::uint64_t memory_limit() const { return memory_limit_; }
     bool memory_alarm() const { return memory_alarm_; }
+    // Past half the watermark (RabbitMQ's paging ratio), queues write even transient messages
+    // to disk to make room, so that the alarm is the last resort, not the first.
+    bool memory_pressure() const { return memory_pressure_; }
     // Compares a measurement of the broker's memory use with the watermark and raises or
     // clears the alarm (blocking or unblocking publishing connections).
     void update_memory_use(std::uint64_t bytes_used);
@@ -174,6 +177,8 @@ private:
 
     std::uint64_t memory_limit_ = 0;
     bool memory_alarm_ = false;
+    bool memory_pressure_ = false;
+    bool page_out_everything_ = false;  // pressure began: every queue looks at all it holds
     bool disk_alarm_ = false;
     void notify_alarms();
 

@@ -217,8 +217,14 @@ void Broker::end_turn_storage() {
     if (!durability_) return;
     durability_->end_turn();
     // Written now: what exceeds the queues' memory windows can leave memory.
-    for (auto& [name, vh] : vhosts_)
-        if (VHostStorage* s = vh->storage()) s->page_out();
+    const bool everything = std::exchange(page_out_everything_, false);
+    for (auto& [name, vh] : vhosts_) {
+        VHostStorage* s = vh->storage();
+        if (!s) continue;
+        if (everything)
+            for (auto& [qname, q] : vh->queues()) q->page_out(true);
+        s->page_out();
+    }
 }
 
 }  // namespace warren::broker

@@ -91,7 +91,8 @@ EnqueueOutcome Queue::enqueue(const MessageRef& message) {
     const bool stored = is_stored(*m.message);
     ready_.push(std::move(m));
     if (args_.overflow == Overflow::DropHead) enforce_length_limit();
-    if (stored) vhost_.storage()->want_page_out(*this);
+    if (VHostStorage* s = vhost_.storage(); s && (stored || vhost_.broker().memory_pressure()))
+        s->want_page_out(*this);
     mark_dirty();
     return EnqueueOutcome::Enqueued;
 }
@@ -216,10 +217,8 @@ void Queue::put_back(QueuedMessage m) {
 
 std::size_t Queue::purge() {
     std::size_t n = ready_.size();
-    VHostStorage* storage = stored_id_ ? vhost_.storage() : nullptr;
-    ready_.drain([&](const Message* m, std::uint64_t location) {
-        // A paged-out message is stored by definition; one in memory may be transient.
-        if (storage && (!m || is_stored(*m))) storage->settled(location, stored_id_);
+    ready_.drain([&](const Message* m, std::uint64_t location, bool transient) {
+        release_stored(m, location, transient, true);
     });
     deadlines_ = {};
     if (ttl_timer_) vhost_.broker().timers().cancel(ttl_timer_);
@@ -346,22 +345,49 @@ void Queue::restore(const PagedMessage& m) {
     }
 }
 
-void Queue::page_out() { ready_.page_out(memory_window); }
+void Queue::page_out(bool everything) {
+    ready_.page_out(memory_window, vhost_.broker().memory_pressure(), everything);
+}
 
 void Queue::forget_stored() {
-    VHostStorage* storage = stored_id_ ? vhost_.storage() : nullptr;
-    ready_.drain([&](const Message* m, std::uint64_t location) {
-        if (storage && (!m || is_stored(*m))) storage->forget(location);
+    ready_.drain([&](const Message* m, std::uint64_t location, bool transient) {
+        release_stored(m, location, transient, false);
     });
 }
 
-MessageRef Queue::QueuePager::load(std::uint64_t location) {
+// A ready message leaves without being read back (purge, deletion). In memory it is stored for
+// this queue if is_stored() says so; paged out, it is either this queue's stored message or a
+// record written for it alone under memory pressure.
+void Queue::release_stored(const Message* m, std::uint64_t location, bool transient, bool settle) {
+    VHostStorage* storage = vhost_.storage();
+    if (!storage) return;
+    if (m ? is_stored(*m) : !transient) {
+        if (settle)
+            storage->settled(location, stored_id_);
+        else
+            storage->forget(location);
+    } else if (!m) {
+        storage->forget(location);
+    }
+}
+
+MessageRef Queue::QueuePager::load(std::uint64_t location, bool transient) {
     VHostStorage* storage = q_.vhost_.storage();
     if (!storage) return {};
     MessageRef m = storage->load(location);
-    // Unreadable: the message is gone; its pair is settled so that its segment can go too.
-    if (!m) storage->settled(location, q_.stored_id_);
+    if (transient) {
+        // Written only to leave memory: back in memory, it is a transient message again.
+        storage->forget(location);
+        if (m) m->set_store_location(0);
+    } else if (!m) {
+        // Unreadable: the message is gone; its pair is settled so that its segment can go too.
+        storage->settled(location, q_.stored_id_);
+    }
     return m;
+}
+
+void Queue::QueuePager::write_transient(std::span<Message* const> messages, std::vector<std::uint64_t>& locations) {
+    if (VHostStorage* storage = q_.vhost_.storage()) storage->write_transient(messages, locations);
 }
 
 bool Queue::QueuePager::can_page_out(const Message& m) const {

@@ -90,8 +90,10 @@ public:
     void on_acked(const QueuedMessage& message);
     // Recovery: a message on disk goes back in its place.
     void restore(const PagedMessage& message);
-    // Moves what exceeds the memory window to disk (called when the turn's writes are done).
-    void page_out();
+    // Moves what exceeds the memory window to disk (called when the turn's writes are done):
+    // stored messages, and under memory pressure the others too; `everything` looks at the whole
+    // queue, not only at what arrived since the last time.
+    void page_out(bool everything = false);
     bool page_out_wanted() const { return page_out_wanted_; }
     void set_page_out_wanted(bool w) { page_out_wanted_ = w; }
     // The queue is being deleted: its stored messages are let go (its deletion is recorded).
@@ -139,13 +141,15 @@ private:
     void deliver_or_expire_now(QueuedMessage m);
     void push_dead_letter(QueuedMessage m, DeadLetterReason reason);
     void settle_stored(const Message& m);
+    void release_stored(const Message* m, std::uint64_t location, bool transient, bool settle);
 
     // Reads paged-out messages back for ready_.
     class QueuePager final : public Pager {
     public:
         explicit QueuePager(Queue& q) : q_(q) {}
-        MessageRef load(std::uint64_t location) override;
+        MessageRef load(std::uint64_t location, bool transient) override;
         bool can_page_out(const Message& message) const override;
+        void write_transient(std::span<Message* const> messages, std::vector<std::uint64_t>& locations) override;
 
     private:
         Queue& q_;

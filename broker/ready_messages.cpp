@@ -85,7 +85,7 @@ void ReadyMessages::compact(Level& l) {
 // Reads a paged slot back. A message that cannot be read is gone: its slot becomes a tombstone
 // (the pager has logged and settled it).
 bool ReadyMessages::load(Level& l, Slot& slot) {
-    MessageRef m = pager_ ? pager_->load(slot.location()) : MessageRef();
+    MessageRef m = pager_ ? pager_->load(slot.location(), slot.is_transient()) : MessageRef();
     if (!m) {
         bytes_ -= slot.body_size();
         slot.bury();
@@ -167,10 +167,10 @@ void ReadyMessages::for_each_deadline(const std::function<void(std::uint64_t, st
                 f(s.seq(), static_cast<std::uint8_t>(p), s.expires_at());
 }
 
-void ReadyMessages::drain(const std::function<void(const Message*, std::uint64_t)>& f) {
+void ReadyMessages::drain(const std::function<void(const Message*, std::uint64_t, bool)>& f) {
     for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
         for (const Slot& s : it->items)
-            if (s.kind() != Slot::Tombstone) f(s.message(), s.location());
+            if (s.kind() != Slot::Tombstone) f(s.message(), s.location(), s.is_transient());
         *it = Level{};
     }
     live_ = 0;
@@ -178,16 +178,37 @@ void ReadyMessages::drain(const std::function<void(const Message*, std::uint64_t
     bytes_ = 0;
 }
 
-std::size_t ReadyMessages::page_out(std::size_t keep) {
+std::size_t ReadyMessages::page_out(std::size_t keep, bool transient_too, bool everything) {
     if (!pager_) return 0;
     std::size_t moved = 0;
     for (Level& l : levels_) {
-        std::size_t n = std::min(l.unexamined, l.items.size());
+        std::size_t n = everything ? l.items.size() : std::min(l.unexamined, l.items.size());
         l.unexamined = 0;
-        for (std::size_t k = 0; k < n && l.in_memory > keep; ++k) {
-            Slot& s = l.items[l.items.size() - 1 - k];
-            if (s.kind() != Slot::InMemory || !pager_->can_page_out(*s.message())) continue;
-            s.page_out();
+        transient_scratch_.clear();
+        transient_index_.clear();
+        std::size_t in_memory = l.in_memory;
+        for (std::size_t k = 0; k < n && in_memory > keep; ++k) {
+            const std::size_t i = l.items.size() - 1 - k;
+            Slot& s = l.items[i];
+            if (s.kind() != Slot::InMemory) continue;
+            if (pager_->can_page_out(*s.message())) {
+                s.page_out();
+                --l.in_memory;
+                --in_memory_;
+                ++moved;
+                --in_memory;
+            } else if (transient_too && !s.message()->store_location()) {
+                transient_scratch_.push_back(s.message());
+                transient_index_.push_back(i);
+                --in_memory;
+            }
+        }
+        if (transient_scratch_.empty()) continue;
+        transient_locations_.assign(transient_scratch_.size(), 0);
+        pager_->write_transient(transient_scratch_, transient_locations_);
+        for (std::size_t j = 0; j < transient_index_.size(); ++j) {
+            if (!transient_locations_[j]) continue;
+            l.items[transient_index_[j]].page_out(transient_locations_[j]);
             --l.in_memory;
             --in_memory_;
             ++moved;

@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "broker/queued_message.hpp"
@@ -22,11 +23,14 @@ class Pager {
 public:
     virtual ~Pager() = default;
     // The message stored at `location`, read back; null when it cannot be read (the pager has
-    // logged and settled it).
-    virtual MessageRef load(std::uint64_t location) = 0;
+    // logged and settled it). `transient`: a record written by write_transient, let go once read.
+    virtual MessageRef load(std::uint64_t location, bool transient) = 0;
     // Whether `message` may leave memory: stored for this queue, and its record written (a
     // record still buffered could yet be lost to a failed write).
     virtual bool can_page_out(const Message& message) const = 0;
+    // Under memory pressure: writes records for messages that are not stored (transient ones),
+    // now, and sets locations[i] where message i was written (0 where it was not).
+    virtual void write_transient(std::span<Message* const> messages, std::vector<std::uint64_t>& locations) = 0;
 };
 
 class ReadyMessages {
@@ -57,13 +61,16 @@ public:
 
     // Calls f(seq, priority, expires_at) for each ready message with a deadline.
     void for_each_deadline(const std::function<void(std::uint64_t, std::uint8_t, TimePoint)>& f) const;
-    // Removes everything without reading it back; calls f(message or null when paged out,
-    // location) for each, in delivery order.
-    void drain(const std::function<void(const Message*, std::uint64_t)>& f);
+    // Removes everything without reading it back; calls f(message, or null when paged out;
+    // location; whether it was paged out under memory pressure with a record of its own) for
+    // each, in delivery order.
+    void drain(const std::function<void(const Message*, std::uint64_t, bool)>& f);
 
     // Moves messages that may leave memory to disk, newest first, until each priority level
-    // keeps at most `keep` in memory. Looks only at what arrived since the last call.
-    std::size_t page_out(std::size_t keep);
+    // keeps at most `keep` in memory: stored ones, and with `transient_too` (memory pressure)
+    // the others, written for the purpose. Looks only at what arrived since the last call,
+    // unless `everything`.
+    std::size_t page_out(std::size_t keep, bool transient_too = false, bool everything = false);
     // How many messages are read back at once when the front is on disk.
     void set_read_ahead(std::size_t n) { read_ahead_ = n; }
 
@@ -90,6 +97,9 @@ private:
     std::size_t in_memory_ = 0;
     std::uint64_t bytes_ = 0;
     std::size_t read_ahead_ = 256;
+    std::vector<Message*> transient_scratch_;
+    std::vector<std::size_t> transient_index_;
+    std::vector<std::uint64_t> transient_locations_;
 };
 
 }  // namespace warren::broker

@@ -52,6 +52,8 @@ public:
     Message* message() const { return kind_ == InMemory ? reinterpret_cast<Message*>(word_) : nullptr; }
     std::uint64_t location() const { return kind_ == InMemory ? message()->store_location() : word_; }
     std::uint64_t body_size() const { return kind_ == InMemory ? message()->body_size() : body_size_; }
+    // Paged out under memory pressure: a record of its own that no queue event refers to.
+    bool is_transient() const { return transient_; }
 
     // In memory -> the message, leaving a tombstone.
     QueuedMessage take() {
@@ -71,13 +73,16 @@ public:
         assert(kind_ == Paged);
         word_ = reinterpret_cast<std::uintptr_t>(m.release());
         kind_ = InMemory;
+        transient_ = false;
     }
-    // In memory -> paged: only where it is stored stays here.
-    void page_out() {
+    // In memory -> paged: only where it is stored stays here (its own record, or the record of
+    // a transient message written for this slot alone).
+    void page_out(std::uint64_t transient_location = 0) {
         Message* m = message();
         body_size_ = static_cast<std::uint32_t>(m->body_size());
         priority_ = m->priority();
-        word_ = m->store_location();
+        word_ = transient_location ? transient_location : m->store_location();
+        transient_ = transient_location != 0;
         kind_ = Paged;
         MessageRef(m).reset();  // releases our reference
     }
@@ -93,6 +98,7 @@ private:
         packed_ = o.packed_;
         body_size_ = o.body_size_;
         priority_ = o.priority_;
+        transient_ = o.transient_;
         kind_ = o.kind_;
         o.kind_ = Tombstone;
         o.word_ = 0;
@@ -104,6 +110,7 @@ private:
     std::uint32_t body_size_ = 0;  // when paged
     std::uint8_t priority_ = 0;    // when paged
     Kind kind_ = Tombstone;
+    bool transient_ = false;
 };
 
 

@@ -8,6 +8,8 @@
 #include "broker/log.hpp"
 #include "broker/queue.hpp"
 
+#include <algorithm>
+
 namespace warren::broker {
 
 VHostStorage::VHostStorage(store::MessageLog& log, Clock& clock) : log_(log), clock_(clock) {}
@@ -40,6 +42,31 @@ void VHostStorage::returned(std::uint64_t location, std::uint32_t queue_id, std:
 void VHostStorage::settled(std::uint64_t location, std::uint32_t queue_id) {
     log_.ack(location, queue_id);
     ++writes_;
+}
+
+void VHostStorage::write_transient(std::span<Message* const> messages, std::vector<std::uint64_t>& locations) {
+    // Queue id 0 is never a stored queue's: recovery drops these, and they settle with forget().
+    static constexpr store::QueueEntryRef nobody{0, 0};
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        const Message& m = *messages[i];
+        store::MessageRecord r;
+        r.publish_ms = static_cast<std::uint64_t>(clock_.unix_ms());
+        r.priority = m.priority();
+        r.exchange = m.exchange();
+        r.routing_key = m.routing_key();
+        r.properties = m.properties();
+        r.body = m.body();
+        r.queues = std::span(&nobody, 1);
+        locations[i] = log_.append(r);
+    }
+    // Written before the bodies leave memory: the end of the turn's flush has run already.
+    if (auto s = log_.flush(); !s) {
+        log::error("storage: paging out under memory pressure failed: {}; the messages stay in memory",
+                   s.error().message);
+        std::fill(locations.begin(), locations.end(), 0);
+        return;
+    }
+    paged_transient_ += messages.size();
 }
 
 MessageRef VHostStorage::load(std::uint64_t location) {

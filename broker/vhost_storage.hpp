@@ -30,6 +30,11 @@ public:
     // The queue that held it is gone (its deletion is recorded): settled without an event.
     void forget(std::uint64_t location) { log_.forget(location); }
 
+    // Under memory pressure: writes records of their own for messages no durable queue stores
+    // (no queue event will refer to them; recovery drops them), and flushes them at once, so
+    // that they may leave memory now. locations[i] stays 0 where writing failed.
+    void write_transient(std::span<Message* const> messages, std::vector<std::uint64_t>& locations);
+
     // Reads a message back; null (logged) when its record cannot be read.
     MessageRef load(std::uint64_t location);
     bool is_written(std::uint64_t location) const { return log_.is_written(location); }
@@ -43,6 +48,7 @@ public:
     // Appends and events so far: a transaction holds its commit-ok when it wrote any.
     std::uint64_t writes() const { return writes_; }
     std::uint64_t unreadable() const { return unreadable_; }
+    std::uint64_t paged_transient() const { return paged_transient_; }
 
 private:
     store::MessageLog& log_;
@@ -51,6 +57,7 @@ private:
     std::vector<Queue*> page_out_;
     std::uint64_t writes_ = 0;
     std::uint64_t unreadable_ = 0;
+    std::uint64_t paged_transient_ = 0;
 };
 
 }  // namespace warren::broker
