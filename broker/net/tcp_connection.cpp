@@ -22,9 +22,9 @@ constexpr std::size_t read_chunk = 256 * 1024;
 constexpr auto linger_time = std::chrono::seconds(2);
 // While closing, input is read only to be discarded.
 constexpr std::size_t discard_chunk = 4096;
-// TLS: output is packed into chunks of this size (OpenSSL cuts them into 16 KiB records), so
-// the copy never holds more than this beyond the output itself.
-constexpr std::size_t tls_write_chunk = 256 * 1024;
+// TLS: output is packed into chunks of this size (OpenSSL cuts them into 16 KiB records): the
+// copy a busy connection keeps is at most this large.
+constexpr std::size_t tls_write_chunk = 64 * 1024;
 
 PeerInfo peer_of(const asio::ip::tcp::socket& socket) {
     asio::error_code ec;
@@ -55,10 +55,10 @@ template <class Stream>
 TcpConnection<Stream>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket, TlsSetup tls,
                                      std::function<void(Transport&)> on_closed) requires(is_tls)
     : loop_(loop),
-      stream_(std::move(socket), *tls.context),
+      tls_{std::move(tls)},
+      stream_(std::move(socket), *tls_.setup.context),
       on_closed_(std::move(on_closed)),
-      deadline_(loop.io()),
-      tls_{std::move(tls)} {
+      deadline_(loop.io()) {
     asio::error_code ec;
     this->socket().set_option(asio::ip::tcp::no_delay(true), ec);
     peer_ = peer_of(this->socket());

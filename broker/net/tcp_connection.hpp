@@ -82,6 +82,19 @@ private:
     void fail_internal(std::string_view what);
 
     EventLoop& loop_;
+    // What only the TLS variant has; the plain one gets an empty struct.
+    struct TlsState {
+        TlsSetup setup;
+        std::string verify_failure;  // why the client certificate was refused, if it was
+        // OpenSSL writes one record per buffer, so small pieces of output are packed into
+        // `staged` first; gather_at / gather_offset say how far gather_ has been written.
+        std::vector<std::byte> staged;
+        std::size_t gather_at = 0;
+        std::size_t gather_offset = 0;
+    };
+    struct NoTls {};
+    // Before stream_, which is made from its context and whose verify callback writes into it.
+    [[no_unique_address]] std::conditional_t<is_tls, TlsState, NoTls> tls_;
     Stream stream_;
     std::function<void(Transport&)> on_closed_;
     PeerInfo peer_;  // moved into the Connection once it exists
@@ -94,19 +107,6 @@ private:
     bool send_shut_down_ = false;  // our FIN (TLS: close_notify) is out
     // The TLS handshake's deadline, then the linger after we close.
     asio::steady_timer deadline_;
-
-    // What only the TLS variant has; the plain one gets an empty struct.
-    struct TlsState {
-        TlsSetup setup;
-        std::string verify_failure;  // why the client certificate was refused, if it was
-        // OpenSSL writes one record per buffer, so small pieces of output are packed into
-        // `staged` first; gather_at / gather_offset say how far gather_ has been written.
-        std::vector<std::byte> staged;
-        std::size_t gather_at = 0;
-        std::size_t gather_offset = 0;
-    };
-    struct NoTls {};
-    [[no_unique_address]] std::conditional_t<is_tls, TlsState, NoTls> tls_;
 };
 
 using PlainConnection = TcpConnection<asio::ip::tcp::socket>;

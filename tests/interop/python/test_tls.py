@@ -146,7 +146,7 @@ def read_until_closed(sock, timeout=30):
 class LoginTests(TlsTestCase):
     def test_plain_login_over_tls_round_trips_small_and_large_messages(self):
         conn = self.connect(tls_certs.client_context(certs))
-        # 300 KiB and 3 MiB cross the broker's 256 KiB write chunks and many TLS records.
+        # 300 KiB and 3 MiB cross the broker's 64 KiB write chunks and many TLS records.
         bodies = [b"", b"x" * 16, os.urandom(1024), os.urandom(300 * 1024), os.urandom(3 * 1024 * 1024)]
         assert_round_trip(self, conn, bodies)
         conn.close()
