@@ -89,6 +89,12 @@ public:
     // Checks a login; the reason for a refusal goes to the log, never to the client.
     bool check_login(std::string_view user, std::string_view password, bool from_loopback,
                      std::string& refusal_reason) const;
+    // For a login without a password (EXTERNAL: the TLS layer vouched for the name): whether
+    // the user exists, and whether it may connect only from loopback.
+    bool user_exists(std::string_view user) const { return user == config_.default_user; }
+    bool is_loopback_only(std::string_view user) const {
+        return config_.default_user_loopback_only && user == config_.default_user;
+    }
 
     // ---- connections
     std::uint64_t register_connection(Connection& connection);

@@ -46,9 +46,19 @@ public:
     virtual void read_state_changed() = 0;
 };
 
+// What a TLS handshake established, for the EXTERNAL mechanism.
+struct TlsPeer {
+    bool verify_peer = false;  // the listener asks for client certificates and verifies them
+    // The client's certificate, verified against the listener's CAs (only asked for under
+    // verify_peer), and its subject's common names joined with "," (as RabbitMQ does).
+    bool has_certificate = false;
+    std::optional<std::string> common_name;
+};
+
 struct PeerInfo {
     std::string address;  // "127.0.0.1:53422"
     bool is_loopback = true;
+    std::optional<TlsPeer> tls;  // set on a TLS listener's connections
 };
 
 class Connection {
@@ -161,6 +171,9 @@ private:
     void handle_channel0(const protocol::Frame& frame);
     void handle_channel_frame(const protocol::Frame& frame);
     void on_start_ok(std::span<const std::byte> args);
+    void login_external();
+    void accept_login(std::string user);
+    void refuse_login(std::string_view mechanism, std::string_view refusal);
     void on_tune_ok(std::span<const std::byte> args);
     void on_open(std::span<const std::byte> args);
     void on_close(std::span<const std::byte> args);
