@@ -285,7 +285,7 @@ TEST_CASE("plain listeners may be switched off only when there is a TLS one", "[
     CHECK(none.error == "configuration key 'listeners' may be empty only when 'tls_listeners' names a listener");
 }
 
-TEST_CASE("--port on a configuration without plain listeners makes one", "[config][tls]") {
+TEST_CASE("the --port option on a configuration without plain listeners makes one", "[config][tls]") {
     std::string path = "/tmp/warren-config-test-tls-" + std::to_string(reinterpret_cast<std::uintptr_t>(&path)) + ".json";
     {
         std::ofstream out(path);
