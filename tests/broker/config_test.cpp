@@ -202,7 +202,7 @@ TEST_CASE("command-line errors name the option", "[config]") {
     CHECK_FALSE(parse({"--port", "x"}).config);
 }
 
-TEST_CASE("--help asks for the usage", "[config]") {
+TEST_CASE("the --help option asks for the usage", "[config]") {
     auto cl = parse({"--help"});
     CHECK(cl.help);
     CHECK_THAT(usage(), Catch::Contains("--config FILE"));
