@@ -142,6 +142,12 @@ public:
     // One exchange's topic permissions, or (exchange nullopt) all of the user's in the vhost.
     AdminStatus clear_topic_permissions(std::string_view user, std::string_view vhost,
                                         std::optional<std::string_view> exchange = std::nullopt);
+    // A RabbitMQ definitions file's vhosts (with vhost-limits parameters), users (password or
+    // password_hash and hashing_algorithm, tags, limits), permissions and topic permissions,
+    // checked in full before any is applied (definitions_import.cpp). Other sections are
+    // ignored for now.
+    AdminStatus import_definitions(std::string_view json_text);
+    AdminStatus import_definitions_file(const std::string& path);
     const AuthRegistry& auth() const { return auth_; }
     std::uint64_t auth_epoch() const { return auth_.epoch(); }
     Access access(std::string_view user, std::string_view vhost) const { return auth_.access(user, vhost); }
