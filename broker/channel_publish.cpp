@@ -219,7 +219,9 @@ Status Channel::publish(MessageRef message) {
 Status Channel::prepare_publish(const std::string& exchange_name, MessageRef& message, ExchangeEntry*& x) {
     VHost& vh = vhost();
     // rabbit_channel's order: write on the exchange, the exchange, internal, the topic key.
-    if (Status s = check_publish_access(exchange_name)) return errors::with_method(std::move(*s), BasicPublish::id);
+    // The grant of the last exchange is checked here, inline: the publish path's whole cost.
+    if (publish_granted_epoch_ != connection_.broker().auth_epoch() || publish_granted_exchange_ != exchange_name)
+        if (Status s = check_publish_access(exchange_name)) return errors::with_method(std::move(*s), BasicPublish::id);
     if (cached_exchange_version_ != vh.topology_version() || cached_exchange_name_ != exchange_name ||
         !cached_exchange_) {
         cached_exchange_ = vh.find_exchange(exchange_name);
@@ -233,8 +235,9 @@ Status Channel::prepare_publish(const std::string& exchange_name, MessageRef& me
                          fmt::format("ACCESS_REFUSED - cannot publish to internal {}",
                                      resource_name("exchange", exchange_name, vh.name())),
                          BasicPublish::id};
-    if (Status s = check_topic_access(Permission::Write, *x, message->routing_key()))
-        return errors::with_method(std::move(*s), BasicPublish::id);
+    if (x->type == exchanges::ExchangeType::Topic)
+        if (Status s = check_topic_access(Permission::Write, *x, message->routing_key()))
+            return errors::with_method(std::move(*s), BasicPublish::id);
     // Direct reply-to: a request naming the pseudo-queue gets this channel's reply address.
     if (message->has_property(property_flag::reply_to) &&
         message->decoded_properties().reply_to == reply_to_queue) {
