@@ -142,6 +142,10 @@ public:
     // One exchange's topic permissions, or (exchange nullopt) all of the user's in the vhost.
     AdminStatus clear_topic_permissions(std::string_view user, std::string_view vhost,
                                         std::optional<std::string_view> exchange = std::nullopt);
+    // The checks of add_vhost and put_user alone (names, tags, hash and algorithm), for callers
+    // that check a batch before applying any of it.
+    static AdminStatus check_vhost_input(std::string_view name, const VHostSettings& settings);
+    static AdminStatus check_user_input(const UserSpec& spec);
     // A RabbitMQ definitions file's vhosts (with vhost-limits parameters), users (password or
     // password_hash and hashing_algorithm, tags, limits), permissions and topic permissions,
     // checked in full before any is applied (definitions_import.cpp). Other sections are

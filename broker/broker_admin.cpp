@@ -123,12 +123,17 @@ void Broker::record_topic_permission(std::string_view user, const VHost& vh, std
 
 // ---- vhosts ---------------------------------------------------------------------------------
 
-AdminStatus Broker::add_vhost(std::string_view name, const VHostSettings& settings) {
+AdminStatus Broker::check_vhost_input(std::string_view name, const VHostSettings& settings) {
     if (auto e = check_name("name", "vhost", name)) return e;
-    auto tags = check_tags(settings.tags);
-    if (auto* e = std::get_if<AdminError>(&tags)) return *e;
-    VHostSettings checked{settings.description, std::get<std::vector<std::string>>(std::move(tags))};
-    if (!protocol::is_valid_utf8(checked.description)) return invalid("description", "must be UTF-8");
+    if (auto tags = check_tags(settings.tags); std::holds_alternative<AdminError>(tags))
+        return std::get<AdminError>(tags);
+    if (!protocol::is_valid_utf8(settings.description)) return invalid("description", "must be UTF-8");
+    return std::nullopt;
+}
+
+AdminStatus Broker::add_vhost(std::string_view name, const VHostSettings& settings) {
+    if (auto e = check_vhost_input(name, settings)) return e;
+    VHostSettings checked{settings.description, std::get<std::vector<std::string>>(check_tags(settings.tags))};
     if (VHost* existing = find_vhost(name)) {
         existing->set_settings(std::move(checked));
         record_vhost(*existing);
@@ -195,15 +200,9 @@ AdminStatus Broker::add_user(std::string_view name, std::string_view password, c
     return put_user(spec);
 }
 
-AdminStatus Broker::put_user(const UserSpec& spec) {
+AdminStatus Broker::check_user_input(const UserSpec& spec) {
     if (auto e = check_name("name", "user", spec.name)) return e;
-    auto tags = check_tags(spec.tags);
-    if (auto* e = std::get_if<AdminError>(&tags)) return *e;
-    User user;
-    const User* existing = auth_.find_user(spec.name);
-    if (existing) user = *existing;
-    user.name = spec.name;
-    user.tags = std::get<std::vector<std::string>>(std::move(tags));
+    if (auto tags = check_tags(spec.tags); std::holds_alternative<AdminError>(tags)) return std::get<AdminError>(tags);
     if (spec.password && spec.password_hash)
         return invalid("password_hash", "give a password or a password_hash, not both");
     if (spec.password_hash) {
@@ -214,6 +213,20 @@ AdminStatus Broker::put_user(const UserSpec& spec) {
                                                             spec.hashing_algorithm));
         auto decoded = decode_password_hash(*spec.password_hash, *algorithm);
         if (auto* error = std::get_if<std::string>(&decoded)) return invalid("password_hash", *error);
+    }
+    return std::nullopt;
+}
+
+AdminStatus Broker::put_user(const UserSpec& spec) {
+    if (auto e = check_user_input(spec)) return e;
+    auto tags = check_tags(spec.tags);
+    User user;
+    const User* existing = auth_.find_user(spec.name);
+    if (existing) user = *existing;
+    user.name = spec.name;
+    user.tags = std::get<std::vector<std::string>>(std::move(tags));
+    if (spec.password_hash) {
+        auto decoded = decode_password_hash(*spec.password_hash, *parse_hashing_algorithm(spec.hashing_algorithm));
         user.password = std::get<PasswordHash>(std::move(decoded));
     } else if (spec.password) {
         user.password = hash_password(*spec.password);

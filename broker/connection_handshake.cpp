@@ -196,12 +196,15 @@ void Connection::on_open(std::span<const std::byte> args) {
 }
 
 std::optional<AmqpError> Connection::check_vhost_open(VHost& vhost) {
-    if (auto limit = limit_reached(vhost.limits().max_connections, broker_.connections_in_vhost(vhost)))
+    // Counted only when there is a limit: a walk over the connections.
+    if (auto limit = vhost.limits().max_connections
+                         ? limit_reached(vhost.limits().max_connections, broker_.connections_in_vhost(vhost))
+                         : std::nullopt)
         return amqp_error(ReplyCode::NotAllowed,
                           fmt::format("access to vhost '{}' refused for user '{}': connection limit ({}) is reached",
                                       vhost.name(), user_, *limit),
                           ConnectionOpen::id);
-    if (const User* u = broker_.auth().find_user(user_))
+    if (const User* u = broker_.auth().find_user(user_); u && u->limits.max_connections)
         if (auto limit = limit_reached(u->limits.max_connections, broker_.connections_of_user(user_)))
             return amqp_error(ReplyCode::NotAllowed,
                               fmt::format("connection refused for user '{}': user connection limit ({}) is reached",

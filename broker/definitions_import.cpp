@@ -138,23 +138,21 @@ AdminStatus Broker::import_definitions(std::string_view text) {
         return AdminError{AdminError::Kind::Invalid, bad.field, bad.text};
     }
 
-    // Checked in full before anything is applied: a scratch broker-less check of every value.
+    // Checked in full before anything is applied: every value, and every name a permission uses.
     std::set<std::string> user_names, vhost_names;
     for (const auto& [name, u] : auth_.users()) user_names.insert(name);
     for (const auto& [name, vh] : vhosts_) vhost_names.insert(name);
     for (const auto& v : vhosts) vhost_names.insert(v.name);
+    for (const auto& v : vhosts)
+        if (auto e = check_vhost_input(v.name, v.settings)) {
+            e->text = fmt::format("vhost '{}': {}", v.name, e->text);
+            return e;
+        }
     for (const auto& [spec, limits] : users) {
         user_names.insert(spec.name);
-        if (spec.password_hash) {
-            auto algorithm = parse_hashing_algorithm(spec.hashing_algorithm);
-            if (!algorithm)
-                return AdminError{
-                    AdminError::Kind::Invalid, "hashing_algorithm",
-                    fmt::format("user '{}': unknown hashing_algorithm '{}'", spec.name, spec.hashing_algorithm)};
-            auto decoded = decode_password_hash(*spec.password_hash, *algorithm);
-            if (auto* e = std::get_if<std::string>(&decoded))
-                return AdminError{AdminError::Kind::Invalid, "password_hash",
-                                  fmt::format("user '{}': password_hash {}", spec.name, *e)};
+        if (auto e = check_user_input(spec)) {
+            e->text = fmt::format("user '{}': {}", spec.name, e->text);
+            return e;
         }
     }
     auto check_pattern = [](const std::string& field, const std::string& pattern,
@@ -180,8 +178,7 @@ AdminStatus Broker::import_definitions(std::string_view text) {
             if (auto e = check_pattern("read", p.read, p)) return e;
         }
 
-    // Applied in dependency order; what remains to fail is a name or tag the API refuses,
-    // which the first items of each kind would show (reported with the item).
+    // Applied in dependency order; every check the API makes was made above.
     for (const auto& v : vhosts) {
         if (auto e = add_vhost(v.name, v.settings)) return e;
         if (v.limits)
