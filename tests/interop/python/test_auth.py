@@ -38,11 +38,16 @@ DEFINITIONS = {
 }
 
 
-def start(extra=None):
+def definitions_file():
+    """DEFINITIONS written to a temp file (for a broker's load_definitions)."""
     path = os.path.join(tempfile.mkdtemp(prefix="auth-defs-"), "definitions.json")
     with open(path, "w") as f:
         json.dump(DEFINITIONS, f)
-    config = {"load_definitions": path}
+    return path
+
+
+def start(extra=None):
+    config = {"load_definitions": definitions_file()}
     config.update(extra or {})
     return brokers.start_broker(config)
 

@@ -11,6 +11,7 @@ import tempfile
 import unittest
 
 import brokers
+import test_auth
 
 GO_DIR = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "go"))
 GOCODE = "/usr/share/gocode"
@@ -51,7 +52,8 @@ def setUpModule():
     if res.returncode != 0:
         raise RuntimeError("building the Go tests failed:\n%s%s" % (
             res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")))
-    broker = brokers.start_broker()
+    # With test_auth's users and vhost, for the permission tests (guest keeps guest/guest).
+    broker = brokers.start_broker({"load_definitions": test_auth.definitions_file()})
 
 
 def tearDownModule():
@@ -100,6 +102,12 @@ class GoClientTests(unittest.TestCase):
 
     def test_go_close_after_work(self):
         self.run_go("TestCloseAfterWorkReturnsNil")
+
+    def test_go_vhost_access_and_permissions(self):
+        self.run_go("TestVhostAccessAndPermissions")
+
+    def test_go_topic_permission(self):
+        self.run_go("TestTopicPermissionRefusesPublish")
 
     def test_go_every_go_test_is_run_here(self):
         res = subprocess.run([test_binary, "-test.list", ".*"], capture_output=True, check=True)
