@@ -12,6 +12,7 @@ import tempfile
 import unittest
 
 import brokers
+import test_auth
 
 JAVA_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "java",
                         "JavaClientInterop.java")
@@ -33,7 +34,8 @@ def setUpModule():
                          capture_output=True, text=True, timeout=300)
     if res.returncode != 0:
         raise RuntimeError("javac failed:\n%s%s" % (res.stdout, res.stderr))
-    broker = brokers.start_broker()
+    # With test_auth's users and vhost, for the permissions scenario (guest keeps guest/guest).
+    broker = brokers.start_broker({"load_definitions": test_auth.definitions_file()})
 
 
 def tearDownModule():
@@ -80,6 +82,9 @@ class JavaClientTests(unittest.TestCase):
 
     def test_clean_close(self):
         self.run_scenario("clean_close")
+
+    def test_permissions(self):
+        self.run_scenario("permissions")
 
     def test_every_scenario_is_run_here(self):
         res = java("--list")
