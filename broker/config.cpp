@@ -194,6 +194,8 @@ void apply_keys(const json& doc, Config& c) {
             c.server_version = get_version(v, key);
         } else if (key == "data_dir") {
             c.data_dir = get_string(v, key);
+        } else if (key == "load_definitions") {
+            c.load_definitions = get_string(v, key);
         } else if (key == "fsync_confirms") {
             c.fsync_confirms = get_bool(v, key);
         } else if (key == "sync_interval_ms") {

@@ -71,6 +71,11 @@ struct Config {
 
     std::string log_level = "info";
 
+    // A RabbitMQ definitions file whose users, vhosts, permissions, topic permissions and
+    // limits are applied at every start, after the data directory is read (as RabbitMQ's
+    // load_definitions); empty: none.
+    std::string load_definitions;
+
     // Storage. data_dir holds the definitions and persistent messages; empty keeps everything
     // in memory (the library default, for tests). The warren executable's default is
     // default_data_dir, relative to its working directory (parse_command_line sets it).

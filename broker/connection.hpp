@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/auth.hpp"
 #include "broker/life_token.hpp"
 #include "broker/output_queue.hpp"
 #include "broker/timer_queue.hpp"
@@ -127,6 +128,10 @@ public:
     // walking its ledger): done by a timer due now, and meanwhile nothing more is delivered.
     // With no error, the transport is aborted instead (a client that does not read).
     void close_soon(std::string reason, std::optional<protocol::AmqpError> error);
+    // An operator's action (its vhost or user was deleted): 320 CONNECTION_FORCED with `text`,
+    // and the connection lets go of its vhost at once (exclusive queues deleted), since the
+    // vhost may be destroyed before the client's close-ok.
+    void force_close(std::string_view text);
     // A heartbeat or close timeout; the event loop calls broker.timers().fire_due().
 
     // ---- for channels
@@ -135,6 +140,11 @@ public:
     std::uint64_t id() const { return id_; }
     const PeerInfo& peer() const { return peer_; }
     const std::string& user() const { return user_; }
+    // The user's permissions in this connection's vhost, looked up again after any change.
+    const Access& access() {
+        if (access_.epoch != broker_auth_epoch()) refresh_access();
+        return access_;
+    }
     std::uint32_t frame_max() const { return frame_max_; }
     bool client_has_capability(std::string_view name) const;
 
@@ -188,6 +198,10 @@ private:
     void fail_handshake(const protocol::AmqpError& error);
     void on_unexpected_close();
     void log_closed(std::string_view reason);
+    std::uint64_t broker_auth_epoch() const;
+    void refresh_access();
+    // connection.open's checks, in RabbitMQ's order (rabbit_reader:handle_method0/2).
+    std::optional<protocol::AmqpError> check_vhost_open(VHost& vhost);
 
     Broker& broker_;
     ConnectionHost& host_;
@@ -215,6 +229,8 @@ private:
     std::uint16_t heartbeat_ = 0;
     std::string user_;
     VHost* vhost_ = nullptr;
+    std::string vhost_name_;  // for the log, after a forced close lets go of vhost_
+    Access access_;           // epoch 0: not looked up yet
     protocol::FieldTable client_properties_;
     bool auth_failure_close_ = false;
 

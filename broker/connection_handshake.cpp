@@ -224,7 +224,13 @@ void Connection::on_open(std::span<const std::byte> args) {
                                   ConnectionOpen::id));
         return;
     }
+    if (auto error = check_vhost_open(*vhost)) {
+        log::peer(log::Level::Warning, peer_.address, "connection {}: {}", peer_.address, log::escaped(error->text));
+        fail_handshake(*error);
+        return;
+    }
     vhost_ = vhost;
+    vhost_name_ = vhost->name();
     state_ = State::Open;
     if (close_timer_) broker_.timers().cancel(close_timer_);
     close_timer_ = 0;
@@ -234,6 +240,30 @@ void Connection::on_open(std::span<const std::byte> args) {
               log::escaped(user_), log::escaped(vhost_->name()));
     start_heartbeats();
     if (broker_.publishing_blocked() && has_published_) on_alarm(true);
+}
+
+std::optional<AmqpError> Connection::check_vhost_open(VHost& vhost) {
+    // Counted only when there is a limit: a walk over the connections.
+    if (auto limit = vhost.limits().max_connections
+                         ? limit_reached(vhost.limits().max_connections, broker_.connections_in_vhost(vhost))
+                         : std::nullopt)
+        return amqp_error(ReplyCode::NotAllowed,
+                          fmt::format("access to vhost '{}' refused for user '{}': connection limit ({}) is reached",
+                                      vhost.name(), user_, *limit),
+                          ConnectionOpen::id);
+    if (const User* u = broker_.auth().find_user(user_); u && u->limits.max_connections)
+        if (auto limit = limit_reached(u->limits.max_connections, broker_.connections_of_user(user_)))
+            return amqp_error(ReplyCode::NotAllowed,
+                              fmt::format("connection refused for user '{}': user connection limit ({}) is reached",
+                                          user_, *limit),
+                              ConnectionOpen::id);
+    // rabbit_auth_backend_internal:check_vhost_access/3: any permissions in the vhost, even
+    // patterns that match nothing, open it.
+    if (!broker_.auth().find_permissions(user_, vhost.name()))
+        return amqp_error(ReplyCode::NotAllowed,
+                          fmt::format("access to vhost '{}' refused for user '{}'", vhost.name(), user_),
+                          ConnectionOpen::id);
+    return std::nullopt;
 }
 
 // An error before the connection is open. As RabbitMQ does: a refused login gets

@@ -56,6 +56,13 @@ int main(int argc, char** argv) {
         warren::log::error("{}", error);
         return 1;
     }
+    if (!config.load_definitions.empty()) {
+        if (auto error = broker.import_definitions_file(config.load_definitions)) {
+            warren::log::error("load_definitions: {}", error->text);
+            return 1;
+        }
+        warren::log::info("definitions loaded from {}", config.load_definitions);
+    }
     std::unique_ptr<net::Server> server;
     try {
         server = std::make_unique<net::Server>(loop, config, std::move(tls.contexts));

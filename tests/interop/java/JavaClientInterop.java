@@ -55,6 +55,7 @@ public final class JavaClientInterop {
         SCENARIOS.put("clean_close", JavaClientInterop::cleanClose);
         SCENARIOS.put("tls_publish_consume", JavaClientInterop::publishConsume);
         SCENARIOS.put("tls_external", JavaClientInterop::publishConsume);
+        SCENARIOS.put("permissions", JavaClientInterop::permissions);
     }
 
     static void check(boolean ok, String what) {
@@ -325,6 +326,50 @@ public final class JavaClientInterop {
         SSLContext ctx = SSLContext.getInstance("TLS");
         ctx.init(keys, tmf.getTrustManagers(), null);
         return ctx;
+    }
+
+    // The whole cause chain as text: the client wraps a broker's close in several exceptions.
+    static String causes(Throwable t) {
+        StringBuilder b = new StringBuilder();
+        for (; t != null; t = t.getCause()) b.append(t).append(" / ");
+        return b.toString();
+    }
+
+    // Users, vhosts and permissions, with test_auth.py's definitions loaded by the broker (alice,
+    // password test12, may use names starting "alice." in vhost "orders" and nothing in "/").
+    static void permissions(Connection conn) throws Exception {
+        ConnectionFactory f = new ConnectionFactory();
+        f.setHost(conn.getAddress().getHostAddress());
+        f.setPort(conn.getPort());
+        f.setUsername("alice");
+        f.setPassword("test12");
+        f.setAutomaticRecoveryEnabled(false);
+        f.setVirtualHost("/");
+        try {
+            f.newConnection("java-interop-vhost").close();
+            check(false, "vhost '/' is refused to alice");
+        } catch (Exception e) {
+            check(causes(e).contains("NOT_ALLOWED - access to vhost '/' refused for user 'alice'"),
+                  "530 text for vhost '/': " + causes(e));
+        }
+        f.setVirtualHost("orders");
+        Connection alice = f.newConnection("java-interop-permissions");
+        try {
+            Channel ch = alice.createChannel();
+            ch.queueDeclare("alice.java", false, false, true, null);
+            try {
+                ch.queueDeclare("bob.java", false, false, true, null);
+                check(false, "queue bob.java is refused to alice");
+            } catch (Exception e) {
+                check(causes(e).contains(
+                          "ACCESS_REFUSED - access to queue 'bob.java' in vhost 'orders' refused for user 'alice'"),
+                      "403 text for bob.java: " + causes(e));
+            }
+            check(!ch.isOpen(), "the channel is closed");
+            check(alice.isOpen(), "the connection stays open");
+        } finally {
+            if (alice.isOpen()) alice.close(5000);
+        }
     }
 
     public static void main(String[] argv) throws Exception {

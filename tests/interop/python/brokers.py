@@ -174,6 +174,8 @@ def rabbitmq_conf(config):
             lines.append("vm_memory_high_watermark.relative = %s" % value)
         elif key == "memory_high_watermark_bytes":
             lines.append("vm_memory_high_watermark.absolute = %d" % value)
+        elif key == "load_definitions":
+            lines.append("load_definitions = %s" % value)
         elif key == "log_level":
             lines.append("log.file.level = %s" % value)
         elif key == "listeners":  # the first one is the node's port (RabbitNode writes it)

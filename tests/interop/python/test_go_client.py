@@ -15,6 +15,7 @@ import unittest
 import brokers
 import procs
 import tls_certs
+import test_auth
 
 GO_DIR = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "go"))
 GOCODE = "/usr/share/gocode"
@@ -57,9 +58,11 @@ def setUpModule():
     if res.returncode != 0:
         raise RuntimeError("building the Go tests failed:\n%s%s" % (
             res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")))
+    # With test_auth's users and vhost, for the permission tests (guest keeps guest/guest).
     certs = tls_certs.Certs()
     tls_port = procs.free_port()
-    broker = brokers.start_broker({"tls_listeners": [tls_certs.listener(certs, tls_port)]})
+    broker = brokers.start_broker({"tls_listeners": [tls_certs.listener(certs, tls_port)],
+                                   "load_definitions": test_auth.definitions_file()})
 
 
 def tearDownModule():
@@ -123,6 +126,12 @@ class GoClientTests(unittest.TestCase):
 
     def test_go_tls_expired_client_certificate_refused(self):
         self.run_go("TestTLSExpiredClientCertificateIsRefused")
+
+    def test_go_vhost_access_and_permissions(self):
+        self.run_go("TestVhostAccessAndPermissions")
+
+    def test_go_topic_permission(self):
+        self.run_go("TestTopicPermissionRefusesPublish")
 
     def test_go_every_go_test_is_run_here(self):
         res = subprocess.run([test_binary, "-test.list", ".*"], capture_output=True, check=True)

@@ -15,6 +15,7 @@ import unittest
 import brokers
 import procs
 import tls_certs
+import test_auth
 
 JAVA_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "java",
                         "JavaClientInterop.java")
@@ -38,10 +39,12 @@ def setUpModule():
                          capture_output=True, text=True, timeout=300)
     if res.returncode != 0:
         raise RuntimeError("javac failed:\n%s%s" % (res.stdout, res.stderr))
+    # With test_auth's users and vhost, for the permission tests (guest keeps guest/guest).
     certs = tls_certs.Certs()
     certs.pkcs12(certs.guest)  # client-guest.p12, for the KeyManagerFactory
     tls_port = procs.free_port()
-    broker = brokers.start_broker({"tls_listeners": [tls_certs.listener(certs, tls_port)]})
+    broker = brokers.start_broker({"tls_listeners": [tls_certs.listener(certs, tls_port)],
+                                   "load_definitions": test_auth.definitions_file()})
 
 
 def tearDownModule():
@@ -98,6 +101,9 @@ class JavaClientTests(unittest.TestCase):
 
     def test_tls_external(self):
         self.run_scenario("tls_external")
+
+    def test_permissions(self):
+        self.run_scenario("permissions")
 
     def test_every_scenario_is_run_here(self):
         res = java("--list")
