@@ -50,6 +50,8 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
         if (const FieldValue* ae = arguments.find(args::alternate_exchange); ae && !ae->as_string())
             return errors::precondition(fmt::format("invalid type '{}' for arg '{}' in {}",
                                                     rabbit_type_name(ae->type()), args::alternate_exchange, resource));
+        if (auto invalid = exchanges::validate_exchange_arguments(*type, arguments))
+            return errors::precondition(*invalid);
         // An alternate exchange: read on this one and write on that one, as a publish would need.
         if (auto ae = alternate_exchange_of(arguments)) {
             if (Status s = check_access(Permission::Read, ResourceKind::Exchange, name)) return s;
@@ -123,6 +125,8 @@ Status Channel::on_exchange_bind(const ExchangeBind& m) {
     if (!destination) return errors::no_exchange(m.destination.view(), vh.name());
     FieldTable arguments = m.arguments.to_table();
     if (auto invalid = source->router->validate_binding(arguments)) return errors::precondition(*invalid);
+    if (auto invalid = source->router->validate_binding_key(m.routing_key.view()))
+        return errors::precondition(*invalid);
     vh.bind(*source, destination->as_destination(), m.routing_key.view(), arguments);
     if (!m.nowait) connection_.send_method(id_, ExchangeBindOk{});
     return std::nullopt;

@@ -131,6 +131,8 @@ Status Channel::on_queue_bind(const QueueBind& m) {
     if (Status s = check_exclusive(*q)) return s;
     FieldTable arguments = m.arguments.to_table();
     if (auto invalid = b.source->router->validate_binding(arguments)) return errors::precondition(*invalid);
+    if (auto invalid = b.source->router->validate_binding_key(b.routing_key))
+        return errors::precondition(*invalid);
     vhost().bind(*b.source, q->as_destination(), b.routing_key, arguments);
     if (!m.nowait) connection_.send_method(id_, QueueBindOk{});
     return std::nullopt;

@@ -147,12 +147,12 @@ void VHost::route_dead_letter(DeadLetter& d) {
     std::vector<Queue*> targets;
     protocol::TableView new_headers = dead->decoded_properties().headers;
     ++route_epoch_;
-    route_keys(*dlx, {dead->routing_key(), new_headers}, targets);
+    route_keys(*dlx, {dead->routing_key(), new_headers, dead->properties()}, targets);
     if (!d.routing_key) {
         for (std::string_view h : {"CC", "BCC"}) {
             if (auto v = new_headers.find(h))
                 v->as_array().for_each([&](protocol::FieldRef k) {
-                    if (auto key = k.as_string()) route_keys(*dlx, {*key, new_headers}, targets);
+                    if (auto key = k.as_string()) route_keys(*dlx, {*key, new_headers, dead->properties()}, targets);
                 });
         }
     }

@@ -63,7 +63,7 @@ ExchangeEntry& VHost::add_exchange(std::string name, ExchangeType type, bool dur
     if (const auto* ae = arguments.find(args::alternate_exchange); ae && ae->as_string())
         x->alternate_exchange = *ae->as_string();
     x->arguments = std::move(arguments);
-    x->router = exchanges::make_exchange(type);
+    x->router = exchanges::make_exchange(type, x->arguments);
     ExchangeEntry& ref = *x;
     exchanges_by_id_[x->id] = x.get();
     exchanges_[x->name] = std::move(x);
@@ -263,7 +263,7 @@ MessageRef VHost::route_message(ExchangeEntry& exchange, const MessageRef& messa
     if (message->has_headers()) headers = message->decoded_properties().headers;
     ++route_epoch_;
     for_each_routing_key(*message, headers, [&](std::string_view key) {
-        route_keys(exchange, {key, headers}, targets);
+        route_keys(exchange, {key, headers, message->properties()}, targets);
     });
     // BCC keys route the message, but RabbitMQ removes the header before queues see it.
     if (message->has_headers() && headers.find("BCC")) return without_header(*message, "BCC");

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string_view>
 
 #include "protocol/table_view.hpp"
@@ -30,6 +31,8 @@ struct DestinationHash {
 struct RoutingInput {
     std::string_view routing_key;
     protocol::TableView headers;  // the message's headers property; empty when absent
+    // The message's encoded property list, decoded only by an exchange that hashes a property.
+    std::span<const std::byte> properties{};
 };
 
 }  // namespace warren::exchanges

@@ -15,7 +15,7 @@
 
 namespace warren::exchanges {
 
-enum class ExchangeType : std::uint8_t { Direct, Fanout, Topic, Headers };
+enum class ExchangeType : std::uint8_t { Direct, Fanout, Topic, Headers, ConsistentHash };
 
 std::optional<ExchangeType> parse_exchange_type(std::string_view name);  // "direct", "topic", ...
 std::string_view exchange_type_name(ExchangeType type);
@@ -40,6 +40,13 @@ public:
         return std::nullopt;
     }
 
+    // The bind-time check of the routing key (the consistent-hash exchange's weight): the detail
+    // of a 406 PRECONDITION_FAILED, or nothing.
+    virtual std::optional<std::string> validate_binding_key(std::string_view routing_key) const {
+        (void)routing_key;
+        return std::nullopt;
+    }
+
     // Adds the binding; false if an identical binding (destination, key, arguments) exists.
     virtual bool bind(const Destination& destination, std::string_view routing_key,
                       const protocol::FieldTable& arguments) = 0;
@@ -58,6 +65,10 @@ public:
     virtual void for_each_binding(const std::function<void(const Binding&)>& f) const = 0;
 };
 
-std::unique_ptr<Exchange> make_exchange(ExchangeType type);
+// The exchange type's check of exchange.declare's arguments: the detail of a 406, or nothing.
+std::optional<std::string> validate_exchange_arguments(ExchangeType type, const protocol::FieldTable& arguments);
+
+// `arguments` are the exchange's own (x-consistent-hash reads hash-header / hash-property).
+std::unique_ptr<Exchange> make_exchange(ExchangeType type, const protocol::FieldTable& arguments = {});
 
 }  // namespace warren::exchanges
