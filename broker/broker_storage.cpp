@@ -16,6 +16,7 @@
 #include "broker/durability.hpp"
 #include "broker/log.hpp"
 #include "broker/queue_args.hpp"
+#include "broker/stream.hpp"
 #include "broker/vhost_storage.hpp"
 
 namespace warren::broker {
@@ -56,6 +57,9 @@ definitions::Definitions collect(const StringMap<std::unique_ptr<VHost>>& vhosts
         for (const auto& [qname, q] : vh->queues()) {
             if (!q->stored_id()) continue;
             d.queues.push_back({vh->id(), q->name(), q->stored_id(), q->flags().auto_delete, q->raw_args()});
+            if (Stream* s = q->stream())
+                for (const auto& [consumer, offset] : s->tracked_offsets())
+                    d.stream_offsets.push_back({vh->id(), q->stored_id(), consumer, offset});
         }
         for (const auto& [xname, x] : vh->exchanges()) {
             if (!x->durable || x->name.empty()) continue;
@@ -147,6 +151,12 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
         }
         vh->add_queue(q.name, QueueFlags{true, false, q.auto_delete}, std::move(*parsed.args), q.arguments, 0, q.id);
         ++queues;
+    }
+    for (const auto& o : defs.stream_offsets) {
+        VHost* vh = vhost_by_id(o.vhost);
+        if (!vh) continue;
+        for (auto& [qname, q] : vh->queues())
+            if (q->stored_id() == o.queue && q->stream()) q->stream()->set_tracked_offset(o.name, o.offset);
     }
     for (const auto& b : defs.bindings) {
         VHost* vh = vhost_by_id(b.vhost);
@@ -267,6 +277,12 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
         auto it = by_id.find(e.queue_id);
         if (it == by_id.end()) return false;  // its queue was deleted
         Queue& q = *it->second;
+        if (Stream* s = q.stream()) {
+            // A checkpoint keeps a stream entry's append time where a deadline would be.
+            s->restore(e.queue_seq - 1, e.location, e.body_size,
+                       e.has_deadline ? e.deadline_ms : static_cast<std::int64_t>(e.publish_ms));
+            return true;
+        }
         std::optional<std::uint64_t> ttl = q.args().message_ttl_ms;
         if (e.ttl_ms != store::no_ttl) ttl = ttl ? std::min<std::uint64_t>(*ttl, e.ttl_ms) : e.ttl_ms;
         PagedMessage p;

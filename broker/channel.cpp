@@ -7,6 +7,7 @@
 #include "broker/connection.hpp"
 #include "broker/log.hpp"
 #include "broker/server_texts.hpp"
+#include "broker/stream.hpp"
 #include "broker/vhost.hpp"
 
 namespace warren::broker {
@@ -165,10 +166,11 @@ namespace {
 // Quorum-queue semantics on every queue (DECISIONS.md): a redelivered message carries
 // x-delivery-count, the number of times it was returned to the queue. RabbitMQ's quorum queues
 // also put it (0) on the first basic.get of a message, though not on its first basic.deliver.
-ByteBuffer properties_with_delivery_count(const Message& m, std::uint32_t count) {
+// The message's properties with one header set (the rest as published).
+ByteBuffer properties_with_header(const Message& m, std::string_view key, std::int64_t value) {
     BasicProperties props = m.decoded_properties();
     FieldTable headers = props.has(property_flag::headers) ? props.headers.to_table() : FieldTable{};
-    headers.set("x-delivery-count", std::int64_t{count});
+    headers.set(std::string(key), value);
     ByteBuffer header_bytes = encode_table_body(headers);
     props.headers = TableView::trusted(header_bytes.span());
     props.set_flag(property_flag::headers);
@@ -177,11 +179,16 @@ ByteBuffer properties_with_delivery_count(const Message& m, std::uint32_t count)
     return out;
 }
 
+ByteBuffer properties_with_delivery_count(const Message& m, std::uint32_t count) {
+    return properties_with_header(m, "x-delivery-count", std::int64_t{count});
+}
+
 }  // namespace
 
-bool Channel::try_deliver(Consumer& consumer, Queue& queue, QueuedMessage& message) {
+bool Channel::try_deliver(Consumer& consumer, Queue& queue, QueuedMessage& message,
+                          const std::uint64_t* stream_offset) {
     try {
-        deliver(consumer, queue, message);
+        deliver(consumer, queue, message, stream_offset);
         return true;
     } catch (const std::exception& e) {
         // The connection boundary for deliveries, as TcpConnection's is for input: a bug or
@@ -194,7 +201,7 @@ bool Channel::try_deliver(Consumer& consumer, Queue& queue, QueuedMessage& messa
     }
 }
 
-void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage& message) {
+void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage& message, const std::uint64_t* stream_offset) {
     OutputQueue& out = connection_.out();
     const OutputQueue::Mark mark = out.mark();
     const std::uint64_t tag = next_delivery_tag_;
@@ -207,7 +214,12 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage& message) 
         deliver.exchange = m.exchange();
         deliver.routing_key = m.routing_key();
         write_method_frame(out.bytes(), id_, deliver);
-        send_message_content(message, false);
+        if (stream_offset) {
+            ByteBuffer props = properties_with_header(m, "x-stream-offset", static_cast<std::int64_t>(*stream_offset));
+            connection_.send_content(id_, message.message, props.span());
+        } else {
+            send_message_content(message, false);
+        }
         // The message moves to the ledger last: if anything before throws, it is still the caller's.
         if (!consumer.no_ack)
             unacked_.emplace_back(tag, queue.id(), std::move(message), &consumer, true, connection_.broker().now(),
@@ -217,6 +229,7 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage& message) 
         throw;
     }
     queue.on_delivered(consumer.no_ack ? message : unacked_.back().message, consumer.no_ack);
+    if (stream_offset) queue.stream()->on_delivered(consumer, *stream_offset);
     out.add_paced(out.bytes_since(mark));
     ++next_delivery_tag_;
     if (!consumer.no_ack) {

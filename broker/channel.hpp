@@ -73,7 +73,9 @@ public:
     bool can_deliver(const Consumer& consumer) const;
     // Delivers `message` (moved from only on success) and returns true; if delivering throws,
     // returns false with the message intact and this connection closing (see channel.cpp).
-    bool try_deliver(Consumer& consumer, Queue& queue, QueuedMessage& message);
+    // `stream_offset`: a stream queue's delivery, which carries the x-stream-offset header.
+    bool try_deliver(Consumer& consumer, Queue& queue, QueuedMessage& message,
+                     const std::uint64_t* stream_offset = nullptr);
     // The queue was deleted: the consumer goes, with basic.cancel if the client asked for it.
     void on_queue_deleted(Consumer& consumer);
     // A reply for this channel's direct reply-to consumer.
@@ -201,7 +203,9 @@ private:
     void send_message_content(const QueuedMessage& message, bool always_count);
 
     // All or nothing: the frames and the ledger entry, or (if anything throws) neither.
-    void deliver(Consumer& consumer, Queue& queue, QueuedMessage& message);
+    void deliver(Consumer& consumer, Queue& queue, QueuedMessage& message, const std::uint64_t* stream_offset);
+    // basic.consume on a stream queue: its checks, and where the consumer starts.
+    Status check_stream_consume(const protocol::BasicConsume& m, Queue& q, std::optional<std::uint64_t>& start);
 
     // unacked ledger
     Status collect(std::uint64_t tag, bool multiple, protocol::MethodId method, std::vector<Unacked>& out);

@@ -7,6 +7,7 @@
 #include "broker/channel.hpp"
 #include "broker/channel_errors.hpp"
 #include "broker/connection.hpp"
+#include "broker/stream.hpp"
 #include "broker/vhost.hpp"
 #include "broker/vhost_storage.hpp"
 
@@ -94,7 +95,10 @@ void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue) {
         if (!q) {
             forget_stored(e);
         } else if (ack) {
-            q->on_acked(e.message);
+            if (Stream* s = q->stream())
+                s->on_acked(e.consumer, e.message.seq() - 1);  // credit only; the message stays
+            else
+                q->on_acked(e.message);
         } else if (requeue) {
             q->requeue(std::move(e.message));
         } else {
@@ -115,6 +119,18 @@ Status Channel::settle_tags(std::uint64_t tag, bool multiple, MethodId method, b
     std::vector<Unacked>& entries = settle_scratch_;
     entries.clear();
     if (Status s = collect(tag, multiple, method, entries)) return s;
+    if (!ack)
+        for (const Unacked& e : entries)
+            if (Queue* q = queue_for(e.queue); q && q->stream()) {
+                // RabbitMQ closes the connection; what else was collected goes back first.
+                std::string resource = resource_name("queue", q->name(), vhost().name());
+                settle(entries, false, true);
+                return AmqpError{ReplyCode::NotImplemented,
+                                 fmt::format("NOT_IMPLEMENTED - basic.nack and basic.reject not supported by stream "
+                                             "queues {}",
+                                             resource),
+                                 method};
+            }
     if (tx_mode_) {
         tx_settles_.push_back(
             TxSettle{ack ? TxSettle::Kind::Ack : TxSettle::Kind::Reject, std::move(entries), requeue});

@@ -6,6 +6,7 @@
 #include "broker/channel.hpp"
 #include "broker/channel_errors.hpp"
 #include "broker/connection.hpp"
+#include "broker/stream.hpp"
 #include "broker/vhost.hpp"
 
 namespace warren::broker {
@@ -51,6 +52,9 @@ Status Channel::on_basic_consume(const BasicConsume& m) {
 
     Queue* q = nullptr;
     if (Status s = find_queue_for(m.queue.view(), q, Permission::Read)) return s;
+    std::optional<std::uint64_t> stream_start;
+    if (q->stream())
+        if (Status s = check_stream_consume(m, *q, stream_start)) return s;
     std::int32_t priority = 0;
     if (auto p = m.arguments.find("x-priority")) {
         auto value = p->as_integer();
@@ -75,11 +79,45 @@ Status Channel::on_basic_consume(const BasicConsume& m) {
     // RabbitMQ: basic.qos global=false limits the consumers created after it, each on its own.
     consumer->prefetch = prefetch_count_;
     consumer->serial = connection_.broker().next_id();
+    if (stream_start) {
+        consumer->stream_next = *stream_start;
+        consumer->stream_filter = parse_stream_filter(m.arguments);
+        if (auto name = m.arguments.find(stream_args::consumer_name); name && name->as_string())
+            consumer->stream_name = *name->as_string();
+    }
     Consumer& ref = *consumer;
     consumers_.emplace(tag, std::move(consumer));
     // consume-ok goes out before any delivery: deliveries wait for the end of the loop turn.
     if (!m.nowait) connection_.send_method(id_, BasicConsumeOk{tag});
     q->add_consumer(ref);
+    return std::nullopt;
+}
+
+// rabbit_amqqueue:check_consume_arguments/3, then rabbit_stream_queue:consume/3, in their order.
+// A consumer named by x-stream-consumer-name resumes after the offset the broker tracked for
+// that name; x-stream-offset applies only when there is none (as Kafka's auto.offset.reset).
+Status Channel::check_stream_consume(const BasicConsume& m, Queue& q, std::optional<std::uint64_t>& start) {
+    const std::string resource = resource_name("queue", q.name(), vhost().name());
+    if (m.arguments.find("x-priority"))
+        return errors::precondition(
+            fmt::format("invalid arg 'x-priority' for {} of queue type rabbit_stream_queue", resource));
+    auto spec = parse_offset_spec(m.arguments.find(stream_args::offset), connection_.broker().clock().unix_ms());
+    if (auto* error = std::get_if<std::string>(&spec))
+        return errors::precondition(fmt::format("invalid arg '{}' for {}: {}", stream_args::offset, resource, *error));
+    if (prefetch_count_ == 0)
+        return errors::precondition(fmt::format("consumer prefetch count is not set for '{}'", resource));
+    if (m.no_ack)
+        return amqp_error(ReplyCode::NotImplemented,
+                          fmt::format("automatic acknowledgement not supported by stream queues {}", resource));
+    if (global_prefetch_count_)
+        return amqp_error(ReplyCode::NotImplemented, fmt::format("{} does not support global qos", resource));
+    Stream& stream = *q.stream();
+    if (auto name = m.arguments.find(stream_args::consumer_name); name && name->as_string())
+        if (auto tracked = stream.tracked_offset(std::string(*name->as_string()))) {
+            start = std::max(*tracked + 1, stream.first_offset());
+            return std::nullopt;
+        }
+    start = stream.resolve(std::get<OffsetSpec>(spec));
     return std::nullopt;
 }
 
@@ -93,6 +131,9 @@ Status Channel::on_basic_cancel(const BasicCancel& m) {
 Status Channel::on_basic_get(const BasicGet& m) {
     Queue* q = nullptr;
     if (Status s = find_queue_for(m.queue.view(), q, Permission::Read)) return s;
+    if (q->stream())
+        return amqp_error(ReplyCode::NotImplemented, fmt::format("basic.get not supported by stream queues {}",
+                                                                 resource_name("queue", q->name(), vhost().name())));
     std::optional<QueuedMessage> taken = q->take_one();
     if (!taken) {
         connection_.send_method(id_, BasicGetEmpty{});

@@ -91,7 +91,9 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
         QueueArgsResult parsed = parse_queue_args(arguments, resource);
         if (!parsed.args) return errors::precondition(parsed.error);
         // rabbit_quorum_queue:declare/2's checks, in its order.
-        if (parsed.args->type == QueueType::Quorum) {
+        if (parsed.args->type == QueueType::Stream && m.queue.view().empty())
+            return errors::precondition("Cannot declare a server-named queue for type rabbit_stream_queue");
+        if (parsed.args->type != QueueType::Classic) {
             if (m.auto_delete) return errors::precondition(fmt::format("invalid property 'auto-delete' for {}", resource));
             if (m.exclusive)
                 return errors::precondition(fmt::format("invalid property 'exclusive-owner' for {}", resource));
@@ -152,6 +154,9 @@ Status Channel::on_queue_unbind(const QueueUnbind& m) {
 Status Channel::on_queue_purge(const QueuePurge& m) {
     Queue* q = nullptr;
     if (Status s = find_queue_for(m.queue.view(), q, Permission::Read)) return s;
+    if (q->stream())
+        return amqp_error(ReplyCode::NotImplemented, fmt::format("queue.purge not supported by stream queues {}",
+                                                                 resource_name("queue", q->name(), vhost().name())));
     std::size_t purged = q->purge();
     if (!m.nowait) connection_.send_method(id_, QueuePurgeOk{static_cast<std::uint32_t>(purged)});
     return std::nullopt;
@@ -166,11 +171,14 @@ Status Channel::on_queue_delete(const QueueDelete& m) {
     // Deleting a queue that does not exist succeeds, as in RabbitMQ.
     if (Queue* q = vh.find_queue(name)) {
         if (Status s = check_exclusive(*q)) return s;
+        const bool q_is_stream = q->stream() != nullptr;
         if (m.if_unused && q->consumer_count() > 0)
             return errors::precondition(fmt::format("{} in use", resource_name("queue", name, vh.name())));
-        if (m.if_empty && q->message_count() > 0)
+        // A stream counts as empty here, and its delete-ok says 0, as RabbitMQ's.
+        if (m.if_empty && !q->stream() && q->message_count() > 0)
             return errors::precondition(fmt::format("{} not empty", resource_name("queue", name, vh.name())));
         count = vh.delete_queue(*q);
+        if (q_is_stream) count = 0;
     }
     if (!m.nowait) connection_.send_method(id_, QueueDeleteOk{static_cast<std::uint32_t>(count)});
     return std::nullopt;

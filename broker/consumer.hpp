@@ -4,7 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <utility>
+
+#include "broker/stream_args.hpp"
 
 namespace warren::broker {
 
@@ -21,6 +25,13 @@ struct Consumer {
     std::uint32_t unacked = 0;   // deliveries not yet settled
     std::uint16_t prefetch = 0;  // basic.qos global=false in force when it was created; 0: none
     std::uint64_t serial = 0;    // registration order, for single active consumer
+
+    // Consumers of a stream queue only.
+    std::uint64_t stream_next = 0;  // the next offset to look at
+    StreamFilter stream_filter;     // x-stream-filter, x-stream-match-unfiltered
+    std::string stream_name;        // x-stream-consumer-name: its offset is tracked by the broker
+    // For a named consumer: its deliveries not yet acked (offset, acked), oldest first.
+    std::deque<std::pair<std::uint64_t, bool>> stream_outstanding;
 };
 
 }  // namespace warren::broker

@@ -169,6 +169,14 @@ StoredExchange parse_exchange(const json& o) {
     return {get_u32(o, "vhost"),         get_string(o, "name"),     get_string(o, "type"),
             get_bool(o, "auto_delete"), get_bool(o, "internal"), decode_args(field(o, "arguments"))};
 }
+json stream_offset_json(const StoredStreamOffset& s) {
+    return {{"vhost", s.vhost}, {"queue", s.queue}, {"name", s.name}, {"offset", s.offset}};
+}
+StoredStreamOffset parse_stream_offset(const json& o) {
+    const json& offset = field(o, "offset");
+    if (!offset.is_number_unsigned()) throw BadRecord{"'offset' is not a number"};
+    return {get_u32(o, "vhost"), get_u32(o, "queue"), get_string(o, "name"), offset.get<std::uint64_t>()};
+}
 StoredQueue parse_queue(const json& o) {
     return {get_u32(o, "vhost"), get_string(o, "name"), get_u32(o, "id"), get_bool(o, "auto_delete"),
             decode_args(field(o, "arguments"))};
@@ -233,6 +241,9 @@ std::string queue_delete_record(std::uint32_t vhost, std::string_view name, std:
 }
 std::string binding_record(const StoredBinding& b) { return with_op(binding_json(b), "binding"); }
 std::string binding_delete_record(const StoredBinding& b) { return with_op(binding_json(b), "binding.delete"); }
+std::string stream_offset_record(const StoredStreamOffset& o) {
+    return with_op(stream_offset_json(o), "stream_offset");
+}
 
 std::string snapshot(const Definitions& d) {
     json doc{{"format", snapshot_format}, {"next_vhost_id", d.next_vhost_id}, {"next_queue_id", d.next_queue_id}};
@@ -250,6 +261,8 @@ std::string snapshot(const Definitions& d) {
     for (const auto& q : d.queues) queues.push_back(queue_json(q));
     json& bindings = doc["bindings"] = json::array();
     for (const auto& b : d.bindings) bindings.push_back(binding_json(b));
+    json& offsets = doc["stream_offsets"] = json::array();
+    for (const auto& s : d.stream_offsets) offsets.push_back(stream_offset_json(s));
     return doc.dump();
 }
 
@@ -267,6 +280,7 @@ std::optional<std::string> Definitions::apply_record(std::span<const std::byte> 
             std::erase_if(exchanges, [&](const StoredExchange& x) { return x.vhost == id; });
             std::erase_if(queues, [&](const StoredQueue& q) { return q.vhost == id; });
             std::erase_if(bindings, [&](const StoredBinding& b) { return b.vhost == id; });
+            std::erase_if(stream_offsets, [&](const StoredStreamOffset& s) { return s.vhost == id; });
             std::erase_if(permissions, [&](const StoredPermission& p) { return p.vhost == id; });
             std::erase_if(topic_permissions, [&](const StoredTopicPermission& p) { return p.vhost == id; });
         } else if (op == "user") {
@@ -318,12 +332,17 @@ std::optional<std::string> Definitions::apply_record(std::span<const std::byte> 
             std::string name = get_string(o, "name");
             std::uint32_t id = get_u32(o, "id");
             std::erase_if(queues, [&](const StoredQueue& q) { return q.vhost == vh && q.name == name && q.id == id; });
+            std::erase_if(stream_offsets, [&](const StoredStreamOffset& s) { return s.vhost == vh && s.queue == id; });
             std::erase_if(bindings, [&](const StoredBinding& b) {
                 return b.vhost == vh && !b.to_exchange && b.destination == name;
             });
         } else if (op == "binding") {
             StoredBinding b = parse_binding(o);
             if (std::find(bindings.begin(), bindings.end(), b) == bindings.end()) bindings.push_back(std::move(b));
+        } else if (op == "stream_offset") {
+            put(stream_offsets, parse_stream_offset(o), [](const StoredStreamOffset& a, const StoredStreamOffset& b) {
+                return a.vhost == b.vhost && a.queue == b.queue && a.name == b.name;
+            });
         } else if (op == "binding.delete") {
             StoredBinding b = parse_binding(o);
             std::erase(bindings, b);
@@ -363,6 +382,7 @@ std::optional<std::string> Definitions::apply_snapshot(std::span<const std::byte
         each("exchanges", parse_exchange, d.exchanges);
         each("queues", parse_queue, d.queues);
         each("bindings", parse_binding, d.bindings);
+        if (o.contains("stream_offsets")) each("stream_offsets", parse_stream_offset, d.stream_offsets);
         *this = std::move(d);
     } catch (const BadRecord& e) {
         return e.what;

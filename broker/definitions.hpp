@@ -80,6 +80,14 @@ struct StoredBinding {
     bool operator==(const StoredBinding& o) const;
 };
 
+// A stream consumer's tracked offset (x-stream-consumer-name): the last offset it processed.
+struct StoredStreamOffset {
+    std::uint32_t vhost = 0;
+    std::uint32_t queue = 0;  // the stream's stored id
+    std::string name;
+    std::uint64_t offset = 0;
+};
+
 // The durable state, as replayed from the log.
 struct Definitions {
     std::vector<StoredVHost> vhosts;
@@ -92,6 +100,7 @@ struct Definitions {
     std::vector<StoredExchange> exchanges;
     std::vector<StoredQueue> queues;
     std::vector<StoredBinding> bindings;
+    std::vector<StoredStreamOffset> stream_offsets;
     std::uint32_t next_vhost_id = 1;
     std::uint32_t next_queue_id = 1;
 
@@ -116,6 +125,7 @@ std::string queue_record(const StoredQueue& q);
 std::string queue_delete_record(std::uint32_t vhost, std::string_view name, std::uint32_t id);
 std::string binding_record(const StoredBinding& b);
 std::string binding_delete_record(const StoredBinding& b);
+std::string stream_offset_record(const StoredStreamOffset& o);
 // The whole state.
 std::string snapshot(const Definitions& d);
 

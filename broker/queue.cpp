@@ -9,6 +9,7 @@
 #include "broker/channel.hpp"
 #include "broker/dead_letter.hpp"
 #include "broker/scope_guard.hpp"
+#include "broker/stream.hpp"
 #include "broker/vhost.hpp"
 #include "broker/vhost_storage.hpp"
 
@@ -34,11 +35,22 @@ Queue::Queue(VHost& vhost, QueueId id, std::string name, QueueFlags flags, Queue
       raw_args_(std::move(raw_args)),
       owner_(owner_connection),
       ready_(args_.max_priority, &pager_) {
+    if (args_.type == QueueType::Stream)
+        stream_ = std::make_unique<Stream>(
+            *this, StreamSettings{args_.max_age_ms, args_.max_length_bytes,
+                                  args_.stream_segment_bytes.value_or(default_stream_segment_bytes)});
     last_used_ = vhost_.broker().now();
     arm_expires_timer();
 }
 
 Queue::~Queue() { shut_down(); }
+
+std::size_t Queue::stream_message_count() const {
+    return stream_->size();
+}
+std::uint64_t Queue::stream_next_seq() const {
+    return stream_->next_offset() + 1;
+}
 
 void Queue::shut_down() {
     TimerQueue& timers = vhost_.broker().timers();
@@ -67,10 +79,17 @@ TimePoint Queue::expiry_for(const Message& m, TimePoint now, bool& immediate) co
 }
 
 bool Queue::accepts(const Message& message) const {
+    if (stream_) return true;  // a stream's limits are retention, not refusals
     return args_.overflow == Overflow::DropHead || !over_limit(1, message.body_size());
 }
 
 EnqueueOutcome Queue::enqueue(const MessageRef& message) {
+    if (stream_) {
+        stream_->append(message);
+        if (VHostStorage* s = vhost_.storage(); s && message->store_location()) s->want_page_out(*this);
+        mark_dirty();
+        return EnqueueOutcome::Enqueued;
+    }
     if (!accepts(*message)) {
         if (args_.overflow == Overflow::RejectPublishDlx) {
             // Refused, so never this queue's: nothing of it is stored for this queue.
@@ -116,6 +135,7 @@ void Queue::enforce_length_limit() {
 }
 
 void Queue::requeue(QueuedMessage m) {
+    if (stream_) return;  // a stream keeps every message: nothing goes back
     m.count_return();
     if (args_.delivery_limit && m.delivery_count() > *args_.delivery_limit) {
         dead_letter(std::move(m), DeadLetterReason::DeliveryLimit);
@@ -176,6 +196,7 @@ Consumer* Queue::next_consumer() {
 bool Queue::dispatch(std::size_t budget) {
     if (dispatching_) return false;
     FlagGuard dispatching(dispatching_);
+    if (stream_) return stream_->dispatch(budget);
     TimePoint now = vhost_.broker().now();
     std::size_t done = 0;
     while (done < budget && !ready_.empty()) {
@@ -239,6 +260,7 @@ void Queue::add_consumer(Consumer& consumer) {
 void Queue::remove_consumer(Consumer& consumer) {
     auto it = std::find(consumers_.begin(), consumers_.end(), &consumer);
     if (it == consumers_.end()) return;
+    if (stream_) stream_->on_consumer_removed(consumer);
     std::size_t index = static_cast<std::size_t>(it - consumers_.begin());
     consumers_.erase(it);
     if (round_robin_ > index) --round_robin_;
@@ -313,8 +335,9 @@ namespace {
 constexpr std::size_t memory_window = 2048;
 }  // namespace
 
+// A stream's messages are stored by the stream itself: no delivery or ack writes an event.
 bool Queue::is_stored(const Message& m) const {
-    return stored_id_ && m.store_location() && (m.is_persistent() || args_.type == QueueType::Quorum);
+    return !stream_ && stored_id_ && m.store_location() && (m.is_persistent() || args_.type == QueueType::Quorum);
 }
 
 void Queue::settle_stored(const Message& m) {
@@ -346,10 +369,15 @@ void Queue::restore(const PagedMessage& m) {
 }
 
 void Queue::page_out(bool everything) {
+    if (stream_) {
+        stream_->page_out();
+        return;
+    }
     ready_.page_out(memory_window, vhost_.broker().memory_pressure(), everything);
 }
 
 void Queue::forget_stored() {
+    if (stream_) stream_->forget_stored();
     ready_.drain([&](const Message* m, std::uint64_t location, bool transient) {
         release_stored(m, location, transient, false);
     });
@@ -373,6 +401,10 @@ void Queue::release_stored(const Message* m, std::uint64_t location, bool transi
 
 void Queue::checkpoint(std::vector<store::RecoveredEntry>& out, TimePoint now, std::int64_t now_ms) const {
     if (!stored_id_) return;
+    if (stream_) {
+        stream_->checkpoint(out, stored_id_);
+        return;
+    }
     ready_.for_each([&](const ReadyMessages::Entry& r) {
         if (r.message ? !is_stored(*r.message) : r.transient) return;
         store::RecoveredEntry e;

@@ -22,6 +22,7 @@
 namespace warren::broker {
 
 class VHost;
+class Stream;
 
 enum class DeadLetterReason : std::uint8_t { Rejected, Expired, Maxlen, DeliveryLimit };
 std::string_view dead_letter_reason_name(DeadLetterReason reason);
@@ -59,19 +60,22 @@ public:
     void set_stored_id(std::uint32_t id) { stored_id_ = id; }
     exchanges::Destination as_destination() const { return {exchanges::DestinationKind::Queue, id_}; }
 
-    std::size_t message_count() const { return ready_.size(); }
+    std::size_t message_count() const { return stream_ ? stream_message_count() : ready_.size(); }
     std::uint64_t message_bytes() const { return ready_.body_bytes(); }
     std::size_t messages_in_memory() const { return ready_.in_memory(); }
     std::size_t consumer_count() const { return consumers_.size(); }
     const std::vector<Consumer*>& consumers() const { return consumers_; }
     bool has_exclusive_consumer() const { return exclusive_consumer_; }
+    // A stream queue's log (x-queue-type stream); null for every other queue.
+    Stream* stream() const { return stream_.get(); }
 
     // ---- in
     // Whether enqueue() would take the message (x-overflow reject-publish[-dlx] refuses it when
     // the queue is full): a message is stored only for the queues that take it.
     bool accepts(const Message& message) const;
     // The seq the next enqueued message gets (its position, written with a stored message).
-    std::uint64_t next_seq() const { return next_seq_; }
+    // (A stream's messages are stored under their offset + 1.)
+    std::uint64_t next_seq() const { return stream_ ? stream_next_seq() : next_seq_; }
     EnqueueOutcome enqueue(const MessageRef& message);
     // A delivered message coming back (nack/reject with requeue, recover, channel close).
     // Goes back to its original position, marked redelivered; past x-delivery-limit it is
@@ -134,6 +138,8 @@ public:
     std::uint64_t route_mark = 0;  // de-duplicates a queue within one publish
 
 private:
+    std::size_t stream_message_count() const;
+    std::uint64_t stream_next_seq() const;
     TimePoint expiry_for(const Message& m, TimePoint now, bool& immediate) const;
     void enforce_length_limit();
     bool over_limit(std::size_t extra_count, std::uint64_t extra_bytes) const;
@@ -196,6 +202,7 @@ private:
     TimePoint last_used_{};
 
     std::unordered_map<std::uint64_t, std::uint32_t> bound_from_;
+    std::unique_ptr<Stream> stream_;  // last: it refers to the queue while it goes
 };
 
 }  // namespace warren::broker

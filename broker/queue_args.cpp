@@ -6,6 +6,7 @@
 #include <array>
 
 #include "broker/rabbit_text.hpp"
+#include "broker/stream_args.hpp"
 
 namespace warren::broker {
 
@@ -118,6 +119,8 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
                 const std::string& s = *v.as_string();
                 if (s == "classic") a.type = QueueType::Classic;
                 else if (s == "quorum") a.type = QueueType::Quorum;
+                else if (s == "stream")
+                    a.type = QueueType::Stream;
                 else err = ArgError{fmt::format("\"unsupported queue type '{}'\"", s)};
             }
         } else if (key == args::queue_mode) {
@@ -136,8 +139,26 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
                 err = require_non_neg(v);
                 if (!err) a.delivery_limit = static_cast<std::uint64_t>(*v.as_integer());
             }
+        } else if (key == stream_args::max_age) {
+            err = require_string(v);
+            if (!err) {
+                a.max_age_ms = parse_max_age_ms(*v.as_string());
+                if (!a.max_age_ms) err = ArgError{"invalid_max_age"};
+            }
+        } else if (key == stream_args::max_segment_size) {
+            err = require_non_neg(v);
+            if (!err) a.stream_segment_bytes = static_cast<std::uint64_t>(*v.as_integer());
         }
         if (err) return {std::nullopt, invalid_arg(key, queue_text, *err)};
+    }
+    // rabbit_stream_queue's capabilities: the arguments a stream refuses.
+    if (a.type == QueueType::Stream) {
+        for (std::string_view key : {args::max_length, args::message_ttl, args::expires, args::dead_letter_exchange,
+                                     args::dead_letter_routing_key, args::max_priority, args::overflow,
+                                     args::single_active_consumer, args::delivery_limit})
+            if (table.find(key))
+                return {std::nullopt,
+                        fmt::format("invalid arg '{}' for {} of queue type rabbit_stream_queue", key, queue_text)};
     }
     if (a.dead_letter_routing_key && !a.dead_letter_exchange)
         return {std::nullopt, invalid_arg(args::dead_letter_routing_key, queue_text, {"routing_key_but_no_dlx_defined"})};

@@ -32,7 +32,7 @@ inline constexpr std::string_view alternate_exchange = "alternate-exchange";
 }  // namespace args
 
 enum class Overflow : std::uint8_t { DropHead, RejectPublish, RejectPublishDlx };
-enum class QueueType : std::uint8_t { Classic, Quorum };
+enum class QueueType : std::uint8_t { Classic, Quorum, Stream };
 
 struct QueueArgs {
     std::optional<std::uint64_t> message_ttl_ms;
@@ -46,6 +46,9 @@ struct QueueArgs {
     bool single_active_consumer = false;
     std::optional<std::uint64_t> delivery_limit;
     QueueType type = QueueType::Classic;
+    // Streams: x-max-age in ms and x-stream-max-segment-size-bytes (x-max-length-bytes above).
+    std::optional<std::uint64_t> max_age_ms;
+    std::optional<std::uint64_t> stream_segment_bytes;
 };
 
 struct QueueArgsResult {

@@ -277,7 +277,7 @@ PublishResult VHost::enqueue_routed(const MessageRef& message, const std::vector
         // Stored once, for every durable queue that takes it, before any of them hands it out.
         stored_for_.clear();
         for (Queue* q : targets)
-            if (q->stored_id() && (message->is_persistent() || q->args().type == QueueType::Quorum) &&
+            if (q->stored_id() && (message->is_persistent() || q->args().type != QueueType::Classic) &&
                 q->accepts(*message))
                 stored_for_.push_back({q->stored_id(), q->next_seq()});
         if (!stored_for_.empty()) {

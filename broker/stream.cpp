@@ -1,0 +1,307 @@
+// See stream.hpp. Offsets start at 0 and only grow; entries_ holds them in order (with gaps
+// only where recovery found a record unreadable), so an offset is found by its distance from
+// the first one, or by binary search when there are gaps.
+#include "broker/stream.hpp"
+
+#include <algorithm>
+
+#include "broker/broker.hpp"
+#include "broker/channel.hpp"
+#include "broker/definitions.hpp"
+#include "broker/durability.hpp"
+#include "broker/queue.hpp"
+#include "broker/vhost.hpp"
+#include "broker/vhost_storage.hpp"
+
+namespace warren::broker {
+
+namespace {
+// Entries whose bodies stay in memory behind the tail, and bodies read back from disk kept for
+// other consumers reading close behind.
+constexpr std::size_t memory_window = 2048;
+constexpr std::size_t loaded_cache = 1024;
+// How long a tracked offset may wait before it is written (a crash replays at most this much).
+constexpr auto tracked_flush_delay = std::chrono::milliseconds(200);
+}  // namespace
+
+Stream::Stream(Queue& queue, StreamSettings settings) : queue_(queue), settings_(settings) {}
+
+void Stream::append(const MessageRef& message) {
+    Broker& broker = queue_.vhost().broker();
+    const std::int64_t tick = broker.now().time_since_epoch().count();
+    if (tick != last_append_tick_) {
+        last_chunk_start_ = next_;
+        last_append_tick_ = tick;
+    }
+    Entry e;
+    e.offset = next_++;
+    e.location = message->store_location();
+    e.timestamp_ms = broker.clock().unix_ms();
+    e.size = static_cast<std::uint32_t>(message->body_size());
+    e.message = message;
+    const bool rolled = segments_.empty() || segments_.back().bytes + e.size > settings_.segment_bytes;
+    add_to_segments(e.offset, e.size, e.timestamp_ms);
+    entries_.push_back(std::move(e));
+    if (rolled) apply_retention();
+}
+
+void Stream::restore(std::uint64_t offset, std::uint64_t location, std::uint32_t size, std::int64_t timestamp_ms) {
+    if (!entries_.empty() && offset < entries_.back().offset) unsorted_ = true;
+    Entry e;
+    e.offset = offset;
+    e.location = location;
+    e.size = size;
+    e.timestamp_ms = timestamp_ms;
+    entries_.push_back(std::move(e));
+    next_ = std::max(next_, offset + 1);
+    last_chunk_start_ = next_ - 1;
+    if (!unsorted_) add_to_segments(offset, size, timestamp_ms);
+}
+
+void Stream::sort_restored() {
+    if (!unsorted_) return;
+    unsorted_ = false;
+    std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return a.offset < b.offset; });
+    segments_.clear();
+    total_bytes_ = 0;
+    for (const Entry& e : entries_) add_to_segments(e.offset, e.size, e.timestamp_ms);
+}
+
+void Stream::add_to_segments(std::uint64_t offset, std::uint32_t size, std::int64_t timestamp_ms) {
+    if (segments_.empty() || segments_.back().bytes + size > settings_.segment_bytes)
+        segments_.push_back(Segment{offset, 0, timestamp_ms});
+    segments_.back().bytes += size;
+    segments_.back().last_timestamp_ms = timestamp_ms;
+    total_bytes_ += size;
+}
+
+// Evaluated when a segment is rolled over, as osiris does: whole segments go from the head,
+// never the one being written, while the stream is over x-max-length-bytes or the segment's
+// newest message is older than x-max-age.
+void Stream::apply_retention() {
+    if (!settings_.max_bytes && !settings_.max_age_ms) return;
+    const std::int64_t now_ms = queue_.vhost().broker().clock().unix_ms();
+    VHostStorage* storage = queue_.vhost().storage();
+    while (segments_.size() > 1) {
+        const Segment& head = segments_.front();
+        const bool too_big = settings_.max_bytes && total_bytes_ > *settings_.max_bytes;
+        const bool too_old =
+            settings_.max_age_ms && head.last_timestamp_ms < now_ms - static_cast<std::int64_t>(*settings_.max_age_ms);
+        if (!too_big && !too_old) break;
+        const std::uint64_t end = segments_[1].first_offset;
+        while (!entries_.empty() && entries_.front().offset < end) {
+            Entry& e = entries_.front();
+            if (storage && e.location && queue_.stored_id()) storage->settled(e.location, queue_.stored_id());
+            entries_.pop_front();
+        }
+        total_bytes_ -= head.bytes;
+        segments_.pop_front();
+    }
+    while (!loaded_.empty() && loaded_.front() < first_offset()) loaded_.pop_front();
+}
+
+std::size_t Stream::index_of(std::uint64_t offset) {
+    sort_restored();
+    if (entries_.empty() || offset < entries_.front().offset || offset >= next_) return entries_.size();
+    std::size_t guess = static_cast<std::size_t>(offset - entries_.front().offset);
+    if (guess < entries_.size() && entries_[guess].offset == offset) return guess;
+    auto it = std::lower_bound(entries_.begin(), entries_.end(), offset,
+                               [](const Entry& e, std::uint64_t o) { return e.offset < o; });
+    return static_cast<std::size_t>(it - entries_.begin());  // the next one there is, if a gap
+}
+
+std::uint64_t Stream::first_of_timestamp(std::int64_t ms) {
+    sort_restored();
+    auto it = std::lower_bound(entries_.begin(), entries_.end(), ms,
+                               [](const Entry& e, std::int64_t t) { return e.timestamp_ms < t; });
+    return it == entries_.end() ? next_ : it->offset;
+}
+
+std::uint64_t Stream::resolve(const OffsetSpec& spec) {
+    sort_restored();
+    using Kind = OffsetSpec::Kind;
+    switch (spec.kind) {
+        case Kind::First:
+            return first_offset();
+        case Kind::Last:
+            return entries_.empty() ? next_ : std::max(last_chunk_start_, first_offset());
+        case Kind::Next:
+            return next_;
+        case Kind::Offset:
+            // Before the start reads from the start; past the end waits for the next message.
+            if (spec.value < 0 || static_cast<std::uint64_t>(spec.value) < first_offset()) return first_offset();
+            return std::min<std::uint64_t>(static_cast<std::uint64_t>(spec.value), next_);
+        case Kind::Timestamp:
+            return first_of_timestamp(spec.value);
+    }
+    return next_;
+}
+
+MessageRef Stream::load(Entry& e) {
+    if (e.message) return e.message;
+    VHostStorage* storage = queue_.vhost().storage();
+    if (!storage || !e.location) return {};
+    e.message = storage->load(e.location);
+    if (e.message) {
+        loaded_.push_back(e.offset);
+        if (loaded_.size() > loaded_cache) {
+            const std::uint64_t old = loaded_.front();
+            loaded_.pop_front();
+            std::size_t i = index_of(old);
+            if (i < entries_.size() && entries_[i].offset == old && entries_.size() - i > memory_window)
+                entries_[i].message.reset();
+        }
+    }
+    return e.message;
+}
+
+bool Stream::passes(const Consumer& consumer, const Message& message) const {
+    if (!consumer.stream_filter.active) return true;
+    std::optional<std::string_view> value;
+    if (message.has_headers()) {
+        protocol::BasicProperties props = message.decoded_properties();
+        if (auto v = props.headers.find(stream_args::filter_value)) value = v->as_string();
+        if (!value) return consumer.stream_filter.match_unfiltered;
+        for (const std::string& f : consumer.stream_filter.values)
+            if (f == *value) return true;
+        return false;
+    }
+    return consumer.stream_filter.match_unfiltered;
+}
+
+bool Stream::dispatch(std::size_t budget) {
+    sort_restored();
+    const std::vector<Consumer*>& consumers = queue_.consumers();
+    std::size_t done = 0;
+    bool progress = true;
+    // One message per consumer per round, so that one consumer's backlog does not starve the
+    // others within the budget.
+    while (progress && done < budget) {
+        progress = false;
+        for (std::size_t k = 0; k < consumers.size() && done < budget; ++k) {
+            Consumer& c = *consumers[k];
+            if (c.stream_next >= next_ || !c.channel->can_deliver(c)) continue;
+            std::size_t i = index_of(c.stream_next);
+            if (i >= entries_.size()) {  // retention passed it, or a gap: on to what there is
+                c.stream_next = entries_.empty() ? next_ : std::max(c.stream_next, first_offset());
+                if (c.stream_next < next_) i = index_of(c.stream_next);
+                if (i >= entries_.size()) continue;
+            }
+            Entry& e = entries_[i];
+            c.stream_next = e.offset + 1;
+            progress = true;
+            ++done;
+            MessageRef m = load(e);
+            if (!m || !passes(c, *m)) continue;
+            QueuedMessage qm(m, e.offset + 1);
+            std::uint64_t offset = e.offset;
+            if (!c.channel->try_deliver(c, queue_, qm, &offset)) {
+                c.stream_next = offset;  // this connection is closing; nothing is lost
+                continue;
+            }
+            // try_deliver may have closed things down; the consumer list is re-read each round.
+            if (k >= consumers.size()) break;
+        }
+    }
+    if (done < budget) return false;
+    for (const Consumer* c : consumers)
+        if (c->stream_next < next_) return true;
+    return false;
+}
+
+void Stream::on_delivered(Consumer& consumer, std::uint64_t offset) {
+    if (!consumer.stream_name.empty()) consumer.stream_outstanding.push_back({offset, false});
+}
+
+// Kafka's committed offset: the highest offset such that this consumer has acked it and
+// every delivery before it.
+void Stream::on_acked(Consumer* consumer, std::uint64_t offset) {
+    if (!consumer || consumer->stream_name.empty()) return;
+    auto& pending = consumer->stream_outstanding;
+    auto it = std::lower_bound(pending.begin(), pending.end(), offset,
+                               [](const std::pair<std::uint64_t, bool>& p, std::uint64_t o) { return p.first < o; });
+    if (it == pending.end() || it->first != offset) return;
+    it->second = true;
+    std::optional<std::uint64_t> committed;
+    while (!pending.empty() && pending.front().second) {
+        committed = pending.front().first;
+        pending.pop_front();
+    }
+    if (!committed) return;
+    auto [t, added] = tracked_.try_emplace(consumer->stream_name, *committed);
+    if (!added && t->second >= *committed) return;
+    t->second = *committed;
+    if (std::find(tracked_dirty_.begin(), tracked_dirty_.end(), consumer->stream_name) == tracked_dirty_.end())
+        tracked_dirty_.push_back(consumer->stream_name);
+    if (!flush_scheduled_ && queue_.stored_id() && queue_.vhost().durability()) {
+        flush_scheduled_ = true;
+        Broker& broker = queue_.vhost().broker();
+        // Names and ids, not `this`: the stream (or its vhost) may be gone when the timer fires.
+        const QueueId id = queue_.id();
+        broker.timers().schedule(broker.now() + tracked_flush_delay, [&broker, vhost = queue_.vhost().name(), id] {
+            VHost* vh = broker.find_vhost(vhost);
+            if (Queue* q = vh ? vh->queue_by_id(id) : nullptr; q && q->stream()) q->stream()->flush_tracked_offsets();
+        });
+    }
+}
+
+void Stream::on_consumer_removed(Consumer& consumer) {
+    (void)consumer;
+    flush_tracked_offsets();
+}
+
+std::optional<std::uint64_t> Stream::tracked_offset(const std::string& name) const {
+    auto it = tracked_.find(name);
+    if (it == tracked_.end()) return std::nullopt;
+    return it->second;
+}
+
+void Stream::flush_tracked_offsets() {
+    flush_scheduled_ = false;
+    Durability* d = queue_.vhost().durability();
+    if (!d || !queue_.stored_id()) {
+        tracked_dirty_.clear();
+        return;
+    }
+    for (const std::string& name : tracked_dirty_)
+        d->append_definition(
+            definitions::stream_offset_record({queue_.vhost().id(), queue_.stored_id(), name, tracked_.at(name)}));
+    tracked_dirty_.clear();
+}
+
+void Stream::page_out() {
+    VHostStorage* storage = queue_.vhost().storage();
+    if (!storage || entries_.size() <= memory_window) return;
+    // Walk back from the window's edge to where bodies were already let go.
+    for (std::size_t i = entries_.size() - memory_window; i-- > 0;) {
+        Entry& e = entries_[i];
+        if (!e.message) break;
+        if (!e.location || !storage->is_written(e.location)) continue;
+        e.message.reset();
+    }
+}
+
+void Stream::forget_stored() {
+    VHostStorage* storage = queue_.vhost().storage();
+    if (!storage) return;
+    for (const Entry& e : entries_)
+        if (e.location) storage->forget(e.location);
+    entries_.clear();
+}
+
+// A stream's entries carry their append time where other queues' carry a deadline.
+void Stream::checkpoint(std::vector<store::RecoveredEntry>& out, std::uint32_t queue_id) const {
+    for (const Entry& e : entries_) {
+        if (!e.location) continue;
+        store::RecoveredEntry r;
+        r.queue_id = queue_id;
+        r.queue_seq = e.offset + 1;
+        r.location = e.location;
+        r.body_size = e.size;  // body bytes, as retention counts them
+        r.has_deadline = true;
+        r.deadline_ms = e.timestamp_ms;
+        out.push_back(r);
+    }
+}
+
+}  // namespace warren::broker
