@@ -10,6 +10,11 @@ namespace warren::broker {
 
 using namespace protocol;
 
+namespace {
+// RabbitMQ's rabbit_stream_queue:stat/1 reports no consumers for a stream, whatever it has.
+std::size_t declared_consumer_count(const Queue& q) { return q.stream() ? 0 : q.consumer_count(); }
+}  // namespace
+
 Status Channel::check_exclusive(const Queue& queue) const {
     if (queue.exclusive_owner() != 0 && queue.exclusive_owner() != connection_.id())
         return errors::resource_locked(queue.name(), vhost().name());
@@ -53,7 +58,7 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
         most_recent_queue_ = q->name();
         if (!m.nowait)
             connection_.send_method(id_, QueueDeclareOk{q->name(), static_cast<std::uint32_t>(q->message_count()),
-                                                        static_cast<std::uint32_t>(q->consumer_count())});
+                                                        static_cast<std::uint32_t>(declared_consumer_count(*q))});
         return std::nullopt;
     }
     if (name.empty())
@@ -106,7 +111,7 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
     most_recent_queue_ = name;
     if (!m.nowait)
         connection_.send_method(id_, QueueDeclareOk{q->name(), static_cast<std::uint32_t>(q->message_count()),
-                                                    static_cast<std::uint32_t>(q->consumer_count())});
+                                                    static_cast<std::uint32_t>(declared_consumer_count(*q))});
     return std::nullopt;
 }
 

@@ -319,6 +319,15 @@ TEST_CASE("prefetch bounds a stream consumer; acks give credit and delete nothin
     CHECK(offsets(c.deliveries()) == std::vector<std::int64_t>{3, 4});
     // Nothing was deleted: the queue still holds five, and a second consumer reads them all.
     CHECK(b.queue("s")->message_count() == 5);
+    // declare-ok counts the messages and, as RabbitMQ's stat/1 for streams, no consumers.
+    QueueDeclare passive;
+    passive.queue = "s";
+    passive.passive = true;
+    c.send(1, passive);
+    auto ok = c.take<QueueDeclareOk>();
+    REQUIRE(ok.size() == 1);
+    CHECK(ok[0].message_count == 5);
+    CHECK(ok[0].consumer_count == 0);
     c.qos(1, 10);
     c.consume(1, "s", "b", false, table({{"x-stream-offset", std::string("first")}}));
     CHECK(offsets(c.deliveries()) == std::vector<std::int64_t>{0, 1, 2, 3, 4});
