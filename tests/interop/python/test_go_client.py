@@ -85,6 +85,15 @@ class GoClientTests(unittest.TestCase):
         self.assertEqual(res.returncode, 0, "go test %s failed:\n%s" % (name, out))
         self.assertRegex(out, r"--- (PASS|SKIP): %s\b" % name)  # it ran, not zero tests
 
+    def test_go_stream_offsets(self):
+        self.run_go("TestStreamOffsets")
+
+    def test_go_stream_filter(self):
+        self.run_go("TestStreamFilter")
+
+    def test_go_stream_named_consumer_resumes(self):
+        self.run_go("TestStreamNamedConsumerResumes")
+
     def test_go_connect(self):
         self.run_go("TestConnectAdvertisesCapabilities")
 
