@@ -20,8 +20,10 @@ namespace {
 // other consumers reading close behind.
 constexpr std::size_t memory_window = 2048;
 constexpr std::size_t loaded_cache = 1024;
-// How long a tracked offset may wait before it is written (a crash replays at most this much).
-constexpr auto tracked_flush_delay = std::chrono::milliseconds(200);
+// How long a tracked offset may wait before it is written: a crash replays at most this much to
+// a named reader, and an acking reader adds one ~100-byte record a second to the definitions log
+// (compacted at the next start).
+constexpr auto tracked_flush_delay = std::chrono::milliseconds(1000);
 }  // namespace
 
 Stream::Stream(Queue& queue, StreamSettings settings) : queue_(queue), settings_(settings) {}
