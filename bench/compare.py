@@ -45,7 +45,7 @@ from rabbit_node import RabbitNode, find_server_script, free_port, wait_for_port
 
 SCENARIOS = ["default", "autoack", "prefetch100", "body-1k", "body-64k", "body-1m", "fanout3", "queues10",
              "confirm1000", "latency-1k", "latency-10k", "latency-50k", "latency-100k", "many-connections",
-             "memory-1m-queued", "memory-1000-idle", "durable-1k", "recovery"]
+             "memory-1m-queued", "memory-1000-idle", "durable-1k", "durable-1k-q4", "recovery"]
 BROKERS = ["warren", "rabbitmq"]
 MODES = ["pipelined", "client", "go"]
 RECOVERY = "recovery"
