@@ -55,14 +55,10 @@ RECOVERY = "recovery"
 # "warren" and "rabbitmq". Warren's processes both store in a data directory in their temp dir;
 # "warren" keeps the default fsync_confirms (true).
 VARIANTS = {
-    "warren": {"family": "warren", "process": "warren", "bench_args": [],
-               "label": "Warren, fsync_confirms true"},
-    "warren-nofsync": {"family": "warren", "process": "warren-nofsync", "bench_args": [],
-                       "label": "Warren, fsync_confirms false"},
-    "rabbitmq": {"family": "rabbitmq", "process": "rabbitmq", "bench_args": [],
-                 "label": "RabbitMQ, classic queue"},
-    "rabbitmq-quorum": {"family": "rabbitmq", "process": "rabbitmq", "bench_args": ["--queue-type", "quorum"],
-                        "label": "RabbitMQ, quorum queue"},
+    "warren": {"family": "warren", "process": "warren", "bench_args": []},
+    "warren-nofsync": {"family": "warren", "process": "warren-nofsync", "bench_args": []},
+    "rabbitmq": {"family": "rabbitmq", "process": "rabbitmq", "bench_args": []},  # a durable classic queue
+    "rabbitmq-quorum": {"family": "rabbitmq", "process": "rabbitmq", "bench_args": ["--queue-type", "quorum"]},
 }
 DURABLE_VARIANTS = ["warren", "warren-nofsync", "rabbitmq", "rabbitmq-quorum"]
 
