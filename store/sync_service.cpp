@@ -8,8 +8,8 @@
 
 namespace warren::store {
 
-SyncService::SyncService(Post post, Completion on_synced)
-    : post_(std::move(post)), on_synced_(std::move(on_synced)), thread_([this] { run(); }) {}
+SyncService::SyncService(Post post, Completion on_synced, std::chrono::microseconds max_delay)
+    : post_(std::move(post)), on_synced_(std::move(on_synced)), delay_(max_delay), thread_([this] { run(); }) {}
 
 SyncService::~SyncService() { stop(); }
 
@@ -28,6 +28,7 @@ std::uint64_t SyncService::request_sync() {
         std::lock_guard lock(mutex_);
         ticket = ++requested_;
         ++stats_.requests;
+        if (in_round_) delay_.request_during_round(CommitDelay::Clock::now());
     }
     wake_.notify_one();
     return ticket;
@@ -70,10 +71,19 @@ void SyncService::run() {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [&] { return stop_ || requested_ > completed_; });
             if (requested_ == completed_) return;  // stopping, nothing left to do
+            if (auto wait = delay_.next(); wait.count() > 0 && !stop_) {
+                const std::uint64_t before = requested_;
+                wake_.wait_for(lock, wait, [&] { return stop_; });
+                delay_.waited(requested_ > before);
+                ++stats_.delayed_rounds;
+                stats_.gathered_requests += requested_ - before;
+            }
             // Everything written before this point is in `dirty_` (the logs mark files after
             // writing and before requesting), so this round settles every ticket up to `target`.
             target = requested_;
             batch.swap(dirty_);
+            in_round_ = true;
+            delay_.round_started(CommitDelay::Clock::now());
             error = failure_;
             message = failure_message_;
         }
@@ -102,6 +112,8 @@ void SyncService::run() {
                 good_through_ = completed_;
             }
             completed_ = target;
+            in_round_ = false;
+            delay_.round_finished(CommitDelay::Clock::now());
             ++stats_.rounds;
             stats_.files_synced += synced;
         }

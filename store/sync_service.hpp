@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/commit_delay.hpp"
 #include "store/file_system.hpp"
 
 namespace warren::store {
@@ -38,6 +39,8 @@ struct SyncStats {
     std::uint64_t rounds = 0;
     std::uint64_t files_synced = 0;
     std::uint64_t requests = 0;
+    std::uint64_t delayed_rounds = 0;   // rounds that waited to gather a burst
+    std::uint64_t gathered_requests = 0;  // requests that arrived during those waits
 };
 
 class SyncService {
@@ -47,7 +50,9 @@ public:
 
     // `post` runs a function on the loop thread (asio::post); `on_synced` is what it runs.
     // Without `post`, on_synced runs on the sync thread.
-    SyncService(Post post, Completion on_synced);
+    // `max_delay` caps the wait before a round that gathers a burst (CommitDelay); zero turns it off.
+    SyncService(Post post, Completion on_synced,
+                std::chrono::microseconds max_delay = std::chrono::microseconds{2000});
     // Finishes the rounds already requested, then stops the thread.
     ~SyncService();
     // The same, now: after it, nothing is posted any more (the loop the post function reaches
@@ -85,6 +90,8 @@ private:
     std::error_code failure_;
     std::string failure_message_;
     bool stop_ = false;
+    bool in_round_ = false;  // between taking the dirty set and settling it
+    CommitDelay delay_;
     SyncStats stats_;
     std::thread thread_;  // last: starts after everything above is ready
 };
