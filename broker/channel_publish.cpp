@@ -212,7 +212,7 @@ Status Channel::publish(MessageRef message) {
         stored = result.stored;
     }
     if (!routed && pending_mandatory_) send_return(ReplyCode::NoRoute, "NO_ROUTE", message);
-    if (confirm_mode_) confirm(next_publish_seq_++, !rejected, stored ? vhost().durability()->ticket() : 0);
+    if (confirm_mode_) confirm(next_publish_seq_++, !rejected, stored ? vhost().durability()->ticket(Durability::Need::Messages) : 0);
     return std::nullopt;
 }
 

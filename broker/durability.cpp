@@ -87,8 +87,9 @@ std::vector<std::uint32_t> Durability::message_log_ids() const {
 
 // ---- tickets ----------------------------------------------------------------------------------
 
-std::uint64_t Durability::ticket() {
+std::uint64_t Durability::ticket(Need need) {
     wanted_ = true;
+    if (need == Need::All) wanted_events_ = true;
     return next_ticket_;
 }
 
@@ -129,7 +130,9 @@ void Durability::end_turn() {
         return;
     }
     const std::uint64_t t = next_ticket_++;
+    const bool events = wanted_events_;
     wanted_ = false;
+    wanted_events_ = false;
     const bool failed = turn_failed_ || storage_failed_;
     turn_failed_ = false;
     if (failed) {
@@ -137,8 +140,9 @@ void Durability::end_turn() {
     } else if (!fsync_confirms_) {
         complete(t, true);
     } else {
-        in_sync_.push_back({t, sync_->request_sync()});
-        written_unsynced_ = false;
+        in_sync_.push_back({t, sync_->request_sync(events)});
+        // A round that left the sidecars behind still owes them to the periodic sync.
+        written_unsynced_ = !events;
     }
 }
 

@@ -50,11 +50,15 @@ public:
     std::vector<std::uint32_t> message_log_ids() const;
 
     bool fsync_confirms() const { return fsync_confirms_; }
+    store::SyncStats sync_stats() const { return sync_->stats(); }
 
     // ---- tickets
     // The ticket that covers everything buffered up to now. Asking for it makes the end of this
-    // turn write and (with fsync_confirms) sync.
-    std::uint64_t ticket();
+    // turn write and (with fsync_confirms) sync. A publisher's confirm needs only its message
+    // stored (Need::Messages); everything else (a commit-ok after acks, a declare-ok) asks for
+    // all of it, the acks and deliveries in the sidecars included.
+    enum class Need : std::uint8_t { Messages, All };
+    std::uint64_t ticket(Need need = Need::All);
     // Runs `done(ok)` on the loop once `ticket` is stored, or once storing it failed. Callers
     // whose object may go away first capture a weak handle.
     void when_stored(std::uint64_t ticket, Done done);
@@ -106,6 +110,7 @@ private:
     // Tickets: next_ticket_ is the one this turn will settle; wanted_ says someone asked for it.
     std::uint64_t next_ticket_ = 1;
     bool wanted_ = false;
+    bool wanted_events_ = false;  // someone this turn needs the sidecars synced too
     bool turn_failed_ = false;   // a write failed during this turn
     bool written_unsynced_ = false;  // written since the last sync request (for periodic_sync)
     struct InSync {

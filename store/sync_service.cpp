@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <iterator>
 
 namespace warren::store {
 
@@ -22,11 +23,12 @@ void SyncService::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
-std::uint64_t SyncService::request_sync() {
+std::uint64_t SyncService::request_sync(bool events) {
     std::uint64_t ticket;
     {
         std::lock_guard lock(mutex_);
         ticket = ++requested_;
+        if (events) requested_events_ = ticket;
         ++stats_.requests;
         if (in_round_) delay_.request_during_round(CommitDelay::Clock::now());
     }
@@ -82,6 +84,15 @@ void SyncService::run() {
             // writing and before requesting), so this round settles every ticket up to `target`.
             target = requested_;
             batch.swap(dirty_);
+            if (requested_events_ <= completed_) {
+                // No ticket in this round needs the sidecars: they wait for a round that does
+                // (the periodic one at the latest), so this round is one fdatasync per segment.
+                auto sidecar = [](const DirtyFile& d) { return d.order == SyncClass::Sidecar; };
+                std::copy_if(batch.begin(), batch.end(), std::back_inserter(dirty_), sidecar);
+                const auto before = batch.size();
+                batch.erase(std::remove_if(batch.begin(), batch.end(), sidecar), batch.end());
+                if (batch.size() != before) ++stats_.partial_rounds;
+            }
             in_round_ = true;
             delay_.round_started(CommitDelay::Clock::now());
             error = failure_;
