@@ -167,3 +167,21 @@ TEST_CASE("a redrive whose copies cannot be written keeps the originals stored",
     present.insert(moved.begin(), moved.end());
     for (const char* job : {"job-0", "job-1", "job-2"}) CHECK(present.count(job) == 1);
 }
+
+TEST_CASE("after a crash the oldest dead letter's age counts from when it was stored", "[workbench][health][storage]") {
+    auto fs = std::make_shared<FaultFileSystem>();
+    std::shared_ptr<FaultFileSystem> image;
+    {
+        TestBroker b(storage_config(), fs);
+        TestClient c(b);
+        setup(c, 1);
+        b.settle();
+        image = crashed(*fs, FaultFileSystem::CrashMode::LoseUnsynced);  // no clean shutdown
+    }
+    // Started again 100 s later on the wall clock.
+    TestBroker b(storage_config(), image, 1'700'000'100);
+    auto age = b.queue("dead")->oldest_age(b.clock.now());
+    REQUIRE(age);
+    CHECK(*age >= std::chrono::seconds(100));
+    CHECK(*age < std::chrono::seconds(101));
+}

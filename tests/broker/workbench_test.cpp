@@ -141,7 +141,7 @@ TEST_CASE("browsing a long durable queue reads paged-out messages without paging
     c.open_channel(1);
     c.declare_queue(1, "long", {}, true);
     REQUIRE(c.take<QueueDeclareOk>().size() == 1);
-    const int n = 5000;
+    const int n = 3000;
     std::vector<std::byte> batch;
     for (int i = 0; i < n; ++i) {
         auto one = c.encode_publish(1, "", "long", "m" + std::to_string(i), persistent());
