@@ -116,6 +116,8 @@ std::optional<QueuedMessage> ReadyMessages::take(Level& l, std::deque<Slot>::ite
     --in_memory_;
     if (it == l.items.begin()) {
         l.items.pop_front();
+        // Tombstones left at the front go now, so oldest_seq() finds the head at once.
+        skip_tombstones(l);
         if (l.unexamined > l.items.size()) l.unexamined = l.items.size();
     } else {
         ++l.tombstones;

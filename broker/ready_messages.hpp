@@ -88,7 +88,7 @@ public:
     // The ready message with this seq (any priority level), or nullopt.
     std::optional<Entry> find(std::uint64_t seq) const;
     // The lowest seq among the ready messages: the one that has waited longest. Looks at the
-    // front of each level only (leading tombstones are bounded by the compaction rule).
+    // front of each level only (taking the front drops the tombstones behind it).
     std::optional<std::uint64_t> oldest_seq() const;
 
     // Calls f(seq, priority, expires_at) for each ready message with a deadline.
