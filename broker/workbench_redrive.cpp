@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "broker/broker.hpp"
@@ -39,7 +40,7 @@ std::vector<std::uint64_t> select(const Queue& q, const ActionRequest& req, Acti
         return seqs;
     }
     std::size_t paged_reads = 0;
-    const std::size_t limit = std::min(req.max_messages, std::size_t{100'000});
+    const std::size_t limit = std::clamp(req.max_messages, std::size_t{1}, std::size_t{100'000});
     r.next = q.ready().walk(req.from, 16 * limit + 1024, [&](const ReadyMessages::Entry& e) {
         if (e.seq >= r.seq_limit) return true;
         if (seqs.size() >= limit) return false;
