@@ -275,6 +275,9 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
         p.seq = e.queue_seq;
         p.body_size = e.body_size;
         p.priority = e.priority;
+        // A checkpoint keeps deadlines, not append times.
+        if (!e.has_deadline && e.publish_ms)
+            p.arrived_at = now + std::chrono::milliseconds(static_cast<std::int64_t>(e.publish_ms) - now_ms);
         p.delivery_count = static_cast<std::uint16_t>(std::min<std::uint32_t>(e.delivery_count + (e.delivered ? 1 : 0), 0xFFFF));
         std::optional<std::int64_t> deadline_ms;
         if (e.has_deadline && e.deadline_ms >= 0) deadline_ms = e.deadline_ms;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,6 +89,18 @@ public:
     std::size_t unacked_count() const { return unacked_live_; }
     std::size_t consumer_count() const { return consumers_.size(); }
     Consumer* find_consumer(std::string_view tag);
+    // The unsettled deliveries from one queue, in delivery-tag order (the dead-letter
+    // workbench lists them): f(delivery tag, message, consumer tag or "" for basic.get,
+    // delivered at); f returns false to stop.
+    void for_each_unacked(
+        QueueId queue,
+        const std::function<bool(std::uint64_t, const QueuedMessage&, std::string_view, TimePoint)>& f) const {
+        for (const Unacked& u : unacked_)
+            if (u.live && u.queue == queue && u.message.message &&
+                !f(u.tag, u.message, u.consumer ? std::string_view(u.consumer->tag) : std::string_view(),
+                   u.delivered_at))
+                return;
+    }
 
     // ---- handlers (dispatched from channel_dispatch.cpp)
     Status on_channel_flow(const protocol::ChannelFlow& m);

@@ -83,6 +83,7 @@ EnqueueOutcome Queue::enqueue(const MessageRef& message) {
     TimePoint now = vhost_.broker().now();
     bool immediate = false;
     QueuedMessage m(message, next_seq_++, expiry_for(*message, now, immediate));
+    arrivals_.note(m.seq(), now);
     if (immediate) {
         deliver_or_expire_now(std::move(m));
         return EnqueueOutcome::Enqueued;
@@ -226,6 +227,33 @@ std::size_t Queue::purge() {
     return n;
 }
 
+// ---- the workbench ----------------------------------------------------------------------------
+
+MessageRef Queue::peek(const ReadyMessages::Entry& e) const {
+    if (e.message) {
+        auto* m = const_cast<Message*>(e.message);  // one more reference; the message stays immutable
+        m->add_ref();
+        return MessageRef(m);
+    }
+    VHostStorage* storage = vhost_.storage();
+    return storage ? storage->load(e.location) : MessageRef();
+}
+
+std::optional<QueuedMessage> Queue::take_seq(std::uint64_t seq) {
+    std::optional<ReadyMessages::Entry> e = ready_.find(seq);
+    if (!e) return std::nullopt;
+    return ready_.remove(seq, e->priority);
+}
+
+std::optional<Duration> Queue::oldest_age(TimePoint now) const {
+    std::optional<std::uint64_t> oldest = ready_.oldest_seq();
+    if (!oldest) return std::nullopt;
+    arrivals_.forget_before(*oldest);
+    std::optional<TimePoint> at = arrivals_.arrived_by(*oldest);
+    if (!at) return std::nullopt;
+    return now > *at ? now - *at : Duration::zero();
+}
+
 // ---- consumers ------------------------------------------------------------------------------
 
 void Queue::add_consumer(Consumer& consumer) {
@@ -333,6 +361,7 @@ void Queue::on_acked(const QueuedMessage& m) { settle_stored(*m.message); }
 
 void Queue::restore(const PagedMessage& m) {
     ready_.push_paged(m);
+    if (m.arrived_at != TimePoint{}) arrivals_.restore(m.seq, m.arrived_at);
     next_seq_ = std::max(next_seq_, m.seq + 1);
     if (m.expires_at != TimePoint{}) {
         deadlines_.push(Deadline{m.expires_at, m.seq, m.priority});

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/arrival_index.hpp"
 #include "broker/consumer.hpp"
 #include "broker/ready_messages.hpp"
 #include "store/message_log.hpp"
@@ -120,6 +121,20 @@ public:
     Consumer* active_consumer() const;
     bool has_had_consumers() const { return had_consumers_; }
 
+    // ---- the dead-letter workbench (broker/workbench_*.cpp): reading and moving ready messages
+    const ReadyMessages& ready() const { return ready_; }
+    // A ready message to look at, its slot untouched: the message itself when in memory, a copy
+    // read from the message log when paged out (null when it cannot be read).
+    MessageRef peek(const ReadyMessages::Entry& entry) const;
+    // Takes a ready message out by seq (read back if paged out). Its stored pair, if any, is
+    // left for the caller to settle (settle_taken) or to hand over.
+    std::optional<QueuedMessage> take_seq(std::uint64_t seq);
+    void settle_taken(const Message& message) { settle_stored(message); }
+    // When the ready messages arrived (the age of the oldest), and how many have.
+    const ArrivalIndex& arrivals() const { return arrivals_; }
+    // The age of the oldest ready message; nullopt when empty or unknown.
+    std::optional<Duration> oldest_age(TimePoint now) const;
+
     // ---- housekeeping
     void mark_dirty();  // asks the broker to dispatch this queue at the end of the loop turn
     bool is_dirty() const { return dirty_; }
@@ -168,6 +183,7 @@ private:
     std::uint64_t owner_;
     std::uint32_t stored_id_ = 0;
 
+    mutable ArrivalIndex arrivals_;  // mutable: reading the age drops samples no longer needed
     QueuePager pager_{*this};
     ReadyMessages ready_;
     std::uint64_t next_seq_ = 1;

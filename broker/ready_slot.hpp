@@ -18,6 +18,7 @@ struct PagedMessage {
     std::uint32_t body_size = 0;
     std::uint16_t delivery_count = 0;
     std::uint8_t priority = 0;
+    TimePoint arrived_at{};  // when it was stored (its queue's arrival index); TimePoint{}: unknown
 };
 
 class ReadySlot {
