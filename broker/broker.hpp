@@ -78,6 +78,9 @@ public:
     // disk is written first, so that no reply can promise what the disk does not have.
     void end_turn_storage();
     void flush_storage();
+    // Shutdown, after the connections are gone (their deliveries requeued): writes and syncs the
+    // rest, writes each vhost's checkpoint (what makes the next start fast), stops the sync thread.
+    void shut_down_storage();
     std::variant<std::uint64_t, std::string> recover_messages(VHost& vhost);
 
     VHost* find_vhost(std::string_view name);

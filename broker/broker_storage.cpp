@@ -186,14 +186,17 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
         std::optional<std::uint64_t> ttl = q.args().message_ttl_ms;
         if (e.ttl_ms != store::no_ttl) ttl = ttl ? std::min<std::uint64_t>(*ttl, e.ttl_ms) : e.ttl_ms;
         PagedMessage p;
+        if (e.has_deadline) ttl.reset();  // a checkpoint knows the deadline itself
         p.location = e.location;
         p.seq = e.queue_seq;
         p.body_size = e.body_size;
         p.priority = e.priority;
         p.delivery_count = static_cast<std::uint16_t>(std::min<std::uint32_t>(e.delivery_count + (e.delivered ? 1 : 0), 0xFFFF));
-        if (ttl) {
-            const std::int64_t left_ms = static_cast<std::int64_t>(e.publish_ms + *ttl) - now_ms;
-            p.expires_at = now + std::chrono::milliseconds(left_ms);
+        std::optional<std::int64_t> deadline_ms;
+        if (e.has_deadline && e.deadline_ms >= 0) deadline_ms = e.deadline_ms;
+        if (ttl) deadline_ms = static_cast<std::int64_t>(e.publish_ms + *ttl);
+        if (deadline_ms) {
+            p.expires_at = now + std::chrono::milliseconds(*deadline_ms - now_ms);
             if (p.expires_at == TimePoint{}) p.expires_at += std::chrono::nanoseconds(1);
         }
         q.restore(p);
@@ -201,12 +204,36 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     });
     if (!stats) return fmt::format("cannot read the messages of vhost '{}': {}", vh.name(), stats.error().message);
     vh.set_storage(std::make_unique<VHostStorage>(log, clock_));
+    vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (stats->live || stats->records)
-        log::info("storage: vhost '{}': {} messages back in their queues from {} records in {} ms ({} dropped with "
+        log::info("storage: vhost '{}': {} messages back in their queues from {} in {} ms ({} dropped with "
                   "their queue, {} bad records skipped, {} torn tails cut)",
-                  vh.name(), stats->live, stats->records, ms, stats->dropped, stats->bad_records, stats->torn_tails);
+                  vh.name(), stats->live,
+                  stats->checkpoint ? std::string("the clean shutdown's checkpoint")
+                                    : fmt::format("{} records", stats->records),
+                  ms, stats->dropped, stats->bad_records, stats->torn_tails);
     return stats->live;
+}
+
+void Broker::shut_down_storage() {
+    if (!durability_) return;
+    durability_->finish_writes();
+    const TimePoint now = clock_.now();
+    const std::int64_t now_ms = clock_.unix_ms();
+    std::vector<store::RecoveredEntry> entries;
+    for (auto& [name, vh] : vhosts_) {
+        VHostStorage* storage = vh->storage();
+        if (!storage) continue;
+        entries.clear();
+        for (const auto& [qname, q] : vh->queues()) q->checkpoint(entries, now, now_ms);
+        if (auto s = storage->log().write_checkpoint(entries); !s)
+            log::warning("storage: vhost '{}': no checkpoint ({}); the next start reads the segments", vh->name(),
+                         s.error().message);
+        else
+            log::info("storage: vhost '{}': checkpoint of {} messages written", vh->name(), entries.size());
+    }
+    durability_->stop();
 }
 
 void Broker::flush_storage() {

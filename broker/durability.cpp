@@ -135,10 +135,15 @@ void Durability::periodic_sync() {
     sync_->request_sync();
 }
 
-void Durability::finish() {
+void Durability::finish_writes() {
     flush();
     std::uint64_t last = sync_->request_sync();
     if (std::error_code e = sync_->wait(last)) log::error("storage: the last sync at shutdown failed: {}", e.message());
+}
+
+void Durability::stop() {
+    // The event loop goes next: nothing may be posted to it from here on.
+    sync_->stop();
 }
 
 // A write that failed (a full disk, an I/O error) was cut back by the store: what it carried is

@@ -66,8 +66,10 @@ public:
     // Every sync_interval_ms: sync what was written since the last round, so that what no one
     // waits for (acks, deliveries, confirms without fsync) is on disk within that time.
     void periodic_sync();
-    // Shutdown: write and sync everything, and wait for it.
-    void finish();
+    // Shutdown: write and sync everything and wait for it; then stop() the sync thread (before
+    // the event loop it posts to is destroyed).
+    void finish_writes();
+    void stop();
     // Blocks until the syncs requested so far are done (their completions are posted). For
     // tests, which have no event loop to wait in; never the loop.
     void wait_for_syncs();

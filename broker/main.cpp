@@ -92,8 +92,9 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     io.run();
     broker.tear_down_connections("shutdown");
-    // Requeued deliveries and the last acks are written and synced before the process ends.
-    if (Durability* d = broker.durability()) d->finish();
+    // Requeued deliveries and the last acks are written and synced before the process ends, and
+    // a checkpoint makes the next start fast.
+    broker.shut_down_storage();
     warren::log::info("Warren stopped");
     return 0;
 }

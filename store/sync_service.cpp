@@ -11,13 +11,15 @@ namespace warren::store {
 SyncService::SyncService(Post post, Completion on_synced)
     : post_(std::move(post)), on_synced_(std::move(on_synced)), thread_([this] { run(); }) {}
 
-SyncService::~SyncService() {
+SyncService::~SyncService() { stop(); }
+
+void SyncService::stop() {
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
     }
     wake_.notify_all();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
 }
 
 std::uint64_t SyncService::request_sync() {

@@ -50,6 +50,9 @@ public:
     SyncService(Post post, Completion on_synced);
     // Finishes the rounds already requested, then stops the thread.
     ~SyncService();
+    // The same, now: after it, nothing is posted any more (the loop the post function reaches
+    // may be about to go) and requests are not served.
+    void stop();
     SyncService(const SyncService&) = delete;
     SyncService& operator=(const SyncService&) = delete;
 
