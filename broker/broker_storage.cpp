@@ -179,6 +179,14 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     const TimePoint now = clock_.now();
     const std::int64_t now_ms = clock_.unix_ms();
     const auto started = std::chrono::steady_clock::now();
+    // Deliveries in flight when the broker stopped come back with one more to their count; that
+    // is recorded (as a Return event), or the next recovery would count from the last requeue.
+    struct Returned {
+        store::Location location;
+        std::uint32_t queue_id;
+        std::uint16_t delivery_count;
+    };
+    std::vector<Returned> returned;
     auto stats = log.recover([&](const store::RecoveredEntry& e) {
         auto it = by_id.find(e.queue_id);
         if (it == by_id.end()) return false;  // its queue was deleted
@@ -200,9 +208,11 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
             if (p.expires_at == TimePoint{}) p.expires_at += std::chrono::nanoseconds(1);
         }
         q.restore(p);
+        if (e.delivered) returned.push_back({e.location, e.queue_id, p.delivery_count});
         return true;
     });
     if (!stats) return fmt::format("cannot read the messages of vhost '{}': {}", vh.name(), stats.error().message);
+    for (const Returned& r : returned) log.ret(r.location, r.queue_id, r.delivery_count);
     vh.set_storage(std::make_unique<VHostStorage>(log, clock_));
     vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
