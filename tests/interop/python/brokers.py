@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -92,21 +93,30 @@ class Broker:
         return "amqp://%s:%s@%s:%d" % (user or self.user, password or self.password,
                                         self.host, self.port)
 
-    def halt(self, kill=False):
+    def is_running(self):
+        return self._process.is_running()
+
+    def halt(self, kill=False, kill_after=None):
         """Stop the broker and keep its data: SIGTERM (Warren must exit 0 with no sanitizer
-        report, or this fails at once) or SIGKILL (every process of it, with no warning)."""
-        problems = self._process.halt(kill=kill)
+        report, or this fails at once), SIGKILL (every process of it, with no warning), or
+        (Warren) SIGTERM and SIGKILL kill_after seconds later if it is still shutting down."""
+        problems = (self._process.halt(kill=kill) if kill_after is None
+                    else self._process.halt(kill_after=kill_after))
         if problems:
             self._process.problems += problems  # the final stop() reports them too
             raise AssertionError("\n".join(problems))
 
-    def start_again(self, port=None, config=None):
+    def start_again(self, port=None, config=None, wait=True):
         """Start the halted broker on its data, on the same port or on `port`, with the same
-        config or `config`; returns once it accepts connections."""
+        config or `config`; returns once it accepts connections (Warren: wait=False returns at
+        once, to kill it while it starts)."""
         if config is not None:
             self.config = dict(config)
         self.port = port or self.port
-        self._process.start(self.port, self.config)
+        if wait:
+            self._process.start(self.port, self.config)
+        else:
+            self._process.start(self.port, self.config, wait=False)
 
     def restart(self, kill=False, port=None, config=None):
         self.halt(kill=kill)
@@ -150,6 +160,9 @@ class _Warren:
         self.log = None
         self.problems = []  # found when runs stopped (with restart); raised by the final stop
 
+    def is_running(self):
+        return self.proc is not None
+
     def log_path(self, run=None):
         run = self.runs if run is None else run
         return os.path.join(self.tmp, "warren.log" if run <= 1 else "warren.%d.log" % run)
@@ -158,8 +171,9 @@ class _Warren:
         with open(self.log_path(run), "rb") as f:
             return f.read().decode(errors="replace")[-tail:]
 
-    def start(self, port, config=None):
-        """Starts a run on port (config replaces the previous run's); returns once it answers."""
+    def start(self, port, config=None, wait=True):
+        """Starts a run on port (config replaces the previous run's); returns once it answers,
+        or at once with wait=False (to kill it while it starts)."""
         if config is not None:
             self.config = dict(config)
         self.runs += 1
@@ -175,6 +189,8 @@ class _Warren:
         self.proc = procs.spawn(argv, stdout=self.log)
         self.describe = "warren %s (pid %d)" % (" ".join(argv[1:]), self.proc.pid)
         proc = self.proc
+        if not wait:
+            return
 
         def ready():
             # Ready when the port accepts; also check that it is Warren answering
@@ -191,10 +207,11 @@ class _Warren:
             return False
         procs.wait_until(ready, 30, what="warren on port %d" % port)
 
-    def halt(self, kill=False):
-        """Ends the current run: SIGTERM (it must exit 0 by itself) or SIGKILL. Returns what
-        went wrong: an exit before it was asked to, a status other than 0 after SIGTERM, or a
-        sanitizer report (which a SIGKILLed run may have written before it died, too)."""
+    def halt(self, kill=False, kill_after=None):
+        """Ends the current run: SIGTERM (it must exit 0 by itself within 10 s), SIGKILL, or
+        SIGTERM and SIGKILL kill_after seconds later unless it has exited 0 by then (to kill it
+        while it shuts down). Returns what went wrong: an exit before it was asked to, another
+        status, or a sanitizer report (which a killed run may have written before it died)."""
         proc, self.proc = self.proc, None
         if proc is None:
             return []
@@ -202,13 +219,14 @@ class _Warren:
         if kill:
             procs.kill(proc)
         else:
-            procs.stop(proc, grace=10)
+            procs.stop(proc, grace=10 if kill_after is None else kill_after)
         self.log.close()
         problems = []
         if died is not None:
             problems.append("warren (run %d) had exited by itself with status %s"
                             % (self.runs, died))
-        elif not kill and proc.returncode != 0:
+        elif not kill and proc.returncode != 0 and not (
+                kill_after is not None and proc.returncode == -signal.SIGKILL):
             problems.append("warren (run %d) exited with status %s on SIGTERM, not 0"
                             % (self.runs, proc.returncode))
         if SANITIZER_REPORT.search(self.output(tail=1 << 20)):
@@ -295,6 +313,9 @@ class _Rabbit:
         self.problems = []
         self.describe = "rabbitmq node %s" % self.node.nodename
         procs.on_cleanup(self.stop)  # also on failure, Ctrl-C and SIGTERM
+
+    def is_running(self):
+        return self.node.proc is not None
 
     def output(self, tail=4000, run=None):
         return self.node.log_text()[-tail:] if self.node.base else ""
