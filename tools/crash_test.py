@@ -53,9 +53,14 @@ FANOUT = "crash.fan"  # publisher 2, to crash.b and crash.c
 TX_QUEUE = "crash.b"  # consumer acking in transactions
 FAN_QUEUE = "crash.c"  # consumer with basic.ack
 QUEUES = (DIRECT, TX_QUEUE, FAN_QUEUE)
-PUBLISHERS = ((0, "", DIRECT), (1, "", DIRECT), (2, FANOUT, ""))
-ROUTES = {0: (DIRECT,), 1: (DIRECT,), 2: (TX_QUEUE, FAN_QUEUE)}
-WINDOW = 256
+# A quorum queue that keeps what it holds from round to round, for transient messages: each
+# check reads it all, acknowledges about a third for good and returns the rest.
+KEEP = "crash.keep"
+KEEP_PUBLISHER = 3
+# (number, exchange, routing key, window, most messages per round, delivery mode)
+PUBLISHERS = ((0, "", DIRECT, 256, None, 2), (1, "", DIRECT, 256, None, 2),
+              (2, FANOUT, "", 256, None, 2), (KEEP_PUBLISHER, "", KEEP, 16, 300, 1))
+ROUTES = {0: (DIRECT,), 1: (DIRECT,), 2: (TX_QUEUE, FAN_QUEUE), KEEP_PUBLISHER: (KEEP,)}
 CLIENT_TIMEOUT = 120.0  # a client still running after this is stuck: the round fails
 EXPECTED_CLOSE = (pika.exceptions.StreamLostError, pika.exceptions.ConnectionClosedByBroker,
                   pika.exceptions.AMQPConnectionError, ConnectionError, OSError)
@@ -122,11 +127,13 @@ class AsyncClient:
 
 
 class Publisher(AsyncClient):
-    """Publishes persistent messages "round.publisher.seq|padding" with confirms, window 256."""
+    """Publishes messages "round.publisher.seq|padding" with confirms, up to `window` of them
+    unconfirmed, `limit` at most (None: until the broker goes)."""
 
     def __init__(self, port, round_no, arg):
         super().__init__(port, round_no, arg)
-        self.number, self.exchange, self.routing_key = arg
+        self.number, self.exchange, self.routing_key, self.window, self.limit, mode = arg
+        self.props = pika.BasicProperties(delivery_mode=mode)
         self.sent = 0
         self.outstanding = set()
         self.acked, self.nacked, self.anomalies = set(), set(), []
@@ -137,14 +144,14 @@ class Publisher(AsyncClient):
         ch.confirm_delivery(self._confirm, callback=lambda _f: self._pump())
 
     def _pump(self):
-        props = pika.BasicProperties(delivery_mode=2)
-        while len(self.outstanding) < WINDOW and self.conn.is_open:
+        while (len(self.outstanding) < self.window and self.conn.is_open and
+               (self.limit is None or self.sent < self.limit)):
             self.sent += 1
             # Sizes from 16 B to ~3 KiB: segments roll at different offsets every round.
             pad = b"x" * ((self.sent * 7919 + self.number * 104729) % 3000)
             self.ch.basic_publish(self.exchange, self.routing_key,
                                   b"%d.%d.%d|" % (self.round_no, self.number, self.sent) + pad,
-                                  props)
+                                  self.props)
             self.outstanding.add(self.sent)
 
     def _confirm(self, frame):
@@ -296,6 +303,8 @@ class Summary:
         self.recovery_ms = []  # "ready in N ms" from Warren's log
         self.recovered = []  # messages Warren said it recovered, per start
         self.churn_checked = 0
+        self.keep_checked = self.keep_retired = 0
+        self.keep = {"reads": {}, "retired": set()}  # message id -> checks that read it
 
     def ok(self):
         return not self.lost and not self.acked_returned and not self.violations
@@ -320,6 +329,9 @@ class Summary:
                 self.consumed_in_rounds, self.committed, self.checked, self.redelivered),
             "durable queues declared and deleted by the churn client, checked: %d" %
             self.churn_checked,
+            "quorum queue kept across rounds (transient messages): %d read by the checks, %d "
+            "acknowledged, %d there now" % (self.keep_checked, self.keep_retired,
+                                            len(self.keep["reads"])),
             "lost: %d" % self.lost,
             "acked and returned: %d" % self.acked_returned,
             "duplicates (basic.ack not yet stored at the crash): %d" % self.duplicates,
@@ -344,6 +356,10 @@ def _declare_topology(broker):
     ch.exchange_declare(FANOUT, "fanout", durable=True)
     ch.queue_bind(TX_QUEUE, FANOUT)
     ch.queue_bind(FAN_QUEUE, FANOUT)
+    # An explicit delivery limit: a quorum queue's default (20) would drop messages that
+    # many checks have returned.
+    ch.queue_declare(KEEP, durable=True, arguments={"x-queue-type": "quorum",
+                                                    "x-delivery-limit": 1000000})
     conn.close()
 
 
@@ -432,6 +448,68 @@ def _read_out(broker, summary, round_no):
                 round_no, left, q))
     conn.close()
     return out
+
+
+def _check_keep(broker, summary, round_no, publisher, rng):
+    """Reads the quorum queue that outlives the rounds: everything confirmed and not yet
+    acknowledged by a check is there once, in publication order, redelivered with
+    x-delivery-count = the number of checks that read it before; then acknowledges a third (in
+    a transaction: never to come back) and returns the rest by closing the channel."""
+    state = summary.keep
+    conn = broker.connect()
+    ch = conn.channel()
+    ch.tx_select()
+    count = ch.queue_declare(KEEP, passive=True).method.message_count
+    got = []
+    if count:
+        ch.basic_consume(KEEP, lambda c, m, p, b: got.append((m, p, b)))
+        deadline = time.monotonic() + 120
+        while len(got) < count and time.monotonic() < deadline:
+            conn.process_data_events(time_limit=0.2)
+    present = []
+    for m, p, b in got:
+        mid = _parse(b)
+        reads = state["reads"].get(mid, 0)
+        header = (p.headers or {}).get("x-delivery-count")
+        summary.keep_checked += 1
+        if mid in state["retired"]:
+            summary.acked_returned += 1
+            summary.violation("round %d: %s holds %s, acknowledged by an earlier check" % (
+                round_no, KEEP, mid))
+            continue
+        if mid[0] == round_no and (mid[1] != KEEP_PUBLISHER or publisher is None or
+                                   mid[2] > publisher["sent"]):
+            summary.violation("round %d: %s holds %s, never published" % (round_no, KEEP, mid))
+        elif mid[0] != round_no and mid not in state["reads"]:
+            summary.violation("round %d: %s holds %s, which the check of round %d did not "
+                              "find" % (round_no, KEEP, mid, mid[0]))
+        if (m.redelivered, header) != (reads > 0, reads or None):
+            summary.violation("round %d: %s: %s read %d times before, redelivered=%s, "
+                              "x-delivery-count %r" % (round_no, KEEP, mid, reads,
+                                                       m.redelivered, header))
+        present.append((mid, m.delivery_tag))
+    ids = [mid for mid, _ in present]
+    if len(set(ids)) != len(ids):
+        summary.violation("round %d: %s holds a message twice" % (round_no, KEEP))
+    if ids != sorted(ids):
+        summary.violation("round %d: %s is out of publication order" % (round_no, KEEP))
+    expected = set(state["reads"])
+    if publisher is not None:
+        expected |= {(round_no, KEEP_PUBLISHER, seq) for seq in publisher["acked"]}
+    missing = expected - set(ids)
+    summary.lost += len(missing)
+    for mid in sorted(missing)[:20]:
+        summary.violation("round %d: %s lost %s" % (round_no, KEEP, mid))
+    retire = [(mid, tag) for mid, tag in present if rng.random() < 0.33]
+    for _, tag in retire:
+        ch.basic_ack(tag)
+    ch.tx_commit()
+    state["retired"].update(mid for mid, _ in retire)
+    summary.keep_retired += len(retire)
+    ch.close()  # the rest goes back, one delivery more each
+    retired = {mid for mid, _ in retire}
+    state["reads"] = {mid: state["reads"].get(mid, 0) + 1 for mid in ids if mid not in retired}
+    conn.close()
 
 
 def _check_churn(broker, summary, round_no, churn):
@@ -587,6 +665,9 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
             _check_round(summary, round_no, results, drained, fsync)
             _check_churn(broker, summary, round_no,
                          next((r for r in results if r["role"] == "churn"), None))
+            _check_keep(broker, summary, round_no,
+                        next((r for r in results if r["role"] == "publisher" and
+                              r["number"] == KEEP_PUBLISHER), None), rng)
             summary.rounds += 1
             if verbose:
                 out("round %d (%s, fsync_confirms %s): confirmed %d, lost %d, acked and returned "

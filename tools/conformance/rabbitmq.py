@@ -12,6 +12,8 @@ Library use::
 
     # or, without a with-block:
     node = RabbitNode(); node.start(); ...; node.stop()
+    # a restart on the same node directory (what it stored survives), after SIGTERM or SIGKILL:
+    node.restart(kill=True)
 
 CLI use::
 
