@@ -4,12 +4,15 @@
     tools/crash_test.py --rounds N [--warren PATH] [--seed S] [--fsync-confirms both|true|false]
                         [--segment-size BYTES] [--busy SECONDS] [--keep] [-v]
 
-Every round runs client processes against Warren: three publishers with confirms (window 256;
-two to a durable queue, one to a durable fanout exchange feeding two more), a consumer acking
-each delivery with basic.ack on each queue but one, whose consumer acks in transactions (its
-tx.commit-ok means "acked for sure"), and a client declaring and deleting durable queues with
-bindings. Warren is then stopped, at a random moment while they are busy (writes and fdatasyncs
-in flight; with a small segment_size, segments roll and are deleted as acks settle them):
+Every round runs client processes against Warren: three publishers of persistent messages with
+confirms (window 256; two to a durable queue, one to a durable fanout exchange feeding two
+more), a consumer acking each delivery with basic.ack on each queue but one, whose consumer
+acks in transactions (its tx.commit-ok means "acked for sure"), a client declaring and deleting
+durable queues with bindings, and a publisher of transient messages to a quorum queue that
+outlives the rounds (each check reads it all, acknowledges a third, returns the rest). Every
+third round has a low memory watermark (paging, the memory alarm). Warren is then stopped, at
+a random moment while they are busy (writes and fdatasyncs in flight; with a small
+segment_size, segments roll and are deleted as acks settle them):
   kill      SIGKILL
   shutdown  SIGTERM, then SIGKILL at a random moment of the shutdown (the checkpoint)
   clean     SIGTERM, exit 0 (the next start reads the checkpoint)
@@ -23,7 +26,8 @@ transaction) by the check:
                       the ack was still on its way when Warren died
   violations          also: a message twice in one queue, out of its publisher's order, one
                       delivered before the crash that does not come back redelivered with
-                      x-delivery-count 1, a queue declared (declare-ok) and never deleted that
+                      x-delivery-count 1 (in the quorum queue: the number of checks that
+                      read it), a queue declared (declare-ok) and never deleted that
                       is gone or lost its binding, one deleted (delete-ok) that is back, a
                       sanitizer report, a Warren that exits by itself or not with 0 on SIGTERM
 Exit status 0 when lost, acked-and-returned and violations are all 0. Rounds alternate between
@@ -303,6 +307,7 @@ class Summary:
         self.recovery_ms = []  # "ready in N ms" from Warren's log
         self.recovered = []  # messages Warren said it recovered, per start
         self.churn_checked = 0
+        self.low_memory_rounds = 0
         self.keep_checked = self.keep_retired = 0
         self.keep = {"reads": {}, "retired": set()}  # message id -> checks that read it
 
@@ -319,8 +324,9 @@ class Summary:
             v = sorted(values)
             return "min %.0f, median %.0f, max %.0f" % (v[0], v[len(v) // 2], v[-1])
         lines = [
-            "rounds: %d (stops: %s)" % (self.rounds, ", ".join(
-                "%s %d" % kv for kv in self.stops.items())),
+            "rounds: %d (stops: %s; %d with a %d MB memory watermark)" % (
+                self.rounds, ", ".join("%s %d" % kv for kv in self.stops.items()),
+                self.low_memory_rounds, LOW_WATERMARK // 1000000),
             "published: %d, confirmed: %d (fsync_confirms true %d, false %d), nacked: %d" % (
                 self.published, self.confirmed, self.confirmed_by_mode[True],
                 self.confirmed_by_mode[False], self.nacked),
@@ -344,8 +350,16 @@ class Summary:
         return "\n".join(lines)
 
 
-def _config(fsync, segment_size):
-    return {"fsync_confirms": fsync, "segment_size": segment_size, "log_level": "info"}
+# Every third round runs with a memory watermark the backlog passes: queues page everything out
+# (transient messages too) and publishers are blocked by the memory alarm now and then.
+LOW_WATERMARK = 8 * 1000 * 1000
+
+
+def _config(fsync, segment_size, low_memory):
+    c = {"fsync_confirms": fsync, "segment_size": segment_size, "log_level": "info"}
+    if low_memory:
+        c["memory_high_watermark_bytes"] = LOW_WATERMARK
+    return c
 
 
 def _declare_topology(broker):
@@ -630,7 +644,7 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
     ctx = multiprocessing.get_context("fork")
     summary = Summary()
     fsync = fsync_modes[0]
-    broker = brokers.start_broker(_config(fsync, segment_size))
+    broker = brokers.start_broker(_config(fsync, segment_size, False))
     try:
         _parse_start(summary, broker.log_text())
         _declare_topology(broker)
@@ -644,12 +658,17 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
             if stop == "kill":
                 _halt(broker, summary, round_no, kill=True)
             elif stop == "shutdown":
-                _halt(broker, summary, round_no, kill_after=rng.uniform(0.0, 0.4))
+                # Warren closes connections for 300 ms, then writes its checkpoint: half the
+                # kills land near that moment.
+                _halt(broker, summary, round_no, kill_after=rng.choice(
+                    (rng.uniform(0.0, 0.3), rng.uniform(0.28, 0.4))))
             else:
                 _halt(broker, summary, round_no)  # SIGTERM: must exit 0
             results = _collect(clients, summary, round_no)
             next_fsync = fsync_modes[round_no % len(fsync_modes)]
-            config = _config(next_fsync, segment_size)
+            low_memory = (round_no + 1) % 3 == 0
+            summary.low_memory_rounds += low_memory
+            config = _config(next_fsync, segment_size, low_memory)
             if rng.random() < 0.2:
                 # Killed while it starts: reading the log, compacting the definitions.
                 summary.stops["startup kills"] += 1
