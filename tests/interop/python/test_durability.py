@@ -17,8 +17,7 @@ import pika.exceptions
 
 import brokers
 from brokers import warren_only
-from helpers import ConfirmedPublisher, bodies, channel_error, get_all, message_count, unique, \
-    wait_for
+from helpers import ConfirmedPublisher, bodies, get_all, message_count, unique, wait_for
 
 broker = None
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
