@@ -3,7 +3,8 @@
 tests/interop/java/JavaClientInterop.java is compiled with Debian's JDK into a temporary directory
 when the module starts (nothing is downloaded) and run once per scenario; a scenario passes when
 the program prints "ok SCENARIO" and exits 0. The client needs slf4j-api at run time (Debian's
-libslf4j-java, a dependency of the client package); slf4j-nop keeps it quiet.
+libslf4j-java, a dependency of the client package); slf4j-nop keeps it quiet. The tls_ scenarios
+use the broker's TLS listener, with certificates made by tls_certs.py (TLS_DIR).
 """
 import os
 import shutil
@@ -13,6 +14,9 @@ import time
 import unittest
 
 import brokers
+import procs
+import tls_certs
+import test_auth
 
 JAVA_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "java",
                         "JavaClientInterop.java")
@@ -20,10 +24,12 @@ JARS = ["/usr/share/java/amqp-client.jar", "/usr/share/java/slf4j-api.jar",
         "/usr/share/java/slf4j-nop.jar"]
 broker = None
 classes = None
+certs = None
+tls_port = None
 
 
 def setUpModule():
-    global broker, classes
+    global broker, classes, certs, tls_port
     missing = [j for j in JARS if not os.path.exists(j)]
     missing += [t for t in ("javac", "java") if not shutil.which(t)]
     if missing:
@@ -34,29 +40,39 @@ def setUpModule():
                          capture_output=True, text=True, timeout=300)
     if res.returncode != 0:
         raise RuntimeError("javac failed:\n%s%s" % (res.stdout, res.stderr))
-    broker = brokers.start_broker()
+    # With test_auth's users and vhost, for the permission tests (guest keeps guest/guest).
+    certs = tls_certs.Certs()
+    certs.pkcs12(certs.guest)  # client-guest.p12, for the KeyManagerFactory
+    tls_port = procs.free_port()
+    broker = brokers.start_broker({"tls_listeners": [tls_certs.listener(certs, tls_port)],
+                                   "load_definitions": test_auth.definitions_file()})
 
 
 def tearDownModule():
     if broker:
         broker.stop()
+    if certs:
+        certs.cleanup()
     if classes:
         shutil.rmtree(classes, ignore_errors=True)
 
 
 def java_argv(*args):
     # Small heap, serial GC and the client compiler: a short-lived JVM starting fast on 2 cores.
+    env = dict(os.environ, TLS_DIR=certs.dir) if certs else None
     return ["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            "-cp", ":".join([classes] + JARS), "JavaClientInterop"] + list(args)
+            "-cp", ":".join([classes] + JARS), "JavaClientInterop"] + list(args), env
 
 
 def java(*args):
-    return subprocess.run(java_argv(*args), capture_output=True, text=True, timeout=180)
+    argv, env = java_argv(*args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
 
 
 class JavaClientTests(unittest.TestCase):
     def run_scenario(self, name):
-        res = java(name, broker.host, str(broker.port), broker.user, broker.password)
+        port = tls_port if name.startswith("tls_") else broker.port
+        res = java(name, broker.host, str(port), broker.user, broker.password)
         out = res.stdout + res.stderr
         self.assertEqual(res.returncode, 0, "JavaClientInterop %s failed:\n%s" % (name, out))
         self.assertIn("ok %s" % name, res.stdout.splitlines())
@@ -88,9 +104,10 @@ class JavaClientTests(unittest.TestCase):
     def test_recovery_after_restart(self):
         # The client prints "restart now" holding a delivery unacknowledged; the broker is then
         # killed and started again on its data and port, and the client recovers by itself.
-        proc = subprocess.Popen(java_argv("recovery_after_restart", broker.host, str(broker.port),
-                                          broker.user, broker.password),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        argv, env = java_argv("recovery_after_restart", broker.host, str(broker.port),
+                              broker.user, broker.password)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
         out = []
         for line in proc.stdout:
@@ -103,6 +120,15 @@ class JavaClientTests(unittest.TestCase):
         out.append(proc.stdout.read())
         self.assertEqual(proc.wait(180), 0, "".join(out))
         self.assertIn("ok recovery_after_restart", "".join(out).splitlines())
+
+    def test_tls_publish_consume(self):
+        self.run_scenario("tls_publish_consume")
+
+    def test_tls_external(self):
+        self.run_scenario("tls_external")
+
+    def test_permissions(self):
+        self.run_scenario("permissions")
 
     def test_every_scenario_is_run_here(self):
         res = java("--list")
