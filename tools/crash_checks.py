@@ -162,10 +162,11 @@ def check_keep(broker, summary, round_no, publisher, rng):
 
 
 def check_churn(broker, summary, round_no, churn):
-    """Declared and not deleted: there, still bound; deleted: gone. Then removes the rest."""
+    """Declared (declare-ok) and no delete sent: there; bound (bind-ok): still bound; deleted
+    (delete-ok): gone. Then removes the rest."""
     if churn is None:
         return
-    declared, deleted = set(churn["declared"]), set(churn["deleted"])
+    declared, bound, deleted = set(churn["declared"]), set(churn["bound"]), set(churn["deleted"])
     conn = broker.connect()
     ch = conn.channel()
     for i in churn["requested"]:
@@ -177,13 +178,14 @@ def check_churn(broker, summary, round_no, churn):
             ch = conn.channel()
             exists = False
         summary.churn_checked += 1
-        if i in declared and i not in deleted and i + 2 not in churn["requested"] and not exists:
+        # Queue i's delete is sent once queue i + 2 is bound: until then it must be there.
+        if i in declared and i + 2 not in bound and not exists:
             summary.violation("round %d: queue %s was declared (declare-ok) and is gone" % (
                 round_no, name))
         if i in deleted and exists:
             summary.violation("round %d: queue %s was deleted (delete-ok) and is back" % (
                 round_no, name))
-        if exists and i in declared:
+        if exists and i in bound:
             # Its binding to amq.direct came back too: a mandatory publish is routed.
             ch.confirm_delivery()
             try:

@@ -222,12 +222,13 @@ class TxConsumer(AsyncClient):
 
 class Churn:
     """Declares durable queues crash.churn.R.I bound to amq.direct and deletes each two steps
-    later, noting each request before it is sent and each declare-ok / delete-ok."""
+    later, noting each request before it is sent and each declare-ok, bind-ok and delete-ok
+    (queue I's delete is sent only once queue I+2 is bound)."""
 
     def __init__(self, port, round_no, arg):
         self.port, self.round_no = port, round_no
         self.error = None
-        self.requested, self.declared, self.deleted = [], [], []
+        self.requested, self.declared, self.bound, self.deleted = [], [], [], []
 
     def run(self):
         conn = pika.BlockingConnection(_params(self.port))
@@ -238,8 +239,9 @@ class Churn:
             name = "crash.churn.%d.%d" % (self.round_no, i)
             self.requested.append(i)
             ch.queue_declare(name, durable=True)
-            ch.queue_bind(name, "amq.direct", name)
             self.declared.append(i)
+            ch.queue_bind(name, "amq.direct", name)
+            self.bound.append(i)
             if i >= 2:
                 ch.queue_delete("crash.churn.%d.%d" % (self.round_no, i - 2))
                 self.deleted.append(i - 2)
@@ -247,4 +249,4 @@ class Churn:
 
     def result(self):
         return {"role": "churn", "requested": self.requested, "declared": self.declared,
-                "deleted": self.deleted}
+                "bound": self.bound, "deleted": self.deleted}
