@@ -7,6 +7,7 @@ import pika.exceptions
 
 from crash_clients import KEEP, KEEP_PUBLISHER, LOW_WATERMARK, QUEUES, ROUTES, parse_id
 
+
 class Summary:
     def __init__(self):
         self.rounds = 0
@@ -17,6 +18,7 @@ class Summary:
         self.redelivered = 0  # came back redelivered (delivered, or on its way, at the crash)
         self.violations = []
         self.stops = {"kill": 0, "shutdown": 0, "clean": 0, "startup kills": 0}
+        self.shutdown_kills = 0  # shutdowns still running when their SIGKILL came
         self.confirmed_by_mode = {True: 0, False: 0}
         self.ready_ms = []  # from spawn to accepting connections (measured here)
         self.recovery_ms = []  # "ready in N ms" from Warren's log
@@ -25,6 +27,9 @@ class Summary:
         self.low_memory_rounds = 0
         self.keep_checked = self.keep_retired = 0
         self.keep = {"reads": {}, "retired": set()}  # message id -> checks that read it
+
+    def kills(self):
+        return self.stops["kill"] + self.shutdown_kills + self.stops["startup kills"]
 
     def ok(self):
         return not self.lost and not self.acked_returned and not self.violations
@@ -42,6 +47,9 @@ class Summary:
             "rounds: %d (stops: %s; %d with a %d MB memory watermark)" % (
                 self.rounds, ", ".join("%s %d" % kv for kv in self.stops.items()),
                 self.low_memory_rounds, LOW_WATERMARK // 1000000),
+            "SIGKILLs: %d (while busy %d, during a shutdown %d, while starting %d)" % (
+                self.kills(), self.stops["kill"], self.shutdown_kills,
+                self.stops["startup kills"]),
             "published: %d, confirmed: %d (fsync_confirms true %d, false %d), nacked: %d" % (
                 self.published, self.confirmed, self.confirmed_by_mode[True],
                 self.confirmed_by_mode[False], self.nacked),

@@ -40,6 +40,7 @@ import multiprocessing
 import os
 import random
 import re
+import signal
 import sys
 import time
 
@@ -145,6 +146,7 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
         _parse_start(summary, broker.log_text())
         _declare_topology(broker)
         started = time.monotonic()
+        reported = 0
         for round_no in range(1, rounds + 1):
             clients = _start_clients(ctx, broker.port, round_no, rng)
             time.sleep(rng.uniform(0.05, busy))  # the clients are busy: a random moment
@@ -158,6 +160,7 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
                 # kills land near that moment.
                 _halt(broker, summary, round_no, kill_after=rng.choice(
                     (rng.uniform(0.0, 0.3), rng.uniform(0.28, 0.4))))
+                summary.shutdown_kills += broker.exit_status == -signal.SIGKILL
             else:
                 _halt(broker, summary, round_no)  # SIGTERM: must exit 0
             results = _collect(clients, summary, round_no)
@@ -165,7 +168,8 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
             low_memory = (round_no + 1) % 3 == 0
             summary.low_memory_rounds += low_memory
             config = _config(next_fsync, segment_size, low_memory)
-            if rng.random() < 0.2:
+            startup_kill = rng.random() < 0.2
+            if startup_kill:
                 # Killed while it starts: reading the log, compacting the definitions.
                 summary.stops["startup kills"] += 1
                 broker.start_again(config=config, wait=False)
@@ -184,11 +188,16 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
                         next((r for r in results if r["role"] == "publisher" and
                               r["number"] == KEEP_PUBLISHER), None), rng)
             summary.rounds += 1
-            if verbose:
-                out("round %d (%s, fsync_confirms %s): confirmed %d, lost %d, acked and returned "
-                    "%d, duplicates %d, violations %d" % (
-                        round_no, stop, str(fsync).lower(), summary.confirmed, summary.lost,
-                        summary.acked_returned, summary.duplicates, len(summary.violations)))
+            if verbose:  # running totals: a run stopped early still tells what it checked
+                out("round %d (%s%s, fsync_confirms %s): confirmed %d, checked %d, lost %d, "
+                    "acked and returned %d, duplicates %d, kills %d, violations %d" % (
+                        round_no, stop, ", killed while starting" if startup_kill else "",
+                        str(fsync).lower(), summary.confirmed, summary.checked, summary.lost,
+                        summary.acked_returned, summary.duplicates,
+                        summary.kills(), len(summary.violations)))
+                for v in summary.violations[reported:]:
+                    out("  " + v)
+                reported = len(summary.violations)
             fsync = next_fsync
         out("%d rounds in %.0f s" % (summary.rounds, time.monotonic() - started))
     finally:

@@ -106,6 +106,11 @@ class Broker:
             self._process.problems += problems  # the final stop() reports them too
             raise AssertionError("\n".join(problems))
 
+    @property
+    def exit_status(self):
+        """How Warren's last halted run ended (-9: SIGKILL); None for RabbitMQ."""
+        return getattr(self._process, "exit_status", None)
+
     def start_again(self, port=None, config=None, wait=True):
         """Start the halted broker on its data, on the same port or on `port`, with the same
         config or `config`; returns once it accepts connections (Warren: wait=False returns at
@@ -156,6 +161,7 @@ class _Warren:
         self.data_dir = (config or {}).get("data_dir") or os.path.join(self.tmp, "data")
         self.config = dict(config or {})
         self.runs = 0
+        self.exit_status = None
         self.proc = None
         self.log = None
         self.problems = []  # found when runs stopped (with restart); raised by the final stop
@@ -221,6 +227,7 @@ class _Warren:
         else:
             procs.stop(proc, grace=10 if kill_after is None else kill_after)
         self.log.close()
+        self.exit_status = proc.returncode
         problems = []
         if died is not None:
             problems.append("warren (run %d) had exited by itself with status %s"
