@@ -348,6 +348,7 @@ public final class JavaClientInterop {
         check(!later.envelope().isRedeliver(), "a new message is not redelivered");
         consumer.basicAck(later.envelope().getDeliveryTag(), false);
         ch.queueDelete(q);
+    }
 
     // Trusts the test CA; with a client certificate (PKCS#12, password "changeit") if asked.
     static SSLContext sslContext(boolean clientCertificate) throws Exception {
