@@ -2,7 +2,7 @@
 """Crash test: a real Warren under load killed at random moments, restarted, and checked.
 
     tools/crash_test.py --rounds N [--warren PATH] [--seed S] [--fsync-confirms both|true|false]
-                        [--segment-size BYTES] [--busy SECONDS] [--keep] [-v]
+                        [--segment-size BYTES] [--busy SECONDS] [--minutes M] [--keep] [-v]
 
 Every round runs client processes against Warren: three publishers of persistent messages with
 confirms (window 256; two to a durable queue, one to a durable fanout exchange feeding two
@@ -130,8 +130,9 @@ def _parse_start(summary, log):
 
 
 def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=1 << 20,
-        busy=1.0, out=print, verbose=False):
-    """Runs `rounds` rounds against a fresh Warren (warren: its path); returns a Summary."""
+        busy=1.0, out=print, verbose=False, minutes=None):
+    """Runs `rounds` rounds against a fresh Warren (warren: its path), or fewer if `minutes`
+    pass first; returns a Summary."""
     if warren:
         brokers.WARREN = os.path.abspath(warren)
     seed = random.randrange(1 << 30) if seed is None else seed
@@ -148,6 +149,9 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
         started = time.monotonic()
         reported = 0
         for round_no in range(1, rounds + 1):
+            if minutes is not None and time.monotonic() - started > minutes * 60:
+                out("stopping after %d rounds: the %g minutes are up" % (summary.rounds, minutes))
+                break
             clients = _start_clients(ctx, broker.port, round_no, rng)
             time.sleep(rng.uniform(0.05, busy))  # the clients are busy: a random moment
             roll = rng.random()
@@ -219,6 +223,8 @@ def main():
                     help="Warren's segment_size (its smallest, 1 MiB: segments roll often)")
     ap.add_argument("--busy", type=float, default=1.0,
                     help="the longest time the clients run before Warren is stopped (s)")
+    ap.add_argument("--minutes", type=float,
+                    help="start no round after this many minutes (the summary is printed)")
     ap.add_argument("--keep", action="store_true", help="keep Warren's data and logs")
     ap.add_argument("-v", "--verbose", action="store_true", help="a line per round")
     a = ap.parse_args()
@@ -226,7 +232,7 @@ def main():
         os.environ["INTEROP_KEEP_TMP"] = "1"
     modes = {"both": (True, False), "true": (True,), "false": (False,)}[a.fsync_confirms]
     summary = run(a.rounds, a.warren, a.seed, modes, a.segment_size, a.busy,
-                  verbose=a.verbose)
+                  verbose=a.verbose, minutes=a.minutes)
     print(summary.text())
     return 0 if summary.ok() else 1
 
