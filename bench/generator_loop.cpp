@@ -23,6 +23,7 @@
 #include "bench/connection.hpp"
 #include "bench/proc_stat.hpp"
 #include "protocol/basic_properties.hpp"
+#include "protocol/field_table.hpp"
 #include "protocol/frame_writer.hpp"
 #include "protocol/methods.hpp"
 
@@ -38,7 +39,6 @@ constexpr int max_concurrent_handshakes = 64;  // brokers' listen backlogs are s
 constexpr std::uint64_t ns_per_s = 1'000'000'000;
 constexpr std::uint64_t setup_timeout_ns = 120 * ns_per_s;
 constexpr std::uint64_t close_timeout_ns = 10 * ns_per_s;
-constexpr std::uint64_t count_timeout_ns = 600 * ns_per_s;  // to publish and confirm `messages`
 constexpr std::uint64_t max_wait_ns = 100'000'000;
 constexpr std::uint64_t coordination_poll_ns = 1'000'000;  // waiting for the other threads
 // A fixed-rate producer wakes at most this often and sends what is due (5 messages at 100 k/s):
@@ -198,6 +198,7 @@ private:
     Phase phase_ = Phase::Connecting;
     std::vector<Flow> flows_;
     std::vector<std::string> queue_names_;
+    ByteBuffer queue_args_;  // queue.declare's arguments, encoded once
     std::string fanout_exchange_;
     std::unique_ptr<Client> control_;               // thread 0 only
     std::vector<std::unique_ptr<Client>> clients_;  // producers, consumers, idle connections
@@ -235,7 +236,11 @@ GeneratorLoop::~GeneratorLoop() {
 void GeneratorLoop::build_topology() {
     std::string prefix = fmt::format("warren-bench-{}-{}", ::getpid(), s_.name);
     for (int q = 0; q < s_.queues; ++q) queue_names_.push_back(fmt::format("{}-{}", prefix, q));
+    result_.queues = queue_names_;
     if (s_.fanout) fanout_exchange_ = prefix + "-fanout";
+    FieldTable args;
+    for (const auto& [key, value] : s_.queue_args) args.set(key, value);
+    queue_args_ = encode_table_body(args);
 
     flows_.resize(static_cast<std::size_t>(std::max(s_.flows(), 1)));
     for (std::size_t i = 0; i < flows_.size(); ++i) {
@@ -365,7 +370,7 @@ void GeneratorLoop::advance(std::uint64_t now) {
                 publishing_ = true;
                 if (s_.messages > 0 || s_.warmup <= 0) begin_measure(now);
                 deadline_ = s_.messages > 0
-                                ? now + count_timeout_ns
+                                ? now + seconds_to_ns(s_.count_timeout)
                                 : run_start_ + seconds_to_ns(std::max(s_.warmup, 0.0)) + seconds_to_ns(s_.duration);
             }
             break;
@@ -424,7 +429,7 @@ void GeneratorLoop::advance(std::uint64_t now) {
                 if (coordinator_.closed < coordinator_.threads && now < deadline_) break;
                 deletes_sent_ = true;
                 deadline_ = now + close_timeout_ns;
-                if (control_->conn.is_open()) {
+                if (control_->conn.is_open() && !s_.keep_queues) {
                     send_deletes();
                 } else {
                     control_->conn.close();
@@ -482,7 +487,9 @@ void GeneratorLoop::on_open(Client& c) {
                 ++c.pending_replies;
             }
             for (const std::string& q : queue_names_) {
-                write_method_frame(out, 1, QueueDeclare{0, std::string_view(q), false, false, false, false, false, {}});
+                write_method_frame(out, 1,
+                                   QueueDeclare{0, std::string_view(q), false, s_.durable, false, false, false,
+                                                TableView::trusted(queue_args_.span())});
                 ++c.pending_replies;
                 if (s_.fanout) {
                     write_method_frame(
@@ -525,7 +532,12 @@ void GeneratorLoop::encode_message(Client& p) {
     m.clear();
     write_method_frame(m, 1, BasicPublish{0, std::string_view(p.exchange), std::string_view(p.queue), false, false});
     ByteBuffer props;
-    encode_properties(props, BasicProperties{});
+    BasicProperties properties;
+    if (s_.persistent) {
+        properties.delivery_mode = 2;
+        properties.set_flag(property_flag::delivery_mode);
+    }
+    encode_properties(props, properties);
     write_content_header(m, 1, class_id::basic, s_.body, props.span());
     std::size_t max_payload = p.conn.frame_max() - frame_overhead;
     p.stamp_at = s_.body >= sizeof(std::uint64_t) ? m.size() + frame_header_size : 0;

@@ -29,7 +29,7 @@ using warren::bench::Scenario;
 constexpr const char* usage = R"(usage: warren-bench [options]
   --host H            broker address (127.0.0.1)
   --port N            broker port (5672)
-  --scenario A[,B]    scenarios to run, or "all" (default: default); --list shows them
+  --scenario A[,B]    scenarios to run, or "all" (all but durable-fill; default: default); --list shows them
   --duration S        seconds measured (10)
   --warmup S          seconds run before measuring (2)
   --json              print one JSON object per scenario on stdout (the text lines go to stderr)
@@ -42,6 +42,12 @@ scenario parameters (override the preset):
   --producers N  --consumers N (per queue)  --queues N  --fanout  --body BYTES
   --auto-ack  --prefetch N  --multi-ack N  --confirm WINDOW  --rate MSG_PER_S (per producer)
   --max-inflight N  --messages N  --idle-connections N  --settle S
+  --durable           declare the queues durable
+  --persistent        publish with delivery_mode 2
+  --queue-type T      x-queue-type T (classic, quorum); quorum queues are durable
+  --queue-arg K=V     another queue argument with a string value (x-queue-mode=lazy); repeatable
+  --keep-queues       leave the queues and their messages on the broker (JSON "queues" names them)
+  --timeout S         seconds allowed to publish and confirm --messages (600)
   --threads N         generator threads, each with its own queues (1; at most one per queue)
 )";
 
@@ -100,6 +106,8 @@ std::string text_line(const Result& r) {
 
 nlohmann::json to_json(const Result& r) {
     const Scenario& s = r.scenario;
+    nlohmann::json queue_args = nlohmann::json::object();
+    for (const auto& [key, value] : s.queue_args) queue_args[key] = value;
     nlohmann::json j;
     j["scenario"] = s.name;
     j["description"] = s.description;
@@ -121,6 +129,10 @@ nlohmann::json to_json(const Result& r) {
                    {"duration", s.duration},
                    {"warmup", s.warmup},
                    {"settle", s.settle},
+                   {"durable", s.durable},
+                   {"persistent", s.persistent},
+                   {"queue_args", queue_args},
+                   {"keep_queues", s.keep_queues},
                    {"threads", r.threads}};
     j["ok"] = r.error.empty();
     j["error"] = r.error.empty() ? nlohmann::json() : nlohmann::json(r.error);
@@ -154,6 +166,7 @@ nlohmann::json to_json(const Result& r) {
     }
     j["blocked"] = r.blocked;
     j["connections"] = r.connections;
+    j["queues"] = r.queues;
     j["rss_before_kib"] = r.rss_before_kib ? nlohmann::json(*r.rss_before_kib) : nlohmann::json();
     j["rss_kib"] = r.rss_kib ? nlohmann::json(*r.rss_kib) : nlohmann::json();
     return j;
@@ -238,6 +251,16 @@ int main(int argc, char** argv) {
           [](Scenario& s, const std::string& v) { s.max_inflight = static_cast<std::uint32_t>(std::stoul(v)); });
     param("--messages", [](Scenario& s, const std::string& v) { s.messages = std::stoull(v); });
     param("--idle-connections", [](Scenario& s, const std::string& v) { s.idle_connections = std::stoi(v); });
+    param("--timeout", [](Scenario& s, const std::string& v) { s.count_timeout = std::stod(v); });
+    param("--queue-type", [](Scenario& s, const std::string& v) {
+        s.queue_args.emplace_back("x-queue-type", v);
+        if (v == "quorum") s.durable = true;  // RabbitMQ refuses a transient quorum queue
+    });
+    param("--queue-arg", [](Scenario& s, const std::string& v) {
+        std::size_t eq = v.find('=');
+        if (eq == 0 || eq == std::string::npos) throw std::invalid_argument(v);
+        s.queue_args.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    });
     param("--threads", [](Scenario& s, const std::string& v) { s.threads = std::max(1, std::stoi(v)); });
 
     for (int i = 1; i < argc; ++i) {
@@ -261,6 +284,12 @@ int main(int argc, char** argv) {
                 overrides.push_back([](Scenario& s) { s.fanout = true; });
             } else if (arg == "--auto-ack") {
                 overrides.push_back([](Scenario& s) { s.no_ack = true; });
+            } else if (arg == "--durable") {
+                overrides.push_back([](Scenario& s) { s.durable = true; });
+            } else if (arg == "--persistent") {
+                overrides.push_back([](Scenario& s) { s.persistent = true; });
+            } else if (arg == "--keep-queues") {
+                overrides.push_back([](Scenario& s) { s.keep_queues = true; });
             } else if (auto it = with_value.find(arg); it != with_value.end() && i + 1 < argc) {
                 it->second(argv[++i]);
             } else {
@@ -276,7 +305,9 @@ int main(int argc, char** argv) {
     std::vector<Scenario> runs;
     for (const std::string& name : split(scenario_names, ',')) {
         if (name == "all") {
-            for (const Scenario& s : warren::bench::presets()) runs.push_back(s);
+            // Not the ones that leave their queues behind (durable-fill): "all" cleans up after itself.
+            for (const Scenario& s : warren::bench::presets())
+                if (!s.keep_queues) runs.push_back(s);
         } else if (name == "custom") {
             runs.emplace_back();
         } else if (const Scenario* s = warren::bench::find_preset(name)) {
