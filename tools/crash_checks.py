@@ -63,7 +63,7 @@ class Summary:
                                             len(self.keep["reads"])),
             "lost: %d" % self.lost,
             "acked and returned: %d" % self.acked_returned,
-            "duplicates (basic.ack not yet stored at the crash): %d" % self.duplicates,
+            "duplicates (a basic.ack on its way when Warren stopped): %d" % self.duplicates,
             "start-up to accepting connections, ms: %s" % spread(self.ready_ms),
             "recovery as Warren logs it ('ready in'), ms: %s" % spread(self.recovery_ms),
             "messages recovered per start: %s" % spread(self.recovered),

@@ -23,7 +23,8 @@ transaction) by the check:
   acked and returned  a message whose acknowledgement was committed, or that an earlier check
                       took, is back
   duplicates          (allowed) a message acknowledged with basic.ack, not committed, is back:
-                      the ack was still on its way when Warren died
+                      the ack was still on its way when Warren died, or when a SIGTERM
+                      closed the connection (basic.ack has no reply: a consumer cannot know)
   violations          also: a message twice in one queue, out of its publisher's order, one
                       delivered before the crash that does not come back redelivered with
                       x-delivery-count 1 (in the quorum queue: the number of checks that
