@@ -1,7 +1,8 @@
 // Start-up from the data directory: the definitions log is replayed into a Definitions model,
 // the vhosts, exchanges, queues and bindings are rebuilt from it (without being recorded
 // again), and a snapshot of the result starts a new generation of the log, so the log never
-// grows across restarts. Bad records are reported and skipped; a binding whose ends are gone is
+// grows across restarts; while running, another snapshot replaces it once it has grown past a
+// threshold (Durability::definitions_due). Bad records are reported and skipped; a binding whose ends are gone is
 // dropped. A fresh directory gets the default vhost and the default user (administrator, full
 // permissions on it) from the configuration, as RabbitMQ creates them only on a fresh node;
 // an existing one keeps the users and vhosts it has.
@@ -336,6 +337,11 @@ void Broker::flush_storage() {
 
 void Broker::end_turn_storage() {
     if (!durability_) return;
+    if (durability_->definitions_due()) {
+        // Before this turn's ticket: the snapshot, synced, holds the records that ticket covers.
+        std::string snapshot = definitions::snapshot(collect(vhosts_, auth_, next_vhost_id_, next_stored_queue_id_));
+        durability_->compact_definitions(std::as_bytes(std::span(snapshot.data(), snapshot.size())));
+    }
     durability_->end_turn();
     // Written now: what exceeds the queues' memory windows can leave memory.
     const bool everything = std::exchange(page_out_everything_, false);
