@@ -1,7 +1,8 @@
 // Start-up from the data directory: the definitions log is replayed into a Definitions model,
 // the vhosts, exchanges, queues and bindings are rebuilt from it (without being recorded
 // again), and a snapshot of the result starts a new generation of the log, so the log never
-// grows across restarts. Bad records are reported and skipped; a binding whose ends are gone is
+// grows across restarts; while running, another snapshot replaces it once it has grown past a
+// threshold (Durability::definitions_due). Bad records are reported and skipped; a binding whose ends are gone is
 // dropped. A fresh directory gets the default vhost and the default user (administrator, full
 // permissions on it) from the configuration, as RabbitMQ creates them only on a fresh node;
 // an existing one keeps the users and vhosts it has.
@@ -263,6 +264,14 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     const TimePoint now = clock_.now();
     const std::int64_t now_ms = clock_.unix_ms();
     const auto started = std::chrono::steady_clock::now();
+    // Deliveries in flight when the broker stopped come back with one more to their count; that
+    // is recorded (as a Return event), or the next recovery would count from the last requeue.
+    struct Returned {
+        store::Location location;
+        std::uint32_t queue_id;
+        std::uint16_t delivery_count;
+    };
+    std::vector<Returned> returned;
     auto stats = log.recover([&](const store::RecoveredEntry& e) {
         auto it = by_id.find(e.queue_id);
         if (it == by_id.end()) return false;  // its queue was deleted
@@ -287,9 +296,11 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
             if (p.expires_at == TimePoint{}) p.expires_at += std::chrono::nanoseconds(1);
         }
         q.restore(p);
+        if (e.delivered) returned.push_back({e.location, e.queue_id, p.delivery_count});
         return true;
     });
     if (!stats) return fmt::format("cannot read the messages of vhost '{}': {}", vh.name(), stats.error().message);
+    for (const Returned& r : returned) log.ret(r.location, r.queue_id, r.delivery_count);
     vh.set_storage(std::make_unique<VHostStorage>(log, clock_));
     vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
@@ -329,6 +340,11 @@ void Broker::flush_storage() {
 
 void Broker::end_turn_storage() {
     if (!durability_) return;
+    if (durability_->definitions_due()) {
+        // Before this turn's ticket: the snapshot, synced, holds the records that ticket covers.
+        std::string snapshot = definitions::snapshot(collect(vhosts_, auth_, next_vhost_id_, next_stored_queue_id_));
+        durability_->compact_definitions(std::as_bytes(std::span(snapshot.data(), snapshot.size())));
+    }
     durability_->end_turn();
     // Written now: what exceeds the queues' memory windows can leave memory.
     const bool everything = std::exchange(page_out_everything_, false);

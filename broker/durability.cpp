@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
+
 #include "broker/log.hpp"
 #include "store/posix_file_system.hpp"
 
@@ -153,6 +155,23 @@ void Durability::on_synced(const store::SyncResult& result) {
         in_sync_.pop_front();
         complete(t, !result.error);
     }
+}
+
+void Durability::compact_definitions(std::span<const std::byte> snapshot) {
+    const std::uint64_t before = meta_->log_bytes();
+    if (auto s = meta_->compact(snapshot); !s) {
+        log::error("storage: compacting the definitions log failed: {}; it keeps growing until the next try",
+                   s.error().message);
+        compact_definitions_at_ = before + std::max<std::uint64_t>(compact_definitions_min_, 2 * snapshot.size());
+        return;
+    }
+    log::info("storage: definitions log compacted: {} bytes of records replaced by a {}-byte snapshot", before,
+              snapshot.size());
+    compact_definitions_at_ = std::max<std::uint64_t>(compact_definitions_min_, 2 * snapshot.size());
+}
+
+void Durability::set_definitions_compaction_min(std::uint64_t bytes) {
+    compact_definitions_min_ = compact_definitions_at_ = bytes;
 }
 
 void Durability::periodic_sync() {
