@@ -40,6 +40,8 @@ scenario parameters (override the preset):
   --producers N  --consumers N (per queue)  --queues N  --fanout  --body BYTES
   --auto-ack  --prefetch N  --multi-ack N  --confirm WINDOW  --rate MSG_PER_S (per producer)
   --max-inflight N  --messages N  --idle-connections N  --settle S
+  --max-delay-ms N    publish to a delayed-message exchange with x-delay 0..N ms (lateness, peak RSS)
+  --persistent        delivery_mode 2
   --threads N         generator threads, each with its own queues (1; at most one per queue)
 )";
 
@@ -65,6 +67,21 @@ std::string format_ns(std::uint64_t ns) {
 std::string text_line(const Result& r) {
     std::string line = fmt::format("{:<18} {:<9}", r.scenario.name, warren::bench::to_string(r.scenario.mode));
     if (!r.error.empty()) line += fmt::format(" ERROR: {}  ", r.error);
+    if (r.scenario.max_delay_ms > 0) {
+        auto mib = [](std::optional<long> kib) {
+            return kib ? fmt::format("{:.1f} MiB", static_cast<double>(*kib) / 1024) : std::string("n/a");
+        };
+        line += fmt::format(" published {} in {:.1f} s ({} msg/s), delivered {}", group_digits(static_cast<double>(r.published)),
+                            r.seconds, group_digits(r.publish_rate), group_digits(static_cast<double>(r.consumed)));
+        line += fmt::format("  lateness p50 {} p99 {} p99.9 {} max {}", format_ns(r.latency_p50),
+                            format_ns(r.latency_p99), format_ns(r.latency_p999), format_ns(r.latency_max));
+        if (r.early) line += fmt::format("  EARLY {}", r.early);
+        line += fmt::format("  held max {}  broker rss peak {} (before {})", group_digits(static_cast<double>(r.backlog_max)),
+                            mib(r.rss_peak_kib), mib(r.rss_before_kib));
+        if (r.broker_cpu_seconds && r.seconds > 0)
+            line += fmt::format("  broker cpu {:.0f}%", *r.broker_cpu_seconds / r.seconds * 100);
+        return line;
+    }
     if (r.scenario.measures_memory) {
         auto mib = [](std::optional<long> kib) {
             return kib ? fmt::format("{:.1f} MiB", static_cast<double>(*kib) / 1024) : std::string("n/a");
@@ -154,6 +171,12 @@ nlohmann::json to_json(const Result& r) {
     j["connections"] = r.connections;
     j["rss_before_kib"] = r.rss_before_kib ? nlohmann::json(*r.rss_before_kib) : nlohmann::json();
     j["rss_kib"] = r.rss_kib ? nlohmann::json(*r.rss_kib) : nlohmann::json();
+    if (s.max_delay_ms > 0) {
+        // latency_us holds the lateness: delivery - (send time + delay).
+        j["max_delay_ms"] = s.max_delay_ms;
+        j["rss_peak_kib"] = r.rss_peak_kib ? nlohmann::json(*r.rss_peak_kib) : nlohmann::json();
+        j["early"] = r.early;
+    }
     return j;
 }
 
@@ -237,6 +260,8 @@ int main(int argc, char** argv) {
     param("--messages", [](Scenario& s, const std::string& v) { s.messages = std::stoull(v); });
     param("--idle-connections", [](Scenario& s, const std::string& v) { s.idle_connections = std::stoi(v); });
     param("--threads", [](Scenario& s, const std::string& v) { s.threads = std::max(1, std::stoi(v)); });
+    param("--max-delay-ms",
+          [](Scenario& s, const std::string& v) { s.max_delay_ms = static_cast<std::uint32_t>(std::stoul(v)); });
 
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
@@ -253,6 +278,8 @@ int main(int argc, char** argv) {
                 overrides.push_back([](Scenario& s) { s.fanout = true; });
             } else if (arg == "--auto-ack") {
                 overrides.push_back([](Scenario& s) { s.no_ack = true; });
+            } else if (arg == "--persistent") {
+                overrides.push_back([](Scenario& s) { s.persistent = true; });
             } else if (auto it = with_value.find(arg); it != with_value.end() && i + 1 < argc) {
                 it->second(argv[++i]);
             } else {
@@ -268,7 +295,8 @@ int main(int argc, char** argv) {
     std::vector<Scenario> runs;
     for (const std::string& name : split(scenario_names, ',')) {
         if (name == "all") {
-            for (const Scenario& s : warren::bench::presets()) runs.push_back(s);
+            for (const Scenario& s : warren::bench::presets())
+                if (s.max_delay_ms == 0) runs.push_back(s);  // delayed ones need a plugin on RabbitMQ
         } else if (name == "custom") {
             runs.emplace_back();
         } else if (const Scenario* s = warren::bench::find_preset(name)) {

@@ -103,7 +103,7 @@ void DelayedExchange::on_due() {
         std::optional<QueuedMessage> due = held_.pop_due(now);
         if (!due) break;
         MessageRef m = std::move(due->message);
-        if (is_stored(*m)) {
+        if (storage && is_stored(*m)) {
             // Settled here; the queues it reaches store it again, each as it would a publish.
             storage->settled(m->store_location(), stored_id_);
         }
