@@ -271,7 +271,7 @@ TEST_CASE("a publish in a transaction is held from its commit", "[delayed][tx]")
     CHECK(b.queue("q")->message_count() == 1);
 }
 
-TEST_CASE("a million-strong burst of equal deadlines goes out in bounded batches, every one of them", "[delayed]") {
+TEST_CASE("a burst of equal deadlines goes out in bounded batches per loop turn, every one of them", "[delayed]") {
     TestBroker b;
     TestClient c(b);
     c.open_channel(1);
