@@ -44,6 +44,10 @@ public:
 
     // The message log of a vhost, in data_dir/vhosts/<id>; opened (and locked) on first use.
     store::Result<store::MessageLog*> open_message_log(std::uint32_t vhost_id);
+    // A deleted vhost's messages: its log is closed and its directory removed (logged on failure).
+    void remove_message_log(std::uint32_t vhost_id);
+    // The ids of the message log directories there are (deleted vhosts' may be left by a crash).
+    std::vector<std::uint32_t> message_log_ids() const;
 
     bool fsync_confirms() const { return fsync_confirms_; }
 
