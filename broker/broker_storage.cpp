@@ -272,6 +272,14 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
         TimePoint t = now + std::chrono::milliseconds(unix_ms - now_ms);
         return t == TimePoint{} ? t + std::chrono::nanoseconds(1) : t;
     };
+    // Deliveries in flight when the broker stopped come back with one more to their count; that
+    // is recorded (as a Return event), or the next recovery would count from the last requeue.
+    struct Returned {
+        store::Location location;
+        std::uint32_t queue_id;
+        std::uint16_t delivery_count;
+    };
+    std::vector<Returned> returned;
     auto stats = log.recover([&](const store::RecoveredEntry& e) {
         if (auto x = delayed_by_id.find(e.queue_id); x != delayed_by_id.end()) {
             // Held by a delayed exchange: its record says until when (publish time plus the
@@ -300,9 +308,11 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
         // Waiting out a retry backoff: until the same instant.
         if (e.hold_until_ms >= 0) p.hold_until = at(e.hold_until_ms);
         q.restore(p);
+        if (e.delivered) returned.push_back({e.location, e.queue_id, p.delivery_count});
         return true;
     });
     if (!stats) return fmt::format("cannot read the messages of vhost '{}': {}", vh.name(), stats.error().message);
+    for (const Returned& r : returned) log.ret(r.location, r.queue_id, r.delivery_count);
     vh.set_storage(std::make_unique<VHostStorage>(log, clock_));
     vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 import brokers
@@ -56,12 +57,15 @@ def tearDownModule():
         shutil.rmtree(classes, ignore_errors=True)
 
 
-def java(*args):
+def java_argv(*args):
     # Small heap, serial GC and the client compiler: a short-lived JVM starting fast on 2 cores.
+    return ["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-cp", ":".join([classes] + JARS), "JavaClientInterop"] + list(args)
+
+
+def java(*args):
     env = dict(os.environ, TLS_DIR=certs.dir) if certs else None
-    return subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                           "-cp", ":".join([classes] + JARS), "JavaClientInterop"] + list(args),
-                          capture_output=True, text=True, timeout=180, env=env)
+    return subprocess.run(java_argv(*args), capture_output=True, text=True, timeout=180, env=env)
 
 
 class JavaClientTests(unittest.TestCase):
@@ -104,6 +108,25 @@ class JavaClientTests(unittest.TestCase):
 
     def test_permissions(self):
         self.run_scenario("permissions")
+
+    def test_recovery_after_restart(self):
+        # The client prints "restart now" holding a delivery unacknowledged; the broker is then
+        # killed and started again on its data and port, and the client recovers by itself.
+        proc = subprocess.Popen(java_argv("recovery_after_restart", broker.host, str(broker.port),
+                                          broker.user, broker.password),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        out = []
+        for line in proc.stdout:
+            out.append(line)
+            if line.strip() == "restart now":
+                if brokers.is_rabbitmq():
+                    time.sleep(2)  # RabbitMQ 3.10 writes declarations lazily (test_durability)
+                broker.restart(kill=True)
+                break
+        out.append(proc.stdout.read())
+        self.assertEqual(proc.wait(180), 0, "".join(out))
+        self.assertIn("ok recovery_after_restart", "".join(out).splitlines())
 
     def test_every_scenario_is_run_here(self):
         res = java("--list")
