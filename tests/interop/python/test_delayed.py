@@ -198,8 +198,9 @@ class RetryTests(Case):
         ch.basic_nack(got[0][0].delivery_tag, requeue=True)  # a plain return: straight back
         wait_for(self.conn, lambda: len(got) == 2)
         self.assertEqual(got[1][1].headers["x-delivery-count"], 1)
-        ch.basic_reject(got[1][0].delivery_tag, requeue=True)  # a failure: waits 400 ms
+        # Timed before the reject is sent, so that the broker's backoff cannot start earlier.
         rejected = time.monotonic()
+        ch.basic_reject(got[1][0].delivery_tag, requeue=True)  # a failure: waits 400 ms
         wait_for(self.conn, lambda: len(got) == 3)
         self.assertGreaterEqual(got[2][3] - rejected, 0.4)
         self.assertEqual(got[2][1].headers["x-delivery-count"], 2)
@@ -215,8 +216,8 @@ class RetryTests(Case):
         returned_at = []
         for attempt in range(4):
             wait_for(self.conn, lambda: len(got) == attempt + 1)
+            returned_at.append(time.monotonic())  # before the send: a lower bound for the broker's
             ch.basic_reject(got[-1][0].delivery_tag, requeue=True)
-            returned_at.append(time.monotonic())
         for attempt, wait in [(1, 0.1), (2, 0.2), (3, 0.4)]:
             self.assertGreaterEqual(got[attempt][3] - returned_at[attempt - 1], wait)
         [(_, props, body)] = consume_n(self.conn, self.conn.channel(), dlq, 1)

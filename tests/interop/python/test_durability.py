@@ -92,8 +92,8 @@ class RestartCase(unittest.TestCase):
         halt_broker(kill)
         broker.start_again()
         if broker.kind == "warren":  # start-up says what it recovered and how long it took
-            self.assertRegex(broker.log_text(), r"storage: \S+ ready in \d+ ms: 1 vhosts, \d+ "
-                                                r"exchanges, \d+ queues, \d+ bindings, \d+ "
+            self.assertRegex(broker.log_text(), r"storage: \S+ ready in \d+ ms: 1 vhosts, \d+ users, "
+                                                r"\d+ exchanges, \d+ queues, \d+ bindings, \d+ "
                                                 r"messages restored")
         for c in self.conns:
             close_quietly(c)
