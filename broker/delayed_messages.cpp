@@ -195,7 +195,10 @@ void DelayedMessages::page_out(TimePoint now, bool transient_too, bool everythin
         transient_index_.clear();
     };
     write_transient(fresh_);
-    heap_.reserve(heap_.size() + fresh_.size());
+    // Room for them, growing geometrically: reserving the exact size copied the whole heap at
+    // every turn that held a message (48 MB a turn with two million held, and two copies alive).
+    const std::size_t needed = heap_.size() + fresh_.size();
+    if (needed > heap_.capacity()) heap_.reserve(std::max(needed, heap_.capacity() * 2));
     for (const Entry& e : fresh_) push_heap(e);
     fresh_.clear();
     fresh_min_ = INT64_MAX;

@@ -32,6 +32,8 @@ public:
     std::size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
     std::size_t in_memory() const { return in_memory_; }
+    // Entries the heap has room for: its memory is 24 bytes each.
+    std::size_t heap_capacity() const { return heap_.capacity(); }
 
     // Holds `m` (its seq, delivery count and TTL deadline are kept) until `at`. `defer`: the
     // entry waits in a short list for page_out(), which the caller asks for at the end of the

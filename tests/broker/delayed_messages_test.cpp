@@ -150,6 +150,24 @@ TEST_CASE("held entries leave memory once written, except those due within a sec
     CHECK(f.held.in_memory() == 0);
 }
 
+TEST_CASE("the heap grows geometrically when a turn's entries join it, not by the turn's count", "[delayed]") {
+    // One message held per turn, as a steady publisher does: the heap must not be reallocated
+    // (and copied whole) at every turn.
+    Fixture f;
+    std::size_t reallocations = 0;
+    std::size_t capacity = f.held.heap_capacity();
+    for (std::uint64_t seq = 1; seq <= 10000; ++seq) {
+        f.held.hold(QueuedMessage(make("m", seq * 64), seq), f.now + 60s, true);
+        f.pager.written[seq * 64] = "m";
+        f.held.page_out(f.now, false, false);
+        if (f.held.heap_capacity() != capacity) ++reallocations;
+        capacity = f.held.heap_capacity();
+    }
+    CHECK(f.held.size() == 10000);
+    CHECK(f.held.in_memory() == 0);
+    CHECK(reallocations <= 15);  // 1, 2, 4, ... 16384
+}
+
 TEST_CASE("a deferred entry that is due before the turn's end joins the heap in memory", "[delayed]") {
     Fixture f;
     f.held.hold(QueuedMessage(make("now"), 1), f.now + 1ms, true);
