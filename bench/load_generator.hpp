@@ -64,6 +64,8 @@ struct Result {
 
     std::optional<long> rss_before_kib;  // broker VmRSS before the first connection
     std::optional<long> rss_kib;         // and after the run (and the settle time)
+    std::optional<long> rss_peak_kib;    // delayed scenarios: the highest of samples every 100 ms
+    std::uint64_t early = 0;             // delayed scenarios: deliveries before their deadline
 };
 
 Result run_scenario(const Scenario& scenario, const Target& target);

@@ -48,6 +48,7 @@ scenario parameters (override the preset):
   --queue-arg K=V     another queue argument with a string value (x-queue-mode=lazy); repeatable
   --keep-queues       leave the queues and their messages on the broker (JSON "queues" names them)
   --timeout S         seconds allowed to publish and confirm --messages (600)
+  --max-delay-ms N    publish to a delayed-message exchange with x-delay 0..N ms (lateness, peak RSS)
   --threads N         generator threads, each with its own queues (1; at most one per queue)
 )";
 
@@ -73,6 +74,21 @@ std::string format_ns(std::uint64_t ns) {
 std::string text_line(const Result& r) {
     std::string line = fmt::format("{:<18} {:<9}", r.scenario.name, warren::bench::to_string(r.scenario.mode));
     if (!r.error.empty()) line += fmt::format(" ERROR: {}  ", r.error);
+    if (r.scenario.max_delay_ms > 0) {
+        auto mib = [](std::optional<long> kib) {
+            return kib ? fmt::format("{:.1f} MiB", static_cast<double>(*kib) / 1024) : std::string("n/a");
+        };
+        line += fmt::format(" published {} in {:.1f} s ({} msg/s), delivered {}", group_digits(static_cast<double>(r.published)),
+                            r.seconds, group_digits(r.publish_rate), group_digits(static_cast<double>(r.consumed)));
+        line += fmt::format("  lateness p50 {} p99 {} p99.9 {} max {}", format_ns(r.latency_p50),
+                            format_ns(r.latency_p99), format_ns(r.latency_p999), format_ns(r.latency_max));
+        if (r.early) line += fmt::format("  EARLY {}", r.early);
+        line += fmt::format("  held max {}  broker rss peak {} (before {})", group_digits(static_cast<double>(r.backlog_max)),
+                            mib(r.rss_peak_kib), mib(r.rss_before_kib));
+        if (r.broker_cpu_seconds && r.seconds > 0)
+            line += fmt::format("  broker cpu {:.0f}%", *r.broker_cpu_seconds / r.seconds * 100);
+        return line;
+    }
     if (r.scenario.measures_memory) {
         auto mib = [](std::optional<long> kib) {
             return kib ? fmt::format("{:.1f} MiB", static_cast<double>(*kib) / 1024) : std::string("n/a");
@@ -169,6 +185,12 @@ nlohmann::json to_json(const Result& r) {
     j["queues"] = r.queues;
     j["rss_before_kib"] = r.rss_before_kib ? nlohmann::json(*r.rss_before_kib) : nlohmann::json();
     j["rss_kib"] = r.rss_kib ? nlohmann::json(*r.rss_kib) : nlohmann::json();
+    if (s.max_delay_ms > 0) {
+        // latency_us holds the lateness: delivery - (send time + delay).
+        j["max_delay_ms"] = s.max_delay_ms;
+        j["rss_peak_kib"] = r.rss_peak_kib ? nlohmann::json(*r.rss_peak_kib) : nlohmann::json();
+        j["early"] = r.early;
+    }
     return j;
 }
 
@@ -262,6 +284,8 @@ int main(int argc, char** argv) {
         s.queue_args.emplace_back(v.substr(0, eq), v.substr(eq + 1));
     });
     param("--threads", [](Scenario& s, const std::string& v) { s.threads = std::max(1, std::stoi(v)); });
+    param("--max-delay-ms",
+          [](Scenario& s, const std::string& v) { s.max_delay_ms = static_cast<std::uint32_t>(std::stoul(v)); });
 
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
@@ -305,9 +329,10 @@ int main(int argc, char** argv) {
     std::vector<Scenario> runs;
     for (const std::string& name : split(scenario_names, ',')) {
         if (name == "all") {
-            // Not the ones that leave their queues behind (durable-fill): "all" cleans up after itself.
+            // Not the ones that leave their queues behind (durable-fill): "all" cleans up after itself;
+            // nor the delayed ones, which need a plugin on RabbitMQ.
             for (const Scenario& s : warren::bench::presets())
-                if (!s.keep_queues) runs.push_back(s);
+                if (!s.keep_queues && s.max_delay_ms == 0) runs.push_back(s);
         } else if (name == "custom") {
             runs.emplace_back();
         } else if (const Scenario* s = warren::bench::find_preset(name)) {

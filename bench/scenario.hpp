@@ -66,6 +66,13 @@ struct Scenario {
     double count_timeout = 600;  // seconds allowed to publish and confirm `messages`
     bool measures_memory = false;
 
+    // > 0: delayed delivery. Producers publish to a durable x-delayed-message exchange (routing
+    // as direct, by queue name) with an x-delay drawn uniformly from 0..max_delay_ms; consumers
+    // record lateness, delivery time - (send time + delay), in place of latency; a counted run
+    // ends once every message is delivered; the broker's RSS is sampled for its peak. Needs a
+    // broker with the delayed-message exchange (Warren; RabbitMQ with the community plugin).
+    std::uint32_t max_delay_ms = 0;
+
     int total_consumers() const { return consumers * queues; }
     int flows() const { return fanout ? 1 : queues; }
 };

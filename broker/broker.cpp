@@ -38,6 +38,7 @@ Broker::Broker(Config config, Clock& clock) : config_(std::move(config)), clock_
     memory_probe = [this] { return memory_in_use(); };
     std::random_device rd;
     name_seed_ = (std::uint64_t{rd()} << 32) ^ rd();
+    rng_.seed((std::uint64_t{rd()} << 32) ^ rd());
 }
 
 Broker::~Broker() {

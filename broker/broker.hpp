@@ -7,6 +7,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -239,6 +240,8 @@ public:
     // ---- names and ids
     std::string generate_name(std::string_view prefix);  // "amq.gen-…", "amq.ctag-…"
     std::uint64_t next_id() { return ++last_id_; }
+    // 64 random bits (retry jitter); not for secrets.
+    std::uint64_t random() { return rng_(); }
 
 private:
     Config config_;
@@ -286,6 +289,7 @@ private:
     std::uint64_t last_id_ = 0;
     std::uint64_t name_counter_ = 0;
     std::uint64_t name_seed_ = 0;
+    std::mt19937_64 rng_;
 };
 
 // The memory there is: MemTotal from /proc/meminfo, or the container's cgroup limit (v2

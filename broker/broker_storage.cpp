@@ -17,6 +17,7 @@
 #include "broker/durability.hpp"
 #include "broker/log.hpp"
 #include "broker/queue_args.hpp"
+#include "broker/rabbit_text.hpp"
 #include "broker/vhost_storage.hpp"
 
 namespace warren::broker {
@@ -51,8 +52,8 @@ definitions::Definitions collect(const StringMap<std::unique_ptr<VHost>>& vhosts
                             stored_limits(vh->limits())});
         for (const auto& [xname, x] : vh->exchanges()) {
             if (!x->durable || x->name.empty() || x->name.starts_with("amq.")) continue;
-            d.exchanges.push_back({vh->id(), x->name, std::string(exchanges::exchange_type_name(x->type)),
-                                   x->auto_delete, x->internal, x->arguments});
+            d.exchanges.push_back({vh->id(), x->name, std::string(x->type_name()), x->auto_delete, x->internal,
+                                   x->arguments, x->delayed ? x->delayed->stored_id() : 0});
         }
         for (const auto& [qname, q] : vh->queues()) {
             if (!q->stored_id()) continue;
@@ -129,13 +130,14 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
     std::size_t exchanges = 0, queues = 0, bindings = 0;
     for (const auto& x : defs.exchanges) {
         VHost* vh = vhost_by_id(x.vhost);
-        auto type = exchanges::parse_exchange_type(x.type);
-        if (!vh || !type || vh->find_exchange(x.name)) {
+        auto type = resolve_exchange_type(x.type, x.arguments, resource_name("exchange", x.name, vh ? vh->name() : "?"));
+        auto* choice = std::get_if<ExchangeTypeChoice>(&type);
+        if (!vh || !choice || vh->find_exchange(x.name)) {
             log::warning("storage: exchange '{}' of vhost {} skipped (unknown vhost or type, or a duplicate)", x.name,
                          x.vhost);
             continue;
         }
-        vh->add_exchange(x.name, *type, true, x.auto_delete, x.internal, x.arguments);
+        vh->add_exchange(x.name, choice->router, true, x.auto_delete, x.internal, x.arguments, choice->delayed, x.id);
         ++exchanges;
     }
     for (const auto& q : defs.queues) {
@@ -261,9 +263,16 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     std::unordered_map<std::uint32_t, Queue*> by_id;
     for (auto& [qname, q] : vh.queues())
         if (q->stored_id()) by_id.emplace(q->stored_id(), q.get());
+    std::unordered_map<std::uint32_t, DelayedExchange*> delayed_by_id;
+    for (auto& [xname, x] : vh.exchanges())
+        if (x->delayed && x->delayed->stored_id()) delayed_by_id.emplace(x->delayed->stored_id(), x->delayed.get());
     const TimePoint now = clock_.now();
     const std::int64_t now_ms = clock_.unix_ms();
     const auto started = std::chrono::steady_clock::now();
+    auto at = [&](std::int64_t unix_ms) {
+        TimePoint t = now + std::chrono::milliseconds(unix_ms - now_ms);
+        return t == TimePoint{} ? t + std::chrono::nanoseconds(1) : t;
+    };
     // Deliveries in flight when the broker stopped come back with one more to their count; that
     // is recorded (as a Return event), or the next recovery would count from the last requeue.
     struct Returned {
@@ -273,8 +282,16 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     };
     std::vector<Returned> returned;
     auto stats = log.recover([&](const store::RecoveredEntry& e) {
+        if (auto x = delayed_by_id.find(e.queue_id); x != delayed_by_id.end()) {
+            // Held by a delayed exchange: its record says until when (publish time plus the
+            // delay in its TTL field), or the checkpoint does. Passed: released at once.
+            const std::int64_t deadline =
+                e.has_deadline ? e.deadline_ms : static_cast<std::int64_t>(e.publish_ms) + e.ttl_ms;
+            x->second->restore(e.location, e.queue_seq, at(deadline));
+            return true;
+        }
         auto it = by_id.find(e.queue_id);
-        if (it == by_id.end()) return false;  // its queue was deleted
+        if (it == by_id.end()) return false;  // its queue (or delayed exchange) was deleted
         Queue& q = *it->second;
         std::optional<std::uint64_t> ttl = q.args().message_ttl_ms;
         if (e.ttl_ms != store::no_ttl) ttl = ttl ? std::min<std::uint64_t>(*ttl, e.ttl_ms) : e.ttl_ms;
@@ -291,10 +308,9 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
         std::optional<std::int64_t> deadline_ms;
         if (e.has_deadline && e.deadline_ms >= 0) deadline_ms = e.deadline_ms;
         if (ttl) deadline_ms = static_cast<std::int64_t>(e.publish_ms + *ttl);
-        if (deadline_ms) {
-            p.expires_at = now + std::chrono::milliseconds(*deadline_ms - now_ms);
-            if (p.expires_at == TimePoint{}) p.expires_at += std::chrono::nanoseconds(1);
-        }
+        if (deadline_ms) p.expires_at = at(*deadline_ms);
+        // Waiting out a retry backoff: until the same instant.
+        if (e.hold_until_ms >= 0) p.hold_until = at(e.hold_until_ms);
         q.restore(p);
         if (e.delivered) returned.push_back({e.location, e.queue_id, p.delivery_count});
         return true;
@@ -325,6 +341,8 @@ void Broker::shut_down_storage() {
         if (!storage) continue;
         entries.clear();
         for (const auto& [qname, q] : vh->queues()) q->checkpoint(entries, now, now_ms);
+        for (const auto& [xname, x] : vh->exchanges())
+            if (x->delayed) x->delayed->checkpoint(entries, now, now_ms);
         if (auto s = storage->log().write_checkpoint(entries); !s)
             log::warning("storage: vhost '{}': no checkpoint ({}); the next start reads the segments", vh->name(),
                          s.error().message);
@@ -351,8 +369,11 @@ void Broker::end_turn_storage() {
     for (auto& [name, vh] : vhosts_) {
         VHostStorage* s = vh->storage();
         if (!s) continue;
-        if (everything)
+        if (everything) {
             for (auto& [qname, q] : vh->queues()) q->page_out(true);
+            for (auto& [xname, x] : vh->exchanges())
+                if (x->delayed) x->delayed->page_out(true);
+        }
         s->page_out();
     }
 }

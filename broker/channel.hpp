@@ -156,6 +156,7 @@ private:
     struct TxPublish {
         MessageRef message;
         std::vector<std::string> queues;
+        std::vector<std::string> held;  // delayed exchanges that hold it
         bool mandatory = false;
         bool reply_to = false;  // to a direct reply-to consumer, looked up at commit
     };
@@ -164,6 +165,7 @@ private:
         enum class Kind { Ack, Reject } kind;
         std::vector<Unacked> entries;
         bool requeue = false;
+        ReturnReason why = ReturnReason::Rejected;  // basic.reject or basic.nack
     };
 
     VHost& vhost() const;
@@ -218,11 +220,11 @@ private:
 
     // unacked ledger
     Status collect(std::uint64_t tag, bool multiple, protocol::MethodId method, std::vector<Unacked>& out);
-    void settle(std::vector<Unacked>& entries, bool ack, bool requeue);
+    void settle(std::vector<Unacked>& entries, bool ack, bool requeue, ReturnReason why = ReturnReason::Rejected);
     // basic.ack, nack and reject: collect, then settle now or at commit in a transaction.
     Status settle_tags(std::uint64_t tag, bool multiple, protocol::MethodId method, bool ack, bool requeue);
     void requeue_all_unacked();  // basic.recover
-    void requeue_entry(Unacked&& entry);
+    void requeue_entry(Unacked&& entry, ReturnReason why = ReturnReason::ChannelClosed);
     // The queue of a stored delivery is gone: let the message log forget it.
     void forget_stored(const Unacked& entry);
     void pop_settled_front();

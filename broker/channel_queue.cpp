@@ -166,7 +166,7 @@ Status Channel::on_queue_delete(const QueueDelete& m) {
         if (Status s = check_exclusive(*q)) return s;
         if (m.if_unused && q->consumer_count() > 0)
             return errors::precondition(fmt::format("{} in use", resource_name("queue", name, vh.name())));
-        if (m.if_empty && q->message_count() > 0)
+        if (m.if_empty && q->message_count() + q->messages_delayed() > 0)
             return errors::precondition(fmt::format("{} not empty", resource_name("queue", name, vh.name())));
         count = vh.delete_queue(*q);
     }

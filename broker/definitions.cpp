@@ -125,12 +125,14 @@ json topic_permission_json(const StoredTopicPermission& p) {
     return {{"user", p.user}, {"vhost", p.vhost}, {"exchange", p.exchange}, {"write", p.write}, {"read", p.read}};
 }
 json exchange_json(const StoredExchange& x) {
-    return {{"vhost", x.vhost},
-            {"name", x.name},
-            {"type", x.type},
-            {"auto_delete", x.auto_delete},
-            {"internal", x.internal},
-            {"arguments", encode_args(x.arguments)}};
+    json o{{"vhost", x.vhost},
+           {"name", x.name},
+           {"type", x.type},
+           {"auto_delete", x.auto_delete},
+           {"internal", x.internal},
+           {"arguments", encode_args(x.arguments)}};
+    if (x.id) o["id"] = x.id;
+    return o;
 }
 json queue_json(const StoredQueue& q) {
     return {{"vhost", q.vhost},
@@ -166,8 +168,10 @@ StoredTopicPermission parse_topic_permission(const json& o) {
             get_string(o, "read")};
 }
 StoredExchange parse_exchange(const json& o) {
-    return {get_u32(o, "vhost"),         get_string(o, "name"),     get_string(o, "type"),
-            get_bool(o, "auto_delete"), get_bool(o, "internal"), decode_args(field(o, "arguments"))};
+    StoredExchange x{get_u32(o, "vhost"),         get_string(o, "name"),     get_string(o, "type"),
+                     get_bool(o, "auto_delete"), get_bool(o, "internal"), decode_args(field(o, "arguments"))};
+    if (o.contains("id")) x.id = get_u32(o, "id");
+    return x;
 }
 StoredQueue parse_queue(const json& o) {
     return {get_u32(o, "vhost"), get_string(o, "name"), get_u32(o, "id"), get_bool(o, "auto_delete"),
@@ -298,7 +302,9 @@ std::optional<std::string> Definitions::apply_record(std::span<const std::byte> 
                 return p.user == user && p.vhost == vh && p.exchange == exchange;
             });
         } else if (op == "exchange") {
-            put(exchanges, parse_exchange(o),
+            StoredExchange x = parse_exchange(o);
+            next_queue_id = std::max(next_queue_id, x.id + 1);
+            put(exchanges, std::move(x),
                 [](const StoredExchange& a, const StoredExchange& b) { return a.vhost == b.vhost && a.name == b.name; });
         } else if (op == "exchange.delete") {
             std::uint32_t vh = get_u32(o, "vhost");

@@ -60,6 +60,9 @@ struct StoredExchange {
     bool auto_delete = false;
     bool internal = false;
     protocol::FieldTable arguments;
+    // A delayed exchange's id in its vhost's message log (from the queues' sequence; 0: none).
+    // Absent from the records of exchanges that hold nothing, and of older brokers.
+    std::uint32_t id = 0;
 };
 
 struct StoredQueue {

@@ -13,7 +13,9 @@
 
 #include "broker/arrival_index.hpp"
 #include "broker/consumer.hpp"
+#include "broker/delayed_messages.hpp"
 #include "broker/ready_messages.hpp"
+#include "broker/retry_settings.hpp"
 #include "store/message_log.hpp"
 #include "broker/queue_args.hpp"
 #include "broker/queued_message.hpp"
@@ -60,9 +62,22 @@ public:
     void set_stored_id(std::uint32_t id) { stored_id_ = id; }
     exchanges::Destination as_destination() const { return {exchanges::DestinationKind::Queue, id_}; }
 
+    // Ready messages (queue.declare-ok's count, as RabbitMQ's messages_ready); messages waiting
+    // out a retry backoff are counted apart.
     std::size_t message_count() const { return ready_.size(); }
     std::uint64_t message_bytes() const { return ready_.body_bytes(); }
-    std::size_t messages_in_memory() const { return ready_.in_memory(); }
+    std::size_t messages_in_memory() const { return ready_.in_memory() + retrying_.in_memory(); }
+    // Returned messages waiting out their retry backoff (RabbitMQ 4.3's messages_delayed);
+    // constant time.
+    std::size_t messages_delayed() const { return retrying_.size(); }
+
+    // ---- retry with backoff (retry_settings.hpp)
+    const RetrySettings& retry() const { return retry_; }
+    // The settings a policy gives (null: none), merged with the queue's arguments; for the
+    // policy code once it exists. Messages already waiting keep their deadlines.
+    void apply_retry_policy(const RetryArgs* policy);
+    // x-delivery-limit as declared, or 20 when retries are on and none is declared.
+    std::optional<std::uint64_t> delivery_limit() const;
     std::size_t consumer_count() const { return consumers_.size(); }
     const std::vector<Consumer*>& consumers() const { return consumers_; }
     bool has_exclusive_consumer() const { return exclusive_consumer_; }
@@ -75,9 +90,9 @@ public:
     std::uint64_t next_seq() const { return next_seq_; }
     EnqueueOutcome enqueue(const MessageRef& message);
     // A delivered message coming back (nack/reject with requeue, recover, channel close).
-    // Goes back to its original position, marked redelivered; past x-delivery-limit it is
-    // dead-lettered instead.
-    void requeue(QueuedMessage message);
+    // Goes back to its original position, marked redelivered; past the delivery limit it is
+    // dead-lettered instead. With retries on for `reason`, it waits out its backoff first.
+    void requeue(QueuedMessage message, ReturnReason reason = ReturnReason::Rejected);
     // A message of this queue leaves it by a side door (rejected, expired, over a limit): it is
     // settled here and goes to the dead-letter exchange, if there is one.
     void dead_letter(QueuedMessage message, DeadLetterReason reason);
@@ -154,6 +169,7 @@ private:
     bool over_limit(std::size_t extra_count, std::uint64_t extra_bytes) const;
     Consumer* next_consumer();
     void schedule_ttl(const QueuedMessage& m);
+    void on_retry_due();
     void on_ttl_timer();
     void expire_due(TimePoint now);
     void arm_expires_timer();
@@ -186,6 +202,8 @@ private:
     mutable ArrivalIndex arrivals_;  // mutable: reading the age drops samples no longer needed
     QueuePager pager_{*this};
     ReadyMessages ready_;
+    RetrySettings retry_;
+    DelayedMessages retrying_;  // returned messages waiting out their backoff
     std::uint64_t next_seq_ = 1;
     bool page_out_wanted_ = false;
 

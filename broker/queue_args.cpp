@@ -17,7 +17,9 @@ using protocol::FieldValue;
 // RabbitMQ's largest timer value for TTLs and x-expires (?MAX_EXPIRY_TIMER).
 constexpr std::uint64_t max_expiry_timer = 4294967295ull;
 
-constexpr std::array<std::string_view, 17> equivalence_checked = {
+// RabbitMQ 3.10's list, plus the retry arguments (RabbitMQ 4.3 compares them on its quorum
+// queues, whose queue-type arguments they are; a changed backoff should not pass silently).
+constexpr std::array<std::string_view, 22> equivalence_checked = {
     args::expires,          args::message_ttl,
     args::dead_letter_exchange, args::dead_letter_routing_key,
     args::max_length,       args::max_length_bytes,
@@ -26,7 +28,9 @@ constexpr std::array<std::string_view, 17> equivalence_checked = {
     args::queue_mode,       args::single_active_consumer,
     args::queue_type,       "x-quorum-initial-group-size",
     "x-max-age",            "x-stream-max-segment-size-bytes",
-    "x-queue-leader-locator"};
+    "x-queue-leader-locator", args::delayed_retry_type,
+    args::delayed_retry_min, args::delayed_retry_max,
+    args::delayed_retry_multiplier, args::delayed_retry_jitter};
 
 struct ArgError {
     std::string reason;  // the Erlang term RabbitMQ prints, e.g. {unacceptable_type,longstr}
@@ -136,9 +140,15 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
                 err = require_non_neg(v);
                 if (!err) a.delivery_limit = static_cast<std::uint64_t>(*v.as_integer());
             }
+        } else if (key.starts_with("x-delayed-retry-")) {
+            std::string reason;
+            if (parse_retry_arg(std::string_view(key).substr(2), v, a.retry, reason) && !reason.empty())
+                err = ArgError{std::move(reason)};
         }
         if (err) return {std::nullopt, invalid_arg(key, queue_text, *err)};
     }
+    if (auto e = check_retry_args(a.retry))
+        return {std::nullopt, invalid_arg(fmt::format("x-{}", e->key), queue_text, {std::move(e->reason)})};
     if (a.dead_letter_routing_key && !a.dead_letter_exchange)
         return {std::nullopt, invalid_arg(args::dead_letter_routing_key, queue_text, {"routing_key_but_no_dlx_defined"})};
     // DECISIONS.md: quorum queues get RabbitMQ 4's default delivery limit of 20.

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "broker/retry_settings.hpp"
 #include "protocol/field_table.hpp"
 
 namespace warren::broker {
@@ -46,6 +47,7 @@ struct QueueArgs {
     bool single_active_consumer = false;
     std::optional<std::uint64_t> delivery_limit;
     QueueType type = QueueType::Classic;
+    RetryArgs retry;  // x-delayed-retry-*, as declared (see retry_settings.hpp)
 };
 
 struct QueueArgsResult {
