@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "broker/policy.hpp"
 #include "exchanges/exchange.hpp"
 #include "protocol/field_table.hpp"
 
@@ -20,7 +21,9 @@ struct ExchangeEntry {
     bool auto_delete = false;
     bool internal = false;
     protocol::FieldTable arguments;
-    std::optional<std::string> alternate_exchange;  // the alternate-exchange argument
+    // The alternate-exchange argument, or else the policy's (policy.hpp).
+    std::optional<std::string> alternate_exchange;
+    PolicyRef policy, operator_policy;  // the ones that apply now (null: none)
     std::unique_ptr<exchanges::Exchange> router;
     // Bindings where this exchange is the destination: source exchange id -> count.
     std::uint32_t bound_as_destination = 0;
