@@ -235,7 +235,14 @@ TEST_CASE("policies and operator policies survive a restart and apply to the rec
         REQUIRE_FALSE(b.broker->set_global_parameter("cluster_name", "\"c1\""));
         b.settle();
     }
-    TestBroker b(storage_config(), crashed(*fs));
+    // Twice: the first start replays the records, the second reads the snapshot it wrote.
+    auto image = crashed(*fs);
+    {
+        TestBroker once(storage_config(), image);
+        once.settle();
+        REQUIRE(once.queue("q")->policy());
+    }
+    TestBroker b(storage_config(), crashed(*image));
     b.settle();
     auto listed = b.broker->list_policies(PolicyKind::Policy);
     REQUIRE(listed.size() == 1);
