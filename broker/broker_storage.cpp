@@ -28,8 +28,10 @@ namespace {
 definitions::StoredLimits stored_limits(const VHostLimits& l) { return {l.max_connections, l.max_queues, std::nullopt}; }
 
 definitions::Definitions collect(const StringMap<std::unique_ptr<VHost>>& vhosts, const AuthRegistry& auth,
+                                 const std::map<std::string, std::string, std::less<>>& globals,
                                  std::uint32_t next_vhost_id, std::uint32_t next_queue_id) {
     definitions::Definitions d;
+    for (const auto& [name, value] : globals) d.global_parameters.push_back({name, value});
     d.next_vhost_id = next_vhost_id;
     d.next_queue_id = next_queue_id;
     d.users_stored = true;
@@ -50,6 +52,10 @@ definitions::Definitions collect(const StringMap<std::unique_ptr<VHost>>& vhosts
     for (const auto& [name, vh] : vhosts) {
         d.vhosts.push_back({vh->name(), vh->id(), vh->settings().description, vh->settings().tags,
                             stored_limits(vh->limits())});
+        for (PolicyKind kind : {PolicyKind::Policy, PolicyKind::Operator})
+            for (const PolicyRef& p : vh->policies(kind))
+                d.policies.push_back({vh->id(), kind == PolicyKind::Operator, p->name, p->pattern,
+                                      std::string(apply_to_name(p->apply_to)), p->priority, p->definition});
         for (const auto& [xname, x] : vh->exchanges()) {
             if (!x->durable || x->name.empty() || x->name.starts_with("amq.")) continue;
             d.exchanges.push_back({vh->id(), x->name, std::string(x->type_name()), x->auto_delete, x->internal,
@@ -127,6 +133,24 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
         return nullptr;
     };
 
+    // Policies before the queues and exchanges they apply to (a queue's TTL decides the
+    // deadlines of the messages recovered below).
+    std::size_t policies = 0;
+    for (const auto& p : defs.policies) {
+        VHost* vh = vhost_by_id(p.vhost);
+        const PolicyKind kind = p.operator_policy ? PolicyKind::Operator : PolicyKind::Policy;
+        auto made = make_policy({vh ? vh->name() : "", p.name, p.pattern, p.apply_to, p.priority, p.definition}, kind);
+        if (!vh || std::holds_alternative<PolicyError>(made)) {
+            log::warning("storage: policy '{}' of vhost {} skipped: {}", p.name, p.vhost,
+                         vh ? std::get<PolicyError>(made).text : "unknown vhost");
+            continue;
+        }
+        vh->put_policy(kind, std::get<Policy>(std::move(made)));
+        ++policies;
+    }
+    global_parameters_.clear();
+    for (const auto& g : defs.global_parameters) global_parameters_[g.name] = g.value;
+
     std::size_t exchanges = 0, queues = 0, bindings = 0;
     for (const auto& x : defs.exchanges) {
         VHost* vh = vhost_by_id(x.vhost);
@@ -187,15 +211,17 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
 
     // From here on, changes are recorded; the snapshot of what was rebuilt starts a new generation.
     for (auto& [name, vh] : vhosts_) vh->set_durability(durability_.get());
-    std::string snapshot = definitions::snapshot(collect(vhosts_, auth_, next_vhost_id_, next_stored_queue_id_));
+    std::string snapshot =
+        definitions::snapshot(collect(vhosts_, auth_, global_parameters_, next_vhost_id_, next_stored_queue_id_));
     if (auto s = durability_->meta().compact(std::as_bytes(std::span(snapshot.data(), snapshot.size()))); !s)
         return fmt::format("cannot write the definitions snapshot: {}", s.error().message);
 
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-    log::info("storage: {} ready in {} ms: {} vhosts, {} users, {} exchanges, {} queues, {} bindings, {} messages "
-              "restored{}",
-              config_.data_dir, ms, vhosts_.size(), auth_.users().size(), exchanges, queues, bindings, messages,
+    log::info("storage: {} ready in {} ms: {} vhosts, {} users, {} policies, {} exchanges, {} queues, {} bindings, "
+              "{} messages restored{}",
+              config_.data_dir, ms, vhosts_.size(), auth_.users().size(), policies, exchanges, queues, bindings,
+              messages,
               bad || stats->bad_records ? fmt::format(" ({} bad records skipped)", bad + stats->bad_records) : "");
     return {};
 }

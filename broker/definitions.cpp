@@ -17,8 +17,8 @@ using json = nlohmann::json;
 
 namespace {
 
-// 2: users and permissions (format 1, without them, is still read).
-constexpr int snapshot_format = 2;
+// 2: users and permissions; 3: policies and global parameters (older formats are still read).
+constexpr int snapshot_format = 3;
 
 struct BadRecord {
     std::string what;
@@ -150,6 +150,29 @@ json binding_json(const StoredBinding& b) {
             {"arguments", encode_args(b.arguments)}};
 }
 
+json policy_json(const StoredPolicy& p) {
+    return {{"vhost", p.vhost},          {"operator", p.operator_policy}, {"name", p.name},
+            {"pattern", p.pattern},      {"apply_to", p.apply_to},        {"priority", p.priority},
+            {"definition", p.definition}};
+}
+json global_parameter_json(const StoredGlobalParameter& p) {
+    return {{"name", p.name}, {"value", p.value}};
+}
+
+std::int64_t get_i64(const json& o, const char* key) {
+    const json& v = field(o, key);
+    if (!v.is_number_integer()) throw BadRecord{fmt::format("'{}' is not an integer", key)};
+    return v.get<std::int64_t>();
+}
+
+StoredPolicy parse_policy(const json& o) {
+    return {get_u32(o, "vhost"),       get_bool(o, "operator"), get_string(o, "name"),      get_string(o, "pattern"),
+            get_string(o, "apply_to"), get_i64(o, "priority"),  get_string(o, "definition")};
+}
+StoredGlobalParameter parse_global_parameter(const json& o) {
+    return {get_string(o, "name"), get_string(o, "value")};
+}
+
 // Fields added after the first format are optional: records written before them still read.
 StoredVHost parse_vhost(const json& o) {
     return {get_string(o, "name"), get_u32(o, "id"), get_optional_string(o, "description"), get_strings(o, "tags"),
@@ -238,6 +261,19 @@ std::string queue_delete_record(std::uint32_t vhost, std::string_view name, std:
 std::string binding_record(const StoredBinding& b) { return with_op(binding_json(b), "binding"); }
 std::string binding_delete_record(const StoredBinding& b) { return with_op(binding_json(b), "binding.delete"); }
 
+std::string policy_record(const StoredPolicy& p) {
+    return with_op(policy_json(p), "policy");
+}
+std::string policy_delete_record(std::uint32_t vhost, bool operator_policy, std::string_view name) {
+    return with_op({{"vhost", vhost}, {"operator", operator_policy}, {"name", name}}, "policy.delete");
+}
+std::string global_parameter_record(const StoredGlobalParameter& p) {
+    return with_op(global_parameter_json(p), "global_parameter");
+}
+std::string global_parameter_delete_record(std::string_view name) {
+    return with_op({{"name", name}}, "global_parameter.delete");
+}
+
 std::string snapshot(const Definitions& d) {
     json doc{{"format", snapshot_format}, {"next_vhost_id", d.next_vhost_id}, {"next_queue_id", d.next_queue_id}};
     json& vhosts = doc["vhosts"] = json::array();
@@ -254,6 +290,10 @@ std::string snapshot(const Definitions& d) {
     for (const auto& q : d.queues) queues.push_back(queue_json(q));
     json& bindings = doc["bindings"] = json::array();
     for (const auto& b : d.bindings) bindings.push_back(binding_json(b));
+    json& policies = doc["policies"] = json::array();
+    for (const auto& p : d.policies) policies.push_back(policy_json(p));
+    json& globals = doc["global_parameters"] = json::array();
+    for (const auto& p : d.global_parameters) globals.push_back(global_parameter_json(p));
     return doc.dump();
 }
 
@@ -273,6 +313,7 @@ std::optional<std::string> Definitions::apply_record(std::span<const std::byte> 
             std::erase_if(bindings, [&](const StoredBinding& b) { return b.vhost == id; });
             std::erase_if(permissions, [&](const StoredPermission& p) { return p.vhost == id; });
             std::erase_if(topic_permissions, [&](const StoredTopicPermission& p) { return p.vhost == id; });
+            std::erase_if(policies, [&](const StoredPolicy& p) { return p.vhost == id; });
         } else if (op == "user") {
             users_stored = true;
             put(users, parse_user(o), [](const StoredUser& a, const StoredUser& b) { return a.name == b.name; });
@@ -333,6 +374,23 @@ std::optional<std::string> Definitions::apply_record(std::span<const std::byte> 
         } else if (op == "binding.delete") {
             StoredBinding b = parse_binding(o);
             std::erase(bindings, b);
+        } else if (op == "policy") {
+            put(policies, parse_policy(o), [](const StoredPolicy& a, const StoredPolicy& b) {
+                return a.vhost == b.vhost && a.operator_policy == b.operator_policy && a.name == b.name;
+            });
+        } else if (op == "policy.delete") {
+            std::uint32_t vh = get_u32(o, "vhost");
+            bool operator_policy = get_bool(o, "operator");
+            std::string name = get_string(o, "name");
+            std::erase_if(policies, [&](const StoredPolicy& p) {
+                return p.vhost == vh && p.operator_policy == operator_policy && p.name == name;
+            });
+        } else if (op == "global_parameter") {
+            put(global_parameters, parse_global_parameter(o),
+                [](const StoredGlobalParameter& a, const StoredGlobalParameter& b) { return a.name == b.name; });
+        } else if (op == "global_parameter.delete") {
+            std::string name = get_string(o, "name");
+            std::erase_if(global_parameters, [&](const StoredGlobalParameter& p) { return p.name == name; });
         } else {
             return fmt::format("unknown op '{}'", op);
         }
@@ -369,6 +427,10 @@ std::optional<std::string> Definitions::apply_snapshot(std::span<const std::byte
         each("exchanges", parse_exchange, d.exchanges);
         each("queues", parse_queue, d.queues);
         each("bindings", parse_binding, d.bindings);
+        if (format.get<int>() >= 3) {
+            each("policies", parse_policy, d.policies);
+            each("global_parameters", parse_global_parameter, d.global_parameters);
+        }
         *this = std::move(d);
     } catch (const BadRecord& e) {
         return e.what;

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "broker/policy.hpp"
 #include "exchanges/exchange.hpp"
 #include "protocol/field_table.hpp"
 
@@ -29,7 +30,9 @@ struct ExchangeEntry {
     bool auto_delete = false;
     bool internal = false;
     protocol::FieldTable arguments;
-    std::optional<std::string> alternate_exchange;  // the alternate-exchange argument
+    // The alternate-exchange argument, or else the policy's (policy.hpp).
+    std::optional<std::string> alternate_exchange;
+    PolicyRef policy, operator_policy;  // the ones that apply now (null: none)
     std::unique_ptr<exchanges::Exchange> router;
     // Declared as the plugin's x-delayed-message type (routing as its x-delayed-type argument says).
     bool plugin_delayed_type = false;

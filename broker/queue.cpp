@@ -31,6 +31,7 @@ Queue::Queue(VHost& vhost, QueueId id, std::string name, QueueFlags flags, Queue
       id_(id),
       name_(std::move(name)),
       flags_(flags),
+      declared_args_(args),
       args_(std::move(args)),
       raw_args_(std::move(raw_args)),
       owner_(owner_connection),
@@ -314,6 +315,22 @@ void Queue::mark_dirty() {
 }
 
 void Queue::touch() { last_used_ = vhost_.broker().now(); }
+
+void Queue::set_policies(PolicyRef policy, PolicyRef operator_policy) {
+    policy_ = std::move(policy);
+    operator_policy_ = std::move(operator_policy);
+    QueueArgs before = args_;
+    args_ = effective_queue_args(declared_args_, raw_args_, policy_.get(), operator_policy_.get());
+    if (args_.expires_ms != before.expires_ms) {
+        // rabbit_amqqueue_process:init_exp/2: the timer starts again with the new value.
+        if (expires_timer_) vhost_.broker().timers().cancel(expires_timer_);
+        expires_timer_ = 0;
+        touch();
+        arm_expires_timer();
+    }
+    // init_max_length/2: a queue over its new limit drops from the head at once.
+    if (args_.overflow == Overflow::DropHead && over_limit(0, 0)) enforce_length_limit();
+}
 
 void Queue::arm_expires_timer() {
     if (!args_.expires_ms || expires_timer_ || !consumers_.empty()) return;

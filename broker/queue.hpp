@@ -14,6 +14,7 @@
 #include "broker/arrival_index.hpp"
 #include "broker/consumer.hpp"
 #include "broker/delayed_messages.hpp"
+#include "broker/policy.hpp"
 #include "broker/ready_messages.hpp"
 #include "broker/retry_settings.hpp"
 #include "store/message_log.hpp"
@@ -53,7 +54,9 @@ public:
     const std::string& name() const { return name_; }
     VHost& vhost() const { return vhost_; }
     const QueueFlags& flags() const { return flags_; }
+    // The arguments the queue acts on: its own (as declared) with its policies applied.
     const QueueArgs& args() const { return args_; }
+    const QueueArgs& declared_args() const { return declared_args_; }
     const protocol::FieldTable& raw_args() const { return raw_args_; }
     std::uint64_t exclusive_owner() const { return owner_; }  // connection id; 0 if not exclusive
     // The queue's id in its vhost's data directory; 0 when it is not stored (transient or
@@ -150,6 +153,15 @@ public:
     // The age of the oldest ready message; nullopt when empty or unknown.
     std::optional<Duration> oldest_age(TimePoint now) const;
 
+    // ---- policies (policy.hpp)
+    // The policy and operator policy that apply now (null: none). Setting them recomputes the
+    // arguments and acts at once as RabbitMQ's queue does on a policy change: a lower length
+    // limit drops from the head (drop-head), a new expires restarts the idle countdown; a new
+    // message-ttl applies to messages enqueued from now on.
+    const PolicyRef& policy() const { return policy_; }
+    const PolicyRef& operator_policy() const { return operator_policy_; }
+    void set_policies(PolicyRef policy, PolicyRef operator_policy);
+
     // ---- housekeeping
     void mark_dirty();  // asks the broker to dispatch this queue at the end of the loop turn
     bool is_dirty() const { return dirty_; }
@@ -194,8 +206,10 @@ private:
     QueueId id_;
     std::string name_;
     QueueFlags flags_;
-    QueueArgs args_;
+    QueueArgs declared_args_;
+    QueueArgs args_;  // declared_args_ with the policies applied
     protocol::FieldTable raw_args_;
+    PolicyRef policy_, operator_policy_;
     std::uint64_t owner_;
     std::uint32_t stored_id_ = 0;
 

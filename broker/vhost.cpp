@@ -80,6 +80,7 @@ ExchangeEntry& VHost::add_exchange(std::string name, ExchangeType type, bool dur
     ExchangeEntry& ref = *x;
     exchanges_by_id_[x->id] = x.get();
     exchanges_[x->name] = std::move(x);
+    apply_policies(ref);
     record_exchange(ref);
     return ref;
 }
@@ -149,6 +150,7 @@ Queue& VHost::add_queue(std::string name, QueueFlags flags, QueueArgs args, prot
     Queue& ref = *q;
     queues_by_id_[id] = q.get();
     queues_[ref.name()] = std::move(q);
+    apply_policies(ref);
     // As in RabbitMQ, a durable queue survives a restart unless it is exclusive.
     if (flags.durable && !flags.exclusive && (stored_id || durability_)) {
         ref.set_stored_id(stored_id ? stored_id : broker_.allocate_stored_queue_id());

@@ -87,6 +87,20 @@ public:
     std::size_t delete_queue(Queue& queue);
     const StringMap<std::unique_ptr<Queue>>& queues() const { return queues_; }
 
+    // ---- policies (vhost_policies.cpp, policy.hpp)
+    // The matching policy of highest priority applies to each queue and exchange, and so does
+    // the matching operator policy; every change re-applies them to all queues and exchanges
+    // at once. Recording the change is the caller's (Broker's admin API).
+    const std::vector<PolicyRef>& policies(PolicyKind kind) const {
+        return kind == PolicyKind::Policy ? policies_ : operator_policies_;
+    }
+    PolicyRef find_policy(PolicyKind kind, std::string_view name) const;
+    // Adds the policy, or replaces the one of the same name.
+    void put_policy(PolicyKind kind, Policy policy);
+    bool erase_policy(PolicyKind kind, std::string_view name);
+    void apply_policies(Queue& queue);
+    void apply_policies(ExchangeEntry& exchange);
+
     // ---- bindings
     // Returns false if the identical binding existed already.
     bool bind(ExchangeEntry& source, const exchanges::Destination& destination, std::string_view routing_key,
@@ -167,6 +181,8 @@ private:
     StringMap<std::unique_ptr<Queue>> queues_;
     std::unordered_map<QueueId, Queue*> queues_by_id_;
     ExchangeEntry* default_exchange_ = nullptr;
+    std::vector<PolicyRef> policies_, operator_policies_;
+    void apply_policies_everywhere();
 
     // Reused scratch space for routing (no allocation per publish once warmed up).
     std::vector<exchanges::Destination> scratch_destinations_;
