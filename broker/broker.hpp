@@ -17,6 +17,7 @@
 #include "broker/clock.hpp"
 #include "broker/config.hpp"
 #include "broker/dead_letter.hpp"
+#include "broker/stats.hpp"
 #include "broker/string_map.hpp"
 #include "broker/timer_queue.hpp"
 #include "broker/vhost.hpp"
@@ -91,6 +92,18 @@ public:
     std::uint64_t register_connection(Connection& connection);
     void unregister_connection(Connection& connection);
     std::size_t connection_count() const { return connections_.size(); }
+    Connection* find_connection(std::uint64_t id) const {
+        auto it = connections_.find(id);
+        return it == connections_.end() ? nullptr : it->second;
+    }
+    const std::unordered_map<std::uint64_t, Connection*>& connections() const { return connections_; }
+    const StringMap<std::unique_ptr<VHost>>& vhosts() const { return vhosts_; }
+
+    // ---- statistics: takes a sample of every counter, for the rates the management API shows
+    // (every few seconds, from a timer; the hot path only adds to counters). Also sets the
+    // gauges (queue and vhost message counts) and the broker-wide totals.
+    void sample_stats();
+    const Stats& totals() const { return totals_; }
     // At shutdown, while every part of the broker is still alive: each connection releases its
     // channels, consumers and exclusive queues, so nothing is left for destructors to untangle.
     void tear_down_connections(std::string_view reason);
@@ -165,7 +178,8 @@ private:
     int time_scopes_ = 0;  // open TimeScopes
     TimerQueue timers_;
     StringMap<std::unique_ptr<VHost>> vhosts_;
-    std::unordered_set<Connection*> connections_;
+    std::unordered_map<std::uint64_t, Connection*> connections_;  // by id
+    Stats totals_;  // the sum of the vhosts' (overview)
     std::vector<Queue*> dirty_;
     std::vector<Queue*> running_;  // the batch run_pending() is dispatching
     bool work_scheduled_ = false;

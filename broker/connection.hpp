@@ -15,6 +15,7 @@
 
 #include "broker/life_token.hpp"
 #include "broker/output_queue.hpp"
+#include "broker/stats.hpp"
 #include "broker/timer_queue.hpp"
 #include "protocol/byte_buffer.hpp"
 #include "protocol/frame.hpp"
@@ -49,6 +50,7 @@ public:
 struct PeerInfo {
     std::string address;  // "127.0.0.1:53422"
     bool is_loopback = true;
+    std::string local_address;  // "127.0.0.1:5672": the listener's end (the management API's names)
 };
 
 class Connection {
@@ -152,6 +154,16 @@ public:
     Channel* channel(std::uint16_t id);
     std::size_t channel_count() const { return channels_.size(); }
 
+    // ---- for the management API (read only)
+    const std::map<std::uint16_t, std::unique_ptr<Channel>>& channels() const { return channels_; }
+    Stats& stats() { return stats_; }
+    const Stats& stats() const { return stats_; }
+    const protocol::FieldTable& client_properties() const { return client_properties_; }
+    std::uint16_t channel_max() const { return channel_max_; }
+    std::uint16_t heartbeat() const { return heartbeat_; }
+    // Wall-clock milliseconds since the epoch when the connection was accepted.
+    std::int64_t connected_at_ms() const { return connected_at_ms_; }
+
 private:
     void process_input();
     bool start_body_stream(std::span<const std::byte> available);
@@ -225,6 +237,8 @@ private:
     std::vector<std::uint64_t> exclusive_queues_;
 
     int output_holds_ = 0;
+    Stats stats_;
+    std::int64_t connected_at_ms_ = 0;
     LifeToken life_;
 };
 

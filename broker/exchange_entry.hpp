@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "broker/stats.hpp"
 #include "exchanges/exchange.hpp"
 #include "protocol/field_table.hpp"
 
@@ -25,6 +26,7 @@ struct ExchangeEntry {
     // Bindings where this exchange is the destination: source exchange id -> count.
     std::uint32_t bound_as_destination = 0;
     std::uint64_t route_mark = 0;  // de-duplicates visits within one publish
+    Stats stats;                   // publish_in, publish_out
 
     exchanges::Destination as_destination() const { return {exchanges::DestinationKind::Exchange, id}; }
 };

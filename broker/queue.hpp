@@ -13,6 +13,7 @@
 
 #include "broker/consumer.hpp"
 #include "broker/ready_messages.hpp"
+#include "broker/stats.hpp"
 #include "broker/queue_args.hpp"
 #include "broker/queued_message.hpp"
 #include "broker/timer_queue.hpp"
@@ -116,6 +117,15 @@ public:
     Consumer* active_consumer() const;
     bool has_had_consumers() const { return had_consumers_; }
 
+    // ---- statistics (for the management API): counters, and deliveries not yet settled
+    Stats& stats() { return stats_; }
+    const Stats& stats() const { return stats_; }
+    std::size_t unacked_count() const { return unacked_; }
+    void add_unacked() { ++unacked_; }
+    void remove_unacked() {
+        if (unacked_) --unacked_;
+    }
+
     // ---- housekeeping
     void mark_dirty();  // asks the broker to dispatch this queue at the end of the loop turn
     bool is_dirty() const { return dirty_; }
@@ -192,6 +202,9 @@ private:
     TimePoint last_used_{};
 
     std::unordered_map<std::uint64_t, std::uint32_t> bound_from_;
+
+    Stats stats_;
+    std::size_t unacked_ = 0;  // delivered to a channel, not yet acked, rejected or requeued
 };
 
 }  // namespace warren::broker

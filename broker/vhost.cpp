@@ -299,6 +299,8 @@ PublishResult VHost::publish(ExchangeEntry& exchange, const MessageRef& message)
     targets.clear();
     MessageRef stored = route_message(exchange, message, targets);
     PublishResult result = enqueue_routed(stored, targets);
+    exchange.stats.add(Stat::publish_in);
+    if (result.routed) exchange.stats.add(Stat::publish_out);
     targets.clear();
     if (scratch_queues_.capacity() < targets.capacity()) scratch_queues_.swap(targets);
     return result;
