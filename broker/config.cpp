@@ -81,6 +81,10 @@ void apply_keys(const json& doc, Config& c) {
             c.listeners.clear();
             for (std::size_t i = 0; i < v.size(); ++i)
                 c.listeners.push_back(get_listener(v[i], fmt::format("listeners[{}]", i)));
+        } else if (key == "management") {
+            c.management = get_listener(v, "management");
+        } else if (key == "stats_interval_ms") {
+            c.stats_interval_ms = get_uint(v, key, 100, 3'600'000);
         } else if (key == "default_user") {
             c.default_user = get_string(v, key);
         } else if (key == "default_pass") {
@@ -162,10 +166,12 @@ ConfigResult load_config_file(const std::string& path, Config base) {
 }
 
 std::string usage() {
-    return "usage: warren [--config FILE] [--bind ADDRESS] [--port PORT] [--data-dir DIR] [--log-level LEVEL]\n"
+    return "usage: warren [--config FILE] [--bind ADDRESS] [--port PORT] [--management-port PORT] [--data-dir DIR]\n"
+           "              [--log-level LEVEL]\n"
            "  --config FILE      JSON configuration (see README: Configuration)\n"
            "  --bind ADDRESS     address to listen on (default 127.0.0.1)\n"
            "  --port PORT        AMQP port (default 5672; 0 picks a free port)\n"
+           "  --management-port PORT  management HTTP API port (default 15672 on 127.0.0.1; 0 disables)\n"
            "  --data-dir DIR     definitions and persistent messages (default ./warren-data;\n"
            "                     an empty string keeps everything in memory)\n"
            "  --log-level LEVEL  debug, info, warning, error or none (default info)\n";
@@ -173,7 +179,7 @@ std::string usage() {
 
 CommandLine parse_command_line(int argc, char** argv) {
     CommandLine cl;
-    std::optional<std::string> config_path, bind, port, level, data_dir;
+    std::optional<std::string> config_path, bind, port, level, data_dir, management_port;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         auto value = [&](std::optional<std::string>& slot) {
@@ -196,6 +202,8 @@ CommandLine parse_command_line(int argc, char** argv) {
             value(level);
         } else if (arg == "--data-dir") {
             value(data_dir);
+        } else if (arg == "--management-port") {
+            value(management_port);
         } else {
             cl.error = fmt::format("unknown option '{}'", arg);
         }
@@ -221,6 +229,15 @@ CommandLine parse_command_line(int argc, char** argv) {
             return cl;
         }
         config.listeners.front().port = static_cast<std::uint16_t>(p);
+    }
+    if (management_port) {
+        char* end = nullptr;
+        unsigned long p = std::strtoul(management_port->c_str(), &end, 10);
+        if (management_port->empty() || *end != '\0' || p > 65535) {
+            cl.error = fmt::format("--management-port must be a number from 0 to 65535, not '{}'", *management_port);
+            return cl;
+        }
+        config.management.port = static_cast<std::uint16_t>(p);
     }
     if (level) {
         log::Level l;

@@ -17,6 +17,10 @@ struct Listener {
 
 struct Config {
     std::vector<Listener> listeners{Listener{}};
+    // The management HTTP API (RabbitMQ's default port); port 0 disables it.
+    Listener management{"127.0.0.1", 15672};
+    // How often statistics are sampled for the API's rates (RabbitMQ's collect_statistics_interval).
+    std::uint64_t stats_interval_ms = 5000;
     std::string default_user = "guest";
     std::string default_pass = "guest";
     std::string default_vhost = "/";

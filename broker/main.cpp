@@ -11,7 +11,9 @@
 #include "broker/durability.hpp"
 #include "broker/log.hpp"
 #include "broker/net/event_loop.hpp"
+#include "broker/net/http_server.hpp"
 #include "broker/net/server.hpp"
+#include "mgmt/api.hpp"
 
 using namespace warren::broker;
 
@@ -56,6 +58,27 @@ int main(int argc, char** argv) {
         warren::log::error("{}", e.what());
         return 1;
     }
+    // The management API, on this same loop: its lists are built in pieces posted to the loop.
+    std::vector<std::uint16_t> amqp_ports;
+    for (const auto& ep : server->endpoints()) amqp_ports.push_back(ep.port());
+    auto post_later = [&io](std::chrono::nanoseconds delay, std::function<void()> f) {
+        if (delay.count() <= 0) return asio::post(io, std::move(f));
+        auto timer = std::make_shared<asio::steady_timer>(io, delay);
+        timer->async_wait([timer, f = std::move(f)](const asio::error_code& ec) {
+            if (!ec) f();
+        });
+    };
+    warren::mgmt::Api api(broker, post_later, amqp_ports);
+    std::unique_ptr<net::HttpServer> http;
+    if (config.management.port != 0) {
+        try {
+            http = std::make_unique<net::HttpServer>(loop, config.management, api);
+            api.set_http_address(config.management.bind, http->endpoint().port());
+        } catch (const std::exception& e) {
+            warren::log::error("{}", e.what());
+            return 1;
+        }
+    }
     warren::log::info("Warren started; memory high watermark {} MiB", broker.memory_limit() / (1024 * 1024));
 
     // The memory alarm: sample memory use a few times a second.
@@ -78,6 +101,12 @@ int main(int argc, char** argv) {
         broker.timers().schedule(clock.now() + std::chrono::seconds(1), sample_disk);
     };
     if (broker.durability()) sample_disk();
+    // Statistics: one sample of every counter per interval, for the API's rates.
+    std::function<void()> sample_stats = [&] {
+        broker.sample_stats();
+        broker.timers().schedule(clock.now() + std::chrono::milliseconds(config.stats_interval_ms), sample_stats);
+    };
+    sample_stats();
     loop.schedule_turn_end();
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -85,6 +114,7 @@ int main(int argc, char** argv) {
         if (ec) return;
         warren::log::info("received signal {}, shutting down", signal);
         server->shut_down("shutdown");
+        if (http) http->shut_down();
         // Give connections a moment to send their close frames, then stop.
         auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(300));
         stop->async_wait([&io, stop](const asio::error_code&) { io.stop(); });

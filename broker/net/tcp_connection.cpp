@@ -28,7 +28,11 @@ PeerInfo peer_of(const asio::ip::tcp::socket& socket) {
                      asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).is_loopback());
     std::string text = address.is_v6() ? fmt::format("[{}]:{}", address.to_string(), ep.port())
                                        : fmt::format("{}:{}", address.to_string(), ep.port());
-    return {text, loopback};
+    std::string local;
+    if (auto here = socket.local_endpoint(ec); !ec)
+        local = here.address().is_v6() ? fmt::format("[{}]:{}", here.address().to_string(), here.port())
+                                       : fmt::format("{}:{}", here.address().to_string(), here.port());
+    return {text, loopback, local};
 }
 }  // namespace
 

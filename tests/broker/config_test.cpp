@@ -207,3 +207,21 @@ TEST_CASE("--help asks for the usage", "[config]") {
     CHECK(cl.help);
     CHECK_THAT(usage(), Catch::Contains("--config FILE"));
 }
+
+TEST_CASE("the management listener: RabbitMQ's port by default, the key and the option change it", "[config]") {
+    Config c;
+    CHECK(c.management.bind == "127.0.0.1");
+    CHECK(c.management.port == 15672);
+    CHECK(c.stats_interval_ms == 5000);
+    auto r = parse_config_json(R"({"management": {"bind": "0.0.0.0", "port": 0}, "stats_interval_ms": 1000})");
+    REQUIRE(r.config);
+    CHECK(r.config->management.bind == "0.0.0.0");
+    CHECK(r.config->management.port == 0);  // off
+    CHECK(r.config->stats_interval_ms == 1000);
+    CHECK(parse_config_json(R"({"management": {"port": 15672, "tls": true}})").error ==
+          "unknown configuration key 'management.tls'");
+    auto cl = parse({"--management-port", "15999"});
+    REQUIRE(cl.config);
+    CHECK(cl.config->management.port == 15999);
+    CHECK(parse({"--management-port", "x"}).error == "--management-port must be a number from 0 to 65535, not 'x'");
+}

@@ -13,20 +13,17 @@ import argparse
 import base64
 import json
 import os
-import socket
-import stat
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "tools", "conformance"))
+sys.path.insert(0, HERE)
 
 import pika  # noqa: E402
-from rabbitmq import RabbitNode, free_port  # noqa: E402
+from mgmt_node import management_node  # noqa: E402
 
 
 def request(port, method, path, body=None, user="guest", password="guest", raw=None):
@@ -55,18 +52,8 @@ def main():
                                                   "rabbitmq-3.10.json"))
     a = ap.parse_args()
 
-    # The helper starts nodes with no plugins: a wrapper enables the management plugin in the
-    # node's own enabled_plugins file just before the server starts.
-    tmp = tempfile.mkdtemp(prefix="warren-mgmt-ref-")
-    wrapper = os.path.join(tmp, "rabbitmq-server")
-    with open(wrapper, "w") as f:
-        f.write('#!/bin/sh\necho "[rabbitmq_management]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"\n'
-                'exec /usr/lib/rabbitmq/bin/rabbitmq-server "$@"\n')
-    os.chmod(wrapper, stat.S_IRWXU)
-    http_port = free_port()
-    node = RabbitNode(server=wrapper, extra_conf=[
-        "management.tcp.port = %d" % http_port, "management.tcp.ip = 127.0.0.1",
-        "collect_statistics_interval = 1000"])
+    node = management_node()
+    http_port = node.http_port
     node.start()
     out = {}
     try:
