@@ -75,8 +75,9 @@ int main(int argc, char** argv) {
             http = std::make_unique<net::HttpServer>(loop, config.management, api);
             api.set_http_address(config.management.bind, http->endpoint().port());
         } catch (const std::exception& e) {
-            warren::log::error("{}", e.what());
-            return 1;
+            // AMQP matters more than the API: a management port in use (another broker's, or a
+            // second Warren started for a test) leaves Warren running without its API.
+            warren::log::warning("{}; the management API is off", e.what());
         }
     }
     warren::log::info("Warren started; memory high watermark {} MiB", broker.memory_limit() / (1024 * 1024));

@@ -51,10 +51,16 @@ void HttpConnection::arm_deadline() {
         if (ec) return;
         auto self = weak.lock();
         if (!self || self->closed_) return;
-        // A request under way gets 408; an idle kept-alive connection is simply closed.
-        if (self->head_bytes_ > 0 && !self->busy_)
+        // An answer the client does not read within the time is dropped with the connection; an
+        // answer still being built gets more time; a request under way gets 408; an idle
+        // kept-alive connection is closed.
+        if (self->writing_)
+            self->close();
+        else if (self->busy_)
+            self->arm_deadline();
+        else if (self->head_bytes_ > 0)
             self->fail(408);
-        else if (!self->busy_)
+        else
             self->close();
     });
 }
@@ -213,6 +219,7 @@ void HttpConnection::send(mgmt::HttpResponse r, bool keep_alive) {
     output_ += "\r\n";
     if (r.status != 204) output_ += r.body;
     writing_ = true;
+    arm_deadline();  // the client has request_timeout to read the answer
     stream_->write(output_, [self = shared_from_this(), keep_alive](const asio::error_code& ec, std::size_t) {
         self->writing_ = false;
         self->output_.clear();

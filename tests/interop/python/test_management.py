@@ -437,6 +437,23 @@ class HttpTests(unittest.TestCase):
         self.assertEqual(got[0][0].split(b" ")[1], b"201")
 
 
+class ListenerTests(unittest.TestCase):
+    @brokers.warren_only("RabbitMQ does not boot when its management port is taken")
+    def test_a_taken_management_port_leaves_amqp_running_without_the_api(self):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            port = taken.getsockname()[1]
+            b = brokers.start_broker({"management": {"bind": "127.0.0.1", "port": port}})
+            try:
+                conn = b.connect()
+                conn.channel().queue_declare("", exclusive=True)
+                conn.close()
+                self.assertIn("the management API is off", b.log_text())
+            finally:
+                b.stop()
+
+
 @unittest.skipIf(shutil.which("rabbitmqadmin") is None, "rabbitmqadmin is not installed (rabbitmq-server)")
 class RabbitmqadminTests(unittest.TestCase):
     def admin(self, *args):
