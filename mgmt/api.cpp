@@ -191,18 +191,8 @@ void Api::list(Call& call, std::vector<Key> keys, std::function<void(const Key&,
                 log::error("management API: internal error while listing: {}", e.what());
                 return call->error(500, "internal_error", e.what());
             }
-            if (next < keys.size()) {
-                // Under AMQP traffic the API takes a small share of the loop, never a stall.
-                std::chrono::nanoseconds pause{0};
-                const std::uint64_t input = api.amqp_input();
-                if (input != input_seen) {
-                    pause = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        (std::chrono::steady_clock::now() - started) * (1.0 / busy_share - 1.0));
-                    input_seen = input;
-                }
-                api.post_(pause, [self = this->shared_from_this(), &api] { self->run(api); });
-                return;
-            }
+            if (next < keys.size())
+                return api.post_piece(started, input_seen, [self = this->shared_from_this(), &api] { self->run(api); });
             if (streaming) {
                 body += ']';
                 return call->reply(200, std::move(body));
@@ -230,6 +220,19 @@ template void Api::list<std::pair<std::string, std::string>>(
     std::function<void(const std::pair<std::string, std::string>&, ListSink&)>);
 template void Api::list<std::uint64_t>(Call&, std::vector<std::uint64_t>,
                                        std::function<void(const std::uint64_t&, ListSink&)>);
+
+void Api::post_piece(std::chrono::steady_clock::time_point started, std::uint64_t& input_seen,
+                     std::function<void()> next) {
+    // Under AMQP traffic the API takes a small share of the loop, never a stall.
+    std::chrono::nanoseconds pause{0};
+    const std::uint64_t input = amqp_input();
+    if (input != input_seen) {
+        pause = std::chrono::duration_cast<std::chrono::nanoseconds>((std::chrono::steady_clock::now() - started) *
+                                                                     (1.0 / busy_share - 1.0));
+        input_seen = input;
+    }
+    post_(pause, std::move(next));
+}
 
 std::uint64_t Api::amqp_input() const {
     std::uint64_t n = 0;

@@ -128,6 +128,11 @@ private:
 
     // Bytes read from AMQP clients so far (a live counter): a change means traffic flows.
     std::uint64_t amqp_input() const;
+    // Posts the next piece of a long answer: on the next turn, or, while AMQP traffic flows (the
+    // input counter moved since `input_seen`), after a pause that keeps the API to busy_share
+    // of the loop's time. `started`: when the piece just done began.
+    void post_piece(std::chrono::steady_clock::time_point started, std::uint64_t& input_seen,
+                    std::function<void()> next);
 
     // Answers a change: at once, or once the durable change is stored when `durable`.
     void answer_change(Call& call, int status, bool durable);

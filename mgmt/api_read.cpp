@@ -38,12 +38,6 @@ json user_json(const std::string& name, const std::vector<std::string>& tags) {
                 {"password_hash", ""}};
 }
 
-json definition_binding(const broker::BindingSnapshot& b) {
-    return json{{"source", b.source},           {"vhost", b.vhost},
-                {"destination", b.destination}, {"destination_type", b.to_exchange ? "exchange" : "queue"},
-                {"routing_key", b.routing_key}, {"arguments", table_json(b.arguments)}};
-}
-
 json permission_json(const std::string& user, const std::string& vhost) {
     return json{{"user", user}, {"vhost", vhost}, {"configure", ".*"}, {"write", ".*"}, {"read", ".*"}};
 }
@@ -415,73 +409,113 @@ void Api::get_empty_list(Call& call) {
     call.reply_json(json::array());
 }
 
+namespace {
+void write_definition_binding(JsonOut& w, const broker::BindingSnapshot& b) {
+    w.field("source", b.source);
+    w.field("vhost", b.vhost);
+    w.field("destination", b.destination);
+    w.field("destination_type", b.to_exchange ? "exchange" : "queue");
+    w.field("routing_key", b.routing_key);
+    w.table("arguments", b.arguments);
+}
+
+void append_object(std::string& list, const auto& write) {
+    if (list.size() > 1) list += ',';
+    JsonOut w(list);
+    w.begin();
+    write(w);
+    w.end();
+}
+}  // namespace
+
+// The export is built in pieces too: 10,000 queues must not stall the loop here either.
 void Api::get_definitions(Call& call) {
     if (!require(call, Need::Administrator)) return;
     const auto& s = call.seg();
     // RabbitMQ 3.10 answers an unknown vhost here with 400, not 404 (recorded).
     if (s.size() == 3 && !view_.has_vhost(s[2])) return call.bad_request("vhost_not_found");
     const std::vector<std::string> vhosts = s.size() == 3 ? std::vector<std::string>{s[2]} : view_.vhost_names();
-    json queues = json::array(), exchanges = json::array(), bindings = json::array();
-    for (const std::string& v : vhosts) {
-        for (const std::string& name : view_.queue_names(v)) {
-            auto q = view_.queue(v, name);
-            if (!q || q->exclusive) continue;
-            queues.push_back(json{{"name", q->name},
-                                  {"vhost", v},
-                                  {"durable", q->durable},
-                                  {"auto_delete", q->auto_delete},
-                                  {"arguments", table_json(q->arguments)}});
-        }
-        for (const std::string& name : view_.exchange_names(v)) {
-            if (name.empty() || name.starts_with("amq.")) continue;  // built in
-            auto x = view_.exchange(v, name);
-            if (!x) continue;
-            exchanges.push_back(json{{"name", x->name},
-                                     {"vhost", v},
-                                     {"type", x->type},
-                                     {"durable", x->durable},
-                                     {"auto_delete", x->auto_delete},
-                                     {"internal", x->internal},
-                                     {"arguments", table_json(x->arguments)}});
-            for (const auto& b : view_.bindings_from(v, name)) bindings.push_back(definition_binding(b));
-        }
-        for (const std::string& name : view_.exchange_names(v)) {
-            if (!name.starts_with("amq.")) continue;
-            for (const auto& b : view_.bindings_from(v, name)) bindings.push_back(definition_binding(b));
-        }
-    }
     const auto& cfg = broker_.config();
-    if (s.size() == 3)
-        return call.reply_json(json{{"rabbit_version", cfg.server_version},
-                                    {"rabbitmq_version", cfg.server_version},
-                                    {"product_name", cfg.server_product},
-                                    {"product_version", cfg.server_version},
-                                    {"queues", queues},
-                                    {"exchanges", exchanges},
-                                    {"bindings", bindings},
-                                    {"policies", json::array()},
-                                    {"parameters", json::array()}});
-    json vhost_list = json::array();
-    for (const std::string& v : vhosts)
-        vhost_list.push_back(json{
-            {"name", v}, {"limits", json::array()}, {"metadata", json{{"description", ""}, {"tags", json::array()}}}});
-    json perms = json::array();
-    for (const std::string& v : vhosts) perms.push_back(permission_json(cfg.default_user, v));
-    call.reply_json(
-        json{{"rabbit_version", cfg.server_version},
-             {"rabbitmq_version", cfg.server_version},
-             {"product_name", cfg.server_product},
-             {"product_version", cfg.server_version},
-             {"users", json::array({user_json(cfg.default_user, user_tags(broker_, cfg.default_user))})},
-             {"vhosts", vhost_list},
-             {"permissions", perms},
-             {"topic_permissions", json::array()},
-             {"parameters", json::array()},
-             {"global_parameters", json::array({json{{"name", "internal_cluster_id"}, {"value", node_name()}}})},
-             {"policies", json::array()},
-             {"queues", queues},
-             {"exchanges", exchanges},
-             {"bindings", bindings}});
+    json head{{"rabbit_version", cfg.server_version},
+              {"rabbitmq_version", cfg.server_version},
+              {"product_name", cfg.server_product},
+              {"product_version", cfg.server_version},
+              {"policies", json::array()},
+              {"parameters", json::array()}};
+    if (s.size() != 3) {
+        json vhost_list = json::array(), perms = json::array();
+        for (const std::string& v : vhosts) {
+            vhost_list.push_back(json{{"name", v},
+                                      {"limits", json::array()},
+                                      {"metadata", json{{"description", ""}, {"tags", json::array()}}}});
+            perms.push_back(permission_json(cfg.default_user, v));
+        }
+        head["users"] = json::array({user_json(cfg.default_user, user_tags(broker_, cfg.default_user))});
+        head["vhosts"] = vhost_list;
+        head["permissions"] = perms;
+        head["topic_permissions"] = json::array();
+        head["global_parameters"] = json::array({json{{"name", "internal_cluster_id"}, {"value", node_name()}}});
+    }
+    struct Key {
+        bool queue;
+        std::string vhost, name;
+    };
+    struct Job : std::enable_shared_from_this<Job> {
+        std::shared_ptr<Call> call;
+        std::vector<Key> keys;
+        std::size_t next = 0;
+        std::string head, queues = "[", exchanges = "[", bindings = "[";
+        std::uint64_t input_seen = 0;
+
+        void run(Api& api) {
+            const auto started = std::chrono::steady_clock::now();
+            const std::size_t end = std::min(keys.size(), next + list_piece);
+            for (; next < end; ++next) {
+                const Key& k = keys[next];
+                if (k.queue) {
+                    auto q = api.view_.queue(k.vhost, k.name);
+                    if (!q || q->exclusive) continue;  // exclusive queues are not definitions
+                    append_object(queues, [&](JsonOut& w) {
+                        w.field("name", q->name);
+                        w.field("vhost", q->vhost);
+                        w.field("durable", q->durable);
+                        w.field("auto_delete", q->auto_delete);
+                        w.table("arguments", q->arguments);
+                    });
+                    continue;
+                }
+                const bool builtin = k.name.empty() || k.name.starts_with("amq.");
+                if (!builtin)
+                    if (auto x = api.view_.exchange(k.vhost, k.name))
+                        append_object(exchanges, [&](JsonOut& w) {
+                            w.field("name", x->name);
+                            w.field("vhost", x->vhost);
+                            w.field("type", x->type);
+                            w.field("durable", x->durable);
+                            w.field("auto_delete", x->auto_delete);
+                            w.field("internal", x->internal);
+                            w.table("arguments", x->arguments);
+                        });
+                if (k.name.empty()) continue;  // the default exchange's bindings are implicit
+                for (const auto& b : api.view_.bindings_from(k.vhost, k.name))
+                    append_object(bindings, [&](JsonOut& w) { write_definition_binding(w, b); });
+            }
+            if (next < keys.size())
+                return api.post_piece(started, input_seen, [self = this->shared_from_this(), &api] { self->run(api); });
+            head.pop_back();  // the closing brace: the three lists go in before it
+            head += ",\"queues\":" + queues + "],\"exchanges\":" + exchanges + "],\"bindings\":" + bindings + "]}";
+            call->reply(200, std::move(head));
+        }
+    };
+    auto job = std::make_shared<Job>();
+    job->call = call.shared_from_this();
+    for (const std::string& v : vhosts) {
+        for (std::string& x : view_.exchange_names(v)) job->keys.push_back(Key{false, v, std::move(x)});
+        for (std::string& q : view_.queue_names(v)) job->keys.push_back(Key{true, v, std::move(q)});
+    }
+    job->head = head.dump();
+    job->input_seen = amqp_input();
+    job->run(*this);
 }
 
 void Api::get_health(Call& call) {

@@ -171,3 +171,22 @@ TEST_CASE("URL targets: segments decoded after splitting, query strings with plu
     CHECK_FALSE(warren::mgmt::parse_target("/api/queues/%2"));
     CHECK_FALSE(warren::mgmt::parse_target("/api/queues/%zz"));
 }
+
+TEST_CASE("the definitions export is built in pieces too, and lists what was declared", "[mgmt]") {
+    Harness h;
+    auto& vh = h.b.broker->default_vhost();
+    for (int i = 0; i < 450; ++i) vh.add_queue(fmt::format("q{:03}", i), {}, {}, {}, 0);
+    CHECK(h.send("PUT", "/api/exchanges/%2F/x", R"({"type":"fanout","durable":false})")->status == 201);
+    CHECK(h.send("POST", "/api/bindings/%2F/e/x/q/q001", R"({"routing_key":"k","arguments":{"a":1}})")->status == 201);
+    int turns = 0;
+    auto r = h.send("GET", "/api/definitions", {}, "Basic Z3Vlc3Q6Z3Vlc3Q=", &turns);
+    REQUIRE(r->status == 200);
+    CHECK(turns == 2);  // 450 queues and 7 exchanges, 200 a turn
+    json d = json::parse(r->body);
+    CHECK(d["queues"].size() == 450);
+    CHECK(d["exchanges"] == json::parse(R"([{"name":"x","vhost":"/","type":"fanout","durable":false,
+                                              "auto_delete":false,"internal":false,"arguments":{}}])"));
+    CHECK(d["bindings"] == json::parse(R"([{"source":"x","vhost":"/","destination":"q001","destination_type":"queue",
+                                             "routing_key":"k","arguments":{"a":1}}])"));
+    CHECK(d["users"][0]["name"] == "guest");
+}
