@@ -63,11 +63,15 @@ void Api::handle(const HttpRequest& request, Respond respond) {
     auto user = authenticate(broker_, request);
     if (!user || !allows(user->tags, Need::Management)) {
         // RabbitMQ answers a missing or refused login, and a user without a management tag, with
-        // 401 and a Basic challenge (and no body for the first).
+        // 401 and a Basic challenge: no body without credentials, and its own two texts (with
+        // their two spellings) for a refused login and a missing tag.
         HttpResponse r;
         r.status = 401;
         r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"RabbitMQ Management\"");
-        if (user) r.body = json{{"error", "not_authorised"}, {"reason", "Not management user"}}.dump();
+        if (user)
+            r.body = json{{"error", "not_authorised"}, {"reason", "Not management user"}}.dump();
+        else if (request.header("authorization"))
+            r.body = json{{"error", "not_authorized"}, {"reason", "Login failed"}}.dump();
         call->answered = true;
         call->respond(std::move(r));
         return;

@@ -308,7 +308,7 @@ void Api::get_connections(Call& call) {
         for (std::uint64_t id : view_.connection_ids()) {
             auto c = view_.connection(id);
             if (!c || c->name != s[2]) continue;
-            if (s.size() == 3) return call.reply(200, object_text([&](JsonOut& w) { write_connection(w, *c); }));
+            if (s.size() == 3) return call.reply(200, object_text([&](JsonOut& w) { write_connection(w, *c, true); }));
             if (s.size() == 4 && s[3] == "channels")
                 return call.reply(200, array_text(view_.channels(id), write_channel));
         }

@@ -167,8 +167,9 @@ void write_queue(JsonOut& w, const broker::QueueSnapshot& q) {
         w.field("consumer_utilisation", *q.consumer_utilisation);
         w.field("consumer_capacity", *q.consumer_utilisation);
     } else {
-        w.null("consumer_utilisation");
-        w.field("consumer_capacity", 0);  // RabbitMQ: the integer 0 without consumers
+        // RabbitMQ gives the integer 0 without consumers (clients read a number: not null).
+        w.field("consumer_utilisation", 0);
+        w.field("consumer_capacity", 0);
     }
     if (q.exclusive_consumer_tag.empty())
         w.null("exclusive_consumer_tag");
@@ -234,7 +235,7 @@ void write_binding(JsonOut& w, const broker::BindingSnapshot& b) {
     w.field("properties_key", properties_key(b.routing_key, b.arguments));
 }
 
-void write_connection(JsonOut& w, const broker::ConnectionSnapshot& c) {
+void write_connection(JsonOut& w, const broker::ConnectionSnapshot& c, bool single) {
     const auto& s = c.stats;
     w.field("name", c.name);
     w.field("node", node_name());
@@ -250,8 +251,12 @@ void write_connection(JsonOut& w, const broker::ConnectionSnapshot& c) {
     w.field("peer_port", static_cast<std::uint64_t>(c.peer_port));
     w.field("ssl", false);
     for (const char* k : {"peer_cert_issuer", "peer_cert_subject", "peer_cert_validity", "ssl_protocol",
-                          "ssl_key_exchange", "ssl_cipher", "ssl_hash"})
-        w.null(k);
+                          "ssl_key_exchange", "ssl_cipher", "ssl_hash"}) {
+        if (single)
+            w.field(k, "");
+        else
+            w.null(k);
+    }
     w.field("state", c.state);
     w.field("channels", static_cast<std::uint64_t>(c.channels));
     w.field("channel_max", static_cast<std::uint64_t>(c.channel_max));

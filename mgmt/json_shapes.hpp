@@ -1,6 +1,6 @@
-// The JSON RabbitMQ's management plugin (3.10) gives for each kind of object, built from the
-// broker's snapshots: the same field names and JSON types (a number is never a string), with
-// the fields current tools read from 4.x added (DECISIONS.md). Erlang-runtime internals
+// The JSON RabbitMQ's management plugin (3.10) gives for each kind of object, written from the
+// broker's snapshots: the same field names and JSON types (a number is never a string; checked
+// against recorded answers by test_management_shapes.py). Erlang-runtime internals
 // (garbage_collection, reductions, backing_queue_status) have no meaning here and are left out.
 #pragma once
 
@@ -37,7 +37,8 @@ void write_message_stats(JsonOut& w, const broker::StatsSnapshot& s, std::initia
 void write_queue(JsonOut& w, const broker::QueueSnapshot& q);
 void write_exchange(JsonOut& w, const broker::ExchangeSnapshot& x);
 void write_binding(JsonOut& w, const broker::BindingSnapshot& b);
-void write_connection(JsonOut& w, const broker::ConnectionSnapshot& c);
+// `single`: the answer for one connection, where RabbitMQ gives "" for the TLS fields (null in lists).
+void write_connection(JsonOut& w, const broker::ConnectionSnapshot& c, bool single = false);
 void write_channel(JsonOut& w, const broker::ChannelSnapshot& ch);
 void write_consumer(JsonOut& w, const broker::ConsumerSnapshot& c);
 void write_vhost(JsonOut& w, const std::string& name, const broker::StatsSnapshot& s);

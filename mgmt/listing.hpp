@@ -1,7 +1,7 @@
-// RabbitMQ's list parameters, applied to a built list of JSON objects: the `name` filter (a
-// substring, or a regular expression with use_regex=true), `sort` (a field, dotted for nested
-// ones) and `sort_reverse`, pagination (`page`, `page_size`: a paged answer is an object with
-// items and counts), and `columns` (only the named fields, dotted for nested ones).
+// RabbitMQ's list parameters: the `name` filter (a substring, or a regular expression with
+// use_regex=true), `sort` (a field, dotted for nested ones) and `sort_reverse`, pagination
+// (`page`, `page_size`: a paged answer is an object with items and counts), and `columns` (only
+// the named fields, dotted for nested ones; applied by JsonOut as each object is written).
 #pragma once
 
 #include <optional>

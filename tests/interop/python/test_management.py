@@ -46,7 +46,8 @@ class AuthTests(unittest.TestCase):
         self.assertIn("Basic", {k.lower(): v for k, v in headers.items()}.get("www-authenticate", ""))
 
     def test_wrong_password_is_401(self):
-        self.assertEqual(m.get("/api/overview", password="wrong")[0], 401)
+        status, body, _ = m.get("/api/overview", password="wrong")
+        self.assertEqual((status, body), (401, {"error": "not_authorized", "reason": "Login failed"}))
 
     def test_unknown_user_is_401(self):
         self.assertEqual(m.get("/api/queues", user="nobody", password="x")[0], 401)

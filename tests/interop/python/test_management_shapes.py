@@ -52,10 +52,14 @@ reference = None
 
 
 def shape_problems(ref, ours, where="$"):
-    """Where `ours` lacks a field of `ref` or has another JSON type (null matches anything)."""
+    """Where `ours` lacks a field of `ref` or has another JSON type. Where RabbitMQ said null,
+    any value may stand (a tag that is set now); where it gave a value, null does not (clients
+    that read a number fail on null)."""
     problems = []
-    if ref is None or ours is None:
+    if ref is None:
         return problems
+    if ours is None:
+        return ["%s: null, RabbitMQ gives %s" % (where, type(ref).__name__)]
     if isinstance(ref, dict):
         if not isinstance(ours, dict):
             return ["%s: object expected, got %s" % (where, type(ours).__name__)]
