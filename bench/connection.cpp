@@ -1,8 +1,11 @@
-// The load generator's connection: socket I/O and the client side of the AMQP handshake.
+// The load generator's connection: socket I/O (optionally TLS, through OpenSSL on the non-blocking
+// socket) and the client side of the AMQP handshake.
 #include "bench/connection.hpp"
 
 #include <fmt/format.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +43,15 @@ const ByteBuffer& client_properties() {
     return bytes;
 }
 
+SSL_CTX* tls_context = nullptr;
+
+std::string tls_error(const char* what) {
+    char buf[256];
+    ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+    ERR_clear_error();
+    return fmt::format("{}: {}", what, buf);
+}
+
 MethodId peek_method_id(const Frame& frame) {
     Reader r(frame.payload);
     std::uint16_t class_id = r.u16();
@@ -49,11 +61,28 @@ MethodId peek_method_id(const Frame& frame) {
 
 }  // namespace
 
+bool enable_tls(std::string& error) {
+    if (tls_context) return true;
+    tls_context = SSL_CTX_new(TLS_client_method());
+    if (!tls_context) {
+        error = tls_error("SSL_CTX_new");
+        return false;
+    }
+    SSL_CTX_set_verify(tls_context, SSL_VERIFY_NONE, nullptr);
+    // A write may end after a record, and be retried from a buffer that has moved (out_ grows).
+    SSL_CTX_set_mode(tls_context, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // Read what the socket has, not a record header and then its body: two recv per record.
+    SSL_CTX_set_read_ahead(tls_context, 1);
+    return true;
+}
+
 Connection::~Connection() {
     release();
 }
 
 void Connection::release() {
+    if (ssl_) SSL_free(ssl_);
+    ssl_ = nullptr;
     if (fd_ >= 0) ::close(fd_);  // also leaves the epoll set
     fd_ = -1;
 }
@@ -93,6 +122,41 @@ void Connection::on_connected() {
         fail(fmt::format("connect: {}", std::strerror(err)));
         return;
     }
+    if (tls_context) {
+        ssl_ = SSL_new(tls_context);
+        if (!ssl_ || SSL_set_fd(ssl_, fd_) != 1) {
+            fail(tls_error("SSL_new"));
+            return;
+        }
+        SSL_set_connect_state(ssl_);
+        tls_handshaking_ = true;
+        continue_tls_handshake();
+        return;
+    }
+    begin_amqp();
+}
+
+// The TLS handshake, a step per socket event; the connection stays Connecting until it is done.
+void Connection::continue_tls_handshake() {
+    int r = SSL_do_handshake(ssl_);
+    if (r == 1) {
+        tls_handshaking_ = false;
+        begin_amqp();
+        return;
+    }
+    switch (SSL_get_error(ssl_, r)) {
+        case SSL_ERROR_WANT_READ:
+            set_want_write(false);
+            break;
+        case SSL_ERROR_WANT_WRITE:
+            set_want_write(true);
+            break;
+        default:
+            fail(tls_error("TLS handshake"));
+    }
+}
+
+void Connection::begin_amqp() {
     state_ = ConnState::Handshake;
     out_.append(protocol_header, sizeof protocol_header);
     flush();
@@ -122,7 +186,35 @@ std::size_t Connection::next_read_size() const {
     return std::max(client_read_chunk, need);
 }
 
+// TLS: records until none is complete. OpenSSL reads ahead from the socket, so what it holds
+// would not wake epoll again: everything readable is decrypted now, whatever the read size.
+std::size_t Connection::read_tls() {
+    std::size_t total = 0;
+    while (true) {
+        in_.reserve(in_.size() + 32 * 1024);
+        int n = SSL_read(ssl_, in_.data() + in_.size(), static_cast<int>(in_.capacity() - in_.size()));
+        if (n > 0) {
+            in_.extend(static_cast<std::size_t>(n));
+            total += static_cast<std::size_t>(n);
+            continue;
+        }
+        int e = SSL_get_error(ssl_, n);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return total;
+        if (state_ == ConnState::Closing) {
+            state_ = ConnState::Closed;
+            release();
+        } else {
+            fail(e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+                     ? std::string("the broker closed the connection")
+                     : tls_error("TLS read"));
+        }
+        ERR_clear_error();
+        return total;
+    }
+}
+
 std::size_t Connection::read_some() {
+    if (ssl_) return read_tls();
     std::size_t space = next_read_size();
     in_.reserve(in_.size() + space);
     if (!client_like_) space = in_.capacity() - in_.size();
@@ -143,6 +235,19 @@ std::size_t Connection::read_some() {
 }
 
 std::size_t Connection::write_some(const std::byte* data, std::size_t size) {
+    if (ssl_) {
+        // One record per call (partial writes); a record that does not fit is retried with the
+        // same bytes on EPOLLOUT, as OpenSSL requires.
+        int n = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1 << 30)));
+        if (n > 0) return static_cast<std::size_t>(n);
+        int e = SSL_get_error(ssl_, n);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            write_blocked_ = true;
+        } else {
+            fail(tls_error("TLS write"));
+        }
+        return 0;
+    }
     while (true) {
         ssize_t n = ::send(fd_, data, size, MSG_NOSIGNAL);
         if (n > 0) return static_cast<std::size_t>(n);

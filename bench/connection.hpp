@@ -16,7 +16,14 @@
 #include "protocol/byte_buffer.hpp"
 #include "protocol/frame.hpp"
 
+struct ssl_st;
+
 namespace warren::bench {
+
+// From now on every new connection speaks TLS (warren-bench --tls): an OpenSSL client context
+// that does not verify the broker (the bench measures, it does not authenticate). False, with
+// `error`, if OpenSSL cannot make one.
+bool enable_tls(std::string& error);
 
 enum class ConnState { Idle, Connecting, Handshake, Open, Closing, Closed, Failed };
 
@@ -71,10 +78,15 @@ private:
     bool is_internal(const protocol::Frame& frame) const;
     void on_internal_frame(const protocol::Frame& frame);
     void on_connected();
+    void continue_tls_handshake();
+    void begin_amqp();
+    std::size_t read_tls();
     void set_want_write(bool on);
     void release();
 
     int fd_ = -1;
+    ssl_st* ssl_ = nullptr;  // with --tls
+    bool tls_handshaking_ = false;
     int epoll_fd_ = -1;
     void* tag_ = nullptr;
     ConnState state_ = ConnState::Idle;
@@ -93,7 +105,10 @@ private:
 template <class OnFrame>
 void Connection::on_event(std::uint32_t events, OnFrame&& on_frame) {
     if (state_ == ConnState::Connecting) {
-        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected();
+        if (tls_handshaking_)
+            continue_tls_handshake();
+        else if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            on_connected();
         if (state_ != ConnState::Handshake) return;
     }
     if ((events & EPOLLOUT) && write_blocked_) {

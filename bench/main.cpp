@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/connection.hpp"
 #include "bench/load_generator.hpp"
 #include "bench/scenario.hpp"
 
@@ -34,6 +35,7 @@ constexpr const char* usage = R"(usage: warren-bench [options]
   --json              print one JSON object per scenario on stdout (the text lines go to stderr)
   --mode M            pipelined (batch many messages per send, the default) or client (a send per
                       publish and per ack, reads of 8 KiB, as the common client libraries do)
+  --tls               connect with TLS (amqps; the broker's certificate is not verified)
   --broker-pid PID    read the broker's VmRSS (before and after each run) and CPU time (over the
                       measured window) from /proc/PID/
 scenario parameters (override the preset):
@@ -249,6 +251,12 @@ int main(int argc, char** argv) {
                 return 0;
             } else if (arg == "--json") {
                 json = true;
+            } else if (arg == "--tls") {
+                std::string error;
+                if (!warren::bench::enable_tls(error)) {
+                    fmt::print(stderr, "warren-bench: {}\n", error);
+                    return 2;
+                }
             } else if (arg == "--fanout") {
                 overrides.push_back([](Scenario& s) { s.fanout = true; });
             } else if (arg == "--auto-ack") {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 #include <random>
+#include <stdexcept>
 
 #include "broker/channel.hpp"
 #include "broker/connection.hpp"
@@ -28,6 +29,8 @@ constexpr std::uint64_t message_bookkeeping_bytes = 40;
 
 Broker::Broker(Config config, Clock& clock) : config_(std::move(config)), clock_(clock) {
     vhosts_.emplace(config_.default_vhost, std::make_unique<VHost>(*this, config_.default_vhost));
+    vhosts_.begin()->second->set_id(next_vhost_id_++);
+    create_default_user();
     memory_limit_ = config_.memory_high_watermark_bytes
                         ? *config_.memory_high_watermark_bytes
                         : static_cast<std::uint64_t>(static_cast<double>(total_memory_bytes()) *
@@ -47,17 +50,28 @@ VHost* Broker::find_vhost(std::string_view name) {
     return it == vhosts_.end() ? nullptr : it->second.get();
 }
 
+VHost& Broker::default_vhost() {
+    VHost* vh = find_vhost(config_.default_vhost);
+    if (!vh) throw std::logic_error("the default vhost does not exist");
+    return *vh;
+}
+
+// rabbit_auth_backend_internal:user_login_authentication/2, then RabbitMQ's loopback_users
+// check (the default user only, unless configured otherwise).
 bool Broker::check_login(std::string_view user, std::string_view password, bool from_loopback,
                          std::string& refusal_reason) const {
-    if (user != config_.default_user) {
+    if (password.empty()) {
+        refusal_reason = fmt::format("user '{}' attempted to log in with a blank password, which is prohibited by "
+                                     "the internal authN backend",
+                                     user);
+        return false;
+    }
+    const User* u = auth_.find_user(user);
+    if (!u || !verify_password(u->password, password)) {
         refusal_reason = fmt::format("user '{}' - invalid credentials", user);
         return false;
     }
-    if (password != config_.default_pass) {
-        refusal_reason = fmt::format("user '{}' - invalid credentials", user);
-        return false;
-    }
-    if (config_.default_user_loopback_only && !from_loopback) {
+    if (config_.default_user_loopback_only && user == config_.default_user && !from_loopback) {
         refusal_reason = fmt::format("user '{}' can only connect via localhost", user);
         return false;
     }

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "broker/auth.hpp"
 #include "broker/clock.hpp"
 #include "broker/config.hpp"
 #include "broker/dead_letter.hpp"
@@ -28,6 +29,28 @@ namespace warren::broker {
 class Connection;
 class Channel;
 class Durability;
+namespace definitions {
+struct Definitions;
+}
+
+// Why an admin change was refused: the field at fault and a sentence for the operator. The
+// kind lets an HTTP API pick its status (400, 404, 409).
+struct AdminError {
+    enum class Kind { Invalid, NotFound, Exists, Storage };
+    Kind kind = Kind::Invalid;
+    std::string field;  // "name", "configure", "password_hash", ...
+    std::string text;   // a whole sentence naming the field
+};
+using AdminStatus = std::optional<AdminError>;
+
+// A user as definitions files and the HTTP API give it: a password, or its hash.
+struct UserSpec {
+    std::string name;
+    std::optional<std::string> password;       // hashed with SHA-256 and a new salt
+    std::optional<std::string> password_hash;  // base64, as RabbitMQ stores it ("": no password)
+    std::string hashing_algorithm = "rabbit_password_hashing_sha256";
+    std::vector<std::string> tags;
+};
 
 class Broker {
 public:
@@ -79,14 +102,77 @@ public:
     // disk is written first, so that no reply can promise what the disk does not have.
     void end_turn_storage();
     void flush_storage();
+    // Shutdown, after the connections are gone (their deliveries requeued): writes and syncs the
+    // rest, writes each vhost's checkpoint (what makes the next start fast), stops the sync thread.
+    void shut_down_storage();
     std::variant<std::uint64_t, std::string> recover_messages(VHost& vhost);
 
     VHost* find_vhost(std::string_view name);
-    VHost& default_vhost() { return *vhosts_.begin()->second; }
+    // The vhost named by the configuration's default_vhost (tests; it may have been deleted).
+    VHost& default_vhost();
+    const StringMap<std::unique_ptr<VHost>>& vhosts() const { return vhosts_; }
+
+    // ---- users, vhosts, permissions, limits (broker_admin.cpp)
+    // Each call validates all of its input first (an error names the field; nothing is applied
+    // then), applies the change at once (connections and channels see it on their next check),
+    // and records it in the definitions log. These are what the CLI, the HTTP API and
+    // load_definitions call.
+    //
+    // Creates a vhost (with its built-in exchanges), or updates the metadata of one that exists.
+    AdminStatus add_vhost(std::string_view name, const VHostSettings& settings = {});
+    // Closes its connections (320 CONNECTION_FORCED "vhost 'x' is deleted"), deletes its
+    // queues, exchanges, permissions and stored messages.
+    AdminStatus delete_vhost(std::string_view name);
+    // Replaces the vhost's limits (an empty VHostLimits clears them).
+    AdminStatus set_vhost_limits(std::string_view vhost, const VHostLimits& limits);
+    // Refused with Kind::Exists if the user exists.
+    AdminStatus add_user(std::string_view name, std::string_view password, const std::vector<std::string>& tags = {});
+    // Creates or replaces a user (password or password_hash; neither: keeps the current one,
+    // or none for a new user). Permissions and limits are left as they are.
+    AdminStatus put_user(const UserSpec& spec);
+    // Closes the user's connections (320 "user 'u' is deleted") and drops their permissions.
+    AdminStatus delete_user(std::string_view name);
+    AdminStatus set_password(std::string_view user, std::string_view password);
+    AdminStatus set_password_hash(std::string_view user, std::string_view password_hash,
+                                  std::string_view hashing_algorithm = "rabbit_password_hashing_sha256");
+    AdminStatus set_tags(std::string_view user, const std::vector<std::string>& tags);
+    // Replaces the user's limits (an empty UserLimits clears them).
+    AdminStatus set_user_limits(std::string_view user, const UserLimits& limits);
+    AdminStatus set_permissions(std::string_view user, std::string_view vhost, std::string_view configure,
+                                std::string_view write, std::string_view read);
+    AdminStatus clear_permissions(std::string_view user, std::string_view vhost);
+    AdminStatus set_topic_permissions(std::string_view user, std::string_view vhost, std::string_view exchange,
+                                      std::string_view write, std::string_view read);
+    // One exchange's topic permissions, or (exchange nullopt) all of the user's in the vhost.
+    AdminStatus clear_topic_permissions(std::string_view user, std::string_view vhost,
+                                        std::optional<std::string_view> exchange = std::nullopt);
+    // The checks of add_vhost and put_user alone (names, tags, hash and algorithm), for callers
+    // that check a batch before applying any of it.
+    static AdminStatus check_vhost_input(std::string_view name, const VHostSettings& settings);
+    static AdminStatus check_user_input(const UserSpec& spec);
+    // A RabbitMQ definitions file's vhosts (with vhost-limits parameters), users (password or
+    // password_hash and hashing_algorithm, tags, limits), permissions and topic permissions,
+    // checked in full before any is applied (definitions_import.cpp). Other sections are
+    // ignored for now.
+    AdminStatus import_definitions(std::string_view json_text);
+    AdminStatus import_definitions_file(const std::string& path);
+    const AuthRegistry& auth() const { return auth_; }
+    std::uint64_t auth_epoch() const { return auth_.epoch(); }
+    Access access(std::string_view user, std::string_view vhost) const { return auth_.access(user, vhost); }
 
     // Checks a login; the reason for a refusal goes to the log, never to the client.
     bool check_login(std::string_view user, std::string_view password, bool from_loopback,
                      std::string& refusal_reason) const;
+    // For a login without a password (EXTERNAL: the TLS layer vouched for the name): whether
+    // the user exists, and whether it may connect only from loopback.
+    bool user_exists(std::string_view user) const { return auth().find_user(user) != nullptr; }
+    bool is_loopback_only(std::string_view user) const {
+        return config_.default_user_loopback_only && user == config_.default_user;
+    }
+    // Open connections (past connection.open) in a vhost, of a user, and the user's channels.
+    std::size_t connections_in_vhost(const VHost& vhost) const;
+    std::size_t connections_of_user(std::string_view user) const;
+    std::size_t channels_of_user(std::string_view user) const;
 
     // ---- connections
     std::uint64_t register_connection(Connection& connection);
@@ -97,7 +183,6 @@ public:
         return it == connections_.end() ? nullptr : it->second;
     }
     const std::unordered_map<std::uint64_t, Connection*>& connections() const { return connections_; }
-    const StringMap<std::unique_ptr<VHost>>& vhosts() const { return vhosts_; }
 
     // ---- statistics: takes a sample of every counter, for the rates the management API shows
     // (every few seconds, from a timer; the hot path only adds to counters). Also sets the
@@ -170,6 +255,20 @@ public:
 private:
     Config config_;
     Clock& clock_;
+    AuthRegistry auth_;
+    // The default user, with full permissions on the default vhost (a fresh data directory or
+    // none, as RabbitMQ's first start).
+    void create_default_user();
+    // The records that keep auth state, for the definitions log (no-ops without storage).
+    void append_admin_record(const std::string& record);
+    void record_user(const User& user);
+    void record_vhost(const VHost& vhost);
+    void record_permissions(std::string_view user, const VHost& vhost);
+    void record_topic_permission(std::string_view user, const VHost& vhost, std::string_view exchange);
+    // Closes (320) every connection for which `which` is true.
+    void force_close_connections(const std::function<bool(const Connection&)>& which, const std::string& text);
+    // Rebuilds users and permissions from stored definitions (broker_storage.cpp).
+    void restore_auth(const definitions::Definitions& defs);
     std::unique_ptr<Durability> durability_;
     std::uint32_t next_stored_queue_id_ = 1;
     std::uint32_t next_vhost_id_ = 1;

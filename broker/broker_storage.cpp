@@ -2,8 +2,9 @@
 // the vhosts, exchanges, queues and bindings are rebuilt from it (without being recorded
 // again), and a snapshot of the result starts a new generation of the log, so the log never
 // grows across restarts. Bad records are reported and skipped; a binding whose ends are gone is
-// dropped. A fresh directory gets the default vhost from the configuration, as RabbitMQ's
-// default vhost is created only on a fresh node.
+// dropped. A fresh directory gets the default vhost and the default user (administrator, full
+// permissions on it) from the configuration, as RabbitMQ creates them only on a fresh node;
+// an existing one keeps the users and vhosts it has.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -22,13 +23,31 @@ namespace warren::broker {
 namespace {
 
 // The live durable state, as a snapshot to compact the log with.
-definitions::Definitions collect(const StringMap<std::unique_ptr<VHost>>& vhosts, std::uint32_t next_vhost_id,
-                                 std::uint32_t next_queue_id) {
+definitions::StoredLimits stored_limits(const VHostLimits& l) { return {l.max_connections, l.max_queues, std::nullopt}; }
+
+definitions::Definitions collect(const StringMap<std::unique_ptr<VHost>>& vhosts, const AuthRegistry& auth,
+                                 std::uint32_t next_vhost_id, std::uint32_t next_queue_id) {
     definitions::Definitions d;
     d.next_vhost_id = next_vhost_id;
     d.next_queue_id = next_queue_id;
+    d.users_stored = true;
+    for (const auto& [name, u] : auth.users())
+        d.users.push_back({u.name, encode_password_hash(u.password), std::string(hashing_algorithm_name(u.password.algorithm)),
+                           u.tags, {u.limits.max_connections, std::nullopt, u.limits.max_channels}});
+    auto vhost_id = [&](const std::string& name) {
+        auto it = vhosts.find(name);
+        return it == vhosts.end() ? 0u : it->second->id();
+    };
+    for (const auto& [key, p] : auth.permissions())
+        if (std::uint32_t id = vhost_id(key.second))
+            d.permissions.push_back({key.first, id, p->configure.pattern(), p->write.pattern(), p->read.pattern()});
+    for (const auto& [key, topics] : auth.topic_permissions())
+        if (std::uint32_t id = vhost_id(key.second))
+            for (const auto& [exchange, t] : *topics)
+                d.topic_permissions.push_back({key.first, id, exchange, t.write_pattern, t.read_pattern});
     for (const auto& [name, vh] : vhosts) {
-        d.vhosts.push_back({vh->name(), vh->id()});
+        d.vhosts.push_back({vh->name(), vh->id(), vh->settings().description, vh->settings().tags,
+                            stored_limits(vh->limits())});
         for (const auto& [xname, x] : vh->exchanges()) {
             if (!x->durable || x->name.empty() || x->name.starts_with("amq.")) continue;
             d.exchanges.push_back({vh->id(), x->name, std::string(exchanges::exchange_type_name(x->type)),
@@ -94,9 +113,12 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
         for (const auto& v : defs.vhosts) {
             auto vh = std::make_unique<VHost>(*this, v.name);
             vh->set_id(v.id);
+            vh->set_settings({v.description, v.tags});
+            vh->set_limits({v.limits.max_connections, v.limits.max_queues});
             vhosts_.emplace(v.name, std::move(vh));
         }
     }
+    restore_auth(defs);
     auto vhost_by_id = [&](std::uint32_t id) -> VHost* {
         for (auto& [name, vh] : vhosts_)
             if (vh->id() == id) return vh.get();
@@ -143,6 +165,15 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
         ++bindings;
     }
 
+    // A vhost deleted just before a crash may have left its messages: they go now.
+    for (std::uint32_t id : durability_->message_log_ids()) {
+        bool live = false;
+        for (auto& [name, vh] : vhosts_) live = live || vh->id() == id;
+        if (!live) {
+            log::info("storage: removing the messages of deleted vhost {}", id);
+            durability_->remove_message_log(id);
+        }
+    }
     // Each vhost's messages, back into their queues (on disk; read when they near the front).
     std::uint64_t messages = 0;
     for (auto& [name, vh] : vhosts_) {
@@ -153,16 +184,69 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
 
     // From here on, changes are recorded; the snapshot of what was rebuilt starts a new generation.
     for (auto& [name, vh] : vhosts_) vh->set_durability(durability_.get());
-    std::string snapshot = definitions::snapshot(collect(vhosts_, next_vhost_id_, next_stored_queue_id_));
+    std::string snapshot = definitions::snapshot(collect(vhosts_, auth_, next_vhost_id_, next_stored_queue_id_));
     if (auto s = durability_->meta().compact(std::as_bytes(std::span(snapshot.data(), snapshot.size()))); !s)
         return fmt::format("cannot write the definitions snapshot: {}", s.error().message);
 
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-    log::info("storage: {} ready in {} ms: {} vhosts, {} exchanges, {} queues, {} bindings, {} messages restored{}",
-              config_.data_dir, ms, vhosts_.size(), exchanges, queues, bindings, messages,
+    log::info("storage: {} ready in {} ms: {} vhosts, {} users, {} exchanges, {} queues, {} bindings, {} messages "
+              "restored{}",
+              config_.data_dir, ms, vhosts_.size(), auth_.users().size(), exchanges, queues, bindings, messages,
               bad || stats->bad_records ? fmt::format(" ({} bad records skipped)", bad + stats->bad_records) : "");
     return {};
+}
+
+// Users, permissions and topic permissions as stored; what no longer validates (a hash of the
+// wrong length, a pattern PCRE2 refuses, a vhost that is gone) is skipped and logged. A data
+// directory that never stored users (fresh, or written before users were stored) gets the
+// default user.
+void Broker::restore_auth(const definitions::Definitions& defs) {
+    auth_ = AuthRegistry();
+    if (!defs.users_stored) {
+        create_default_user();
+        return;
+    }
+    for (const auto& u : defs.users) {
+        auto algorithm = parse_hashing_algorithm(u.hashing_algorithm);
+        auto hash = algorithm ? decode_password_hash(u.password_hash, *algorithm)
+                              : std::variant<PasswordHash, std::string>(std::string("unknown hashing algorithm"));
+        if (auto* error = std::get_if<std::string>(&hash)) {
+            log::warning("storage: user '{}' skipped: password_hash {}", u.name, *error);
+            continue;
+        }
+        auth_.put_user({u.name, std::get<PasswordHash>(std::move(hash)), u.tags,
+                        {u.limits.max_connections, u.limits.max_channels}});
+    }
+    auto vhost_name = [&](std::uint32_t id) -> const VHost* {
+        for (auto& [name, vh] : vhosts_)
+            if (vh->id() == id) return vh.get();
+        return nullptr;
+    };
+    auto compile = [](const std::string& pattern) { return PermissionRegex::compile(pattern); };
+    for (const auto& p : defs.permissions) {
+        const VHost* vh = vhost_name(p.vhost);
+        auto c = compile(p.configure), w = compile(p.write), r = compile(p.read);
+        if (!vh || !auth_.find_user(p.user) || c.index() || w.index() || r.index()) {
+            log::warning("storage: permissions of user '{}' in vhost {} skipped (unknown user or vhost, or a pattern "
+                         "that does not compile)",
+                         p.user, p.vhost);
+            continue;
+        }
+        auth_.put_permissions(p.user, vh->name(),
+                              {std::get<0>(std::move(c)), std::get<0>(std::move(w)), std::get<0>(std::move(r))});
+    }
+    for (const auto& p : defs.topic_permissions) {
+        const VHost* vh = vhost_name(p.vhost);
+        auto w = compile(expand_topic_variables(p.write, p.user, vh ? vh->name() : ""));
+        auto r = compile(expand_topic_variables(p.read, p.user, vh ? vh->name() : ""));
+        if (!vh || !auth_.find_user(p.user) || w.index() || r.index()) {
+            log::warning("storage: topic permissions of user '{}' in vhost {} skipped", p.user, p.vhost);
+            continue;
+        }
+        auth_.put_topic_permission(p.user, vh->name(),
+                                   {p.exchange, p.write, p.read, std::get<0>(std::move(w)), std::get<0>(std::move(r))});
+    }
 }
 
 // The stored messages of one vhost: each (message, queue) pair still unsettled goes back to its
@@ -186,14 +270,17 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
         std::optional<std::uint64_t> ttl = q.args().message_ttl_ms;
         if (e.ttl_ms != store::no_ttl) ttl = ttl ? std::min<std::uint64_t>(*ttl, e.ttl_ms) : e.ttl_ms;
         PagedMessage p;
+        if (e.has_deadline) ttl.reset();  // a checkpoint knows the deadline itself
         p.location = e.location;
         p.seq = e.queue_seq;
         p.body_size = e.body_size;
         p.priority = e.priority;
         p.delivery_count = static_cast<std::uint16_t>(std::min<std::uint32_t>(e.delivery_count + (e.delivered ? 1 : 0), 0xFFFF));
-        if (ttl) {
-            const std::int64_t left_ms = static_cast<std::int64_t>(e.publish_ms + *ttl) - now_ms;
-            p.expires_at = now + std::chrono::milliseconds(left_ms);
+        std::optional<std::int64_t> deadline_ms;
+        if (e.has_deadline && e.deadline_ms >= 0) deadline_ms = e.deadline_ms;
+        if (ttl) deadline_ms = static_cast<std::int64_t>(e.publish_ms + *ttl);
+        if (deadline_ms) {
+            p.expires_at = now + std::chrono::milliseconds(*deadline_ms - now_ms);
             if (p.expires_at == TimePoint{}) p.expires_at += std::chrono::nanoseconds(1);
         }
         q.restore(p);
@@ -201,12 +288,36 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     });
     if (!stats) return fmt::format("cannot read the messages of vhost '{}': {}", vh.name(), stats.error().message);
     vh.set_storage(std::make_unique<VHostStorage>(log, clock_));
+    vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (stats->live || stats->records)
-        log::info("storage: vhost '{}': {} messages back in their queues from {} records in {} ms ({} dropped with "
+        log::info("storage: vhost '{}': {} messages back in their queues from {} in {} ms ({} dropped with "
                   "their queue, {} bad records skipped, {} torn tails cut)",
-                  vh.name(), stats->live, stats->records, ms, stats->dropped, stats->bad_records, stats->torn_tails);
+                  vh.name(), stats->live,
+                  stats->checkpoint ? std::string("the clean shutdown's checkpoint")
+                                    : fmt::format("{} records", stats->records),
+                  ms, stats->dropped, stats->bad_records, stats->torn_tails);
     return stats->live;
+}
+
+void Broker::shut_down_storage() {
+    if (!durability_) return;
+    durability_->finish_writes();
+    const TimePoint now = clock_.now();
+    const std::int64_t now_ms = clock_.unix_ms();
+    std::vector<store::RecoveredEntry> entries;
+    for (auto& [name, vh] : vhosts_) {
+        VHostStorage* storage = vh->storage();
+        if (!storage) continue;
+        entries.clear();
+        for (const auto& [qname, q] : vh->queues()) q->checkpoint(entries, now, now_ms);
+        if (auto s = storage->log().write_checkpoint(entries); !s)
+            log::warning("storage: vhost '{}': no checkpoint ({}); the next start reads the segments", vh->name(),
+                         s.error().message);
+        else
+            log::info("storage: vhost '{}': checkpoint of {} messages written", vh->name(), entries.size());
+    }
+    durability_->stop();
 }
 
 void Broker::flush_storage() {

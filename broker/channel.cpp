@@ -112,6 +112,9 @@ Status Channel::on_channel_close(const ChannelClose&) {
 }
 
 void Channel::begin_close(const AmqpError& error) {
+    // Confirms of the publishes before the failing method go out before channel.close, as
+    // RabbitMQ sends them; nothing may follow the close on this channel.
+    flush_confirms();
     log::peer(log::Level::Info, connection_.peer().address, "channel {} on connection {} closed by the broker: {}", id_,
               connection_.peer().address, log::escaped(error.text, 512));
     const std::string text = wire_reply_text(error.text);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/auth.hpp"
 #include "broker/consumer.hpp"
 #include "broker/life_token.hpp"
 #include "broker/message.hpp"
@@ -164,9 +165,23 @@ private:
     };
 
     VHost& vhost() const;
+
+    // permissions (channel_access.cpp): RabbitMQ's checks, each answered from a small cache of
+    // what was granted (dropped whenever any permission changes), so the publish path matches
+    // no pattern per message.
+    enum class ResourceKind { Exchange, Queue };
+    Status check_access(Permission permission, ResourceKind kind, std::string_view name);
+    // Write (publish) or read (bind) on a routing key of a topic exchange; other types pass.
+    Status check_topic_access(Permission permission, const ExchangeEntry& exchange, std::string_view routing_key);
+    Status check_binding_access(ResourceKind kind, std::string_view destination, std::string_view source,
+                                std::string_view routing_key);
+    // basic.publish's write check, with a one-entry cache in front of check_access.
+    Status check_publish_access(const std::string& exchange_name);
+
     Status check_exclusive(const Queue& queue) const;
-    // Resolves the empty-name shortcut, finds the queue and checks exclusive access.
-    Status find_queue_for(std::string_view name, Queue*& out);
+    // Resolves the empty-name shortcut, checks `permission` on the queue, finds it and checks
+    // exclusive access.
+    Status find_queue_for(std::string_view name, Queue*& out, Permission permission);
     Status resolve_queue_name(std::string_view name, std::string& out) const;
     struct QueueBinding {
         std::string queue_name;
@@ -186,6 +201,7 @@ private:
     // content is complete, in a transaction too; rewrites a direct reply-to request.
     Status prepare_publish(const std::string& exchange_name, MessageRef& message, ExchangeEntry*& x);
     bool is_reply_route(const ExchangeEntry& x, const Message& message) const;
+    bool is_impersonator() const;
     bool deliver_to_reply_consumer(const MessageRef& message);
     void commit_publish(TxPublish& publish);
     // A publish's confirm: ack or nack now, or (stored) once storage ticket `ticket` settles.
@@ -277,6 +293,20 @@ private:
     QueueId cached_queue_id_ = 0;
     Queue* cached_queue_ = nullptr;
     std::uint64_t cached_queue_version_ = ~std::uint64_t{0};
+
+    // Granted permissions, valid while the broker's auth epoch is access_epoch_.
+    struct Granted {
+        Permission permission;
+        ResourceKind kind;
+        std::string name;
+    };
+    std::vector<Granted> granted_;
+    std::uint64_t access_epoch_ = 0;
+    std::string publish_granted_exchange_;  // write on it granted in publish_granted_epoch_
+    std::uint64_t publish_granted_epoch_ = 0;
+    std::string topic_granted_exchange_;  // the last topic write granted: exchange and key
+    std::string topic_granted_key_;
+    std::uint64_t topic_granted_epoch_ = 0;
 
     // The last queue this channel declared: an empty queue name in later methods means it.
     std::string most_recent_queue_;

@@ -50,7 +50,7 @@ Status Channel::on_basic_consume(const BasicConsume& m) {
     }
 
     Queue* q = nullptr;
-    if (Status s = find_queue_for(m.queue.view(), q)) return s;
+    if (Status s = find_queue_for(m.queue.view(), q, Permission::Read)) return s;
     std::int32_t priority = 0;
     if (auto p = m.arguments.find("x-priority")) {
         auto value = p->as_integer();
@@ -92,7 +92,7 @@ Status Channel::on_basic_cancel(const BasicCancel& m) {
 
 Status Channel::on_basic_get(const BasicGet& m) {
     Queue* q = nullptr;
-    if (Status s = find_queue_for(m.queue.view(), q)) return s;
+    if (Status s = find_queue_for(m.queue.view(), q, Permission::Read)) return s;
     std::optional<QueuedMessage> taken = q->take_one();
     if (!taken) {
         stats_.add(Stat::get_empty);

@@ -41,6 +41,7 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
         std::string_view word = m.type.empty() ? "invalid" : "unknown";
         return amqp_error(ReplyCode::CommandInvalid, fmt::format("{} exchange type '{}'", word, m.type.view()));
     }
+    if (Status s = check_access(Permission::Configure, ResourceKind::Exchange, name)) return s;
     FieldTable arguments = m.arguments.to_table();
     ExchangeEntry* x = vh.find_exchange(name);
     std::string resource = resource_name("exchange", name, vh.name());
@@ -49,6 +50,11 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
         if (const FieldValue* ae = arguments.find(args::alternate_exchange); ae && !ae->as_string())
             return errors::precondition(fmt::format("invalid type '{}' for arg '{}' in {}",
                                                     rabbit_type_name(ae->type()), args::alternate_exchange, resource));
+        // An alternate exchange: read on this one and write on that one, as a publish would need.
+        if (auto ae = alternate_exchange_of(arguments)) {
+            if (Status s = check_access(Permission::Read, ResourceKind::Exchange, name)) return s;
+            if (Status s = check_access(Permission::Write, ResourceKind::Exchange, *ae)) return s;
+        }
         vh.add_exchange(std::string(name), *type, m.durable, m.auto_delete, m.internal, std::move(arguments));
     } else {
         if (x->type != *type)
@@ -83,6 +89,7 @@ Status Channel::on_exchange_delete(const ExchangeDelete& m) {
     if (has_reserved_prefix(name))
         return amqp_error(ReplyCode::AccessRefused,
                           fmt::format("deletion of system {} not allowed", resource_name("exchange", name, vh.name())));
+    if (Status s = check_access(Permission::Configure, ResourceKind::Exchange, name)) return s;
     if (ExchangeEntry* x = vh.find_exchange(name)) {
         if (m.if_unused && x->router->binding_count() > 0)
             return errors::precondition(fmt::format("{} in use", resource_name("exchange", name, vh.name())));
@@ -92,9 +99,24 @@ Status Channel::on_exchange_delete(const ExchangeDelete& m) {
     return std::nullopt;
 }
 
+// rabbit_channel:binding_action/10: write on the destination, then (neither end being the
+// default exchange) read on the source, and read on the key if the source is a topic exchange.
+Status Channel::check_binding_access(ResourceKind kind, std::string_view destination, std::string_view source,
+                                     std::string_view routing_key) {
+    if (Status s = check_access(Permission::Write, kind, destination)) return s;
+    if ((kind == ResourceKind::Exchange && destination.empty()) || source.empty())
+        return errors::default_exchange_refused();
+    if (Status s = check_access(Permission::Read, ResourceKind::Exchange, source)) return s;
+    if (ExchangeEntry* x = vhost().find_exchange(source))
+        if (Status s = check_topic_access(Permission::Read, *x, routing_key)) return s;
+    return std::nullopt;
+}
+
 Status Channel::on_exchange_bind(const ExchangeBind& m) {
     VHost& vh = vhost();
-    if (m.destination.empty() || m.source.empty()) return errors::default_exchange_refused();
+    if (Status s = check_binding_access(ResourceKind::Exchange, m.destination.view(), m.source.view(),
+                                        m.routing_key.view()))
+        return s;
     ExchangeEntry* source = vh.find_exchange(m.source.view());
     if (!source) return errors::no_exchange(m.source.view(), vh.name());
     ExchangeEntry* destination = vh.find_exchange(m.destination.view());
@@ -108,7 +130,9 @@ Status Channel::on_exchange_bind(const ExchangeBind& m) {
 
 Status Channel::on_exchange_unbind(const ExchangeUnbind& m) {
     VHost& vh = vhost();
-    if (m.destination.empty() || m.source.empty()) return errors::default_exchange_refused();
+    if (Status s = check_binding_access(ResourceKind::Exchange, m.destination.view(), m.source.view(),
+                                        m.routing_key.view()))
+        return s;
     ExchangeEntry* source = vh.find_exchange(m.source.view());
     if (!source) return errors::no_exchange(m.source.view(), vh.name());
     ExchangeEntry* destination = vh.find_exchange(m.destination.view());

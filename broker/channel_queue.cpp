@@ -26,9 +26,10 @@ Status Channel::resolve_queue_name(std::string_view name, std::string& out) cons
     return std::nullopt;
 }
 
-Status Channel::find_queue_for(std::string_view name, Queue*& out) {
+Status Channel::find_queue_for(std::string_view name, Queue*& out, Permission permission) {
     std::string resolved;
     if (Status s = resolve_queue_name(name, resolved)) return s;
+    if (Status s = check_access(permission, ResourceKind::Queue, resolved)) return s;
     out = vhost().find_queue(resolved);
     if (!out) return errors::no_queue(resolved, vhost().name());
     return check_exclusive(*out);
@@ -60,6 +61,7 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
     else if (name.starts_with("amq."))
         return errors::reserved_name("queue", name);
 
+    if (Status s = check_access(Permission::Configure, ResourceKind::Queue, name)) return s;
     const std::string resource = resource_name("queue", name, vh.name());
     FieldTable arguments = m.arguments.to_table();
     const std::uint64_t owner = m.exclusive ? connection_.id() : 0;
@@ -77,6 +79,15 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
             return errors::precondition(*detail);
         q->touch();
     } else {
+        if (auto limit = limit_reached(vh.limits().max_queues, vh.queues().size()))
+            return errors::precondition(
+                fmt::format("cannot declare queue '{}': queue limit in vhost '{}' ({}) is reached", name, vh.name(), *limit));
+        // A dead-letter exchange: read on the queue and write on the exchange, as dead-lettering
+        // will publish there on the declarer's behalf.
+        if (const FieldValue* dlx = arguments.find("x-dead-letter-exchange"); dlx && dlx->as_string()) {
+            if (Status s = check_access(Permission::Read, ResourceKind::Queue, name)) return s;
+            if (Status s = check_access(Permission::Write, ResourceKind::Exchange, *dlx->as_string())) return s;
+        }
         QueueArgsResult parsed = parse_queue_args(arguments, resource);
         if (!parsed.args) return errors::precondition(parsed.error);
         // rabbit_quorum_queue:declare/2's checks, in its order.
@@ -105,6 +116,7 @@ Status Channel::resolve_queue_binding(std::string_view queue, std::string_view e
     if (Status s = resolve_queue_name(queue, out.queue_name)) return s;
     out.routing_key.assign(key);
     if (queue.empty() && key.empty()) out.routing_key = out.queue_name;
+    if (Status s = check_binding_access(ResourceKind::Queue, out.queue_name, exchange, out.routing_key)) return s;
     if (exchange.empty()) return errors::default_exchange_refused();
     out.source = vhost().find_exchange(exchange);
     if (!out.source) return errors::no_exchange(exchange, vhost().name());
@@ -137,7 +149,7 @@ Status Channel::on_queue_unbind(const QueueUnbind& m) {
 
 Status Channel::on_queue_purge(const QueuePurge& m) {
     Queue* q = nullptr;
-    if (Status s = find_queue_for(m.queue.view(), q)) return s;
+    if (Status s = find_queue_for(m.queue.view(), q, Permission::Read)) return s;
     std::size_t purged = q->purge();
     if (!m.nowait) connection_.send_method(id_, QueuePurgeOk{static_cast<std::uint32_t>(purged)});
     return std::nullopt;
@@ -147,6 +159,7 @@ Status Channel::on_queue_delete(const QueueDelete& m) {
     VHost& vh = vhost();
     std::string name;
     if (Status s = resolve_queue_name(m.queue.view(), name)) return s;
+    if (Status s = check_access(Permission::Configure, ResourceKind::Queue, name)) return s;
     std::size_t count = 0;
     // Deleting a queue that does not exist succeeds, as in RabbitMQ.
     if (Queue* q = vh.find_queue(name)) {

@@ -72,12 +72,81 @@ Listener get_listener(const json& v, const std::string& where) {
     return l;
 }
 
+// A non-empty string: a file name the net layer will read.
+std::string get_path(const json& v, const std::string& key) {
+    if (!v.is_string() || v.get<std::string>().empty())
+        throw KeyError{fmt::format("configuration key '{}' must be a file name", key)};
+    return v.get<std::string>();
+}
+
+// The keys of a listener that speaks TLS (an AMQPS one, and the HTTPS ones), as RabbitMQ names
+// them in ssl_options. Returns false for a key that is not about TLS.
+bool apply_tls_key(TlsOptions& t, const std::string& k, const json& value, const std::string& key) {
+    if (k == "certfile")
+        t.certfile = get_path(value, key);
+    else if (k == "keyfile")
+        t.keyfile = get_path(value, key);
+    else if (k == "cacertfile")
+        t.cacertfile = get_path(value, key);
+    else if (k == "verify_peer")
+        t.verify_peer = get_bool(value, key);
+    else if (k == "fail_if_no_peer_cert")
+        t.fail_if_no_peer_cert = get_bool(value, key);
+    else if (k == "versions") {
+        const auto error =
+            KeyError{fmt::format("configuration key '{}' must be a non-empty array of \"tlsv1.2\", \"tlsv1.3\"", key)};
+        if (!value.is_array() || value.empty()) throw error;
+        t.tls12 = t.tls13 = false;
+        for (const auto& v : value) {
+            if (v == "tlsv1.2")
+                t.tls12 = true;
+            else if (v == "tlsv1.3")
+                t.tls13 = true;
+            else
+                throw error;
+        }
+    } else
+        return false;
+    return true;
+}
+
+// What a TLS listener needs whatever the order of its keys.
+void check_tls_options(const TlsOptions& t, const std::string& where) {
+    if (t.certfile.empty()) throw KeyError{fmt::format("configuration key '{}.certfile' is required", where)};
+    if (t.keyfile.empty()) throw KeyError{fmt::format("configuration key '{}.keyfile' is required", where)};
+    if (t.verify_peer && t.cacertfile.empty())
+        throw KeyError{fmt::format(
+            "configuration key '{}.cacertfile' is required with verify_peer: client certificates are checked "
+            "against it",
+            where)};
+    if (t.fail_if_no_peer_cert && !t.verify_peer)
+        throw KeyError{fmt::format(
+            "configuration key '{}.fail_if_no_peer_cert' needs verify_peer: without it no client certificate is "
+            "asked for",
+            where)};
+}
+
+TlsListener get_tls_listener(const json& v, const std::string& where) {
+    if (!v.is_object()) throw KeyError{fmt::format("configuration key '{}' must be an object", where)};
+    TlsListener l;
+    for (auto& [k, value] : v.items()) {
+        std::string key = where + "." + k;
+        if (k == "bind")
+            l.bind = get_string(value, key);
+        else if (k == "port")
+            l.port = static_cast<std::uint16_t>(get_uint(value, key, 0, 65535));
+        else if (!apply_tls_key(l.tls, k, value, key))
+            throw KeyError{fmt::format("unknown configuration key '{}'", key)};
+    }
+    check_tls_options(l.tls, where);
+    return l;
+}
+
 void apply_keys(const json& doc, Config& c) {
     if (!doc.is_object()) throw KeyError{"the configuration must be a JSON object"};
     for (auto& [key, v] : doc.items()) {
         if (key == "listeners") {
-            if (!v.is_array() || v.empty())
-                throw KeyError{"configuration key 'listeners' must be a non-empty array of {\"bind\", \"port\"}"};
+            if (!v.is_array()) throw KeyError{"configuration key 'listeners' must be an array of {\"bind\", \"port\"}"};
             c.listeners.clear();
             for (std::size_t i = 0; i < v.size(); ++i)
                 c.listeners.push_back(get_listener(v[i], fmt::format("listeners[{}]", i)));
@@ -85,6 +154,16 @@ void apply_keys(const json& doc, Config& c) {
             c.management = get_listener(v, "management");
         } else if (key == "stats_interval_ms") {
             c.stats_interval_ms = get_uint(v, key, 100, 3'600'000);
+        } else if (key == "tls_listeners") {
+            if (!v.is_array())
+                throw KeyError{
+                    "configuration key 'tls_listeners' must be an array of {\"bind\", \"port\", \"certfile\", "
+                    "\"keyfile\", ...}"};
+            c.tls_listeners.clear();
+            for (std::size_t i = 0; i < v.size(); ++i)
+                c.tls_listeners.push_back(get_tls_listener(v[i], fmt::format("tls_listeners[{}]", i)));
+        } else if (key == "tls_handshake_timeout_ms") {
+            c.tls_handshake_timeout_ms = get_uint(v, key, 100, 600'000);
         } else if (key == "default_user") {
             c.default_user = get_string(v, key);
         } else if (key == "default_pass") {
@@ -119,6 +198,8 @@ void apply_keys(const json& doc, Config& c) {
             c.server_version = get_version(v, key);
         } else if (key == "data_dir") {
             c.data_dir = get_string(v, key);
+        } else if (key == "load_definitions") {
+            c.load_definitions = get_string(v, key);
         } else if (key == "fsync_confirms") {
             c.fsync_confirms = get_bool(v, key);
         } else if (key == "sync_interval_ms") {
@@ -136,6 +217,9 @@ void apply_keys(const json& doc, Config& c) {
             throw KeyError{fmt::format("unknown configuration key '{}'", key)};
         }
     }
+    // Plain AMQP may be switched off, but not everything.
+    if (c.listeners.empty() && c.tls_listeners.empty())
+        throw KeyError{"configuration key 'listeners' may be empty only when 'tls_listeners' names a listener"};
 }
 
 }  // namespace
@@ -219,6 +303,8 @@ CommandLine parse_command_line(int argc, char** argv) {
         }
         config = std::move(*r.config);
     }
+    // --bind and --port set the first plain listener, making one if the file has none.
+    if ((bind || port) && config.listeners.empty()) config.listeners.emplace_back();
     if (bind) config.listeners.front().bind = *bind;
     if (data_dir) config.data_dir = *data_dir;
     if (port) {

@@ -15,12 +15,38 @@ struct Listener {
     std::uint16_t port = 5672;
 };
 
+// The TLS side of a listener, named as RabbitMQ's ssl_options are. The files are PEM; the net
+// layer reads and checks them (broker/net/tls_context.hpp), at start-up and on SIGHUP.
+struct TlsOptions {
+    std::string certfile;    // the server's certificate, then any intermediates
+    std::string keyfile;     // its private key (not encrypted)
+    std::string cacertfile;  // the CAs client certificates must chain to (needed by verify_peer)
+    // Ask for a client certificate and refuse one that does not verify; with
+    // fail_if_no_peer_cert, refuse a client without one too.
+    bool verify_peer = false;
+    bool fail_if_no_peer_cert = false;
+    // Protocol versions accepted: TLS 1.2 and 1.3 ("tlsv1.2", "tlsv1.3" in the file).
+    bool tls12 = true;
+    bool tls13 = true;
+};
+
+struct TlsListener {
+    std::string bind = "127.0.0.1";
+    std::uint16_t port = 5671;
+    TlsOptions tls;
+};
+
 struct Config {
     std::vector<Listener> listeners{Listener{}};
     // The management HTTP API (RabbitMQ's default port); port 0 disables it.
     Listener management{"127.0.0.1", 15672};
     // How often statistics are sampled for the API's rates (RabbitMQ's collect_statistics_interval).
     std::uint64_t stats_interval_ms = 5000;
+    // AMQPS listeners (none by default). `listeners` may be empty when there is one.
+    std::vector<TlsListener> tls_listeners;
+    // A TLS client that has not finished its handshake within this time is dropped
+    // (RabbitMQ's ssl_handshake_timeout).
+    std::uint64_t tls_handshake_timeout_ms = 5000;
     std::string default_user = "guest";
     std::string default_pass = "guest";
     std::string default_vhost = "/";
@@ -48,6 +74,11 @@ struct Config {
     std::uint64_t consumer_timeout_ms = 30ull * 60 * 1000;
 
     std::string log_level = "info";
+
+    // A RabbitMQ definitions file whose users, vhosts, permissions, topic permissions and
+    // limits are applied at every start, after the data directory is read (as RabbitMQ's
+    // load_definitions); empty: none.
+    std::string load_definitions;
 
     // Storage. data_dir holds the definitions and persistent messages; empty keeps everything
     // in memory (the library default, for tests). The warren executable's default is

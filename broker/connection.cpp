@@ -162,6 +162,12 @@ void Connection::handle_channel_frame(const Frame& frame) {
                 close_with_error(texts::too_many_channels(channels_.size(), channel_max_));
                 return;
             }
+            // rabbit_reader:create_channel/2: the user's max-channels limit.
+            if (const User* u = broker_.auth().find_user(user_); u && u->limits.max_channels)
+                if (auto limit = limit_reached(u->limits.max_channels, broker_.channels_of_user(user_))) {
+                    close_with_error(texts::user_channel_limit(user_, *limit));
+                    return;
+                }
             channels_.emplace(frame.channel, std::make_unique<Channel>(*this, frame.channel));
             send_method(frame.channel, ChannelOpenOk{});
             return;
@@ -420,6 +426,20 @@ void Connection::close_soon(std::string reason, std::optional<AmqpError> error) 
     });
 }
 
+void Connection::force_close(std::string_view text) {
+    close_with_error(amqp_error(ReplyCode::ConnectionForced, text));
+    if (vhost_) {
+        for (std::uint64_t qid : exclusive_queues_)
+            if (Queue* q = vhost_->queue_by_id(qid)) vhost_->delete_queue(*q);
+    }
+    exclusive_queues_.clear();
+    vhost_ = nullptr;
+}
+
+std::uint64_t Connection::broker_auth_epoch() const { return broker_.auth_epoch(); }
+
+void Connection::refresh_access() { access_ = broker_.access(user_, vhost_name_); }
+
 void Connection::on_transport_closed(std::string_view reason) {
     if (close_reason_.empty()) close_reason_ = std::string(reason);
     teardown(close_reason_);
@@ -448,7 +468,7 @@ void Connection::teardown(std::string_view reason) {
 void Connection::log_closed(std::string_view reason) {
     if (logged_open_ || !user_.empty())
         log::peer(log::Level::Info, peer_.address, "connection closed: {} user '{}' vhost '{}': {}", peer_.address,
-                  log::escaped(user_), log::escaped(vhost_ ? vhost_->name() : std::string_view{}),
+                  log::escaped(user_), log::escaped(vhost_name_),
                   log::escaped(reason, 512));
     else
         log::peer(log::Level::Info, peer_.address, "connection closed: {} before login: {}", peer_.address,

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/auth.hpp"
 #include "broker/life_token.hpp"
 #include "broker/output_queue.hpp"
 #include "broker/stats.hpp"
@@ -47,10 +48,20 @@ public:
     virtual void read_state_changed() = 0;
 };
 
+// What a TLS handshake established, for the EXTERNAL mechanism.
+struct TlsPeer {
+    bool verify_peer = false;  // the listener asks for client certificates and verifies them
+    // The client's certificate, verified against the listener's CAs (only asked for under
+    // verify_peer), and its subject's common names joined with "," (as RabbitMQ does).
+    bool has_certificate = false;
+    std::optional<std::string> common_name;
+};
+
 struct PeerInfo {
     std::string address;  // "127.0.0.1:53422"
     bool is_loopback = true;
     std::string local_address;  // "127.0.0.1:5672": the listener's end (the management API's names)
+    std::optional<TlsPeer> tls;  // set on a TLS listener's connections
 };
 
 class Connection {
@@ -119,6 +130,10 @@ public:
     // walking its ledger): done by a timer due now, and meanwhile nothing more is delivered.
     // With no error, the transport is aborted instead (a client that does not read).
     void close_soon(std::string reason, std::optional<protocol::AmqpError> error);
+    // An operator's action (its vhost or user was deleted): 320 CONNECTION_FORCED with `text`,
+    // and the connection lets go of its vhost at once (exclusive queues deleted), since the
+    // vhost may be destroyed before the client's close-ok.
+    void force_close(std::string_view text);
     // A heartbeat or close timeout; the event loop calls broker.timers().fire_due().
 
     // ---- for channels
@@ -127,6 +142,11 @@ public:
     std::uint64_t id() const { return id_; }
     const PeerInfo& peer() const { return peer_; }
     const std::string& user() const { return user_; }
+    // The user's permissions in this connection's vhost, looked up again after any change.
+    const Access& access() {
+        if (access_.epoch != broker_auth_epoch()) refresh_access();
+        return access_;
+    }
     std::uint32_t frame_max() const { return frame_max_; }
     bool client_has_capability(std::string_view name) const;
 
@@ -173,6 +193,9 @@ private:
     void handle_channel0(const protocol::Frame& frame);
     void handle_channel_frame(const protocol::Frame& frame);
     void on_start_ok(std::span<const std::byte> args);
+    void login_external();
+    void accept_login(std::string user);
+    void refuse_login(std::string_view mechanism, std::string_view refusal);
     void on_tune_ok(std::span<const std::byte> args);
     void on_open(std::span<const std::byte> args);
     void on_close(std::span<const std::byte> args);
@@ -187,6 +210,10 @@ private:
     void fail_handshake(const protocol::AmqpError& error);
     void on_unexpected_close();
     void log_closed(std::string_view reason);
+    std::uint64_t broker_auth_epoch() const;
+    void refresh_access();
+    // connection.open's checks, in RabbitMQ's order (rabbit_reader:handle_method0/2).
+    std::optional<protocol::AmqpError> check_vhost_open(VHost& vhost);
 
     Broker& broker_;
     ConnectionHost& host_;
@@ -214,6 +241,8 @@ private:
     std::uint16_t heartbeat_ = 0;
     std::string user_;
     VHost* vhost_ = nullptr;
+    std::string vhost_name_;  // for the log, after a forced close lets go of vhost_
+    Access access_;           // epoch 0: not looked up yet
     protocol::FieldTable client_properties_;
     bool auth_failure_close_ = false;
 

@@ -1,5 +1,5 @@
-// The connection handshake as RabbitMQ runs it: start / start-ok (PLAIN, AMQPLAIN),
-// tune / tune-ok with RabbitMQ's negotiation rules, open / open-ok.
+// The connection handshake as RabbitMQ runs it: start / start-ok (PLAIN, AMQPLAIN, and EXTERNAL
+// on TLS connections), tune / tune-ok with RabbitMQ's negotiation rules, open / open-ok.
 #include <fmt/format.h>
 
 #include "broker/broker.hpp"
@@ -68,13 +68,34 @@ Credentials parse_amqplain(std::string_view response) {
     return {true, std::string(*login->as_string()), std::string(*password->as_string())};
 }
 
+// EXTERNAL (rabbitmq_auth_mechanism_ssl): the user is named by the client certificate's common
+// name; its response is ignored and no password is checked. Like RabbitMQ, the mechanism is
+// offered on every TLS connection, so that a client without a certificate learns why it is
+// refused instead of finding no mechanism in common. Returns the user, or sets the refusal.
+std::optional<std::string> external_user(const TlsPeer& tls, std::string& refusal) {
+    if (!tls.verify_peer) {
+        // RabbitMQ: a name from a certificate nobody verified proves nothing.
+        refusal = "TLS configuration is unsafe (the listener does not set verify_peer)";
+        return std::nullopt;
+    }
+    if (!tls.has_certificate) {
+        refusal = "connection peer presented no TLS (x.509) certificate";
+        return std::nullopt;
+    }
+    if (!tls.common_name) {
+        refusal = "no name found (the client certificate's subject has no common name)";
+        return std::nullopt;
+    }
+    return *tls.common_name;
+}
+
 }  // namespace
 
 void Connection::send_start() {
     ByteBuffer props = encode_table_body(server_properties(broker_.config()));
     ConnectionStart start;
     start.server_properties = TableView::trusted(props.span());
-    start.mechanisms = "PLAIN AMQPLAIN";
+    start.mechanisms = peer_.tls ? "PLAIN AMQPLAIN EXTERNAL" : "PLAIN AMQPLAIN";
     start.locales = "en_US";
     send_method(0, start);
 }
@@ -100,6 +121,10 @@ void Connection::on_start_ok(std::span<const std::byte> args) {
     auth_failure_close_ = client_has_capability("authentication_failure_close");
 
     std::string_view mechanism = m.mechanism.view();
+    if (mechanism == "EXTERNAL" && peer_.tls) {
+        login_external();
+        return;
+    }
     Credentials creds;
     if (mechanism == "PLAIN") {
         creds = parse_plain(m.response.view());
@@ -122,12 +147,34 @@ void Connection::on_start_ok(std::span<const std::byte> args) {
     }
     std::string refusal;
     if (broker_.check_login(creds.user, creds.password, peer_.is_loopback, refusal)) {
-        user_ = creds.user;
-        state_ = State::AwaitingTuneOk;
-        const Config& c = broker_.config();
-        send_method(0, ConnectionTune{c.channel_max, c.frame_max, c.heartbeat});
+        accept_login(creds.user);
         return;
     }
+    refuse_login(mechanism, refusal);
+}
+
+void Connection::login_external() {
+    std::string refusal;
+    std::optional<std::string> user = external_user(*peer_.tls, refusal);
+    if (user && !broker_.user_exists(*user)) {
+        refusal = fmt::format("user '{}' - invalid credentials", *user);
+        user.reset();
+    } else if (user && broker_.is_loopback_only(*user) && !peer_.is_loopback) {
+        refusal = fmt::format("user '{}' can only connect via localhost", *user);
+        user.reset();
+    }
+    if (!user) return refuse_login("EXTERNAL", refusal);
+    accept_login(*user);
+}
+
+void Connection::accept_login(std::string user) {
+    user_ = std::move(user);
+    state_ = State::AwaitingTuneOk;
+    const Config& c = broker_.config();
+    send_method(0, ConnectionTune{c.channel_max, c.frame_max, c.heartbeat});
+}
+
+void Connection::refuse_login(std::string_view mechanism, std::string_view refusal) {
     log::peer(log::Level::Warning, peer_.address, "connection {}: {} login refused: {}", peer_.address,
               log::escaped(mechanism), log::escaped(refusal));
     fail_handshake(amqp_error(
@@ -177,7 +224,13 @@ void Connection::on_open(std::span<const std::byte> args) {
                                   ConnectionOpen::id));
         return;
     }
+    if (auto error = check_vhost_open(*vhost)) {
+        log::peer(log::Level::Warning, peer_.address, "connection {}: {}", peer_.address, log::escaped(error->text));
+        fail_handshake(*error);
+        return;
+    }
     vhost_ = vhost;
+    vhost_name_ = vhost->name();
     state_ = State::Open;
     if (close_timer_) broker_.timers().cancel(close_timer_);
     close_timer_ = 0;
@@ -187,6 +240,30 @@ void Connection::on_open(std::span<const std::byte> args) {
               log::escaped(user_), log::escaped(vhost_->name()));
     start_heartbeats();
     if (broker_.publishing_blocked() && has_published_) on_alarm(true);
+}
+
+std::optional<AmqpError> Connection::check_vhost_open(VHost& vhost) {
+    // Counted only when there is a limit: a walk over the connections.
+    if (auto limit = vhost.limits().max_connections
+                         ? limit_reached(vhost.limits().max_connections, broker_.connections_in_vhost(vhost))
+                         : std::nullopt)
+        return amqp_error(ReplyCode::NotAllowed,
+                          fmt::format("access to vhost '{}' refused for user '{}': connection limit ({}) is reached",
+                                      vhost.name(), user_, *limit),
+                          ConnectionOpen::id);
+    if (const User* u = broker_.auth().find_user(user_); u && u->limits.max_connections)
+        if (auto limit = limit_reached(u->limits.max_connections, broker_.connections_of_user(user_)))
+            return amqp_error(ReplyCode::NotAllowed,
+                              fmt::format("connection refused for user '{}': user connection limit ({}) is reached",
+                                          user_, *limit),
+                              ConnectionOpen::id);
+    // rabbit_auth_backend_internal:check_vhost_access/3: any permissions in the vhost, even
+    // patterns that match nothing, open it.
+    if (!broker_.auth().find_permissions(user_, vhost.name()))
+        return amqp_error(ReplyCode::NotAllowed,
+                          fmt::format("access to vhost '{}' refused for user '{}'", vhost.name(), user_),
+                          ConnectionOpen::id);
+    return std::nullopt;
 }
 
 // An error before the connection is open. As RabbitMQ does: a refused login gets

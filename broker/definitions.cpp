@@ -17,7 +17,8 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr int snapshot_format = 1;
+// 2: users and permissions (format 1, without them, is still read).
+constexpr int snapshot_format = 2;
 
 struct BadRecord {
     std::string what;
@@ -62,7 +63,67 @@ std::uint32_t get_u32(const json& o, const char* key) {
     return v.get<std::uint32_t>();
 }
 
-json vhost_json(const StoredVHost& v) { return {{"name", v.name}, {"id", v.id}}; }
+std::optional<std::int64_t> get_limit(const json& limits, const char* key) {
+    auto it = limits.find(key);
+    if (it == limits.end()) return std::nullopt;
+    if (!it->is_number_integer()) throw BadRecord{fmt::format("limit '{}' is not an integer", key)};
+    return it->get<std::int64_t>();
+}
+
+json limits_json(const StoredLimits& l) {
+    json o = json::object();
+    if (l.max_connections) o["max-connections"] = *l.max_connections;
+    if (l.max_queues) o["max-queues"] = *l.max_queues;
+    if (l.max_channels) o["max-channels"] = *l.max_channels;
+    return o;
+}
+
+StoredLimits parse_limits(const json& o) {
+    auto it = o.find("limits");
+    if (it == o.end()) return {};
+    if (!it->is_object()) throw BadRecord{"'limits' is not an object"};
+    return {get_limit(*it, "max-connections"), get_limit(*it, "max-queues"), get_limit(*it, "max-channels")};
+}
+
+std::vector<std::string> get_strings(const json& o, const char* key) {
+    auto it = o.find(key);
+    if (it == o.end()) return {};
+    if (!it->is_array()) throw BadRecord{fmt::format("'{}' is not a list", key)};
+    std::vector<std::string> out;
+    for (const json& v : *it) {
+        if (!v.is_string()) throw BadRecord{fmt::format("an entry of '{}' is not a string", key)};
+        out.push_back(v.get<std::string>());
+    }
+    return out;
+}
+
+std::string get_optional_string(const json& o, const char* key) {
+    auto it = o.find(key);
+    if (it == o.end()) return {};
+    if (!it->is_string()) throw BadRecord{fmt::format("'{}' is not a string", key)};
+    return it->get<std::string>();
+}
+
+json vhost_json(const StoredVHost& v) {
+    return {{"name", v.name},
+            {"id", v.id},
+            {"description", v.description},
+            {"tags", v.tags},
+            {"limits", limits_json(v.limits)}};
+}
+json user_json(const StoredUser& u) {
+    return {{"name", u.name},
+            {"password_hash", u.password_hash},
+            {"hashing_algorithm", u.hashing_algorithm},
+            {"tags", u.tags},
+            {"limits", limits_json(u.limits)}};
+}
+json permission_json(const StoredPermission& p) {
+    return {{"user", p.user}, {"vhost", p.vhost}, {"configure", p.configure}, {"write", p.write}, {"read", p.read}};
+}
+json topic_permission_json(const StoredTopicPermission& p) {
+    return {{"user", p.user}, {"vhost", p.vhost}, {"exchange", p.exchange}, {"write", p.write}, {"read", p.read}};
+}
 json exchange_json(const StoredExchange& x) {
     return {{"vhost", x.vhost},
             {"name", x.name},
@@ -87,7 +148,23 @@ json binding_json(const StoredBinding& b) {
             {"arguments", encode_args(b.arguments)}};
 }
 
-StoredVHost parse_vhost(const json& o) { return {get_string(o, "name"), get_u32(o, "id")}; }
+// Fields added after the first format are optional: records written before them still read.
+StoredVHost parse_vhost(const json& o) {
+    return {get_string(o, "name"), get_u32(o, "id"), get_optional_string(o, "description"), get_strings(o, "tags"),
+            parse_limits(o)};
+}
+StoredUser parse_user(const json& o) {
+    return {get_string(o, "name"), get_string(o, "password_hash"), get_string(o, "hashing_algorithm"),
+            get_strings(o, "tags"), parse_limits(o)};
+}
+StoredPermission parse_permission(const json& o) {
+    return {get_string(o, "user"), get_u32(o, "vhost"), get_string(o, "configure"), get_string(o, "write"),
+            get_string(o, "read")};
+}
+StoredTopicPermission parse_topic_permission(const json& o) {
+    return {get_string(o, "user"), get_u32(o, "vhost"), get_string(o, "exchange"), get_string(o, "write"),
+            get_string(o, "read")};
+}
 StoredExchange parse_exchange(const json& o) {
     return {get_u32(o, "vhost"),         get_string(o, "name"),     get_string(o, "type"),
             get_bool(o, "auto_delete"), get_bool(o, "internal"), decode_args(field(o, "arguments"))};
@@ -133,6 +210,19 @@ bool StoredBinding::operator==(const StoredBinding& o) const {
 }
 
 std::string vhost_record(const StoredVHost& v) { return with_op(vhost_json(v), "vhost"); }
+std::string vhost_delete_record(std::uint32_t id) { return with_op({{"id", id}}, "vhost.delete"); }
+std::string user_record(const StoredUser& u) { return with_op(user_json(u), "user"); }
+std::string user_delete_record(std::string_view name) { return with_op({{"name", name}}, "user.delete"); }
+std::string permission_record(const StoredPermission& p) { return with_op(permission_json(p), "permission"); }
+std::string permission_delete_record(std::string_view user, std::uint32_t vhost) {
+    return with_op({{"user", user}, {"vhost", vhost}}, "permission.delete");
+}
+std::string topic_permission_record(const StoredTopicPermission& p) {
+    return with_op(topic_permission_json(p), "topic_permission");
+}
+std::string topic_permission_delete_record(std::string_view user, std::uint32_t vhost, std::string_view exchange) {
+    return with_op({{"user", user}, {"vhost", vhost}, {"exchange", exchange}}, "topic_permission.delete");
+}
 std::string exchange_record(const StoredExchange& x) { return with_op(exchange_json(x), "exchange"); }
 std::string exchange_delete_record(std::uint32_t vhost, std::string_view name) {
     return with_op({{"vhost", vhost}, {"name", name}}, "exchange.delete");
@@ -148,6 +238,12 @@ std::string snapshot(const Definitions& d) {
     json doc{{"format", snapshot_format}, {"next_vhost_id", d.next_vhost_id}, {"next_queue_id", d.next_queue_id}};
     json& vhosts = doc["vhosts"] = json::array();
     for (const auto& v : d.vhosts) vhosts.push_back(vhost_json(v));
+    json& users = doc["users"] = json::array();
+    for (const auto& u : d.users) users.push_back(user_json(u));
+    json& permissions = doc["permissions"] = json::array();
+    for (const auto& p : d.permissions) permissions.push_back(permission_json(p));
+    json& topic_permissions = doc["topic_permissions"] = json::array();
+    for (const auto& p : d.topic_permissions) topic_permissions.push_back(topic_permission_json(p));
     json& exchanges = doc["exchanges"] = json::array();
     for (const auto& x : d.exchanges) exchanges.push_back(exchange_json(x));
     json& queues = doc["queues"] = json::array();
@@ -165,6 +261,42 @@ std::optional<std::string> Definitions::apply_record(std::span<const std::byte> 
             StoredVHost v = parse_vhost(o);
             next_vhost_id = std::max(next_vhost_id, v.id + 1);
             put(vhosts, std::move(v), [](const StoredVHost& a, const StoredVHost& b) { return a.name == b.name; });
+        } else if (op == "vhost.delete") {
+            std::uint32_t id = get_u32(o, "id");
+            std::erase_if(vhosts, [&](const StoredVHost& v) { return v.id == id; });
+            std::erase_if(exchanges, [&](const StoredExchange& x) { return x.vhost == id; });
+            std::erase_if(queues, [&](const StoredQueue& q) { return q.vhost == id; });
+            std::erase_if(bindings, [&](const StoredBinding& b) { return b.vhost == id; });
+            std::erase_if(permissions, [&](const StoredPermission& p) { return p.vhost == id; });
+            std::erase_if(topic_permissions, [&](const StoredTopicPermission& p) { return p.vhost == id; });
+        } else if (op == "user") {
+            users_stored = true;
+            put(users, parse_user(o), [](const StoredUser& a, const StoredUser& b) { return a.name == b.name; });
+        } else if (op == "user.delete") {
+            std::string name = get_string(o, "name");
+            std::erase_if(users, [&](const StoredUser& u) { return u.name == name; });
+            std::erase_if(permissions, [&](const StoredPermission& p) { return p.user == name; });
+            std::erase_if(topic_permissions, [&](const StoredTopicPermission& p) { return p.user == name; });
+        } else if (op == "permission") {
+            put(permissions, parse_permission(o), [](const StoredPermission& a, const StoredPermission& b) {
+                return a.user == b.user && a.vhost == b.vhost;
+            });
+        } else if (op == "permission.delete") {
+            std::string user = get_string(o, "user");
+            std::uint32_t vh = get_u32(o, "vhost");
+            std::erase_if(permissions, [&](const StoredPermission& p) { return p.user == user && p.vhost == vh; });
+        } else if (op == "topic_permission") {
+            put(topic_permissions, parse_topic_permission(o),
+                [](const StoredTopicPermission& a, const StoredTopicPermission& b) {
+                    return a.user == b.user && a.vhost == b.vhost && a.exchange == b.exchange;
+                });
+        } else if (op == "topic_permission.delete") {
+            std::string user = get_string(o, "user");
+            std::uint32_t vh = get_u32(o, "vhost");
+            std::string exchange = get_string(o, "exchange");
+            std::erase_if(topic_permissions, [&](const StoredTopicPermission& p) {
+                return p.user == user && p.vhost == vh && p.exchange == exchange;
+            });
         } else if (op == "exchange") {
             put(exchanges, parse_exchange(o),
                 [](const StoredExchange& a, const StoredExchange& b) { return a.vhost == b.vhost && a.name == b.name; });
@@ -208,7 +340,7 @@ std::optional<std::string> Definitions::apply_snapshot(std::span<const std::byte
     try {
         json o = parse_object(bytes);
         const json& format = field(o, "format");
-        if (!format.is_number_integer() || format.get<int>() != snapshot_format)
+        if (!format.is_number_integer() || format.get<int>() < 1 || format.get<int>() > snapshot_format)
             throw BadRecord{"unknown snapshot format"};
         Definitions d;
         d.next_vhost_id = get_u32(o, "next_vhost_id");
@@ -222,6 +354,12 @@ std::optional<std::string> Definitions::apply_snapshot(std::span<const std::byte
             }
         };
         each("vhosts", parse_vhost, d.vhosts);
+        if (format.get<int>() >= 2) {
+            d.users_stored = true;
+            each("users", parse_user, d.users);
+            each("permissions", parse_permission, d.permissions);
+            each("topic_permissions", parse_topic_permission, d.topic_permissions);
+        }
         each("exchanges", parse_exchange, d.exchanges);
         each("queues", parse_queue, d.queues);
         each("bindings", parse_binding, d.bindings);

@@ -1,4 +1,5 @@
-// What the definitions log holds: durable vhosts, exchanges, queues and bindings, as JSON records
+// What the definitions log holds: vhosts, users, permissions, durable exchanges, queues and
+// bindings, as JSON records
 // (one change each) and as a whole snapshot. Replaying a snapshot and the records after it gives
 // a Definitions model, from which the broker builds its vhosts at start-up. Arguments keep their
 // AMQP types: they are stored as the encoded field table, base64 (a JSON number would lose them).
@@ -14,9 +15,42 @@
 
 namespace warren::broker::definitions {
 
+// A limit is absent (none) or a number, as RabbitMQ keeps them.
+struct StoredLimits {
+    std::optional<std::int64_t> max_connections;
+    std::optional<std::int64_t> max_queues;    // vhosts
+    std::optional<std::int64_t> max_channels;  // users
+    bool operator==(const StoredLimits&) const = default;
+};
+
 struct StoredVHost {
     std::string name;
     std::uint32_t id = 0;
+    std::string description;
+    std::vector<std::string> tags;
+    StoredLimits limits;
+};
+
+// Users as RabbitMQ's definitions hold them: the base64 salted hash and its algorithm's name.
+struct StoredUser {
+    std::string name;
+    std::string password_hash;
+    std::string hashing_algorithm;
+    std::vector<std::string> tags;
+    StoredLimits limits;
+};
+
+struct StoredPermission {
+    std::string user;
+    std::uint32_t vhost = 0;
+    std::string configure, write, read;
+};
+
+struct StoredTopicPermission {
+    std::string user;
+    std::uint32_t vhost = 0;
+    std::string exchange;
+    std::string write, read;
 };
 
 struct StoredExchange {
@@ -49,6 +83,12 @@ struct StoredBinding {
 // The durable state, as replayed from the log.
 struct Definitions {
     std::vector<StoredVHost> vhosts;
+    std::vector<StoredUser> users;
+    std::vector<StoredPermission> permissions;
+    std::vector<StoredTopicPermission> topic_permissions;
+    // False for a data directory written before users were stored (and for a fresh one): the
+    // broker then creates the default user, as it always had one.
+    bool users_stored = false;
     std::vector<StoredExchange> exchanges;
     std::vector<StoredQueue> queues;
     std::vector<StoredBinding> bindings;
@@ -62,6 +102,14 @@ struct Definitions {
 
 // One change each.
 std::string vhost_record(const StoredVHost& v);
+// Deletes the vhost and everything in it: exchanges, queues, bindings, permissions.
+std::string vhost_delete_record(std::uint32_t id);
+std::string user_record(const StoredUser& u);
+std::string user_delete_record(std::string_view name);  // with the user's permissions
+std::string permission_record(const StoredPermission& p);
+std::string permission_delete_record(std::string_view user, std::uint32_t vhost);
+std::string topic_permission_record(const StoredTopicPermission& p);
+std::string topic_permission_delete_record(std::string_view user, std::uint32_t vhost, std::string_view exchange);
 std::string exchange_record(const StoredExchange& x);
 std::string exchange_delete_record(std::uint32_t vhost, std::string_view name);
 std::string queue_record(const StoredQueue& q);

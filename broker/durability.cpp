@@ -63,6 +63,28 @@ store::Result<store::MessageLog*> Durability::open_message_log(std::uint32_t vho
     return raw;
 }
 
+void Durability::remove_message_log(std::uint32_t vhost_id) {
+    logs_.erase(vhost_id);  // closes its files and lock; the sync thread keeps its own handles
+    const std::string dir = fmt::format("{}/vhosts/{}", dir_, vhost_id);
+    auto names = fs_->list(dir);
+    if (!names) return;
+    for (const std::string& name : *names)
+        if (auto s = fs_->unlink(store::join_path(dir, name)); !s)
+            log::warning("storage: cannot remove {}: {}", store::join_path(dir, name), s.error().message);
+    if (auto s = fs_->unlink(dir); !s) log::warning("storage: cannot remove {}: {}", dir, s.error().message);
+}
+
+std::vector<std::uint32_t> Durability::message_log_ids() const {
+    std::vector<std::uint32_t> ids;
+    auto names = fs_->list(dir_ + "/vhosts");
+    if (!names) return ids;
+    for (const std::string& name : *names) {
+        if (name.empty() || name.size() > 9 || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        ids.push_back(static_cast<std::uint32_t>(std::stoul(name)));
+    }
+    return ids;
+}
+
 // ---- tickets ----------------------------------------------------------------------------------
 
 std::uint64_t Durability::ticket() {
@@ -135,10 +157,13 @@ void Durability::periodic_sync() {
     sync_->request_sync();
 }
 
-void Durability::finish() {
+void Durability::finish_writes() {
     flush();
     std::uint64_t last = sync_->request_sync();
     if (std::error_code e = sync_->wait(last)) log::error("storage: the last sync at shutdown failed: {}", e.message());
+}
+
+void Durability::stop() {
     // The event loop goes next: nothing may be posted to it from here on.
     sync_->stop();
 }

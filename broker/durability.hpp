@@ -44,6 +44,10 @@ public:
 
     // The message log of a vhost, in data_dir/vhosts/<id>; opened (and locked) on first use.
     store::Result<store::MessageLog*> open_message_log(std::uint32_t vhost_id);
+    // A deleted vhost's messages: its log is closed and its directory removed (logged on failure).
+    void remove_message_log(std::uint32_t vhost_id);
+    // The ids of the message log directories there are (deleted vhosts' may be left by a crash).
+    std::vector<std::uint32_t> message_log_ids() const;
 
     bool fsync_confirms() const { return fsync_confirms_; }
 
@@ -66,9 +70,10 @@ public:
     // Every sync_interval_ms: sync what was written since the last round, so that what no one
     // waits for (acks, deliveries, confirms without fsync) is on disk within that time.
     void periodic_sync();
-    // Shutdown: write and sync everything, wait for it, and stop the sync thread (before the
-    // event loop it posts to is destroyed).
-    void finish();
+    // Shutdown: write and sync everything and wait for it; then stop() the sync thread (before
+    // the event loop it posts to is destroyed).
+    void finish_writes();
+    void stop();
     // Blocks until the syncs requested so far are done (their completions are posted). For
     // tests, which have no event loop to wait in; never the loop.
     void wait_for_syncs();

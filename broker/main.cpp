@@ -1,5 +1,5 @@
 // warren: the broker executable. Parses the command line and configuration, then runs the
-// event loop on this thread until SIGINT or SIGTERM.
+// event loop on this thread until SIGINT or SIGTERM. SIGHUP re-reads the TLS certificates.
 #include <asio.hpp>
 
 #include <sys/resource.h>
@@ -39,6 +39,13 @@ int main(int argc, char** argv) {
         setrlimit(RLIMIT_NOFILE, &files);
     }
 
+    // The TLS files before anything else: a bad certificate is a start-up error naming its key.
+    net::TlsContexts tls = net::load_tls_contexts(config.tls_listeners);
+    if (!tls.error.empty()) {
+        warren::log::error("{}", tls.error);
+        return 1;
+    }
+
     // The broker outlives the event loop: handlers still queued in the io_context when it is
     // destroyed hold connections, and a connection's destructor talks to the broker.
     SystemClock clock;
@@ -51,9 +58,16 @@ int main(int argc, char** argv) {
         warren::log::error("{}", error);
         return 1;
     }
+    if (!config.load_definitions.empty()) {
+        if (auto error = broker.import_definitions_file(config.load_definitions)) {
+            warren::log::error("load_definitions: {}", error->text);
+            return 1;
+        }
+        warren::log::info("definitions loaded from {}", config.load_definitions);
+    }
     std::unique_ptr<net::Server> server;
     try {
-        server = std::make_unique<net::Server>(loop, config.listeners);
+        server = std::make_unique<net::Server>(loop, config, std::move(tls.contexts));
     } catch (const std::exception& e) {
         warren::log::error("{}", e.what());
         return 1;
@@ -110,21 +124,34 @@ int main(int argc, char** argv) {
     sample_stats();
     loop.schedule_turn_end();
 
+    asio::signal_set hangup(io, SIGHUP);
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const asio::error_code& ec, int signal) {
         if (ec) return;
         warren::log::info("received signal {}, shutting down", signal);
+        hangup.cancel();
         server->shut_down("shutdown");
         if (http) http->shut_down();
         // Give connections a moment to send their close frames, then stop.
         auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(300));
         stop->async_wait([&io, stop](const asio::error_code&) { io.stop(); });
     });
+    // SIGHUP: new certificates for new TLS connections; open connections keep theirs.
+    std::function<void()> await_hangup = [&] {
+        hangup.async_wait([&](const asio::error_code& ec, int) {
+            if (ec) return;
+            warren::log::info("received SIGHUP, reloading the TLS certificates");
+            server->reload_tls();
+            await_hangup();
+        });
+    };
+    await_hangup();
     ::signal(SIGPIPE, SIG_IGN);
     io.run();
     broker.tear_down_connections("shutdown");
-    // Requeued deliveries and the last acks are written and synced before the process ends.
-    if (Durability* d = broker.durability()) d->finish();
+    // Requeued deliveries and the last acks are written and synced before the process ends, and
+    // a checkpoint makes the next start fast.
+    broker.shut_down_storage();
     warren::log::info("Warren stopped");
     return 0;
 }

@@ -372,6 +372,26 @@ void Queue::release_stored(const Message* m, std::uint64_t location, bool transi
     }
 }
 
+void Queue::checkpoint(std::vector<store::RecoveredEntry>& out, TimePoint now, std::int64_t now_ms) const {
+    if (!stored_id_) return;
+    ready_.for_each([&](const ReadyMessages::Entry& r) {
+        if (r.message ? !is_stored(*r.message) : r.transient) return;
+        store::RecoveredEntry e;
+        e.queue_id = stored_id_;
+        e.queue_seq = r.seq;
+        e.location = r.location;
+        e.body_size = static_cast<std::uint32_t>(r.body_size);
+        e.priority = r.priority;
+        e.delivery_count = r.delivery_count;
+        e.has_deadline = true;
+        e.deadline_ms =
+            r.expires_at == TimePoint{}
+                ? -1
+                : now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(r.expires_at - now).count();
+        out.push_back(e);
+    });
+}
+
 MessageRef Queue::QueuePager::load(std::uint64_t location, bool transient) {
     VHostStorage* storage = q_.vhost_.storage();
     if (!storage) return {};

@@ -14,6 +14,7 @@
 #include "broker/consumer.hpp"
 #include "broker/ready_messages.hpp"
 #include "broker/stats.hpp"
+#include "store/message_log.hpp"
 #include "broker/queue_args.hpp"
 #include "broker/queued_message.hpp"
 #include "broker/timer_queue.hpp"
@@ -99,6 +100,9 @@ public:
     void set_page_out_wanted(bool w) { page_out_wanted_ = w; }
     // The queue is being deleted: its stored messages are let go (its deletion is recorded).
     void forget_stored();
+    // A clean shutdown: this queue's stored messages, as the checkpoint keeps them (deadlines
+    // as unix ms, from `now` and `now_ms`, which name the same instant).
+    void checkpoint(std::vector<store::RecoveredEntry>& out, TimePoint now, std::int64_t now_ms) const;
 
     // ---- out
     // Delivers ready messages to consumers with credit, at most `budget` of them; returns

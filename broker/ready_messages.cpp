@@ -160,6 +160,15 @@ std::optional<QueuedMessage> ReadyMessages::remove(std::uint64_t seq, std::uint8
     return take(l, it);
 }
 
+void ReadyMessages::for_each(const std::function<void(const Entry&)>& f) const {
+    for (std::size_t p = 0; p < levels_.size(); ++p)
+        for (const Slot& s : levels_[p].items) {
+            if (s.kind() == Slot::Tombstone) continue;
+            f(Entry{s.message(), s.location(), s.seq(), s.delivery_count(), s.expires_at(), s.body_size(),
+                    static_cast<std::uint8_t>(p), s.is_transient()});
+        }
+}
+
 void ReadyMessages::for_each_deadline(const std::function<void(std::uint64_t, std::uint8_t, TimePoint)>& f) const {
     for (std::size_t p = 0; p < levels_.size(); ++p)
         for (const Slot& s : levels_[p].items)

@@ -59,6 +59,19 @@ public:
     // The message that drop-head overflow drops: the oldest of the lowest priority.
     std::optional<QueuedMessage> pop_oldest_lowest();
 
+    // What a ready message is, without reading it back (for a checkpoint).
+    struct Entry {
+        const Message* message = nullptr;  // null when paged out
+        std::uint64_t location = 0;
+        std::uint64_t seq = 0;
+        std::uint16_t delivery_count = 0;
+        TimePoint expires_at{};
+        std::uint64_t body_size = 0;
+        std::uint8_t priority = 0;
+        bool transient = false;  // paged out under memory pressure: a record of its own
+    };
+    void for_each(const std::function<void(const Entry&)>& f) const;
+
     // Calls f(seq, priority, expires_at) for each ready message with a deadline.
     void for_each_deadline(const std::function<void(std::uint64_t, std::uint8_t, TimePoint)>& f) const;
     // Removes everything without reading it back; calls f(message, or null when paged out;

@@ -48,6 +48,7 @@ public:
 
     Kind kind() const { return kind_; }
     std::uint64_t seq() const { return packed_ & QueuedMessage::seq_mask; }
+    std::uint16_t delivery_count() const { return static_cast<std::uint16_t>(packed_ >> QueuedMessage::seq_bits); }
     TimePoint expires_at() const { return expires_at_; }
     Message* message() const { return kind_ == InMemory ? reinterpret_cast<Message*>(word_) : nullptr; }
     std::uint64_t location() const { return kind_ == InMemory ? message()->store_location() : word_; }

@@ -64,6 +64,13 @@ AmqpError too_many_channels(std::size_t open, std::uint16_t channel_max) {
                                   open, channel_max));
 }
 
+AmqpError user_channel_limit(std::string_view user, std::int64_t limit) {
+    return amqp_error(ReplyCode::NotAllowed,
+                      fmt::format("number of channels opened for user '{}' has reached the maximum allowed user "
+                                  "limit of ({})",
+                                  user, limit));
+}
+
 // rabbit_binary_parser:assert_utf8/1, raised while decoding, so without a method (0/0).
 AmqpError malformed_utf8() { return amqp_error(ReplyCode::FrameError, "Malformed UTF-8 in shortstr"); }
 

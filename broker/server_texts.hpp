@@ -23,6 +23,8 @@ protocol::AmqpError unexpected_method_channel0(protocol::MethodId id);
 protocol::AmqpError unexpected_method_in_handshake(protocol::MethodId id, Connection::State state);
 protocol::AmqpError expected_channel_open(protocol::MethodId id);
 protocol::AmqpError too_many_channels(std::size_t open, std::uint16_t channel_max);
+// rabbit_reader:create_channel/2: the user's max-channels limit (530, closes the connection).
+protocol::AmqpError user_channel_limit(std::string_view user, std::int64_t limit);
 protocol::AmqpError malformed_utf8();
 protocol::AmqpError expected_content_header_or_body(bool expecting_body, protocol::MethodId content_method);
 protocol::AmqpError second_channel_open(protocol::MethodId id);

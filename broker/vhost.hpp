@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/auth.hpp"
 #include "broker/dead_letter.hpp"
 #include "broker/exchange_entry.hpp"
 #include "broker/queue.hpp"
@@ -22,6 +23,12 @@ namespace warren::broker {
 class Broker;
 class Durability;
 class VHostStorage;
+
+// A vhost's metadata (RabbitMQ 3.10: description and tags).
+struct VHostSettings {
+    std::string description;
+    std::vector<std::string> tags;
+};
 
 struct PublishResult {
     bool routed = false;    // reached at least one queue
@@ -45,6 +52,11 @@ public:
     // or while the vhost is being rebuilt from the log at start-up).
     void set_durability(Durability* d) { durability_ = d; }
     Durability* durability() const { return durability_; }
+    const VHostSettings& settings() const { return settings_; }
+    void set_settings(VHostSettings settings) { settings_ = std::move(settings); }
+    // max-connections (checked at connection.open) and max-queues (at queue.declare).
+    const VHostLimits& limits() const { return limits_; }
+    void set_limits(VHostLimits limits) { limits_ = limits; }
     // The vhost's message log (null: messages in memory only).
     VHostStorage* storage() const { return storage_.get(); }
     void set_storage(std::unique_ptr<VHostStorage> storage);
@@ -133,6 +145,8 @@ private:
     Broker& broker_;
     std::string name_;
     std::uint32_t id_ = 0;
+    VHostSettings settings_;
+    VHostLimits limits_;
     Durability* durability_ = nullptr;
     std::unique_ptr<VHostStorage> storage_;
     std::vector<store::QueueEntryRef> stored_for_;  // scratch: the queues a message is stored for

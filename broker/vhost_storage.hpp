@@ -49,6 +49,9 @@ public:
     std::uint64_t writes() const { return writes_; }
     std::uint64_t unreadable() const { return unreadable_; }
     std::uint64_t paged_transient() const { return paged_transient_; }
+    // How the last start found this vhost's messages.
+    const store::RecoveryStats& recovery() const { return recovery_; }
+    void set_recovery(const store::RecoveryStats& stats) { recovery_ = stats; }
 
 private:
     store::MessageLog& log_;
@@ -58,6 +61,7 @@ private:
     std::uint64_t writes_ = 0;
     std::uint64_t unreadable_ = 0;
     std::uint64_t paged_transient_ = 0;
+    store::RecoveryStats recovery_;
 };
 
 }  // namespace warren::broker

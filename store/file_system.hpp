@@ -53,7 +53,7 @@ public:
     virtual Result<std::shared_ptr<File>> open(const std::string& path, OpenMode mode) = 0;
     virtual Result<std::shared_ptr<File>> open_directory(const std::string& path) = 0;
     virtual Status rename(const std::string& from, const std::string& to) = 0;
-    virtual Status unlink(const std::string& path) = 0;
+    virtual Status unlink(const std::string& path) = 0;  // a file, or an empty directory
     // Names (not paths) of the entries in `dir`, without "." and "..".
     virtual Result<std::vector<std::string>> list(const std::string& dir) = 0;
     virtual Status make_directories(const std::string& path) = 0;

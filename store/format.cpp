@@ -25,7 +25,8 @@ std::optional<FileHeader> decode_file_header(std::span<const std::byte> bytes) {
     if (magic != static_cast<std::uint32_t>(FileKind::Segment) &&
         magic != static_cast<std::uint32_t>(FileKind::Sidecar) &&
         magic != static_cast<std::uint32_t>(FileKind::MetaLog) &&
-        magic != static_cast<std::uint32_t>(FileKind::Snapshot))
+        magic != static_cast<std::uint32_t>(FileKind::Snapshot) &&
+        magic != static_cast<std::uint32_t>(FileKind::Checkpoint))
         return std::nullopt;
     FileHeader h;
     h.kind = static_cast<FileKind>(magic);

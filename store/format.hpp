@@ -21,6 +21,7 @@ enum class FileKind : std::uint32_t {
     Sidecar = 0x54564557,   // "WEVT"
     MetaLog = 0x474f4c57,   // "WLOG"
     Snapshot = 0x504e5357,  // "WSNP"
+    Checkpoint = 0x504b4357,  // "WCKP"
 };
 
 struct FileHeader {
@@ -45,6 +46,7 @@ enum class RecordType : std::uint8_t {
     Events = 2,    // .evt: deliver / return / ack events about messages of one segment
     Entry = 3,     // meta log: one opaque definitions record
     Snapshot = 4,  // meta snapshot: the opaque definitions as of a generation
+    Checkpoint = 5,  // a message log's unsettled pairs at a clean shutdown
 };
 
 struct RecordHeader {

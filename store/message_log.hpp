@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,10 @@ struct RecoveredEntry {
     std::uint8_t flags = 0;
     std::uint16_t delivery_count = 0;  // from the last Return event
     bool delivered = false;            // delivered and neither returned nor acked since
+    // From a checkpoint: the message's absolute deadline (unix ms; -1: none), which then
+    // replaces publish_ms and ttl_ms (the queue that wrote the checkpoint knew it).
+    bool has_deadline = false;
+    std::int64_t deadline_ms = -1;
 };
 
 struct LogStats {
@@ -112,6 +117,13 @@ public:
     // The view is valid until the next call to read(), append() or flush().
     Result<MessageRecordView> read(Location location);
 
+    // A clean shutdown: with nothing buffered, records every unsettled pair (as the broker's
+    // queues hold them, deadlines included) and the size of every file, so that the next
+    // recover() reads this instead of every segment and sidecar. It is used only if no file
+    // changed since, and deleted once read. Refused (an error) when the pairs do not add up to
+    // what the log counts per segment: then the next start reads the segments as after a crash.
+    Status write_checkpoint(std::span<const RecoveredEntry> pairs);
+
     LogStats stats() const;
     const std::string& directory() const { return dir_; }
 
@@ -140,6 +152,8 @@ private:
     void recover_segment(std::uint32_t number, bool has_sidecar, const Visitor& visit, RecoveryStats& stats,
                          RecoveryScratch& scratch);
     void scan_sidecar(File& file, const std::string& path, RecoveryStats& stats, RecoveryScratch& scratch);
+    // The checkpoint, if there is one that matches the files: true when it was used.
+    bool recover_from_checkpoint(const Visitor& visit, RecoveryStats& stats);
 
     FileSystem& fs_;
     std::string dir_;

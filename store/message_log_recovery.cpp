@@ -134,6 +134,10 @@ Result<RecoveryStats> MessageLog::recover(const Visitor& visit) {
         (extension == "seg" ? numbers[number].first : numbers[number].second) = true;
     }
     RecoveryStats stats;
+    if (recover_from_checkpoint(visit, stats)) {
+        recovered_ = true;
+        return stats;
+    }
     RecoveryScratch scratch;
     std::uint32_t max_number = 0;
     for (const auto& [number, has] : numbers) {

@@ -29,6 +29,7 @@ struct RecoveryStats {
     std::uint64_t unreadable_files = 0;  // files that could not be opened or read: left as they are
     std::uint64_t deleted_files = 0;     // settled segments, orphan sidecars, stale meta files
     std::uint64_t stale_events = 0;      // events about records that are not there (ignored)
+    bool checkpoint = false;             // read from a clean shutdown's checkpoint, not the segments
     std::vector<Problem> problems;       // the first max_problems
 
     static constexpr std::size_t max_problems = 100;

@@ -5,6 +5,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -61,6 +63,9 @@ func findPreset(name string) (Scenario, bool) {
 	return Scenario{}, false
 }
 
+// Set by -tls: every connection is amqps, with this configuration.
+var tlsConfig *tls.Config
+
 func main() {
 	host := flag.String("host", "127.0.0.1", "broker address")
 	port := flag.Int("port", 5672, "broker port")
@@ -80,7 +85,21 @@ func main() {
 	multiAck := flag.Int("multi-ack", -1, "ack with multiple=true every N deliveries")
 	confirm := flag.Int("confirm", -1, "publisher confirms with this window (0: off)")
 	maxInflight := flag.Int("max-inflight", -1, "backlog bound per queue")
+	useTLS := flag.Bool("tls", false, "connect with TLS (amqps) to -port")
+	caFile := flag.String("cacert", "", "with -tls: the CA to verify the broker against (default: no verification)")
 	flag.Parse()
+	if *useTLS {
+		tlsConfig = &tls.Config{InsecureSkipVerify: *caFile == ""}
+		if *caFile != "" {
+			pem, err := os.ReadFile(*caFile)
+			roots := x509.NewCertPool()
+			if err != nil || !roots.AppendCertsFromPEM(pem) {
+				fmt.Fprintf(os.Stderr, "warren-bench-go: no CA certificate in %s\n", *caFile)
+				os.Exit(2)
+			}
+			tlsConfig.RootCAs = roots
+		}
+	}
 
 	if *list {
 		for _, s := range presets() {
@@ -127,7 +146,11 @@ func main() {
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-	url := fmt.Sprintf("amqp://guest:guest@%s:%d/", *host, *port)
+	scheme := "amqp"
+	if tlsConfig != nil {
+		scheme = "amqps"
+	}
+	url := fmt.Sprintf("%s://guest:guest@%s:%d/", scheme, *host, *port)
 	status := 0
 	for _, s := range runs {
 		r := run(s, url, *brokerPid, stop)

@@ -60,7 +60,13 @@ func (g *generator) fail(err error) {
 }
 
 func (g *generator) dial(role string) (*amqp.Connection, *amqp.Channel, error) {
-	conn, err := amqp.Dial(g.url)
+	var conn *amqp.Connection
+	var err error
+	if tlsConfig != nil {
+		conn, err = amqp.DialTLS(g.url, tlsConfig)
+	} else {
+		conn, err = amqp.Dial(g.url)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", role, err)
 	}

@@ -2,7 +2,7 @@
 #include "broker/net/event_loop.hpp"
 
 #include "broker/log.hpp"
-#include "broker/net/tcp_connection.hpp"
+#include "broker/net/transport.hpp"
 
 namespace warren::broker::net {
 
@@ -16,7 +16,7 @@ void EventLoop::schedule_turn_end() {
     asio::post(io_, [this] { turn_end(); });
 }
 
-void EventLoop::want_flush(std::shared_ptr<TcpConnection> connection) {
+void EventLoop::want_flush(std::shared_ptr<Transport> connection) {
     flush_.push_back(std::move(connection));
     schedule_turn_end();
 }

@@ -12,7 +12,7 @@
 
 namespace warren::broker::net {
 
-class TcpConnection;
+class Transport;
 
 class EventLoop {
 public:
@@ -24,7 +24,7 @@ public:
     // Ends the current loop turn soon: runs broker work, flushes output, re-arms the timer.
     void schedule_turn_end();
     // The connection has output; it is written at the end of this loop turn.
-    void want_flush(std::shared_ptr<TcpConnection> connection);
+    void want_flush(std::shared_ptr<Transport> connection);
 
 private:
     void turn_end();
@@ -36,8 +36,8 @@ private:
     TimePoint timer_at_{};
     bool timer_armed_ = false;
     bool turn_end_scheduled_ = false;
-    std::vector<std::shared_ptr<TcpConnection>> flush_;
-    std::vector<std::shared_ptr<TcpConnection>> flushing_;
+    std::vector<std::shared_ptr<Transport>> flush_;
+    std::vector<std::shared_ptr<Transport>> flushing_;
 };
 
 }  // namespace warren::broker::net

@@ -1,32 +1,50 @@
-// One TCP socket driving one sans-IO Connection: large reads straight into the connection's
-// read buffer, and one gathered write of all pending output per loop turn. Owned by the Server
-// until its socket is closed, whatever I/O is pending: a connection that is neither read (memory
-// alarm) nor written to is still open. Pending Asio operations hold it too (shared_from_this).
+// One TCP connection driving one sans-IO Connection, over a plain socket or a TLS stream: large
+// reads straight into the connection's read buffer, and one gathered write of all pending
+// output per loop turn. Owned by the Server until its socket is closed, whatever I/O is
+// pending: a connection that is neither read (memory alarm) nor written to is still open.
+// Pending Asio operations hold it too (shared_from_this). The TLS variant first runs the
+// handshake, bounded by a timer, and only then creates the Connection.
 #pragma once
 
 #include <asio.hpp>
-
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "broker/connection.hpp"
+#include "broker/net/tls_context.hpp"
+#include "broker/net/transport.hpp"
 
 namespace warren::broker::net {
 
 class EventLoop;
 
-class TcpConnection final : public ConnectionHost, public std::enable_shared_from_this<TcpConnection> {
+// How a TLS connection is set up: the context of its listener (kept alive by the connection
+// across reloads), the listener's client-certificate policy and the handshake's time limit.
+struct TlsSetup {
+    TlsContextPtr context;
+    bool verify_peer = false;
+    std::chrono::milliseconds handshake_timeout{5000};
+};
+
+template <class Stream>
+class TcpConnection final : public Transport {
 public:
+    static constexpr bool is_tls = std::is_same_v<Stream, TlsStream>;
+
     // `on_closed` runs once the socket is closed (the Server then lets go of the connection).
-    TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket, std::function<void(TcpConnection&)> on_closed);
+    TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket,
+                  std::function<void(Transport&)> on_closed) requires(!is_tls);
+    TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket, TlsSetup tls,
+                  std::function<void(Transport&)> on_closed) requires(is_tls);
     ~TcpConnection() override;
 
-    void start();
-    // Writes pending output (called by the event loop at the end of a turn).
-    void flush();
-    // Broker shutdown: connection.close with 320 CONNECTION_FORCED.
-    void force_close(std::string_view reason);
+    void start() override;
+    void flush() override;
+    void force_close(std::string_view reason) override;
 
     // ConnectionHost
     void output_ready() override;
@@ -37,30 +55,61 @@ public:
 
 private:
     enum class Phase {
+        Handshake,     // TLS only: the handshake runs; there is no Connection yet
         Open,          // reading (unless the core says not to) and writing
         AwaitingPeer,  // close-ok sent: still reading into the core until the peer closes
         Closing,       // writing what is left, then FIN, then discarding input until EOF
         Closed,        // the socket is closed
     };
 
+    std::shared_ptr<TcpConnection> self() { return std::static_pointer_cast<TcpConnection>(shared_from_this()); }
+    asio::ip::tcp::socket& socket() {
+        if constexpr (is_tls)
+            return stream_.next_layer();
+        else
+            return stream_;
+    }
+    void make_core();
+    void on_handshake(const asio::error_code& ec);
+    void on_handshake_timeout();
     void start_read();
     void on_read(const asio::error_code& ec, std::size_t n);
+    void read_buffered_records();
+    void write_tls_chunk();
     void on_written(const asio::error_code& ec);
     void shut_down_send();
     void finish_close();
     void fail_internal(std::string_view what);
 
     EventLoop& loop_;
-    asio::ip::tcp::socket socket_;
-    std::function<void(TcpConnection&)> on_closed_;
+    // What only the TLS variant has; the plain one gets an empty struct.
+    struct TlsState {
+        TlsSetup setup;
+        std::string verify_failure;  // why the client certificate was refused, if it was
+        // OpenSSL writes one record per buffer, so small pieces of output are packed into
+        // `staged` first; gather_at / gather_offset say how far gather_ has been written.
+        std::vector<std::byte> staged;
+        std::size_t gather_at = 0;
+        std::size_t gather_offset = 0;
+    };
+    struct NoTls {};
+    // Before stream_, which is made from its context and whose verify callback writes into it.
+    [[no_unique_address]] std::conditional_t<is_tls, TlsState, NoTls> tls_;
+    Stream stream_;
+    std::function<void(Transport&)> on_closed_;
+    PeerInfo peer_;  // moved into the Connection once it exists
     std::unique_ptr<Connection> core_;
     std::vector<asio::const_buffer> gather_;
-    Phase phase_ = Phase::Open;
+    Phase phase_ = is_tls ? Phase::Handshake : Phase::Open;
     bool reading_ = false;
     bool writing_ = false;
     bool flush_queued_ = false;
-    bool send_shut_down_ = false;  // our FIN is out
-    asio::steady_timer linger_;
+    bool send_shut_down_ = false;  // our FIN (TLS: close_notify) is out
+    // The TLS handshake's deadline, then the linger after we close.
+    asio::steady_timer deadline_;
 };
+
+using PlainConnection = TcpConnection<asio::ip::tcp::socket>;
+using TlsConnection = TcpConnection<TlsStream>;
 
 }  // namespace warren::broker::net

@@ -202,7 +202,7 @@ TEST_CASE("command-line errors name the option", "[config]") {
     CHECK_FALSE(parse({"--port", "x"}).config);
 }
 
-TEST_CASE("--help asks for the usage", "[config]") {
+TEST_CASE("the --help option asks for the usage", "[config]") {
     auto cl = parse({"--help"});
     CHECK(cl.help);
     CHECK_THAT(usage(), Catch::Contains("--config FILE"));
@@ -224,4 +224,97 @@ TEST_CASE("the management listener: RabbitMQ's port by default, the key and the 
     REQUIRE(cl.config);
     CHECK(cl.config->management.port == 15999);
     CHECK(parse({"--management-port", "x"}).error == "--management-port must be a number from 0 to 65535, not 'x'");
+}
+
+// ---- TLS listeners (the files themselves are checked by the net layer: tests/interop test_tls)
+
+TEST_CASE("a TLS listener takes RabbitMQ's ssl_options names, port 5671 by default", "[config][tls]") {
+    auto r = parse_config_json(R"({"tls_listeners": [
+        {"certfile": "/c.pem", "keyfile": "/k.pem"},
+        {"bind": "0.0.0.0", "port": 5999, "certfile": "/c.pem", "keyfile": "/k.pem", "cacertfile": "/ca.pem",
+         "verify_peer": true, "fail_if_no_peer_cert": true, "versions": ["tlsv1.3"]}],
+        "tls_handshake_timeout_ms": 2000})");
+    REQUIRE(r.config);
+    const Config& c = *r.config;
+    REQUIRE(c.tls_listeners.size() == 2);
+    CHECK(c.listeners.size() == 1);  // the plain listener stays
+    CHECK(c.tls_listeners[0].port == 5671);
+    CHECK(c.tls_listeners[0].bind == "127.0.0.1");
+    CHECK_FALSE(c.tls_listeners[0].tls.verify_peer);
+    CHECK(c.tls_listeners[0].tls.tls12);
+    CHECK(c.tls_listeners[0].tls.tls13);
+    const TlsListener& l = c.tls_listeners[1];
+    CHECK(l.bind == "0.0.0.0");
+    CHECK(l.port == 5999);
+    CHECK(l.tls.certfile == "/c.pem");
+    CHECK(l.tls.keyfile == "/k.pem");
+    CHECK(l.tls.cacertfile == "/ca.pem");
+    CHECK(l.tls.verify_peer);
+    CHECK(l.tls.fail_if_no_peer_cert);
+    CHECK_FALSE(l.tls.tls12);
+    CHECK(l.tls.tls13);
+    CHECK(c.tls_handshake_timeout_ms == 2000);
+    CHECK(Config{}.tls_listeners.empty());
+    CHECK(Config{}.tls_handshake_timeout_ms == 5000);
+}
+
+TEST_CASE("a TLS listener's missing or ill-typed keys are errors that name them", "[config][tls]") {
+    struct Case {
+        const char* json;
+        const char* error;
+    };
+    const Case cases[] = {
+        {R"({"tls_listeners": [{"keyfile": "/k"}]})", "configuration key 'tls_listeners[0].certfile' is required"},
+        {R"({"tls_listeners": [{"certfile": "/c"}]})", "configuration key 'tls_listeners[0].keyfile' is required"},
+        {R"({"tls_listeners": [{"certfile": "", "keyfile": "/k"}]})",
+         "configuration key 'tls_listeners[0].certfile' must be a file name"},
+        {R"({"tls_listeners": [{"certfile": "/c", "keyfile": "/k", "verify_peer": true}]})",
+         "configuration key 'tls_listeners[0].cacertfile' is required with verify_peer"},
+        {R"({"tls_listeners": [{"certfile": "/c", "keyfile": "/k", "fail_if_no_peer_cert": true}]})",
+         "configuration key 'tls_listeners[0].fail_if_no_peer_cert' needs verify_peer"},
+        {R"({"tls_listeners": [{"certfile": "/c", "keyfile": "/k", "verify_peer": "yes"}]})",
+         "configuration key 'tls_listeners[0].verify_peer' must be true or false"},
+        {R"({"tls_listeners": [{"certfile": "/c", "keyfile": "/k", "versions": ["tlsv1.1"]}]})",
+         "configuration key 'tls_listeners[0].versions' must be a non-empty array of \"tlsv1.2\", \"tlsv1.3\""},
+        {R"({"tls_listeners": [{"certfile": "/c", "keyfile": "/k", "versions": []}]})",
+         "configuration key 'tls_listeners[0].versions' must be"},
+        {R"({"tls_listeners": [{"certfile": "/c", "keyfile": "/k", "certfiel": "/x"}]})",
+         "unknown configuration key 'tls_listeners[0].certfiel'"},
+        {R"({"tls_listeners": [{"certfile": "/c", "keyfile": "/k", "port": 65536}]})",
+         "configuration key 'tls_listeners[0].port' must be an integer between 0 and 65535"},
+        {R"({"tls_listeners": {"certfile": "/c"}})", "configuration key 'tls_listeners' must be an array"},
+        {R"({"tls_listeners": [{"certfile": "/c", "keyfile": "/k"}], "tls_handshake_timeout_ms": 0})",
+         "configuration key 'tls_handshake_timeout_ms' must be an integer between 100 and 600000"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.json);
+        auto r = parse_config_json(c.json);
+        CHECK_FALSE(r.config);
+        CHECK_THAT(r.error, Catch::StartsWith(c.error));
+    }
+}
+
+TEST_CASE("plain listeners may be switched off only when there is a TLS one", "[config][tls]") {
+    auto tls_only = parse_config_json(R"({"listeners": [], "tls_listeners": [{"certfile": "/c", "keyfile": "/k"}]})");
+    REQUIRE(tls_only.config);
+    CHECK(tls_only.config->listeners.empty());
+    auto none = parse_config_json(R"({"listeners": [], "tls_listeners": []})");
+    CHECK_FALSE(none.config);
+    CHECK(none.error == "configuration key 'listeners' may be empty only when 'tls_listeners' names a listener");
+}
+
+TEST_CASE("the --port option on a configuration without plain listeners makes one", "[config][tls]") {
+    std::string path = "/tmp/warren-config-test-tls-" + std::to_string(reinterpret_cast<std::uintptr_t>(&path)) + ".json";
+    {
+        std::ofstream out(path);
+        out << R"({"listeners": [], "tls_listeners": [{"certfile": "/c", "keyfile": "/k"}]})";
+    }
+    auto with_port = parse({"--config", path, "--port", "5999"});
+    auto without = parse({"--config", path});
+    std::remove(path.c_str());
+    REQUIRE(with_port.config);
+    REQUIRE(with_port.config->listeners.size() == 1);
+    CHECK(with_port.config->listeners[0].port == 5999);
+    REQUIRE(without.config);
+    CHECK(without.config->listeners.empty());
 }

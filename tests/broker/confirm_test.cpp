@@ -201,3 +201,21 @@ TEST_CASE("confirms are per channel", "[confirm]") {
         if (auto a = f.as<BasicAck>()) seen.push_back(std::to_string(f.channel) + ":" + std::to_string(a->delivery_tag));
     CHECK(seen == std::vector<std::string>{"2:1", "2:2", "1:1"});
 }
+
+TEST_CASE("confirms of earlier publishes go out before the channel.close of a failing one", "[confirm]") {
+    // One batch of input: an accepted publish, then one to an exchange that does not exist.
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    c.confirm_select(1);
+    c.frames();
+    auto batch = c.encode_publish(1, "", "q", "m");
+    auto bad = c.encode_publish(1, "nope", "q", "m");
+    batch.insert(batch.end(), bad.begin(), bad.end());
+    c.send_raw(batch);
+    auto frames = c.frames();
+    REQUIRE(frames.size() == 2);
+    CHECK(frames[0].as<BasicAck>());
+    CHECK(frames[1].as<ChannelClose>());
+}

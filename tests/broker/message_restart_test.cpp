@@ -432,3 +432,46 @@ TEST_CASE("under memory pressure transient messages page out too, come back in o
     b.settle();
     CHECK(b.broker->default_vhost().storage()->log().stats().live_pairs == 0);
 }
+
+TEST_CASE("a clean shutdown writes a checkpoint that the next start reads instead of the segments",
+          "[storage][persistence][checkpoint]") {
+    auto fs = std::make_shared<FaultFileSystem>();
+    const std::int64_t start = 1'700'000'000;
+    {
+        TestBroker b(storage_config(), fs, start);
+        TestClient c(b);
+        c.open_channel(1);
+        declare_durable(c, "jobs", table({{"x-max-priority", std::int32_t{5}}}));
+        declare_durable(c, "parked");
+        declare_durable(c, "timed", table({{"x-message-ttl", std::int32_t{60'000}},
+                                           {"x-dead-letter-exchange", std::string("")},
+                                           {"x-dead-letter-routing-key", std::string("parked")}}));
+        for (int i = 0; i < 5; ++i) c.publish(1, "", "jobs", "job-" + std::to_string(i), persistent(i == 3 ? 4 : 0));
+        c.publish(1, "", "timed", "t", persistent());
+        c.get(1, "jobs");
+        auto d = c.deliveries();
+        REQUIRE(d.size() == 1);
+        CHECK(d[0].body == "job-3");
+        c.reject(1, d[0].delivery_tag(), true);  // back with delivery count 1
+        c.get(1, "jobs");                         // held by the client at shutdown: requeued with count 2
+        c.deliveries();
+        c.lose_transport();
+        b.broker->shut_down_storage();
+    }
+    TestBroker b(storage_config(), fs, start + 30);
+    TestClient c(b);
+    c.open_channel(1);
+    REQUIRE(b.broker->default_vhost().storage());
+    CHECK(b.broker->default_vhost().storage()->recovery().checkpoint);
+    c.get(1, "jobs", true);
+    auto first = c.deliveries();
+    REQUIRE(first.size() == 1);
+    CHECK(first[0].body == "job-3");
+    CHECK(count_header(first[0]) == 2);
+    CHECK(drain_bodies(c, 1, "jobs") == std::vector<std::string>{"job-0", "job-1", "job-2", "job-4"});
+    // The deadline kept its absolute time: 30 s of the 60 were spent down.
+    b.advance(std::chrono::seconds(29));
+    CHECK(b.queue("timed")->message_count() == 1);
+    b.advance(std::chrono::seconds(2));
+    CHECK(drain_bodies(c, 1, "parked") == std::vector<std::string>{"t"});
+}

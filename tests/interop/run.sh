@@ -62,6 +62,7 @@ esac
 for tool in amqp-publish amqp-get amqp-consume amqp-declare-queue; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool missing: apt-get install amqp-tools" >&2; exit 2; }
 done
+command -v openssl >/dev/null || { echo "run.sh: the TLS tests make certificates with openssl: apt-get install openssl" >&2; exit 2; }
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "run.sh: node and npm are needed for the amqplib tests: apt-get install nodejs npm" >&2
   exit 2

@@ -137,6 +137,10 @@ TestClient::TestClient(TestBroker& broker, bool handshake, bool loopback, std::v
     frames();  // drop connection.start and anything else
 }
 
+TestClient::TestClient(TestBroker& broker, PeerInfo peer) : broker_(broker) {
+    connection_ = std::make_unique<Connection>(*broker_.broker, host_, std::move(peer));
+}
+
 void TestClient::send_protocol_header() { send_raw(std::string_view(protocol_header, 8)); }
 
 void TestClient::send_start_ok(std::string_view user, std::string_view password,

@@ -100,6 +100,8 @@ public:
     // Connects: protocol header, start-ok (PLAIN guest/guest), tune-ok, open.
     explicit TestClient(TestBroker& broker, bool handshake = true, bool loopback = true,
                         std::vector<std::string> capabilities = default_capabilities());
+    // A connection from `peer` (a TLS one, say), before the protocol header.
+    TestClient(TestBroker& broker, PeerInfo peer);
     ~TestClient();
 
     Connection& connection() { return *connection_; }

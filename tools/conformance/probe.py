@@ -2959,10 +2959,145 @@ def _(s):
     c.drain(quiet=8.0, limit=10.0)
 
 
+# ---------------------------------------------------------------- permissions
+# Needs the users of tools/conformance/permissions.json (a RabbitMQ definitions file: RabbitMQ's
+# `load_definitions`, Warren's `load_definitions` key). perm-none, perm-configure, perm-write and
+# perm-read have ".*" for the one permission their name says and "" (nothing) for the others;
+# each operation is tried by each of them. Resources are made by guest first.
+
+PERM_USERS = ["perm-none", "perm-configure", "perm-write", "perm-read"]
+
+
+def _perm_setup(s):
+    s.clean(queues=["probe-perm-q", "probe-perm-new"],
+            exchanges=["probe-perm-x", "probe-perm-y", "probe-perm-new", "probe-perm-t"])
+    c = s.conn("setup")
+    c.recording = False
+    c.rpc(1, "exchange.declare", exchange="probe-perm-x", type="direct")
+    c.rpc(1, "exchange.declare", exchange="probe-perm-y", type="fanout")
+    c.rpc(1, "exchange.declare", exchange="probe-perm-t", type="topic")
+    c.rpc(1, "queue.declare", queue="probe-perm-q")
+    c.rpc(1, "queue.bind", queue="probe-perm-q", exchange="probe-perm-x", routing_key="k")
+    c.rpc(1, "exchange.bind", destination="probe-perm-y", source="probe-perm-x", routing_key="k")
+    c.publish(1, "", "probe-perm-q", b"m")
+    c.close()
+    s.events = [e for e in s.events if e.get("conn") != "setup"]
+
+
+PERM_OPS = {
+    "exchange-declare": ("exchange.declare of a new exchange",
+                         lambda c: c.send(1, "exchange.declare", exchange="probe-perm-new", type="direct")),
+    "exchange-declare-passive": ("exchange.declare passive",
+                                 lambda c: c.send(1, "exchange.declare", exchange="probe-perm-x", passive=True)),
+    "exchange-declare-amq": ("exchange.declare of amq.new",
+                             lambda c: c.send(1, "exchange.declare", exchange="amq.new", type="direct")),
+    "exchange-declare-ae": ("exchange.declare with alternate-exchange",
+                            lambda c: c.send(1, "exchange.declare", exchange="probe-perm-new", type="direct",
+                                             arguments={"alternate-exchange": "probe-perm-y"})),
+    "exchange-delete": ("exchange.delete", lambda c: c.send(1, "exchange.delete", exchange="probe-perm-y")),
+    "exchange-bind": ("exchange.bind y <- x",
+                      lambda c: c.send(1, "exchange.bind", destination="probe-perm-y", source="probe-perm-x",
+                                       routing_key="k2")),
+    "exchange-unbind": ("exchange.unbind y <- x",
+                        lambda c: c.send(1, "exchange.unbind", destination="probe-perm-y", source="probe-perm-x",
+                                         routing_key="k")),
+    "exchange-bind-default": ("exchange.bind to the default exchange",
+                              lambda c: c.send(1, "exchange.bind", destination="", source="probe-perm-x")),
+    "queue-declare": ("queue.declare of a new queue", lambda c: c.send(1, "queue.declare", queue="probe-perm-new")),
+    "queue-declare-passive": ("queue.declare passive",
+                              lambda c: c.send(1, "queue.declare", queue="probe-perm-q", passive=True)),
+    "queue-declare-dlx": ("queue.declare with x-dead-letter-exchange",
+                          lambda c: c.send(1, "queue.declare", queue="probe-perm-new",
+                                           arguments={"x-dead-letter-exchange": "probe-perm-y"})),
+    "queue-bind": ("queue.bind", lambda c: c.send(1, "queue.bind", queue="probe-perm-q", exchange="probe-perm-x",
+                                                  routing_key="k2")),
+    "queue-bind-default": ("queue.bind to the default exchange",
+                           lambda c: c.send(1, "queue.bind", queue="probe-perm-q", exchange="", routing_key="k")),
+    "queue-unbind": ("queue.unbind", lambda c: c.send(1, "queue.unbind", queue="probe-perm-q",
+                                                      exchange="probe-perm-x", routing_key="k")),
+    "queue-purge": ("queue.purge", lambda c: c.send(1, "queue.purge", queue="probe-perm-q")),
+    "queue-delete": ("queue.delete", lambda c: c.send(1, "queue.delete", queue="probe-perm-q")),
+    "publish": ("confirm.select, basic.publish to an exchange",
+                lambda c: (c.rpc(1, "confirm.select"), c.publish(1, "probe-perm-x", "k", b"m"))),
+    "publish-default": ("confirm.select, basic.publish to the default exchange",
+                        lambda c: (c.rpc(1, "confirm.select"), c.publish(1, "", "probe-perm-q", b"m"))),
+    "consume": ("basic.consume", lambda c: c.send(1, "basic.consume", queue="probe-perm-q", consumer_tag="t",
+                                                  no_ack=True)),
+    "get": ("basic.get", lambda c: c.send(1, "basic.get", queue="probe-perm-q", no_ack=True)),
+}
+
+
+def _perm_scenario(op, user):
+    doc, fn = PERM_OPS[op]
+
+    def run(s):
+        _perm_setup(s)
+        c = s.conn(user=user, password="probe")
+        fn(c)
+        c.drain()
+    scenario("permissions", f"{op}-as-{user}")(run)
+    SCENARIOS[-1].doc = f"as {user}: {doc}"
+
+
+for _op in PERM_OPS:
+    for _user in PERM_USERS:
+        _perm_scenario(_op, _user)
+
+
+@scenario("permissions", "vhost-without-permissions")
+def _(s):
+    """connection.open of '/' as perm-novhost, who has no permissions there"""
+    c = s.conn(handshake=False)
+    c.recording = False
+    c.send_raw(W.PROTOCOL_HEADER, "protocol header AMQP 0-9-1")
+    c.expect(0, "connection.start")
+    c.send(0, "connection.start-ok", client_properties=CLIENT_PROPS, mechanism="PLAIN",
+           response="\0perm-novhost\0probe", locale="en_US")
+    tune = c.expect(0, "connection.tune")["fields"]
+    c.send(0, "connection.tune-ok", channel_max=tune["channel_max"], frame_max=tune["frame_max"], heartbeat=0)
+    c.recording = True
+    c.send(0, "connection.open", virtual_host="/")
+    c.drain()
+
+
+@scenario("permissions", "topic-publish-allowed-and-refused")
+def _(s):
+    """as perm-topic (topic write ^a\\.): confirm.select, publish amq.topic 'a.b', then 'b.c'"""
+    _perm_setup(s)
+    c = s.conn(user="perm-topic", password="probe")
+    c.rpc(1, "confirm.select")
+    c.publish(1, "amq.topic", "a.b", b"m")
+    c.publish(1, "amq.topic", "b.c", b"m")
+    c.drain()
+
+
+@scenario("permissions", "topic-publish-other-topic-exchange")
+def _(s):
+    """as perm-topic: publish to another topic exchange, with a key amq.topic's permission refuses"""
+    _perm_setup(s)
+    c = s.conn(user="perm-topic", password="probe")
+    c.rpc(1, "confirm.select")
+    c.publish(1, "probe-perm-t", "b.c", b"m")
+    c.drain()
+
+
+@scenario("permissions", "topic-bind-read-with-username-variable")
+def _(s):
+    """as perm-topic (topic read ^{username}\\.): queue.bind to amq.topic 'perm-topic.#', then 'x.#'"""
+    _perm_setup(s)
+    c = s.conn(user="perm-topic", password="probe")
+    c.send(1, "queue.bind", queue="probe-perm-q", exchange="amq.topic", routing_key="perm-topic.#")
+    c.drain()
+    c.send(1, "queue.bind", queue="probe-perm-q", exchange="amq.topic", routing_key="x.#")
+    c.drain()
+
+
 # ======================================================================
 # Areas that need a specially configured broker; run only when asked for by --only
 # (or, with --start-rabbitmq, against a second private node configured for them).
-SPECIAL_AREAS = {"alarm": ["vm_memory_high_watermark.absolute = 1"]}
+PERMISSIONS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "permissions.json")
+SPECIAL_AREAS = {"alarm": ["vm_memory_high_watermark.absolute = 1"],
+                 "permissions": [f"load_definitions = {PERMISSIONS_FILE}"]}
 
 
 def select(only: str | None, include_special: bool = False):

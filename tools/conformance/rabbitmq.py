@@ -26,7 +26,7 @@ What it guarantees:
   on 127.0.0.1 (never 5672) and a free Erlang distribution port;
 * every file (config, mnesia, logs, cookie, HOME) lives in a private temp dir
   that is removed on stop;
-* no plugins (RABBITMQ_ENABLED_PLUGINS_FILE points to an empty file);
+* no plugins unless asked for (RABBITMQ_ENABLED_PLUGINS_FILE lists only those);
 * the default ``guest`` user may log in from 127.0.0.1 (that is RabbitMQ's
   own default, loopback-only);
 * ``stop()`` terminates the server and every Erlang child it spawned (found
@@ -116,7 +116,8 @@ class RabbitNode:
     def __init__(self, extra_conf: list[str] | None = None, host: str = "127.0.0.1",
                  port: int | None = None, dist_port: int | None = None,
                  nodename: str | None = None, server: str = DEFAULT_SERVER,
-                 start_timeout: float = 90.0, keep_dir: bool = False):
+                 start_timeout: float = 90.0, keep_dir: bool = False,
+                 plugins: list[str] | None = None):
         """
         extra_conf: extra rabbitmq.conf lines (new-style sysctl format), e.g.
             ["vm_memory_high_watermark.relative = 0.0001", "loopback_users = none",
@@ -125,8 +126,10 @@ class RabbitNode:
         port / dist_port: fixed ports; default: free ones picked at start.
         nodename: default warren-probe-<pid>-<n>@localhost.
         keep_dir: do not delete the temp dir on stop (for reading logs).
+        plugins: plugins to enable (default none), e.g. ["rabbitmq_auth_mechanism_ssl"].
         """
         self.extra_conf = list(extra_conf or [])
+        self.plugins = list(plugins or [])
         self.host = host
         self.port = port
         self.dist_port = dist_port
@@ -177,7 +180,7 @@ class RabbitNode:
             os.makedirs(os.path.join(b, d))
         plugins_file = os.path.join(b, "enabled_plugins")
         with open(plugins_file, "w") as f:
-            f.write("[].\n")
+            f.write("[%s].\n" % ",".join(self.plugins))
         conf_env = os.path.join(b, "rabbitmq-env.conf")
         open(conf_env, "w").close()
         conf = os.path.join(b, "rabbitmq.conf")

@@ -1,5 +1,7 @@
 // The RabbitMQ Java client (Debian's librabbitmq-client-java) against the broker, one scenario per
 // run: java JavaClientInterop SCENARIO HOST PORT USER PASSWORD, or --list for the scenario names.
+// The tls_ scenarios connect with TLS (useSslProtocol) to PORT, trusting TLS_DIR/ca.pem;
+// tls_external presents TLS_DIR/client-guest.p12 and logs in with EXTERNAL.
 // Compiled and run by tests/interop/python/test_java_client.py; prints "ok SCENARIO" and exits 0
 // when every check holds. Waits are on events (blocking queues, confirms), never sleeps.
 import com.rabbitmq.client.AMQP;
@@ -8,11 +10,16 @@ import com.rabbitmq.client.ConfirmListener;
 import com.rabbitmq.client.Connection;
 import com.rabbitmq.client.ConnectionFactory;
 import com.rabbitmq.client.DefaultConsumer;
+import com.rabbitmq.client.DefaultSaslConfig;
 import com.rabbitmq.client.Envelope;
 import com.rabbitmq.client.GetResponse;
 import com.rabbitmq.client.LongString;
 import com.rabbitmq.client.ShutdownSignalException;
+import java.io.FileInputStream;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -21,6 +28,10 @@ import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
 
 public final class JavaClientInterop {
     static final long TIMEOUT_S = 20;  // upper bound for one awaited event on a loaded machine
@@ -42,6 +53,9 @@ public final class JavaClientInterop {
         SCENARIOS.put("dead_letter", JavaClientInterop::deadLetter);
         SCENARIOS.put("mandatory_return", JavaClientInterop::mandatoryReturn);
         SCENARIOS.put("clean_close", JavaClientInterop::cleanClose);
+        SCENARIOS.put("tls_publish_consume", JavaClientInterop::publishConsume);
+        SCENARIOS.put("tls_external", JavaClientInterop::publishConsume);
+        SCENARIOS.put("permissions", JavaClientInterop::permissions);
     }
 
     static void check(boolean ok, String what) {
@@ -287,6 +301,77 @@ public final class JavaClientInterop {
         check(!conn.isOpen(), "connection closed");
     }
 
+    // Trusts the test CA; with a client certificate (PKCS#12, password "changeit") if asked.
+    static SSLContext sslContext(boolean clientCertificate) throws Exception {
+        String dir = System.getenv("TLS_DIR");
+        check(dir != null, "TLS_DIR is set");
+        KeyStore trust = KeyStore.getInstance(KeyStore.getDefaultType());
+        trust.load(null, null);
+        try (InputStream in = new FileInputStream(dir + "/ca.pem")) {
+            trust.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(in));
+        }
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(trust);
+        KeyManager[] keys = null;
+        if (clientCertificate) {
+            char[] password = "changeit".toCharArray();
+            KeyStore ks = KeyStore.getInstance("PKCS12");
+            try (InputStream in = new FileInputStream(dir + "/client-guest.p12")) {
+                ks.load(in, password);
+            }
+            KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+            kmf.init(ks, password);
+            keys = kmf.getKeyManagers();
+        }
+        SSLContext ctx = SSLContext.getInstance("TLS");
+        ctx.init(keys, tmf.getTrustManagers(), null);
+        return ctx;
+    }
+
+    // The whole cause chain as text: the client wraps a broker's close in several exceptions.
+    static String causes(Throwable t) {
+        StringBuilder b = new StringBuilder();
+        for (; t != null; t = t.getCause()) b.append(t).append(" / ");
+        return b.toString();
+    }
+
+    // Users, vhosts and permissions, with test_auth.py's definitions loaded by the broker (alice,
+    // password test12, may use names starting "alice." in vhost "orders" and nothing in "/").
+    static void permissions(Connection conn) throws Exception {
+        ConnectionFactory f = new ConnectionFactory();
+        f.setHost(conn.getAddress().getHostAddress());
+        f.setPort(conn.getPort());
+        f.setUsername("alice");
+        f.setPassword("test12");
+        f.setAutomaticRecoveryEnabled(false);
+        f.setVirtualHost("/");
+        try {
+            f.newConnection("java-interop-vhost").close();
+            check(false, "vhost '/' is refused to alice");
+        } catch (Exception e) {
+            check(causes(e).contains("NOT_ALLOWED - access to vhost '/' refused for user 'alice'"),
+                  "530 text for vhost '/': " + causes(e));
+        }
+        f.setVirtualHost("orders");
+        Connection alice = f.newConnection("java-interop-permissions");
+        try {
+            Channel ch = alice.createChannel();
+            ch.queueDeclare("alice.java", false, false, true, null);
+            try {
+                ch.queueDeclare("bob.java", false, false, true, null);
+                check(false, "queue bob.java is refused to alice");
+            } catch (Exception e) {
+                check(causes(e).contains(
+                          "ACCESS_REFUSED - access to queue 'bob.java' in vhost 'orders' refused for user 'alice'"),
+                      "403 text for bob.java: " + causes(e));
+            }
+            check(!ch.isOpen(), "the channel is closed");
+            check(alice.isOpen(), "the connection stays open");
+        } finally {
+            if (alice.isOpen()) alice.close(5000);
+        }
+    }
+
     public static void main(String[] argv) throws Exception {
         if (argv.length == 1 && argv[0].equals("--list")) {
             SCENARIOS.keySet().forEach(System.out::println);
@@ -302,6 +387,11 @@ public final class JavaClientInterop {
         f.setUsername(argv[3]);
         f.setPassword(argv[4]);
         f.setAutomaticRecoveryEnabled(false);  // a lost connection must fail the test
+        if (argv[0].startsWith("tls_")) {
+            boolean external = argv[0].equals("tls_external");
+            f.useSslProtocol(sslContext(external));
+            if (external) f.setSaslConfig(DefaultSaslConfig.EXTERNAL);
+        }
         Connection conn = f.newConnection("java-interop-" + argv[0]);
         try {
             SCENARIOS.get(argv[0]).run(conn);

@@ -174,13 +174,43 @@ def rabbitmq_conf(config):
             lines.append("vm_memory_high_watermark.relative = %s" % value)
         elif key == "memory_high_watermark_bytes":
             lines.append("vm_memory_high_watermark.absolute = %d" % value)
+        elif key == "load_definitions":
+            lines.append("load_definitions = %s" % value)
         elif key == "log_level":
             lines.append("log.file.level = %s" % value)
         elif key == "listeners":  # the first one is the node's port (RabbitNode writes it)
             for i, listener in enumerate(value[1:], 2):
                 lines.append("listeners.tcp.%d = %s:%d" % (i, listener["bind"], listener["port"]))
+        elif key == "tls_listeners":
+            lines += _rabbitmq_tls_conf(value)
+        elif key == "tls_handshake_timeout_ms":
+            lines.append("ssl_handshake_timeout = %d" % value)
         else:
             raise ValueError("no rabbitmq.conf equivalent for Warren config key %r" % key)
+    return lines
+
+
+def _rabbitmq_tls_conf(listeners):
+    """tls_listeners as RabbitMQ's listeners.ssl and ssl_options, with EXTERNAL enabled (the
+    rabbitmq_auth_mechanism_ssl plugin, user from the common name). RabbitMQ has one set of
+    ssl_options for all its TLS listeners: they must agree."""
+    if not listeners:
+        return []
+    tls = {k: v for k, v in listeners[0].items() if k not in ("bind", "port")}
+    if any({k: v for k, v in l.items() if k not in ("bind", "port")} != tls for l in listeners):
+        raise ValueError("RabbitMQ has one ssl_options: the tls_listeners' TLS keys must agree")
+    lines = ["listeners.ssl.%d = %s:%d" % (i, l.get("bind", "127.0.0.1"), l.get("port", 5671))
+             for i, l in enumerate(listeners, 1)]
+    for key in ("certfile", "keyfile", "cacertfile"):
+        if key in tls:
+            lines.append("ssl_options.%s = %s" % (key, tls[key]))
+    lines.append("ssl_options.verify = %s" % ("verify_peer" if tls.get("verify_peer") else "verify_none"))
+    lines.append("ssl_options.fail_if_no_peer_cert = %s"
+                 % ("true" if tls.get("fail_if_no_peer_cert") else "false"))
+    for i, version in enumerate(tls.get("versions", ["tlsv1.2", "tlsv1.3"]), 1):
+        lines.append("ssl_options.versions.%d = %s" % (i, version))
+    lines += ["auth_mechanisms.1 = PLAIN", "auth_mechanisms.2 = AMQPLAIN", "auth_mechanisms.3 = EXTERNAL",
+              "ssl_cert_login_from = common_name"]
     return lines
 
 
@@ -208,8 +238,9 @@ def _start_rabbitmq(config, port):
 
     # keep_dir: the node's logs must outlive a failed start to tell a port clash (eaddrinuse)
     # from a real failure; the directory is removed here instead.
+    plugins = ["rabbitmq_auth_mechanism_ssl"] if config.get("tls_listeners") else []
     node = Node(extra_conf=rabbitmq_conf(config), port=port, dist_port=procs.free_port(),
-                keep_dir=True)
+                keep_dir=True, plugins=plugins)
 
     def stop():
         base = node.base

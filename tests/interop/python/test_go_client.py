@@ -1,7 +1,9 @@
 """The Go client (github.com/rabbitmq/amqp091-go, Debian's golang-github-rabbitmq-amqp091-go-dev)
 against the broker: tests/interop/go/*_test.go, built once per run offline in GOPATH mode
 (GO111MODULE=off, GOPATH including /usr/share/gocode, nothing downloaded) and run one test at a
-time with the broker's URL in AMQP_URL. The Go build cache lives in the temp directory.
+time with the broker's URL in AMQP_URL. The Go build cache lives in the temp directory. The
+broker has a TLS listener too (AMQPS_URL; certificates from tls_certs.py in TLS_DIR) for the
+TLS tests in go/tls_test.go.
 """
 import os
 import re
@@ -11,6 +13,9 @@ import tempfile
 import unittest
 
 import brokers
+import procs
+import tls_certs
+import test_auth
 
 GO_DIR = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "go"))
 GOCODE = "/usr/share/gocode"
@@ -19,6 +24,8 @@ AMQP091 = os.path.join(GOCODE, "src", "github.com", "rabbitmq", "amqp091-go")
 broker = None
 work = None
 test_binary = None
+certs = None
+tls_port = None
 
 
 def go_env():
@@ -37,7 +44,7 @@ def go_env():
 
 
 def setUpModule():
-    global broker, work, test_binary
+    global broker, work, test_binary, certs, tls_port
     go = shutil.which("go")
     if not go:
         raise RuntimeError("go is not installed: apt-get install golang-go")
@@ -51,19 +58,26 @@ def setUpModule():
     if res.returncode != 0:
         raise RuntimeError("building the Go tests failed:\n%s%s" % (
             res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")))
-    broker = brokers.start_broker()
+    # With test_auth's users and vhost, for the permission tests (guest keeps guest/guest).
+    certs = tls_certs.Certs()
+    tls_port = procs.free_port()
+    broker = brokers.start_broker({"tls_listeners": [tls_certs.listener(certs, tls_port)],
+                                   "load_definitions": test_auth.definitions_file()})
 
 
 def tearDownModule():
     if broker:
         broker.stop()
+    if certs:
+        certs.cleanup()
     if work:
         shutil.rmtree(work, ignore_errors=True)
 
 
 class GoClientTests(unittest.TestCase):
     def run_go(self, name):
-        env = dict(os.environ, AMQP_URL=broker.url(), INTEROP_BROKER=brokers.BROKER)
+        env = dict(os.environ, AMQP_URL=broker.url(), INTEROP_BROKER=brokers.BROKER,
+                   AMQPS_URL="amqps://guest:guest@127.0.0.1:%d" % tls_port, TLS_DIR=certs.dir)
         res = subprocess.run([test_binary, "-test.run", "^%s$" % name, "-test.v",
                               "-test.timeout", "120s"],
                              cwd=GO_DIR, env=env, capture_output=True, timeout=180)
@@ -100,6 +114,24 @@ class GoClientTests(unittest.TestCase):
 
     def test_go_close_after_work(self):
         self.run_go("TestCloseAfterWorkReturnsNil")
+
+    def test_go_tls_plain_login(self):
+        self.run_go("TestTLSPlainLoginRoundTrip")
+
+    def test_go_tls_external_login(self):
+        self.run_go("TestTLSExternalAuthWithClientCertificate")
+
+    def test_go_tls_external_unknown_user_refused(self):
+        self.run_go("TestTLSExternalAuthUnknownUserIsRefused")
+
+    def test_go_tls_expired_client_certificate_refused(self):
+        self.run_go("TestTLSExpiredClientCertificateIsRefused")
+
+    def test_go_vhost_access_and_permissions(self):
+        self.run_go("TestVhostAccessAndPermissions")
+
+    def test_go_topic_permission(self):
+        self.run_go("TestTopicPermissionRefusesPublish")
 
     def test_go_every_go_test_is_run_here(self):
         res = subprocess.run([test_binary, "-test.list", ".*"], capture_output=True, check=True)

@@ -3,7 +3,8 @@
 tests/interop/java/JavaClientInterop.java is compiled with Debian's JDK into a temporary directory
 when the module starts (nothing is downloaded) and run once per scenario; a scenario passes when
 the program prints "ok SCENARIO" and exits 0. The client needs slf4j-api at run time (Debian's
-libslf4j-java, a dependency of the client package); slf4j-nop keeps it quiet.
+libslf4j-java, a dependency of the client package); slf4j-nop keeps it quiet. The tls_ scenarios
+use the broker's TLS listener, with certificates made by tls_certs.py (TLS_DIR).
 """
 import os
 import shutil
@@ -12,6 +13,9 @@ import tempfile
 import unittest
 
 import brokers
+import procs
+import tls_certs
+import test_auth
 
 JAVA_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "java",
                         "JavaClientInterop.java")
@@ -19,10 +23,12 @@ JARS = ["/usr/share/java/amqp-client.jar", "/usr/share/java/slf4j-api.jar",
         "/usr/share/java/slf4j-nop.jar"]
 broker = None
 classes = None
+certs = None
+tls_port = None
 
 
 def setUpModule():
-    global broker, classes
+    global broker, classes, certs, tls_port
     missing = [j for j in JARS if not os.path.exists(j)]
     missing += [t for t in ("javac", "java") if not shutil.which(t)]
     if missing:
@@ -33,26 +39,35 @@ def setUpModule():
                          capture_output=True, text=True, timeout=300)
     if res.returncode != 0:
         raise RuntimeError("javac failed:\n%s%s" % (res.stdout, res.stderr))
-    broker = brokers.start_broker()
+    # With test_auth's users and vhost, for the permission tests (guest keeps guest/guest).
+    certs = tls_certs.Certs()
+    certs.pkcs12(certs.guest)  # client-guest.p12, for the KeyManagerFactory
+    tls_port = procs.free_port()
+    broker = brokers.start_broker({"tls_listeners": [tls_certs.listener(certs, tls_port)],
+                                   "load_definitions": test_auth.definitions_file()})
 
 
 def tearDownModule():
     if broker:
         broker.stop()
+    if certs:
+        certs.cleanup()
     if classes:
         shutil.rmtree(classes, ignore_errors=True)
 
 
 def java(*args):
     # Small heap, serial GC and the client compiler: a short-lived JVM starting fast on 2 cores.
+    env = dict(os.environ, TLS_DIR=certs.dir) if certs else None
     return subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                            "-cp", ":".join([classes] + JARS), "JavaClientInterop"] + list(args),
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=180, env=env)
 
 
 class JavaClientTests(unittest.TestCase):
     def run_scenario(self, name):
-        res = java(name, broker.host, str(broker.port), broker.user, broker.password)
+        port = tls_port if name.startswith("tls_") else broker.port
+        res = java(name, broker.host, str(port), broker.user, broker.password)
         out = res.stdout + res.stderr
         self.assertEqual(res.returncode, 0, "JavaClientInterop %s failed:\n%s" % (name, out))
         self.assertIn("ok %s" % name, res.stdout.splitlines())
@@ -80,6 +95,15 @@ class JavaClientTests(unittest.TestCase):
 
     def test_clean_close(self):
         self.run_scenario("clean_close")
+
+    def test_tls_publish_consume(self):
+        self.run_scenario("tls_publish_consume")
+
+    def test_tls_external(self):
+        self.run_scenario("tls_external")
+
+    def test_permissions(self):
+        self.run_scenario("permissions")
 
     def test_every_scenario_is_run_here(self):
         res = java("--list")
