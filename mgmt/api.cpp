@@ -95,10 +95,39 @@ bool Api::require(Call& call, Need need) {
     return false;
 }
 
+std::vector<std::string> Api::vhosts_for(const Call& call) const {
+    std::vector<std::string> names = view_.vhost_names();
+    if (allows(call.user.tags, Need::Monitoring)) return names;
+    std::erase_if(names, [&](const std::string& v) { return !sees_vhost(broker_, call.user, v); });
+    return names;
+}
+
+bool Api::refuse_vhost(Call& call) {
+    const auto& s = call.seg();
+    if (s.size() < 3) return false;
+    const std::string& top = s[1];
+    const bool names_vhost = top == "queues" || top == "exchanges" || top == "bindings" || top == "consumers" ||
+                             top == "vhosts" || top == "policies" || top == "operator-policies";
+    // A vhost that does not exist is each handler's 404 (or 400). One that exists is refused,
+    // as RabbitMQ 3.10 refuses it (recorded), to any user without permissions in it, whatever
+    // the tags: the lists show monitoring users every vhost, a path naming one needs access.
+    if (!names_vhost || !view_.has_vhost(s[2]) || broker_.auth().find_permissions(call.user.name, s[2])) return false;
+    if (top == "vhosts" && s.size() == 3) {
+        // The vhost itself: what an administrator may read (and change) anyway.
+        if (allows(call.user.tags, Need::Administrator)) return false;
+        call.error(401, "not_authorised", "Not administrator user");
+        return true;
+    }
+    if (top == "vhosts" && s.size() == 4 && (s[3] == "permissions" || s[3] == "topic-permissions")) return false;
+    call.error(401, "not_authorised", "User not authorised to access virtual host");
+    return true;
+}
+
 void Api::route(Call& call) {
     const auto& s = call.seg();
     const std::string& top = s.size() > 1 ? s[1] : std::string();
     if (s.size() == 1) return call.not_found();
+    if (refuse_vhost(call)) return;
     // Reads.
     if (call.is("GET") || call.is("HEAD")) {
         if (top == "overview" && s.size() == 2) return get_overview(call);
@@ -108,7 +137,7 @@ void Api::route(Call& call) {
             if (s.size() == 4 && s[3] == "connections") return get_connections(call);
             if (s.size() == 4 && s[3] == "channels") return get_channels(call);
             if (s.size() == 4 && s[3] == "permissions") return get_permissions(call);
-            if (s.size() == 4 && s[3] == "topic-permissions") return get_empty_list(call);
+            if (s.size() == 4 && s[3] == "topic-permissions") return get_topic_permissions(call);
             if (s.size() <= 3) return get_vhosts(call);
         }
         if (top == "queues") return get_queues(call);
@@ -119,8 +148,9 @@ void Api::route(Call& call) {
         if (top == "consumers" && s.size() <= 3) return get_consumers(call);
         if (top == "users") return get_users(call);
         if (top == "permissions" && (s.size() == 2 || s.size() == 4)) return get_permissions(call);
-        if ((top == "topic-permissions" || top == "policies" || top == "operator-policies" || top == "vhost-limits" ||
-             top == "user-limits" || top == "parameters" || top == "global-parameters") &&
+        if (top == "topic-permissions" && (s.size() == 2 || s.size() == 4)) return get_topic_permissions(call);
+        if (top == "vhost-limits" || top == "user-limits") return get_limits(call);
+        if ((top == "policies" || top == "operator-policies" || top == "parameters" || top == "global-parameters") &&
             s.size() <= 4)
             return get_empty_list(call);
         if (top == "definitions" && s.size() <= 3) return get_definitions(call);
@@ -159,11 +189,25 @@ void Api::route(Call& call) {
         return call.not_found();
     }
     if (top == "definitions" && s.size() <= 3 && call.is("POST")) return post_definitions(call);
-    if (top == "users" || top == "permissions" || top == "topic-permissions" || top == "policies" ||
-        top == "operator-policies" || top == "vhost-limits" || top == "user-limits" || top == "vhosts") {
-        // Users, permissions, policies, limits and vhosts other than the configured one are not
-        // in the broker yet: their changes are refused, not pretended.
-        if (!require(call, Need::Administrator)) return;
+    // Users, vhosts, permissions and limits: administrators only.
+    const bool admin_path = top == "users" || top == "permissions" || top == "topic-permissions" || top == "vhosts" ||
+                            top == "vhost-limits" || top == "user-limits";
+    if (admin_path && !require(call, Need::Administrator)) return;
+    if (top == "users" && s.size() == 3 && s[2] == "bulk-delete" && call.is("POST")) return bulk_delete_users(call);
+    if (top == "users" && s.size() == 3 && call.is("PUT")) return put_user(call, s[2]);
+    if (top == "users" && s.size() == 3 && call.is("DELETE")) return delete_user(call, s[2]);
+    if (top == "permissions" && s.size() == 4 && call.is("PUT")) return put_permission(call, s[2], s[3]);
+    if (top == "permissions" && s.size() == 4 && call.is("DELETE")) return delete_permission(call, s[2], s[3]);
+    if (top == "topic-permissions" && s.size() == 4 && call.is("PUT")) return put_topic_permission(call, s[2], s[3]);
+    if (top == "topic-permissions" && s.size() == 4 && call.is("DELETE"))
+        return delete_topic_permission(call, s[2], s[3]);
+    if (top == "vhosts" && s.size() == 3 && call.is("PUT")) return put_vhost(call, s[2]);
+    if (top == "vhosts" && s.size() == 3 && call.is("DELETE")) return delete_vhost(call, s[2]);
+    if ((top == "vhost-limits" || top == "user-limits") && s.size() == 4) return change_limit(call);
+    if (admin_path) return call.method_not_allowed();
+    if (top == "policies" || top == "operator-policies") {
+        // Policies are not in the broker yet: their changes are refused, not pretended.
+        if (!require(call, Need::Policymaker)) return;
         return call.error(405, "Method Not Allowed", "not supported by this broker yet");
     }
     return call.not_found();

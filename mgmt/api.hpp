@@ -56,6 +56,7 @@ private:
 
 class Api {
 public:
+    struct Call;  // one request being answered
     // Runs a function on the loop thread after `delay` (zero: on a later turn, after what is
     // already queued).
     using Post = std::function<void(std::chrono::nanoseconds delay, std::function<void()>)>;
@@ -81,12 +82,15 @@ public:
     static constexpr double busy_share = 0.02;
 
 private:
-    struct Call;  // one request being answered
     using Handler = void (Api::*)(Call&);
 
     // ---- routing (api.cpp)
     void route(Call& call);
     bool require(Call& call, Need need);
+    // The vhosts whose objects the caller sees (all of them for monitoring and administrator).
+    std::vector<std::string> vhosts_for(const Call& call) const;
+    // A path naming a vhost the caller may not see: refused as RabbitMQ refuses it (true: answered).
+    bool refuse_vhost(Call& call);
 
     // ---- reads (api_read.cpp)
     void get_overview(Call& call);
@@ -99,10 +103,24 @@ private:
     void get_connections(Call& call);
     void get_channels(Call& call);
     void get_consumers(Call& call);
-    void get_users(Call& call);
-    void get_permissions(Call& call);
     void get_definitions(Call& call);
     void get_health(Call& call);
+
+    // ---- users, vhosts, permissions, limits (api_auth.cpp)
+    void get_users(Call& call);
+    void get_permissions(Call& call);
+    void get_topic_permissions(Call& call);
+    void get_limits(Call& call);
+    void put_user(Call& call, const std::string& name);
+    void delete_user(Call& call, const std::string& name);
+    void bulk_delete_users(Call& call);
+    void put_permission(Call& call, const std::string& vhost, const std::string& user);
+    void delete_permission(Call& call, const std::string& vhost, const std::string& user);
+    void put_topic_permission(Call& call, const std::string& vhost, const std::string& user);
+    void delete_topic_permission(Call& call, const std::string& vhost, const std::string& user);
+    void put_vhost(Call& call, const std::string& name);
+    void delete_vhost(Call& call, const std::string& name);
+    void change_limit(Call& call);
     void get_empty_list(Call& call);
 
     // ---- changes (api_write.cpp)

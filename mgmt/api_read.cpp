@@ -11,6 +11,7 @@
 #include "broker/vhost.hpp"
 #include "mgmt/api.hpp"
 #include "mgmt/api_call.hpp"
+#include "mgmt/auth_json.hpp"
 #include "mgmt/erlang_hash.hpp"
 
 namespace warren::mgmt {
@@ -28,18 +29,6 @@ json exchange_types() {
                          {"description", fmt::format("AMQP {} exchange, as per the AMQP specification", t)},
                          {"enabled", true}});
     return a;
-}
-
-json user_json(const std::string& name, const std::vector<std::string>& tags) {
-    return json{{"name", name},
-                {"tags", tags},
-                {"limits", json::object()},
-                {"hashing_algorithm", "rabbit_password_hashing_sha256"},
-                {"password_hash", ""}};
-}
-
-json permission_json(const std::string& user, const std::string& vhost) {
-    return json{{"user", user}, {"vhost", vhost}, {"configure", ".*"}, {"write", ".*"}, {"read", ".*"}};
 }
 
 }  // namespace
@@ -170,12 +159,15 @@ void Api::get_nodes(Call& call) {
 
 void Api::get_vhosts(Call& call) {
     const auto& s = call.seg();
+    auto write = [this](JsonOut& w, const std::string& v) {
+        write_vhost(w, v, broker_.find_vhost(v)->settings(), view_.vhost_stats(v));
+    };
     if (s.size() == 3) {
         if (!view_.has_vhost(s[2])) return call.not_found();
-        return call.reply(200, object_text([&](JsonOut& w) { write_vhost(w, s[2], view_.vhost_stats(s[2])); }));
+        return call.reply(200, object_text([&](JsonOut& w) { write(w, s[2]); }));
     }
-    list<std::string>(call, view_.vhost_names(), [this](const std::string& v, ListSink& out) {
-        if (view_.has_vhost(v)) out.add(v, [&](JsonOut& w) { write_vhost(w, v, view_.vhost_stats(v)); });
+    list<std::string>(call, vhosts_for(call), [this, write](const std::string& v, ListSink& out) {
+        if (view_.has_vhost(v)) out.add(v, [&](JsonOut& w) { write(w, v); });
     });
 }
 
@@ -222,7 +214,7 @@ void Api::get_queues(Call& call) {
     }
     if (s.size() > 3) return call.not_found();
     std::vector<std::pair<std::string, std::string>> keys;
-    for (const std::string& v : vhost ? std::vector<std::string>{*vhost} : view_.vhost_names())
+    for (const std::string& v : vhost ? std::vector<std::string>{*vhost} : vhosts_for(call))
         for (std::string& q : view_.queue_names(v)) keys.emplace_back(v, std::move(q));
     list<std::pair<std::string, std::string>>(call, std::move(keys), [this](const auto& k, ListSink& out) {
         if (auto q = view_.queue(k.first, k.second)) out.add(q->name, [&](JsonOut& w) { write_queue(w, *q); });
@@ -248,7 +240,7 @@ void Api::get_exchanges(Call& call) {
         return call.not_found();
     }
     std::vector<std::pair<std::string, std::string>> keys;
-    for (const std::string& v : s.size() == 3 ? std::vector<std::string>{s[2]} : view_.vhost_names())
+    for (const std::string& v : s.size() == 3 ? std::vector<std::string>{s[2]} : vhosts_for(call))
         for (std::string& x : view_.exchange_names(v)) keys.emplace_back(v, std::move(x));
     list<std::pair<std::string, std::string>>(call, std::move(keys), [this](const auto& k, ListSink& out) {
         if (auto x = view_.exchange(k.first, k.second)) out.add(x->name, [&](JsonOut& w) { write_exchange(w, *x); });
@@ -278,7 +270,7 @@ void Api::get_bindings(Call& call) {
     if (s.size() > 3) return call.not_found();
     // One exchange's bindings per key (the default exchange's implicit ones among them).
     std::vector<std::pair<std::string, std::string>> keys;
-    for (const std::string& v : s.size() == 3 ? std::vector<std::string>{s[2]} : view_.vhost_names())
+    for (const std::string& v : s.size() == 3 ? std::vector<std::string>{s[2]} : vhosts_for(call))
         for (std::string& x : view_.exchange_names(v)) keys.emplace_back(v, std::move(x));
     list<std::pair<std::string, std::string>>(call, std::move(keys), [this](const auto& k, ListSink& out) {
         for (const auto& b : view_.bindings_from(k.first, k.second))
@@ -359,41 +351,6 @@ void Api::get_consumers(Call& call) {
     });
 }
 
-// Users and permissions: the broker has its default user only, an administrator with full
-// permissions on every vhost (the users and permissions work will list its own here).
-void Api::get_users(Call& call) {
-    if (!require(call, Need::Administrator)) return;
-    const auto& s = call.seg();
-    const std::string& me = broker_.config().default_user;
-    if (s.size() == 2) return call.reply_json(json::array({user_json(me, user_tags(broker_, me))}));
-    if (s[2] != me) return call.not_found();
-    if (s.size() == 3) return call.reply_json(user_json(me, user_tags(broker_, me)));
-    if (s.size() == 4 && s[3] == "permissions") {
-        json a = json::array();
-        for (const std::string& v : view_.vhost_names()) a.push_back(permission_json(me, v));
-        return call.reply_json(a);
-    }
-    if (s.size() == 4 && s[3] == "topic-permissions") return call.reply_json(json::array());
-    return call.not_found();
-}
-
-void Api::get_permissions(Call& call) {
-    if (!require(call, Need::Administrator)) return;
-    const auto& s = call.seg();
-    const std::string& me = broker_.config().default_user;
-    if (s[1] == "vhosts") {
-        if (!view_.has_vhost(s[2])) return call.not_found();
-        return call.reply_json(json::array({permission_json(me, s[2])}));
-    }
-    if (s.size() == 4) {
-        if (!view_.has_vhost(s[2]) || s[3] != me) return call.not_found();
-        return call.reply_json(permission_json(me, s[2]));
-    }
-    json a = json::array();
-    for (const std::string& v : view_.vhost_names()) a.push_back(permission_json(me, v));
-    call.reply_json(a);
-}
-
 void Api::get_empty_list(Call& call) {
     const auto& s = call.seg();
     const std::string& top = s[1];
@@ -443,17 +400,29 @@ void Api::get_definitions(Call& call) {
               {"policies", json::array()},
               {"parameters", json::array()}};
     if (s.size() != 3) {
-        json vhost_list = json::array(), perms = json::array();
+        const auto& auth = broker_.auth();
+        json vhost_list = json::array(), users = json::array(), perms = json::array(), topics = json::array(),
+             parameters = json::array();
         for (const std::string& v : vhosts) {
-            vhost_list.push_back(json{{"name", v},
-                                      {"limits", json::array()},
-                                      {"metadata", json{{"description", ""}, {"tags", json::array()}}}});
-            perms.push_back(permission_json(cfg.default_user, v));
+            const broker::VHost* vh = broker_.find_vhost(v);
+            json limits = vhost_limits_json(vh->limits());
+            vhost_list.push_back(
+                json{{"name", v},
+                     {"limits", json::array()},
+                     {"metadata", json{{"description", vh->settings().description}, {"tags", vh->settings().tags}}}});
+            if (!limits.empty())
+                parameters.push_back(
+                    json{{"vhost", v}, {"component", "vhost-limits"}, {"name", "limits"}, {"value", limits}});
         }
-        head["users"] = json::array({user_json(cfg.default_user, user_tags(broker_, cfg.default_user))});
+        for (const auto& [name, u] : auth.users()) users.push_back(user_json(u));
+        for (const auto& [key, p] : auth.permissions()) perms.push_back(permission_json(key.first, key.second, *p));
+        for (const auto& [key, ts] : auth.topic_permissions())
+            for (const auto& [x, t] : *ts) topics.push_back(topic_permission_json(key.first, key.second, t));
+        head["users"] = users;
         head["vhosts"] = vhost_list;
         head["permissions"] = perms;
-        head["topic_permissions"] = json::array();
+        head["topic_permissions"] = topics;
+        head["parameters"] = parameters;
         head["global_parameters"] = json::array({json{{"name", "internal_cluster_id"}, {"value", node_name()}}});
     }
     struct Key {

@@ -10,8 +10,12 @@
 namespace warren::mgmt {
 
 std::vector<std::string> user_tags(const broker::Broker& broker, std::string_view user) {
-    if (user == broker.config().default_user) return {"administrator"};
-    return {};
+    const broker::User* u = broker.auth().find_user(user);
+    return u ? u->tags : std::vector<std::string>{};
+}
+
+bool sees_vhost(const broker::Broker& broker, const AuthUser& user, std::string_view vhost) {
+    return allows(user.tags, Need::Monitoring) || broker.auth().find_permissions(user.name, vhost) != nullptr;
 }
 
 std::optional<AuthUser> authenticate(const broker::Broker& broker, const HttpRequest& request) {

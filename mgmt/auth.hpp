@@ -23,13 +23,17 @@ struct AuthUser {
     std::vector<std::string> tags;
 };
 
-// The user's tags. The one place that knows where tags come from: for now the default user is
-// the only user and is an administrator (as RabbitMQ's default user is).
+// The user's tags, as the broker's users have them (none for a user that does not exist).
 std::vector<std::string> user_tags(const broker::Broker& broker, std::string_view user);
 
 // Checks the Authorization header ("Basic base64(user:password)") with the broker's login
-// check (the default user only from loopback, as RabbitMQ's loopback_users). Nothing: 401.
+// check: its users and password hashes, the default user only from loopback (RabbitMQ's
+// loopback_users). Nothing: 401.
 std::optional<AuthUser> authenticate(const broker::Broker& broker, const HttpRequest& request);
+
+// Whether the user sees a vhost's objects: monitoring and administrator see every vhost, others
+// the vhosts they have permissions in (rabbit_mgmt_util:list_login_vhosts).
+bool sees_vhost(const broker::Broker& broker, const AuthUser& user, std::string_view vhost);
 
 // RabbitMQ's tag rules: any of management, policymaker, monitoring or administrator may use the
 // API; monitoring and administrator see every connection and the nodes; policymaker and

@@ -327,16 +327,22 @@ void write_consumer(JsonOut& w, const broker::ConsumerSnapshot& c) {
     w.close();
 }
 
-void write_vhost(JsonOut& w, const std::string& name, const broker::StatsSnapshot& s) {
-    const char* description = name == "/" ? "Default virtual host" : "";
+void write_vhost(JsonOut& w, const std::string& name, const broker::VHostSettings& settings,
+                 const broker::StatsSnapshot& s) {
+    // RabbitMQ's default vhost says what it is; Warren's is created without a description.
+    const std::string description =
+        settings.description.empty() && name == "/" ? "Default virtual host" : settings.description;
+    auto tags = [&] {
+        w.array("tags");
+        for (const std::string& t : settings.tags) w.item(t);
+        w.close();
+    };
     w.field("name", name);
     w.field("description", description);
-    w.array("tags");
-    w.close();
+    tags();
     w.object("metadata");
     w.field("description", description);
-    w.array("tags");
-    w.close();
+    tags();
     w.close();
     w.field("default_queue_type", "classic");
     w.field("tracing", false);

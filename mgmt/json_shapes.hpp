@@ -9,6 +9,7 @@
 #include <string>
 
 #include "broker/broker_view.hpp"
+#include "broker/vhost.hpp"
 #include "mgmt/json_out.hpp"
 #include "protocol/field_table.hpp"
 
@@ -41,7 +42,8 @@ void write_binding(JsonOut& w, const broker::BindingSnapshot& b);
 void write_connection(JsonOut& w, const broker::ConnectionSnapshot& c, bool single = false);
 void write_channel(JsonOut& w, const broker::ChannelSnapshot& ch);
 void write_consumer(JsonOut& w, const broker::ConsumerSnapshot& c);
-void write_vhost(JsonOut& w, const std::string& name, const broker::StatsSnapshot& s);
+void write_vhost(JsonOut& w, const std::string& name, const broker::VHostSettings& settings,
+                 const broker::StatsSnapshot& s);
 
 // One whole object as JSON text.
 template <class F>

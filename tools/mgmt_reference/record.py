@@ -24,6 +24,7 @@ sys.path.insert(0, HERE)
 
 import pika  # noqa: E402
 from mgmt_node import management_node  # noqa: E402
+from auth_sequence import STEPS as AUTH_STEPS, login  # noqa: E402
 
 
 def request(port, method, path, body=None, user="guest", password="guest", raw=None):
@@ -52,7 +53,7 @@ def main():
                                                   "rabbitmq-3.10.json"))
     a = ap.parse_args()
 
-    node = management_node()
+    node = management_node(start_timeout=300)
     http_port = node.http_port
     node.start()
     out = {}
@@ -203,6 +204,15 @@ def main():
                 rec("GET %s as %s" % (key, user), "GET", path, user=user, password=user)
             rec("PUT queue as %s" % user, "PUT", "/api/queues/%2F/ref.tag." + user, {"durable": False},
                 user=user, password=user)
+        # Users, vhosts, permissions and limits: a sequence replayed in order by the test, so
+        # each answer keeps its request and its place.
+        for n, (key, method, path, body, user) in enumerate(AUTH_STEPS):
+            raw = body if isinstance(body, bytes) else None
+            name, password = login(user)
+            rec(key, method, path, None if raw else body, user=name, password=password, raw=raw)
+            out[key]["sequence"] = n
+            out[key]["request"] = body.decode() if raw else body
+            out[key]["user"] = user
         rec("GET overview without credentials", "GET", "/api/overview", user=None)
         rec("GET overview with a wrong password", "GET", "/api/overview", password="wrong")
         rec("PUT queue with bad JSON", "PUT", "/api/queues/%2F/ref.bad", raw=b"{not json")
