@@ -81,10 +81,13 @@ bool Broker::check_login(std::string_view user, std::string_view password, bool 
 std::uint64_t Broker::register_connection(Connection& connection) {
     const std::uint64_t id = next_id();
     connections_.emplace(id, &connection);
+    ++churn_.connections_opened;
     return id;
 }
 
-void Broker::unregister_connection(Connection& connection) { connections_.erase(connection.id()); }
+void Broker::unregister_connection(Connection& connection) {
+    if (connections_.erase(connection.id())) ++churn_.connections_closed;
+}
 
 void Broker::schedule_work() {
     if (!work_scheduled_ && on_work_pending) {

@@ -189,6 +189,10 @@ public:
     // gauges (queue and vhost message counts) and the broker-wide totals.
     void sample_stats();
     const Stats& totals() const { return totals_; }
+    ChurnCounters& churn() { return churn_; }
+    const ChurnCounters& churn() const { return churn_; }
+    MessageSizes& message_sizes() { return message_sizes_; }
+    const MessageSizes& message_sizes() const { return message_sizes_; }
     // At shutdown, while every part of the broker is still alive: each connection releases its
     // channels, consumers and exclusive queues, so nothing is left for destructors to untangle.
     void tear_down_connections(std::string_view reason);
@@ -279,6 +283,8 @@ private:
     StringMap<std::unique_ptr<VHost>> vhosts_;
     std::unordered_map<std::uint64_t, Connection*> connections_;  // by id
     Stats totals_;  // the sum of the vhosts' (overview)
+    ChurnCounters churn_;
+    MessageSizes message_sizes_;
     std::vector<Queue*> dirty_;
     std::vector<Queue*> running_;  // the batch run_pending() is dispatching
     bool work_scheduled_ = false;

@@ -13,9 +13,14 @@ namespace warren::broker {
 
 using namespace protocol;
 
-Channel::Channel(Connection& connection, std::uint16_t id) : connection_(connection), id_(id) {}
+Channel::Channel(Connection& connection, std::uint16_t id) : connection_(connection), id_(id) {
+    ++connection_.broker().churn().channels_opened;
+}
 
-Channel::~Channel() { close_down(); }
+Channel::~Channel() {
+    close_down();
+    ++connection_.broker().churn().channels_closed;
+}
 
 VHost& Channel::vhost() const { return *connection_.vhost(); }
 

@@ -217,6 +217,7 @@ Status Channel::publish(MessageRef message) {
     Stats& vs = vhost().stats();
     stats_.add(Stat::publish);
     vs.add(Stat::publish);
+    connection_.broker().message_sizes().observe(message->body_size());
     if (!routed) {
         const Stat lost = pending_mandatory_ ? Stat::return_unroutable : Stat::drop_unroutable;
         stats_.add(lost);

@@ -86,12 +86,43 @@ int main(int argc, char** argv) {
     std::unique_ptr<net::HttpServer> http;
     if (config.management.port != 0) {
         try {
-            http = std::make_unique<net::HttpServer>(loop, config.management, api);
+            http = std::make_unique<net::HttpServer>(
+                loop, config.management, [&api](const auto& r, auto respond) { api.handle(r, std::move(respond)); });
             api.set_http_address(config.management.bind, http->endpoint().port());
         } catch (const std::exception& e) {
             // AMQP matters more than the API: a management port in use (another broker's, or a
             // second Warren started for a test) leaves Warren running without its API.
             warren::log::warning("{}; the management API is off", e.what());
+        }
+    }
+    // The API over HTTPS: its certificate files are checked as the AMQPS listeners' are, and a
+    // bad one stops the start (a taken port only turns the listener off, as for HTTP).
+    std::unique_ptr<net::HttpServer> https;
+    if (config.management_tls && config.management_tls->port != 0) {
+        auto made = net::make_tls_context(config.management_tls->tls, "management_tls");
+        for (const auto& w : made.warnings) warren::log::warning("{}", w);
+        if (!made.context) {
+            warren::log::error("{}", made.error);
+            return 1;
+        }
+        try {
+            https = std::make_unique<net::HttpServer>(
+                loop, Listener{config.management_tls->bind, config.management_tls->port},
+                [&api](const auto& r, auto respond) { api.handle(r, std::move(respond)); }, made.context);
+        } catch (const std::exception& e) {
+            warren::log::warning("{}; the management API over HTTPS is off", e.what());
+        }
+    }
+    // Prometheus metrics on their own port, as rabbitmq_prometheus serves them.
+    std::unique_ptr<net::HttpServer> metrics;
+    if (config.prometheus.port != 0) {
+        try {
+            metrics = std::make_unique<net::HttpServer>(
+                loop, config.prometheus,
+                [&api](const auto& r, auto respond) { api.handle_metrics(r, std::move(respond)); }, nullptr,
+                "Prometheus metrics");
+        } catch (const std::exception& e) {
+            warren::log::warning("{}; the Prometheus metrics are off", e.what());
         }
     }
     warren::log::info("Warren started; memory high watermark {} MiB", broker.memory_limit() / (1024 * 1024));
@@ -132,6 +163,8 @@ int main(int argc, char** argv) {
         hangup.cancel();
         server->shut_down("shutdown");
         if (http) http->shut_down();
+        if (https) https->shut_down();
+        if (metrics) metrics->shut_down();
         // Give connections a moment to send their close frames, then stop.
         auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(300));
         stop->async_wait([&io, stop](const asio::error_code&) { io.stop(); });
@@ -142,6 +175,13 @@ int main(int argc, char** argv) {
             if (ec) return;
             warren::log::info("received SIGHUP, reloading the TLS certificates");
             server->reload_tls();
+            if (https) {
+                auto made = net::make_tls_context(config.management_tls->tls, "management_tls");
+                if (made.context)
+                    https->set_tls_context(made.context);
+                else
+                    warren::log::error("{}; the management API keeps its current certificate", made.error);
+            }
             await_hangup();
         });
     };

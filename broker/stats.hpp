@@ -39,6 +39,29 @@ enum class Stat : std::uint8_t {
 inline constexpr std::size_t stat_count = static_cast<std::size_t>(Stat::count_);
 std::string_view stat_name(Stat s);
 
+// Broker-wide counts of objects opened and closed, for Prometheus (rabbitmq_prometheus's
+// rabbitmq_connections_opened_total and so on). Bumped where the object is made or dropped.
+struct ChurnCounters {
+    std::uint64_t connections_opened = 0, connections_closed = 0;
+    std::uint64_t channels_opened = 0, channels_closed = 0;
+    std::uint64_t queues_declared = 0, queues_created = 0, queues_deleted = 0;
+};
+
+// The sizes of published bodies, in RabbitMQ's buckets (rabbit_msg_size_metrics: 100 B to
+// 100 MB, then +Inf), for the rabbitmq_message_size_bytes histogram. A few compares per publish.
+struct MessageSizes {
+    static constexpr std::array<std::uint64_t, 8> bounds{100,       1'000,      10'000,     100'000,
+                                                         1'000'000, 10'000'000, 50'000'000, 100'000'000};
+    std::array<std::uint64_t, bounds.size() + 1> counts{};  // per bucket, not cumulative
+    std::uint64_t sum = 0;
+    void observe(std::uint64_t size) {
+        std::size_t i = 0;
+        while (i < bounds.size() && size > bounds[i]) ++i;
+        ++counts[i];
+        sum += size;
+    }
+};
+
 class Stats {
 public:
     // The hot path: one add.

@@ -7,6 +7,7 @@
 #include "broker/log.hpp"
 #include "broker/vhost.hpp"
 #include "mgmt/api_call.hpp"
+#include "mgmt/prometheus.hpp"
 
 namespace warren::mgmt {
 
@@ -83,6 +84,25 @@ void Api::handle(const HttpRequest& request, Respond respond) {
         log::error("management API: internal error on {} {}: {}", request.method, request.target, e.what());
         call->error(500, "internal_error", e.what());
     }
+}
+
+void Api::handle_metrics(const HttpRequest& request, Respond respond) {
+    HttpResponse r;
+    auto target = parse_target(request.target);
+    std::string path = "/";
+    if (target)
+        for (const std::string& s : target->segments) path += (path.size() > 1 ? "/" : "") + s;
+    std::optional<std::string> text;
+    if (request.method == "GET" || request.method == "HEAD") text = prometheus_text(broker_, view_, path);
+    if (!text) {
+        r.status = 404;
+        r.content_type = "text/plain";
+        r.body = "Not Found\n";
+    } else {
+        r.content_type = "text/plain; version=0.0.4";
+        r.body = std::move(*text);
+    }
+    respond(std::move(r));
 }
 
 bool Api::require(Call& call, Need need) {

@@ -74,6 +74,9 @@ public:
 
     // Calls `respond` exactly once, now or on a later loop turn.
     void handle(const HttpRequest& request, Respond respond);
+    // The Prometheus listener's requests: GET /metrics and /metrics/per-object, without
+    // authentication, as rabbitmq_prometheus serves them (prometheus.cpp).
+    void handle_metrics(const HttpRequest& request, Respond respond);
 
     // Objects put into a list per loop turn.
     static constexpr std::size_t list_piece = 200;

@@ -2,6 +2,7 @@
 // and the response it gives back. Plain values: mgmt/ knows nothing of sockets.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,5 +33,9 @@ struct HttpResponse {
 };
 
 std::string_view status_text(int status);
+
+// What a listener hands each request to (the API, or the Prometheus endpoint): it calls the
+// function it is given exactly once, now or on a later loop turn.
+using HttpHandler = std::function<void(const HttpRequest&, std::function<void(HttpResponse)>)>;
 
 }  // namespace warren::mgmt

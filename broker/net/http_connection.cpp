@@ -18,12 +18,12 @@ HttpConnection* self_of(llhttp_t* p) {
 }  // namespace
 
 HttpConnection::HttpConnection(EventLoop& loop, std::unique_ptr<HttpStream> stream, std::string peer, bool loopback,
-                               mgmt::Api& api, std::function<void(HttpConnection&)> on_closed)
+                               mgmt::HttpHandler handler, std::function<void(HttpConnection&)> on_closed)
     : loop_(loop),
       stream_(std::move(stream)),
       peer_(std::move(peer)),
       loopback_(loopback),
-      api_(api),
+      handler_(std::move(handler)),
       on_closed_(std::move(on_closed)),
       deadline_(loop.io()) {
     llhttp_settings_init(&settings_);
@@ -195,7 +195,7 @@ void HttpConnection::dispatch() {
     const bool head = request_.method == "HEAD";
     const bool keep_alive = keep_alive_;
     Broker::TimeScope scope(loop_.broker());
-    api_.handle(request_, [weak = weak_from_this(), head, keep_alive](mgmt::HttpResponse r) {
+    handler_(request_, [weak = weak_from_this(), head, keep_alive](mgmt::HttpResponse r) {
         auto self = weak.lock();
         if (!self || self->closed_) return;
         if (head) r.body.clear();

@@ -26,8 +26,8 @@ public:
     static constexpr std::size_t max_body_bytes = 32 * 1024 * 1024;
     static constexpr auto request_timeout = std::chrono::seconds(30);
 
-    HttpConnection(EventLoop& loop, std::unique_ptr<HttpStream> stream, std::string peer, bool loopback, mgmt::Api& api,
-                   std::function<void(HttpConnection&)> on_closed);
+    HttpConnection(EventLoop& loop, std::unique_ptr<HttpStream> stream, std::string peer, bool loopback,
+                   mgmt::HttpHandler handler, std::function<void(HttpConnection&)> on_closed);
     ~HttpConnection();
 
     void start();
@@ -54,7 +54,7 @@ private:
     std::unique_ptr<HttpStream> stream_;
     std::string peer_;
     bool loopback_;
-    mgmt::Api& api_;
+    mgmt::HttpHandler handler_;
     std::function<void(HttpConnection&)> on_closed_;
     asio::steady_timer deadline_;
 

@@ -7,11 +7,13 @@
 
 #include "broker/log.hpp"
 #include "broker/net/http_connection.hpp"
+#include "broker/net/https_stream.hpp"
 
 namespace warren::broker::net {
 
-HttpServer::HttpServer(EventLoop& loop, const Listener& listener, mgmt::Api& api)
-    : loop_(loop), api_(api), acceptor_(loop.io()) {
+HttpServer::HttpServer(EventLoop& loop, const Listener& listener, mgmt::HttpHandler handler, TlsContextPtr tls,
+                       std::string_view what)
+    : loop_(loop), handler_(std::move(handler)), tls_(std::move(tls)), acceptor_(loop.io()) {
     asio::error_code ec;
     auto address = asio::ip::make_address(listener.bind, ec);
     if (ec) throw std::runtime_error(fmt::format("cannot listen on '{}': not an IP address", listener.bind));
@@ -24,7 +26,7 @@ HttpServer::HttpServer(EventLoop& loop, const Listener& listener, mgmt::Api& api
             fmt::format("cannot listen for HTTP on {}:{}: {}", listener.bind, listener.port, ec.message()));
     acceptor_.listen(asio::socket_base::max_listen_connections);
     auto bound = acceptor_.local_endpoint();
-    log::info("management API listening on http://{}:{}/", bound.address().to_string(), bound.port());
+    log::info("{} listening on {}://{}:{}/", what, tls_ ? "https" : "http", bound.address().to_string(), bound.port());
     accept();
 }
 
@@ -48,9 +50,14 @@ void HttpServer::accept() {
                    (remote.address().is_v6() && remote.address().to_v6().is_v4_mapped() &&
                     asio::ip::make_address_v4(asio::ip::v4_mapped, remote.address().to_v6()).is_loopback()));
         socket.set_option(asio::ip::tcp::no_delay(true), e);
-        auto connection = std::make_shared<HttpConnection>(
-            loop_, std::make_unique<TcpHttpStream>(std::move(socket)), std::move(peer), loopback, api_,
-            [this](HttpConnection& closed) { connections_.erase(&closed); });
+        std::unique_ptr<HttpStream> stream;
+        if (tls_)
+            stream = std::make_unique<TlsHttpStream>(std::move(socket), tls_, peer);
+        else
+            stream = std::make_unique<TcpHttpStream>(std::move(socket));
+        auto connection =
+            std::make_shared<HttpConnection>(loop_, std::move(stream), std::move(peer), loopback, handler_,
+                                             [this](HttpConnection& closed) { connections_.erase(&closed); });
         connections_.emplace(connection.get(), connection);
         connection->start();
         accept();
