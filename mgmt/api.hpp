@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/auth.hpp"
 #include "broker/broker_view.hpp"
 #include "mgmt/auth.hpp"
 #include "mgmt/http_types.hpp"
@@ -127,6 +128,8 @@ private:
     void get_empty_list(Call& call);
 
     // ---- changes (api_write.cpp)
+    // The user's permission on a queue or exchange, as the AMQP method would check it; refused: 401.
+    bool permits(Call& call, const broker::VHost& vh, broker::Permission p, bool is_exchange, std::string_view name);
     void put_queue(Call& call, broker::VHost& vhost, const std::string& name);
     void delete_queue(Call& call, broker::VHost& vhost, const std::string& name);
     void purge_queue(Call& call, broker::VHost& vhost, const std::string& name);

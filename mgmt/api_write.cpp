@@ -84,10 +84,23 @@ json properties_json(const broker::Message& m) {
 
 }  // namespace
 
+// RabbitMQ's API does these changes over an AMQP channel as the user, so its permission checks
+// apply, and a refusal (403 over AMQP) becomes 401 not_authorised with the AMQP text.
+bool Api::permits(Call& call, const broker::VHost& vh, broker::Permission p, bool is_exchange, std::string_view name) {
+    const std::string_view subject = is_exchange && name.empty() ? "amq.default" : name;
+    const broker::Permissions* perms = broker_.auth().find_permissions(call.user.name, vh.name());
+    if (perms && perms->of(p).matches(subject)) return true;
+    call.error(401, "not_authorised",
+               fmt::format("access to {} refused for user '{}'",
+                           resource(is_exchange ? "exchange" : "queue", subject, vh.name()), call.user.name));
+    return false;
+}
+
 void Api::put_queue(Call& call, broker::VHost& vh, const std::string& name) {
     auto body = call.body_json();
     if (!body) return;
     if (!body->is_object()) return call.bad_request("not_json");
+    if (!permits(call, vh, broker::Permission::Configure, false, name)) return;
     if (name.empty() || name.size() > 255) return call.bad_request("queue name must be 1 to 255 bytes");
     if (name.starts_with("amq."))
         return call.error(403, "access_refused", fmt::format("queue name '{}' contains reserved prefix 'amq.*'", name));
@@ -120,6 +133,7 @@ void Api::put_queue(Call& call, broker::VHost& vh, const std::string& name) {
 void Api::delete_queue(Call& call, broker::VHost& vh, const std::string& name) {
     broker::Queue* q = vh.find_queue(name);
     if (!q) return call.not_found();
+    if (!permits(call, vh, broker::Permission::Configure, false, name)) return;
     if (call.target.param("if-empty") == std::optional<std::string>("true") && q->message_count() > 0)
         return call.bad_request(fmt::format("{} not empty", resource("queue", name, vh.name())));
     if (call.target.param("if-unused") == std::optional<std::string>("true") && q->consumer_count() > 0)
@@ -133,6 +147,7 @@ void Api::delete_queue(Call& call, broker::VHost& vh, const std::string& name) {
 void Api::purge_queue(Call& call, broker::VHost& vh, const std::string& name) {
     broker::Queue* q = vh.find_queue(name);
     if (!q) return call.not_found();
+    if (!permits(call, vh, broker::Permission::Read, false, name)) return;
     q->purge();
     answer_change(call, 204, q->flags().durable);
 }
@@ -143,6 +158,7 @@ void Api::get_messages(Call& call, broker::VHost& vh, const std::string& name) {
     broker::Queue* q = vh.find_queue(name);
     if (!q) return call.not_found();
     if (!body->is_object()) return call.bad_request("not_json");
+    if (!permits(call, vh, broker::Permission::Read, false, name)) return;
     const std::string ackmode = body->value("ackmode", std::string());
     const bool requeue = ackmode == "ack_requeue_true" || ackmode == "reject_requeue_true";
     if (ackmode != "ack_requeue_true" && ackmode != "ack_requeue_false" && ackmode != "reject_requeue_true" &&
@@ -213,6 +229,7 @@ void Api::put_exchange(Call& call, broker::VHost& vh, const std::string& name) {
     if (name.empty() || name == "amq.default" || name.starts_with("amq."))
         return call.error(403, "access_refused",
                           fmt::format("exchange name '{}' contains reserved prefix 'amq.*'", name));
+    if (!permits(call, vh, broker::Permission::Configure, true, name)) return;
     const std::string type_name = body->value("type", std::string());
     auto type = exchanges::parse_exchange_type(type_name);
     if (!type) return call.bad_request(fmt::format("unknown exchange type '{}'", type_name));
@@ -247,6 +264,7 @@ void Api::delete_exchange(Call& call, broker::VHost& vh, const std::string& name
         return call.error(403, "access_refused", fmt::format("operation not permitted on the default exchange"));
     broker::ExchangeEntry* x = vh.find_exchange(name);
     if (!x) return call.not_found();
+    if (!permits(call, vh, broker::Permission::Configure, true, name)) return;
     if (call.target.param("if-unused") == std::optional<std::string>("true") &&
         (x->router->binding_count() > 0 || x->bound_as_destination > 0))
         return call.bad_request(fmt::format("{} in use", resource("exchange", name, vh.name())));
@@ -259,6 +277,7 @@ void Api::publish(Call& call, broker::VHost& vh, const std::string& name) {
     auto body = call.body_json();
     if (!body) return;
     if (!body->is_object()) return call.bad_request("not_json");
+    if (!permits(call, vh, broker::Permission::Write, true, name == "amq.default" ? std::string() : name)) return;
     broker::ExchangeEntry* x = vh.find_exchange(name == "amq.default" ? std::string() : name);
     if (!x) return call.not_found();
     const std::string routing_key = body->value("routing_key", std::string());
@@ -367,6 +386,10 @@ void Api::post_binding(Call& call) {
         arguments = std::move(*t);
     }
     if (auto problem = source->router->validate_binding(arguments)) return call.bad_request(*problem);
+    // queue.bind and exchange.bind: write on the destination, read on the source.
+    if (!permits(call, *vh, broker::Permission::Write, s[5] == "e", s[6]) ||
+        !permits(call, *vh, broker::Permission::Read, true, s[4]))
+        return;
     vh->bind(*source, destination, key, arguments);
     answer_change(call, 201, durable);
 }
@@ -391,6 +414,9 @@ void Api::delete_binding(Call& call) {
             if (!q || !source) return call.not_found();
             destination = q->as_destination();
         }
+        if (!permits(call, *vh, broker::Permission::Write, b.to_exchange, s[6]) ||
+            !permits(call, *vh, broker::Permission::Read, true, s[4]))
+            return;
         vh->unbind(*source, destination, b.routing_key, b.arguments);
         return call.reply(204);
     }

@@ -290,6 +290,18 @@ class TagRuleTests(unittest.TestCase):
         self.assertIn(self.private, [v["name"] for v in self.as_(self.mon, "GET", "/api/vhosts")[1]])
         self.assertEqual(self.as_(self.mon, "GET", "/api/queues/" + quote(self.private))[0], 401)
 
+    def test_changes_through_the_api_need_the_users_amqp_permissions(self):
+        user = new_user("management")
+        mine = "mine-" + user
+        m.ok("PUT", "/api/permissions/%2F/" + user, {"configure": "^mine-", "write": "^mine-", "read": "^mine-"})
+        self.assertEqual(m.request("PUT", "/api/queues/%2F/" + mine, {"durable": False},
+                                   user=user, password=user)[0], 201)
+        status, body, _ = m.request("PUT", "/api/queues/%2F/other-" + user, {"durable": False},
+                                    user=user, password=user)
+        self.assertEqual((status, body["error"]), (401, "not_authorised"))
+        self.assertIn("refused for user '%s'" % user, body["reason"])
+        self.assertEqual(m.request("DELETE", "/api/queues/%2F/" + mine, user=user, password=user)[0], 204)
+
     def test_only_administrators_change_users_vhosts_and_permissions(self):
         not_admin = (401, {"error": "not_authorised", "reason": "Not administrator user"})
         for user in (self.mgr, self.mon):
