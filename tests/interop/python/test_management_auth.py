@@ -298,8 +298,8 @@ class TagRuleTests(unittest.TestCase):
                                    user=user, password=user)[0], 201)
         status, body, _ = m.request("PUT", "/api/queues/%2F/other-" + user, {"durable": False},
                                     user=user, password=user)
-        self.assertEqual((status, body["error"]), (401, "not_authorised"))
-        self.assertIn("refused for user '%s'" % user, body["reason"])
+        # RabbitMQ 3.10's answer (its AMQP refusal text is not passed on).
+        self.assertEqual((status, body), (401, {"error": "not_authorised", "reason": "Access refused."}))
         self.assertEqual(m.request("DELETE", "/api/queues/%2F/" + mine, user=user, password=user)[0], 204)
 
     def test_only_administrators_change_users_vhosts_and_permissions(self):
