@@ -22,6 +22,7 @@
 #include "broker/config.hpp"
 #include "broker/dead_letter.hpp"
 #include "broker/policy.hpp"
+#include "broker/stats.hpp"
 #include "broker/string_map.hpp"
 #include "broker/timer_queue.hpp"
 #include "broker/vhost.hpp"
@@ -212,6 +213,21 @@ public:
     std::uint64_t register_connection(Connection& connection);
     void unregister_connection(Connection& connection);
     std::size_t connection_count() const { return connections_.size(); }
+    Connection* find_connection(std::uint64_t id) const {
+        auto it = connections_.find(id);
+        return it == connections_.end() ? nullptr : it->second;
+    }
+    const std::unordered_map<std::uint64_t, Connection*>& connections() const { return connections_; }
+
+    // ---- statistics: takes a sample of every counter, for the rates the management API shows
+    // (every few seconds, from a timer; the hot path only adds to counters). Also sets the
+    // gauges (queue and vhost message counts) and the broker-wide totals.
+    void sample_stats();
+    const Stats& totals() const { return totals_; }
+    ChurnCounters& churn() { return churn_; }
+    const ChurnCounters& churn() const { return churn_; }
+    MessageSizes& message_sizes() { return message_sizes_; }
+    const MessageSizes& message_sizes() const { return message_sizes_; }
     // At shutdown, while every part of the broker is still alive: each connection releases its
     // channels, consumers and exclusive queues, so nothing is left for destructors to untangle.
     void tear_down_connections(std::string_view reason);
@@ -306,7 +322,10 @@ private:
     int time_scopes_ = 0;  // open TimeScopes
     TimerQueue timers_;
     StringMap<std::unique_ptr<VHost>> vhosts_;
-    std::unordered_set<Connection*> connections_;
+    std::unordered_map<std::uint64_t, Connection*> connections_;  // by id
+    Stats totals_;  // the sum of the vhosts' (overview)
+    ChurnCounters churn_;
+    MessageSizes message_sizes_;
     std::vector<Queue*> dirty_;
     std::vector<Queue*> running_;  // the batch run_pending() is dispatching
     bool work_scheduled_ = false;

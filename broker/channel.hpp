@@ -19,6 +19,7 @@
 #include "broker/life_token.hpp"
 #include "broker/message.hpp"
 #include "broker/queue.hpp"
+#include "broker/stats.hpp"
 #include "broker/timer_queue.hpp"
 #include "protocol/methods.hpp"
 #include "protocol/reply_code.hpp"
@@ -101,6 +102,16 @@ public:
                    u.delivered_at))
                 return;
     }
+
+    // ---- for the management API (read only)
+    Stats& stats() { return stats_; }
+    const Stats& stats() const { return stats_; }
+    const std::map<std::string, std::unique_ptr<Consumer>, std::less<>>& consumers() const { return consumers_; }
+    std::uint16_t prefetch_count() const { return prefetch_count_; }
+    std::uint16_t global_prefetch_count() const { return global_prefetch_count_; }
+    bool is_confirm_mode() const { return confirm_mode_; }
+    bool is_tx_mode() const { return tx_mode_; }
+    std::size_t pending_confirm_count() const { return awaiting_store_.size(); }
 
     // ---- handlers (dispatched from channel_dispatch.cpp)
     Status on_channel_flow(const protocol::ChannelFlow& m);
@@ -320,6 +331,8 @@ private:
     // direct reply-to
     std::string reply_to_name_;  // "amq.rabbitmq.reply-to.…" once a reply consumer exists
     Consumer* reply_consumer_ = nullptr;
+
+    Stats stats_;
 };
 
 }  // namespace warren::broker

@@ -73,8 +73,10 @@ Queue* Channel::queue_for(QueueId id) {
 
 void Channel::requeue_entry(Unacked&& entry, ReturnReason why) {
     if (!entry.message.message) return;  // already settled by a commit that threw half-way
-    if (Queue* q = queue_for(entry.queue))
+    if (Queue* q = queue_for(entry.queue)) {
+        q->remove_unacked();
         q->requeue(std::move(entry.message), why);
+    }
     else
         forget_stored(entry);  // the queue is gone: so is the message, as in RabbitMQ
 }
@@ -89,11 +91,17 @@ void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue, Retu
     // channel-wide limit, every queue this channel consumes from may.
     auto& freed = freed_scratch_;
     freed.clear();
+    if (ack) {
+        stats_.add(Stat::ack, entries.size());
+        vhost().stats().add(Stat::ack, entries.size());
+    }
     for (auto& e : entries) {
         Queue* q = queue_for(e.queue);
+        if (q) q->remove_unacked();
         if (!q) {
             forget_stored(e);
         } else if (ack) {
+            q->stats().add(Stat::ack);
             q->on_acked(e.message);
         } else if (requeue) {
             q->requeue(std::move(e.message), why);

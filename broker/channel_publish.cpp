@@ -224,6 +224,20 @@ Status Channel::publish(MessageRef message) {
     }
     if (!routed && pending_mandatory_) send_return(ReplyCode::NoRoute, "NO_ROUTE", message);
     if (confirm_mode_) confirm(next_publish_seq_++, !rejected, stored ? vhost().durability()->ticket(Durability::Need::Messages) : 0);
+    // Statistics: plain counters (rates come from the sampler).
+    Stats& vs = vhost().stats();
+    stats_.add(Stat::publish);
+    vs.add(Stat::publish);
+    connection_.broker().message_sizes().observe(message->body_size());
+    if (!routed) {
+        const Stat lost = pending_mandatory_ ? Stat::return_unroutable : Stat::drop_unroutable;
+        stats_.add(lost);
+        vs.add(lost);
+    }
+    if (confirm_mode_) {
+        stats_.add(Stat::confirm);
+        vs.add(Stat::confirm);
+    }
     return std::nullopt;
 }
 

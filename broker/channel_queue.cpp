@@ -51,6 +51,7 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
         if (!q) return errors::no_queue(name, vh.name());
         if (Status s = check_exclusive(*q)) return s;
         most_recent_queue_ = q->name();
+        ++connection_.broker().churn().queues_declared;
         if (!m.nowait)
             connection_.send_method(id_, QueueDeclareOk{q->name(), static_cast<std::uint32_t>(q->message_count()),
                                                         static_cast<std::uint32_t>(q->consumer_count())});
@@ -102,6 +103,7 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
         if (m.exclusive) connection_.add_exclusive_queue(q->id());
     }
     most_recent_queue_ = name;
+    ++connection_.broker().churn().queues_declared;
     if (!m.nowait)
         connection_.send_method(id_, QueueDeclareOk{q->name(), static_cast<std::uint32_t>(q->message_count()),
                                                     static_cast<std::uint32_t>(q->consumer_count())});

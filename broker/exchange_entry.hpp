@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "broker/policy.hpp"
+#include "broker/stats.hpp"
 #include "exchanges/exchange.hpp"
 #include "protocol/field_table.hpp"
 
@@ -41,6 +42,7 @@ struct ExchangeEntry {
     // Bindings where this exchange is the destination: source exchange id -> count.
     std::uint32_t bound_as_destination = 0;
     std::uint64_t route_mark = 0;  // de-duplicates visits within one publish
+    Stats stats;                   // publish_in, publish_out
 
     exchanges::Destination as_destination() const { return {exchanges::DestinationKind::Exchange, id}; }
     // The type as declared and listed: "x-delayed-message" for the plugin's type.

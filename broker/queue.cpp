@@ -94,6 +94,7 @@ EnqueueOutcome Queue::enqueue(const MessageRef& message) {
         }
         return EnqueueOutcome::Rejected;
     }
+    stats_.add(Stat::publish);
     TimePoint now = vhost_.broker().now();
     bool immediate = false;
     QueuedMessage m(message, next_seq_++, expiry_for(*message, now, immediate));

@@ -17,6 +17,7 @@
 #include "broker/policy.hpp"
 #include "broker/ready_messages.hpp"
 #include "broker/retry_settings.hpp"
+#include "broker/stats.hpp"
 #include "store/message_log.hpp"
 #include "broker/queue_args.hpp"
 #include "broker/queued_message.hpp"
@@ -162,6 +163,15 @@ public:
     const PolicyRef& operator_policy() const { return operator_policy_; }
     void set_policies(PolicyRef policy, PolicyRef operator_policy);
 
+    // ---- statistics (for the management API): counters, and deliveries not yet settled
+    Stats& stats() { return stats_; }
+    const Stats& stats() const { return stats_; }
+    std::size_t unacked_count() const { return unacked_; }
+    void add_unacked() { ++unacked_; }
+    void remove_unacked() {
+        if (unacked_) --unacked_;
+    }
+
     // ---- housekeeping
     void mark_dirty();  // asks the broker to dispatch this queue at the end of the loop turn
     bool is_dirty() const { return dirty_; }
@@ -244,6 +254,9 @@ private:
     TimePoint last_used_{};
 
     std::unordered_map<std::uint64_t, std::uint32_t> bound_from_;
+
+    Stats stats_;
+    std::size_t unacked_ = 0;  // delivered to a channel, not yet acked, rejected or requeued
 };
 
 }  // namespace warren::broker

@@ -144,6 +144,7 @@ Queue* VHost::queue_by_id(QueueId id) {
 
 Queue& VHost::add_queue(std::string name, QueueFlags flags, QueueArgs args, protocol::FieldTable raw_args,
                         std::uint64_t owner_connection, std::uint32_t stored_id) {
+    ++broker_.churn().queues_created;
     QueueId id = broker_.next_id();
     auto q = std::make_unique<Queue>(*this, id, std::move(name), flags, std::move(args), std::move(raw_args),
                                      owner_connection);
@@ -161,6 +162,7 @@ Queue& VHost::add_queue(std::string name, QueueFlags flags, QueueArgs args, prot
 }
 
 std::size_t VHost::delete_queue(Queue& queue) {
+    ++broker_.churn().queues_deleted;
     std::size_t count = queue.message_count();
     // Consumers go first, each with basic.cancel if its client asked for it.
     for (Consumer* c : std::vector<Consumer*>(queue.consumers())) c->channel->on_queue_deleted(*c);
@@ -332,6 +334,8 @@ PublishResult VHost::publish(ExchangeEntry& exchange, const MessageRef& message)
     MessageRef stored = route_message(exchange, message, targets, &held);
     PublishResult result = enqueue_routed(stored, targets);
     if (!held.empty() && hold_routed(stored, held)) result.stored = true;
+    exchange.stats.add(Stat::publish_in);
+    if (result.routed) exchange.stats.add(Stat::publish_out);
     targets.clear();
     held.clear();
     if (scratch_queues_.capacity() < targets.capacity()) scratch_queues_.swap(targets);

@@ -147,6 +147,11 @@ public:
 
     std::string resource_name_for(const Queue& queue) const;
 
+    // Message statistics of every channel in this vhost (the management API's vhost and
+    // overview message_stats).
+    Stats& stats() { return stats_; }
+    const Stats& stats() const { return stats_; }
+
     // Counters, for logs and later for metrics.
     std::uint64_t dead_letters_dropped_no_exchange = 0;
     std::uint64_t dead_letters_dropped_cycle = 0;
@@ -196,6 +201,7 @@ private:
     Queue* default_route_queue_ = nullptr;
     std::uint64_t default_route_version_ = ~std::uint64_t{0};
     std::uint64_t exchange_epoch_ = 0;
+    Stats stats_;
 };
 
 }  // namespace warren::broker

@@ -4,16 +4,17 @@
 #   build  compiler, CMake and the libraries, OpenSSL 3 for TLS (default)
 #   test   + pika, Celery, amqp-tools, Node.js/npm (amqplib tests), the Java client with a JDK,
 #          Go with the amqp091-go client, clang (libFuzzer), and the openssl command (the TLS
-#          tests make their certificates with it)
+#          tests make their certificates with it), python3-prometheus-client (the metrics test parses
+#          a scrape with it)
 #   bench  + rabbitmq-server (the comparison runs against it), Go and the Go client (warren-bench-go)
 set -euo pipefail
 
 what="${1:-build}"
-packages=(g++ cmake make pkg-config libasio-dev libfmt-dev nlohmann-json3-dev catch2 libssl-dev libpcre2-dev)
+packages=(g++ cmake make pkg-config libasio-dev libfmt-dev nlohmann-json3-dev catch2 libssl-dev libpcre2-dev node-llhttp)
 if [[ "$what" == test || "$what" == bench ]]; then
   packages+=(python3 python3-pika python3-celery amqp-tools clang libclang-rt-14-dev procps
              librabbitmq-client-java libslf4j-java default-jdk-headless
-             golang-go golang-github-rabbitmq-amqp091-go-dev openssl)
+             golang-go golang-github-rabbitmq-amqp091-go-dev openssl python3-prometheus-client)
 fi
 if [[ "$what" == bench ]]; then
   packages+=(rabbitmq-server golang-go golang-github-rabbitmq-amqp091-go-dev)
