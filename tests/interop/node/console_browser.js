@@ -1,7 +1,8 @@
 // The web console in headless Chromium (Debian's `chromium`, driven by playwright-core pinned in
 // package-lock.json): log in, read the overview, find one queue among 10,000 by filter, publish,
-// get and purge and watch its count change, close a connection, export the definitions, and see
-// a 405 from a change the broker does not support reported in its form. Run by
+// get and purge and watch its count change, close a connection, export and re-import the
+// definitions, visit the other pages, and see a 405 from a change the broker does not support
+// reported in its form. Run by
 // tests/interop/python/test_console.py, which starts the broker and passes:
 //   CONSOLE_URL (http://127.0.0.1:PORT/), CONSOLE_OUT (screenshots and the export go there),
 //   CONSOLE_QUEUE (the queue to find), CONSOLE_QUEUES (how many queues there are), CHROMIUM.
@@ -97,6 +98,24 @@ async function main() {
     const defs = JSON.parse(fs.readFileSync(file, 'utf8'));
     assert.equal(defs.queues.length, total);
     assert.ok(defs.queues.some((q) => q.name === needle));
+
+    step('import the exported file back (the same definitions: nothing changes)');
+    const importForm = page.locator('form[aria-label="Import definitions"]');
+    await importForm.locator('input[type=file]').setInputFiles(file);
+    await importForm.locator('button').click();
+    await importForm.locator('.form-status.ok', { hasText: 'Definitions imported' }).waitFor();
+
+    step('the other pages load: exchanges (and one exchange), channels, vhosts, policies');
+    await page.click('nav a[data-tab="/exchanges"]');
+    await page.click('#exchanges-list tbody a:text-is("amq.topic")');
+    await page.locator('h1 .name', { hasText: 'amq.topic' }).waitFor();
+    await page.locator('h2', { hasText: 'Bindings to this exchange' }).waitFor();
+    await page.click('nav a[data-tab="/channels"]');
+    await page.locator('#channels-list td.empty').waitFor();
+    await page.click('nav a[data-tab="/vhosts"]');
+    await page.locator('main td', { hasText: /^\/$/ }).waitFor();
+    await page.click('nav a[data-tab="/policies"]');
+    await page.locator('main p.empty', { hasText: 'No policies' }).waitFor();
 
     step('a user change the broker does not support is reported in its form (405), or saved where it is');
     await page.click('nav a[data-tab="/users"]');

@@ -17,7 +17,9 @@ export async function connections(root) {
     placeholder: 'Filter connections by name',
     columns: [
       { label: 'Virtual host', sort: 'vhost', fields: ['vhost'], value: (c) => c.vhost },
-      { label: 'Name', sort: 'name', fields: ['name'], value: (c) => link(route('connections', c.name), c.name) },
+      { label: 'Name', sort: 'name', fields: ['name'], value: (c) => [link(route('connections', c.name), c.name),
+        // The name a client gives itself (client_properties.connection_name), as RabbitMQ's console shows it.
+        (c.client_properties || {}).connection_name ? h('div', { class: 'muted' }, c.client_properties.connection_name) : null] },
       { label: 'User', sort: 'user', fields: ['user'], value: (c) => c.user },
       { label: 'State', fields: ['state'], value: (c) => c.state },
       { label: 'Client', fields: ['client_properties'], value: client },
