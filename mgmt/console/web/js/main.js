@@ -35,6 +35,7 @@ const app = document.getElementById('app');
 let current = null;  // the page shown: { refresh, destroy }
 let timer = null;
 let interval = Number(sessionStorage.getItem('warren.refresh') || 5000);
+let shownAt = 0;  // bumped per navigation: a page still loading when the hash changes is dropped
 
 function path() {
   const p = location.hash.replace(/^#/, '') || '/';
@@ -114,27 +115,32 @@ async function show() {
   const main = document.getElementById('page');
   if (!main) return;
   stop();
+  const mine = ++shownAt;
   const p = path();
   for (const a of document.querySelectorAll('nav a')) {
     const t = a.dataset.tab;
     a.classList.toggle('active', t === '/' ? p === '/' : p === t || p.startsWith(t + '/'));
   }
-  clear(main);
+  // Each navigation gets its own element: a page that finishes loading after the next one was
+  // asked for renders into a detached element, never over the page shown.
+  const root = h('div');
+  clear(main, root);
   for (const [re, page] of routes) {
     const m = p.match(re);
     if (!m) continue;
     const params = m.slice(1).map(decodeURIComponent);
     try {
-      const shown = await page(main, ...params);
-      current = shown || {};
+      const shown = (await page(root, ...params)) || {};
+      if (mine !== shownAt) return shown.destroy && shown.destroy();
+      current = shown;
       if (current.refresh) await current.refresh();
-      schedule();
+      if (mine === shownAt) schedule();
     } catch (e) {
-      clear(main, h('p', { class: 'error' }, explain(e)));
+      if (mine === shownAt) clear(root, h('p', { class: 'error' }, explain(e)));
     }
     return;
   }
-  clear(main, h('h1', {}, 'Not found'), h('p', {}, 'No such page: ', p));
+  clear(root, h('h1', {}, 'Not found'), h('p', {}, 'No such page: ', p));
 }
 
 api.setUnauthorizedHandler(() => showLogin('Your session has ended: log in again.'));
