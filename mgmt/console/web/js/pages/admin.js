@@ -79,7 +79,6 @@ export async function users(root) {
       { label: 'Name', value: (u) => u.name },
       { label: 'Tags', value: (u) => (Array.isArray(u.tags) ? u.tags.join(', ') : u.tags) },
       { label: 'Can access virtual hosts', value: (u) => ps.filter((p) => p.user === u.name).map((p) => p.vhost).join(', ') || 'none' },
-      { label: 'Has password', value: (u) => (u.password_hash === undefined ? '' : 'yes') },
       { label: '', value: (u) => deleteButton(`Delete user ${u.name}`, `/users/${enc(u.name)}`, refresh) },
     ], us));
     clear(permList, table([
