@@ -8,6 +8,7 @@
 #include "broker/vhost.hpp"
 #include "mgmt/api_call.hpp"
 #include "mgmt/prometheus.hpp"
+#include "mgmt/console/static_files.hpp"
 
 namespace warren::mgmt {
 
@@ -19,6 +20,8 @@ std::string_view status_text(int status) {
             return "Created";
         case 204:
             return "No Content";
+        case 304:
+            return "Not Modified";
         case 400:
             return "Bad Request";
         case 401:
@@ -58,7 +61,9 @@ void Api::handle(const HttpRequest& request, Respond respond) {
     }
     call->target = std::move(*target);
     if (call->size() == 0 || call->seg()[0] != "api") {
-        call->not_found();
+        // Everything outside /api is the web console's files (mgmt/console/).
+        call->answered = true;
+        call->respond(console::serve_static(request));
         return;
     }
     auto user = authenticate(broker_, request);

@@ -210,14 +210,15 @@ void HttpConnection::send(mgmt::HttpResponse r, bool keep_alive) {
         "HTTP/1.1 {} {}\r\nServer: Warren\r\nCache-Control: no-cache\r\nVary: accept, "
         "accept-encoding, origin\r\n",
         r.status, mgmt::status_text(r.status));
-    if (r.status != 204) {
+    // 204 and 304 carry no body, so no Content-Length (a 304's would be the 200's).
+    if (r.status != 204 && r.status != 304) {
         if (!r.body.empty() || r.status >= 200) output_ += fmt::format("Content-Type: {}\r\n", r.content_type);
         output_ += fmt::format("Content-Length: {}\r\n", r.body.size());
     }
     for (const auto& [k, v] : r.headers) output_ += fmt::format("{}: {}\r\n", k, v);
     if (!keep_alive) output_ += "Connection: close\r\n";
     output_ += "\r\n";
-    if (r.status != 204) output_ += r.body;
+    if (r.status != 204 && r.status != 304) output_ += r.body;
     writing_ = true;
     arm_deadline();  // the client has request_timeout to read the answer
     stream_->write(output_, [self = shared_from_this(), keep_alive](const asio::error_code& ec, std::size_t) {
