@@ -11,9 +11,16 @@ broker's own CPU time per message, and saves everything to bench/results/<time>.
 scenarios get a freshly started broker per run so that earlier runs do not inflate RSS. Every
 broker it starts is stopped on exit, including Ctrl-C and SIGTERM.
 
+Durable scenarios (durable-*) run against four variants: Warren with fsync_confirms true and with
+it false (each its own process, data directory in its temp dir), and RabbitMQ's durable classic
+queue and its quorum queue (one node); they get a table of their own with the two ratios the goals
+name, and the disk's own fdatasync latency measured beside them. "recovery" fills a durable queue
+with --recovery-messages persistent 1 KiB messages, stops the broker (SIGTERM, then SIGKILL),
+restarts it and times the start-up, and reads the broker's RSS full and after restart.
+
 usage: /usr/bin/python3 bench/compare.py [--only warren|rabbitmq] [--scenarios a,b,...]
            [--modes pipelined,client,go] [--threads 1] [--repeat 3] [--duration 10] [--warmup 2]
-           [--build-dir build-release] [--no-build]
+           [--build-dir build-release] [--no-build] [--tmp-dir DIR] [--recovery-messages N]
 """
 
 import argparse
@@ -21,6 +28,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -37,9 +45,22 @@ from rabbit_node import RabbitNode, find_server_script, free_port, wait_for_port
 
 SCENARIOS = ["default", "autoack", "prefetch100", "body-1k", "body-64k", "body-1m", "fanout3", "queues10",
              "confirm1000", "latency-1k", "latency-10k", "latency-50k", "latency-100k", "many-connections",
-             "memory-1m-queued", "memory-1000-idle"]
+             "memory-1m-queued", "memory-1000-idle", "durable-1k", "durable-1k-q4", "recovery"]
 BROKERS = ["warren", "rabbitmq"]
 MODES = ["pipelined", "client", "go"]
+RECOVERY = "recovery"
+
+# What a result's "broker" names: a broker process (started once and reused) and the warren-bench
+# options that pick its queue type. Durable scenarios run against all four, the others against
+# "warren" and "rabbitmq". Warren's processes both store in a data directory in their temp dir;
+# "warren" keeps the default fsync_confirms (true).
+VARIANTS = {
+    "warren": {"family": "warren", "process": "warren", "bench_args": []},
+    "warren-nofsync": {"family": "warren", "process": "warren-nofsync", "bench_args": []},
+    "rabbitmq": {"family": "rabbitmq", "process": "rabbitmq", "bench_args": []},  # a durable classic queue
+    "rabbitmq-quorum": {"family": "rabbitmq", "process": "rabbitmq", "bench_args": ["--queue-type", "quorum"]},
+}
+DURABLE_VARIANTS = ["warren", "warren-nofsync", "rabbitmq", "rabbitmq-quorum"]
 
 
 class Interrupted(Exception):
@@ -55,10 +76,14 @@ def log(msg):
 
 
 class WarrenBroker:
-    """build-release/broker/warren --port N --bind 127.0.0.1, in its own temp dir and process group."""
+    """build-release/broker/warren --port N --bind 127.0.0.1, in its own temp dir and process group, with its
+    data directory there. fsync_confirms None starts the executable with --port and --bind only (the
+    reflector takes nothing else). halt() stops it and keeps the data for the next start()."""
 
-    def __init__(self, exe):
+    def __init__(self, exe, fsync_confirms=True, tmp_root=None):
         self.exe = exe
+        self.fsync_confirms = fsync_confirms
+        self.tmp_root = tmp_root
         self.proc = None
         self.port = None
         self.tmp = None
@@ -67,17 +92,33 @@ class WarrenBroker:
     def pid(self):
         return self.proc.pid if self.proc else None
 
+    @property
+    def data_dir(self):
+        return os.path.join(self.tmp, "data")
+
+    @property
+    def log_path(self):
+        return os.path.join(self.tmp, "warren.log")
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
     def start(self):
-        self.tmp = tempfile.mkdtemp(prefix="warren-bench-warren-")
-        self.port = free_port()
-        with open(os.path.join(self.tmp, "warren.log"), "w") as out:
-            self.proc = subprocess.Popen([self.exe, "--port", str(self.port), "--bind", "127.0.0.1"], cwd=self.tmp,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        cmd = [self.exe]
+        if self.tmp is None:
+            self.tmp = tempfile.mkdtemp(prefix="warren-bench-warren-", dir=self.tmp_root)
+            self.port = free_port()
+            if self.fsync_confirms is not None:
+                with open(os.path.join(self.tmp, "warren.json"), "w") as f:
+                    json.dump({"data_dir": self.data_dir, "fsync_confirms": self.fsync_confirms}, f)
+        if self.fsync_confirms is not None:
+            cmd += ["--config", os.path.join(self.tmp, "warren.json")]
+        cmd += ["--port", str(self.port), "--bind", "127.0.0.1"]
+        with open(self.log_path, "a") as out:
+            self.proc = subprocess.Popen(cmd, cwd=self.tmp, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                         start_new_session=True)
         try:
-            listening = wait_for_port(self.port, 30, self.alive)
+            listening = wait_for_port(self.port, 600, self.alive)
         except BaseException:
             self.stop()
             raise
@@ -89,18 +130,20 @@ class WarrenBroker:
 
     def log_tail(self, lines=20):
         try:
-            with open(os.path.join(self.tmp, "warren.log")) as f:
+            with open(self.log_path) as f:
                 return "".join(f.readlines()[-lines:])
         except OSError:
             return ""
 
-    def stop(self):
+    def halt(self, sig=signal.SIGTERM, timeout=10):
+        """Stops the process (SIGKILL after `timeout` seconds) and keeps its temp dir; returns the seconds it took."""
+        started = time.monotonic()
         if self.proc is not None:
-            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+            for s, wait in ((sig, timeout), (signal.SIGKILL, 10)):
                 if self.proc.poll() is not None:
                     break
                 try:
-                    os.killpg(self.proc.pid, sig)
+                    os.killpg(self.proc.pid, s)
                 except ProcessLookupError:
                     break
                 try:
@@ -108,6 +151,10 @@ class WarrenBroker:
                 except subprocess.TimeoutExpired:
                     pass
             self.proc = None
+        return time.monotonic() - started
+
+    def stop(self):
+        self.halt(signal.SIGTERM, 10)
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
@@ -116,8 +163,9 @@ class WarrenBroker:
 class Rabbit:
     """A private RabbitMQ node (bench/rabbit_node.py); RSS is read from its beam.smp."""
 
-    def __init__(self):
-        self.node = None
+    def __init__(self, tmp_root=None, boot_timeout=90.0):
+        self.node = RabbitNode(boot_timeout=boot_timeout, tmp_root=tmp_root)
+        self.started = False
 
     @property
     def port(self):
@@ -127,17 +175,25 @@ class Rabbit:
     def pid(self):
         return self.node.beam_pid
 
+    @property
+    def tmp(self):
+        return self.node.tmp
+
     def alive(self):
-        return self.node is not None and self.node._server is not None and self.node._server.poll() is None
+        return self.started and self.node._server is not None and self.node._server.poll() is None
 
     def start(self):
-        self.node = RabbitNode().start()
+        self.node.start()
+        self.started = True
         return self
 
+    def halt(self, sig=signal.SIGTERM, timeout=30):
+        return self.node.halt(sig, timeout)
+
     def stop(self):
-        if self.node is not None:
+        if self.started:
             self.node.stop()
-            self.node = None
+            self.started = False
 
 
 def run(cmd, **kw):
@@ -202,6 +258,16 @@ def is_memory(scenario):
     return scenario.startswith("memory-")
 
 
+def is_durable(scenario):
+    return scenario.startswith("durable-")
+
+
+def variants_for(scenario, families, durable_variants):
+    """The broker variants a scenario runs against, in the order of the first run."""
+    names = durable_variants if is_durable(scenario) else BROKERS
+    return [n for n in names if VARIANTS[n]["family"] in families]
+
+
 def modes_for(scenario, modes, go_scenarios):
     """The load modes a scenario runs in: memory scenarios measure RSS, not traffic, so only pipelined;
     the Go generator has a few scenarios only."""
@@ -223,8 +289,8 @@ def go_scenarios(bench_go):
     return {line.split()[0] for line in listing.splitlines() if line.strip()}
 
 
-def run_bench(exes, broker, scenario, mode, args):
-    memory = is_memory(scenario)
+def run_bench(exes, broker, scenario, mode, args, extra=(), timeout=None):
+    memory = is_memory(scenario) or scenario == "durable-fill"
     exe = exes["go"] if mode == "go" else exes["bench"]
     cmd = [exe, "--host", "127.0.0.1", "--port", str(broker.port), "--scenario", scenario, "--json",
            "--broker-pid", str(broker.pid)]
@@ -232,7 +298,8 @@ def run_bench(exes, broker, scenario, mode, args):
         cmd += ["--mode", mode, "--threads", str(args.threads)]
     if not memory:
         cmd += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
-    timeout = 900 if memory else args.duration + args.warmup + 180
+    cmd += list(extra)
+    timeout = timeout or (900 if memory else args.duration + args.warmup + 180)
     started = time.time()
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
@@ -335,9 +402,269 @@ def markdown(rows, brokers):
     return "\n".join(lines)
 
 
+# ---- durable scenarios: four variants, the two ratios of the goals, the disk's own fdatasync latency
+
+def summarize_durable(results, plan, variants):
+    rows = []
+    for scenario, modes in plan:
+        if not is_durable(scenario):
+            continue
+        for mode in modes:
+            row = {"scenario": scenario, "mode": mode}
+            for v in variants:
+                row[v], row[v + "_runs"] = median_of(results, v, scenario, mode, lambda r: r["consume_rate"])
+                row[v + "_cpu"], row[v + "_cpu_runs"] = median_of(results, v, scenario, mode, broker_cpu)
+            row["warren_over_quorum"] = ratio(row.get("warren"), row.get("rabbitmq-quorum"), True)
+            row["nofsync_over_classic"] = ratio(row.get("warren-nofsync"), row.get("rabbitmq"), True)
+            rows.append(row)
+    return rows
+
+
+def markdown_durable(rows):
+    lines = ["| Scenario | Load | Warren fsync msg/s | RabbitMQ quorum msg/s | Warren fsync / quorum "
+             "| Warren no-fsync msg/s | RabbitMQ classic msg/s | Warren no-fsync / classic "
+             "| CPU µs/msg: Warren fsync | Warren no-fsync | RabbitMQ quorum | RabbitMQ classic |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['scenario']} | {r['mode']} | {fmt_value(r.get('warren'))} | "
+                     f"{fmt_value(r.get('rabbitmq-quorum'))} | {fmt_ratio(r.get('warren_over_quorum'))} | "
+                     f"{fmt_value(r.get('warren-nofsync'))} | {fmt_value(r.get('rabbitmq'))} | "
+                     f"{fmt_ratio(r.get('nofsync_over_classic'))} | {fmt_value(r.get('warren_cpu'))} | "
+                     f"{fmt_value(r.get('warren-nofsync_cpu'))} | {fmt_value(r.get('rabbitmq-quorum_cpu'))} | "
+                     f"{fmt_value(r.get('rabbitmq_cpu'))} |")
+    return "\n".join(lines)
+
+
+def file_system_of(path):
+    try:
+        out = subprocess.run(["findmnt", "-n", "-o", "SOURCE,FSTYPE,TARGET", "-T", path], capture_output=True,
+                             text=True).stdout.split()
+        return {"source": out[0], "fstype": out[1], "mount": out[2]} if len(out) == 3 else None
+    except OSError:
+        return None
+
+
+def fdatasync_probe(root, count=200):
+    """The disk's own fdatasync latency where the brokers keep their data: 4 KiB appended to a file,
+    then fdatasync, `count` times (as warren-store-bench does). Microseconds."""
+    root = root or tempfile.gettempdir()
+    d = tempfile.mkdtemp(prefix="warren-bench-fsync-", dir=root)
+    try:
+        fd = os.open(os.path.join(d, "probe"), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        page = b"p" * 4096
+        us = []
+        try:
+            for i in range(count):
+                os.pwrite(fd, page, i * len(page))
+                t = time.perf_counter()
+                os.fdatasync(fd)
+                us.append((time.perf_counter() - t) * 1e6)
+        finally:
+            os.close(fd)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    us.sort()
+
+    def pct(p):
+        return us[min(len(us) - 1, int(p * len(us)))]
+    return {"samples": count, "p50_us": pct(0.5), "p90_us": pct(0.9), "p99_us": pct(0.99), "max_us": us[-1],
+            "mean_us": statistics.mean(us), "file_system": file_system_of(root)}
+
+
+def fmt_probe(p):
+    fs = p.get("file_system") or {}
+    where = f" on {fs.get('source')} ({fs.get('fstype')})" if fs else ""
+    return (f"fdatasync after a 4 KiB append{where}: p50 {p['p50_us']:,.0f} µs, p90 {p['p90_us']:,.0f} µs, "
+            f"p99 {p['p99_us']:,.0f} µs, max {p['max_us']:,.0f} µs ({p['samples']} syncs)")
+
+
+# ---- recovery: fill a durable queue, stop the broker, restart it, time it, read its RSS
+
+def read_rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def disk_usage_bytes(path):
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def evict_page_cache(path):
+    """Drops the page cache of our own files only (fsync first, then POSIX_FADV_DONTNEED), so that a
+    restart reads them from the disk, without touching what other processes on the machine cache."""
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+
+def queue_length(port, queue):
+    """message_count of a passive queue.declare (pika, Debian's python3-pika), or None."""
+    try:
+        import pika
+        params = pika.ConnectionParameters("127.0.0.1", port, credentials=pika.PlainCredentials("guest", "guest"),
+                                           socket_timeout=60, blocked_connection_timeout=60, heartbeat=0)
+        conn = pika.BlockingConnection(params)
+        try:
+            return conn.channel().queue_declare(queue, passive=True).method.message_count
+        finally:
+            conn.close()
+    except Exception as e:  # the count is a check; a failure is reported, not fatal
+        log(f"  passive declare of {queue} failed: {e!r}")
+        return None
+
+
+WARREN_RECOVERY_LINE = re.compile(r"storage: vhost '([^']*)': (\d+) messages back in their queues from (\d+) "
+                                  r"records in (\d+) ms")
+WARREN_READY_LINE = re.compile(r"storage: (.*) ready in (\d+) ms")
+
+
+def warren_log_since(broker, offset):
+    try:
+        with open(broker.log_path) as f:
+            f.seek(offset)
+            return f.read()
+    except OSError:
+        return ""
+
+
+def recovery_restarts(family, args):
+    """(signal, evict the page cache first) for each restart, in order."""
+    restarts = [(signal.SIGTERM, False), (signal.SIGKILL, False)]
+    if family == "warren":
+        restarts.append((signal.SIGKILL, True))
+    return restarts
+
+
+def run_recovery(family, exes, warren_exe, args):
+    """Fills a durable queue on a fresh broker, then stops and restarts it for each of
+    recovery_restarts(), timing each restart and reading the broker's RSS. One result dict."""
+    n = args.recovery_messages
+    cap = args.recovery_timeout if family == "warren" else args.recovery_rabbitmq_timeout
+    free = shutil.disk_usage(args.tmp_dir or tempfile.gettempdir()).free
+    needed = n * 1300 + 2 * 1024**3
+    out = {"scenario": RECOVERY, "broker": family, "mode": "pipelined", "messages": n, "ok": False,
+           "disk_free_before": free}
+    if free < needed:
+        out["error"] = f"{free / 1e9:.1f} GB free, {needed / 1e9:.1f} GB needed"
+        return out
+    if family == "warren":
+        broker = WarrenBroker(warren_exe, fsync_confirms=True, tmp_root=args.tmp_dir)
+        extra = []
+    else:
+        broker = Rabbit(tmp_root=args.tmp_dir, boot_timeout=cap)
+        extra = list(args.recovery_rabbitmq_args.split()) if args.recovery_rabbitmq_args else []
+    try:
+        broker.start()
+        out["rss_idle_kib"] = read_rss_kib(broker.pid)
+        log(f"[{RECOVERY}] {family}: filling a durable queue with {n:,} persistent 1 KiB messages (cap {cap} s)")
+        fill = run_bench(exes, broker, "durable-fill", "pipelined", args,
+                         extra=["--messages", str(n), "--timeout", str(cap), *extra], timeout=cap + 300)
+        out["fill"] = fill
+        queues = fill.get("queues") or []
+        if not queues:
+            out["error"] = f"the fill failed: {fill.get('error')}"
+            return out
+        queue = queues[0]
+        out["rss_full_kib"] = read_rss_kib(broker.pid)
+        out["queued_before_stop"] = queue_length(broker.port, queue)
+        out["disk_bytes"] = disk_usage_bytes(broker.tmp)
+        log(f"  {out['queued_before_stop']} queued, RSS {(out['rss_full_kib'] or 0) / 1024:.0f} MiB, "
+            f"{out['disk_bytes'] / 1e9:.2f} GB on disk")
+        out["restarts"] = []
+        for sig, cold in recovery_restarts(family, args):
+            r = {"signal": signal.Signals(sig).name, "page_cache": "cold" if cold else "warm"}
+            out["restarts"].append(r)
+            r["stop_seconds"] = broker.halt(sig, cap)
+            if cold:
+                evict_page_cache(broker.tmp)
+            offset = os.path.getsize(broker.log_path) if family == "warren" else 0
+            started = time.monotonic()
+            try:
+                broker.start()
+            except RuntimeError as e:
+                r["error"] = str(e)
+                out["error"] = f"restart after {r['signal']} failed: {e}"
+                return out
+            r["start_seconds"] = time.monotonic() - started  # process start to the first accepted connection
+            r["rss_at_start_kib"] = read_rss_kib(broker.pid)
+            r["queued"] = queue_length(broker.port, queue)
+            time.sleep(2)
+            r["rss_kib"] = read_rss_kib(broker.pid)
+            if family == "warren":
+                text = warren_log_since(broker, offset)
+                m = WARREN_RECOVERY_LINE.search(text)
+                if m:
+                    r["log_messages"], r["log_records"], r["log_ms"] = int(m[2]), int(m[3]), int(m[4])
+                    r["log_line"] = m[0]
+                m = WARREN_READY_LINE.search(text)
+                if m:
+                    r["log_ready_ms"] = int(m[2])
+            queued = r["queued"] or 0
+            r["messages_per_second"] = queued / r["start_seconds"] if r["start_seconds"] > 0 else None
+            log(f"  after {r['signal']} ({r['page_cache']} page cache): stopped in {r['stop_seconds']:.1f} s, "
+                f"accepting after {r['start_seconds']:.2f} s, {r['queued']} queued, RSS "
+                f"{(r['rss_kib'] or 0) / 1024:.0f} MiB" + (f"; log: {r['log_line']}" if r.get("log_line") else ""))
+        out["ok"] = all(r.get("queued") == out["queued_before_stop"] for r in out["restarts"])
+        if not out["ok"]:
+            out["error"] = "a restart did not bring every message back"
+        return out
+    finally:
+        broker.stop()
+
+
+def markdown_recovery(results):
+    def mib(kib):
+        return f"{kib / 1024:,.0f}" if kib else "—"
+    lines = ["| Broker | Messages queued | Fill msg/s | Data on disk GB | RSS full MiB | Stop | Page cache "
+             "| Stopped in s | Restart to accepting s | Recovery msg/s | Broker's log | Queued after | "
+             "RSS after restart MiB |",
+             "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|---:|---:|"]
+    for res in results:
+        fill = res.get("fill") or {}
+        rate = fill["published"] / fill["seconds"] if fill.get("seconds") else None
+        head = (f"| {res['broker']} | {fmt_value(res.get('queued_before_stop'))} | {fmt_value(rate)} | "
+                f"{res.get('disk_bytes', 0) / 1e9:.2f} | {mib(res.get('rss_full_kib'))} |")
+        restarts = res.get("restarts") or [{}]
+        for i, r in enumerate(restarts):
+            logged = f"{r['log_messages']:,} back in {r['log_ms']:,} ms" if "log_ms" in r else "—"
+            lines.append((head if i == 0 else "| | | | | |") +
+                         f" {r.get('signal', '—')} | {r.get('page_cache', '—')} | "
+                         f"{fmt_value(r.get('stop_seconds'))} | {fmt_value(r.get('start_seconds'))} | "
+                         f"{fmt_value(r.get('messages_per_second'))} | {logged} | {fmt_value(r.get('queued'))} | "
+                         f"{mib(r.get('rss_kib'))} |")
+        if res.get("error"):
+            lines.append(f"| {res['broker']}: {res['error']} |||||||||||||")
+    return "\n".join(lines)
+
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=BROKERS, help="run against one broker only")
+    ap.add_argument("--only", choices=BROKERS, help="run against one broker only (both variants of it in the "
+                    "durable scenarios)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
     ap.add_argument("--modes", default=",".join(MODES),
                     help="load modes, comma-separated: pipelined, client (warren-bench) and go (warren-bench-go); "
@@ -352,31 +679,52 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use the executables already in --build-dir")
     ap.add_argument("--warren-exe", help="the broker run as \"warren\" (default: <build-dir>/broker/warren); "
                     "<build-dir>/bench/warren-bench-reflector measures the load generator's own ceiling")
+    ap.add_argument("--variants", default=",".join(DURABLE_VARIANTS),
+                    help="the broker variants of the durable scenarios (default: all four)")
+    ap.add_argument("--tmp-dir", help="where the brokers' temp dirs (and data) go, and where fdatasync is "
+                    "measured (default: the system's temp dir)")
+    ap.add_argument("--recovery-messages", type=int, default=1_000_000,
+                    help="messages queued before the restarts of the recovery scenario (10000000 in the full run)")
+    ap.add_argument("--recovery-timeout", type=float, default=1800,
+                    help="seconds Warren gets to fill the queue, stop and start")
+    ap.add_argument("--recovery-rabbitmq-timeout", type=float, default=1800,
+                    help="seconds RabbitMQ gets to fill the queue (then it stops short, and says so), stop and start")
+    ap.add_argument("--recovery-rabbitmq-args", default="",
+                    help="warren-bench options for RabbitMQ's queue in the recovery scenario, e.g. "
+                    "\"--queue-arg x-queue-mode=lazy\" or \"--queue-type quorum\"")
     ap.add_argument("--results-dir", default=os.path.join(BENCH_DIR, "results"))
     args = ap.parse_args()
 
-    brokers = [args.only] if args.only else BROKERS
+    families = [args.only] if args.only else BROKERS
     scenarios = [s for s in args.scenarios.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in MODES for m in modes):
         sys.exit(f"compare: --modes takes {', '.join(MODES)}")
+    durable_variants = [v for v in args.variants.split(",") if v]
+    if any(v not in DURABLE_VARIANTS for v in durable_variants):
+        sys.exit(f"compare: --variants takes {', '.join(DURABLE_VARIANTS)}")
     exes = {"bench": os.path.join(args.build_dir, "bench", "warren-bench"),
             "go": os.path.join(args.build_dir, "bench", "warren-bench-go")}
     warren_exe = os.path.abspath(args.warren_exe or os.path.join(args.build_dir, "broker", "warren"))
+    # A --warren-exe (the reflector) takes --port and --bind only: no configuration, no data directory.
+    fsync_options = {"warren": None, "warren-nofsync": None} if args.warren_exe else \
+        {"warren": True, "warren-nofsync": False}
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
-    generators = (["warren-bench"] if set(modes) - {"go"} else []) + (["warren-bench-go"] if "go" in modes else [])
+    traffic = [s for s in scenarios if s != RECOVERY]
+    generators = (["warren-bench"] if (traffic and set(modes) - {"go"}) or RECOVERY in scenarios else []) + \
+        (["warren-bench-go"] if traffic and "go" in modes else [])
     if not args.no_build:
-        build(args.build_dir, generators + (["warren"] if "warren" in brokers and not args.warren_exe else []))
-    if "rabbitmq" in brokers:
+        build(args.build_dir, generators + (["warren"] if "warren" in families and not args.warren_exe else []))
+    if "rabbitmq" in families:
         ensure_rabbitmq()
     needed = [exes["go" if g == "warren-bench-go" else "bench"] for g in generators]
-    for exe in needed + ([warren_exe] if "warren" in brokers else []):
+    for exe in needed + ([warren_exe] if "warren" in families else []):
         if not os.access(exe, os.X_OK):
             sys.exit(f"compare: {exe} is missing (build it, or drop --no-build)")
-    go_list = go_scenarios(exes["go"]) if "go" in modes else set()
-    plan = [(s, modes_for(s, modes, go_list)) for s in scenarios]
+    go_list = go_scenarios(exes["go"]) if "warren-bench-go" in generators else set()
+    plan = [(s, modes_for(s, modes, go_list)) for s in scenarios if s != RECOVERY]
     plan = [(s, m) for s, m in plan if m]
     # 1,000 connections per side and more: brokers and generators inherit the raised limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -385,39 +733,48 @@ def main():
 
     report = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "commit": git_commit(),
               "rabbitmq_version": rabbitmq_version(), "machine": machine(),
-              "args": {k: v for k, v in vars(args).items()}, "runs": []}
-    log(f"compare: {sum(len(m) for _, m in plan)} scenario/mode pairs x {args.repeat} runs x {brokers}; "
-        f"load average {report['machine']['loadavg']}")
+              "args": {k: v for k, v in vars(args).items()}, "runs": [], "fdatasync": [], "recovery": []}
+    log(f"compare: {sum(len(m) for _, m in plan)} scenario/mode pairs x {args.repeat} runs x {families}"
+        f"{' + recovery' if RECOVERY in scenarios else ''}; load average {report['machine']['loadavg']}")
 
-    make = {"warren": lambda: WarrenBroker(warren_exe), "rabbitmq": Rabbit}
-    running = {}  # broker name -> started broker, reused by the throughput scenarios
+    make = {"warren": lambda: WarrenBroker(warren_exe, fsync_options["warren"], args.tmp_dir),
+            "warren-nofsync": lambda: WarrenBroker(warren_exe, fsync_options["warren-nofsync"], args.tmp_dir),
+            "rabbitmq": lambda: Rabbit(args.tmp_dir)}
+    running = {}  # broker process name -> started broker, reused by the throughput scenarios
     status = 0
+    durable_plan = [s for s, _ in plan if is_durable(s)]
     try:
         for scenario, scenario_modes in plan:
             fresh = is_memory(scenario)
-            # Each mode's runs alternate which broker goes first, and the modes start on different brokers.
+            variants = variants_for(scenario, families, durable_variants)
+            if durable_plan and scenario == durable_plan[0]:
+                probe = fdatasync_probe(args.tmp_dir)
+                report["fdatasync"].append(dict(probe, when="before the durable scenarios"))
+                log(f"compare: {fmt_probe(probe)}")
+            # Each mode's runs rotate which broker goes first, and the modes start on different brokers.
             schedule = [(rep, j, mode) for rep in range(args.repeat) for j, mode in enumerate(scenario_modes)]
             for rep, j, mode in schedule:
-                order = brokers if (rep + j) % 2 == 0 else list(reversed(brokers))
-                for name in order:
-                    broker = running.get(name)
+                k = (rep + j) % len(variants) if variants else 0
+                for name in variants[k:] + variants[:k]:
+                    process = VARIANTS[name]["process"]
+                    broker = running.get(process)
                     if fresh and broker is not None:
                         broker.stop()
                         broker = None
                     if broker is not None and not broker.alive():
-                        log(f"compare: {name} is no longer running; restarting it")
+                        log(f"compare: {process} is no longer running; restarting it")
                         broker.stop()
                         broker = None
                     log(f"[{scenario} {mode} {rep + 1}/{args.repeat}] {name}")
                     if broker is None:
                         try:
-                            broker = make[name]().start()
-                            running[name] = broker
+                            broker = make[process]().start()
+                            running[process] = broker
                         except RuntimeError as e:
                             broker = None
-                            result = {"scenario": scenario, "ok": False, "error": f"{name} did not start: {e}"}
+                            result = {"scenario": scenario, "ok": False, "error": f"{process} did not start: {e}"}
                     if broker is not None:
-                        result = run_bench(exes, broker, scenario, mode, args)
+                        result = run_bench(exes, broker, scenario, mode, args, VARIANTS[name]["bench_args"])
                     result.update({"broker": name, "repeat": rep + 1, "mode": mode})
                     if not result.get("ok"):
                         status = 1
@@ -425,7 +782,28 @@ def main():
                     report["runs"].append(result)
                     if fresh and broker is not None:
                         broker.stop()
-                        running.pop(name)
+                        running.pop(process)
+            if durable_plan and scenario == durable_plan[-1]:
+                probe = fdatasync_probe(args.tmp_dir)
+                report["fdatasync"].append(dict(probe, when="after the durable scenarios"))
+                log(f"compare: {fmt_probe(probe)}")
+        if RECOVERY in scenarios:
+            # Alone on the machine: every other broker stops first (they would share the disk).
+            for broker in running.values():
+                broker.stop()
+            running.clear()
+            if not report["fdatasync"]:
+                probe = fdatasync_probe(args.tmp_dir)
+                report["fdatasync"].append(dict(probe, when="before the recovery scenario"))
+                log(f"compare: {fmt_probe(probe)}")
+            for family in families:
+                if family == "warren" and args.warren_exe:
+                    continue  # the reflector stores nothing
+                result = run_recovery(family, exes, warren_exe, args)
+                if not result.get("ok"):
+                    status = 1
+                    log(f"  FAILED: {result.get('error')}")
+                report["recovery"].append(result)
     except (KeyboardInterrupt, Interrupted) as e:
         log(f"compare: interrupted ({e}); stopping brokers")
         status = 130
@@ -433,8 +811,12 @@ def main():
         for broker in running.values():
             broker.stop()
 
-    rows = summarize(report["runs"], plan, brokers)
+    general_plan = [(s, m) for s, m in plan if not is_durable(s)]
+    rows = summarize(report["runs"], general_plan, families)
+    durable_rows = summarize_durable(report["runs"], plan, [v for v in durable_variants
+                                                            if VARIANTS[v]["family"] in families])
     report["summary"] = rows
+    report["durable_summary"] = durable_rows
     report["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     report["machine"]["loadavg_end"] = os.getloadavg()
     os.makedirs(args.results_dir, exist_ok=True)
@@ -445,13 +827,24 @@ def main():
     print(f"Warren vs RabbitMQ {report['rabbitmq_version'] or ''} on {report['machine']['nproc']} cores "
           f"({report['machine']['cpu']}), commit {report['commit']}, median of {args.repeat}; "
           f"load average {report['machine']['loadavg'][0]:.2f} -> {report['machine']['loadavg_end'][0]:.2f}\n")
-    print(markdown(rows, brokers))
-    print("\nWarren advantage: throughput and fairness Warren/RabbitMQ, latency and memory RabbitMQ/Warren "
-          "(> 1: Warren is better).\nBroker CPU µs/msg: the broker's own user + system CPU time (/proc/<pid>/stat, "
-          "all threads) over the measured window, per message consumed (per message published when nothing "
-          "consumes).\nLoad: pipelined = warren-bench batching, client = warren-bench with a send per publish and "
-          "per ack, go = amqp091-go.")
-    print(f"Results: {os.path.relpath(path, os.getcwd())}")
+    if rows:
+        print(markdown(rows, families))
+        print("\nWarren advantage: throughput and fairness Warren/RabbitMQ, latency and memory RabbitMQ/Warren "
+              "(> 1: Warren is better).\nBroker CPU µs/msg: the broker's own user + system CPU time "
+              "(/proc/<pid>/stat, all threads) over the measured window, per message consumed (per message "
+              "published when nothing consumes).\nLoad: pipelined = warren-bench batching, client = warren-bench "
+              "with a send per publish and per ack, go = amqp091-go.")
+    if durable_rows:
+        print("\nDurable queues, persistent messages, publisher confirms, consumers acking each message "
+              "(consumed msg/s, medians):\n")
+        print(markdown_durable(durable_rows))
+    for probe in report["fdatasync"]:
+        print(f"\n{probe['when'].capitalize()}: {fmt_probe(probe)}")
+    if report["recovery"]:
+        print("\nRecovery: a durable queue filled with persistent 1 KiB messages (confirms), the broker stopped "
+              "and restarted; start-up is from the process start to the first accepted connection:\n")
+        print(markdown_recovery(report["recovery"]))
+    print(f"\nResults: {os.path.relpath(path, os.getcwd())}")
     return status
 
 

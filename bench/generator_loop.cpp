@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "bench/connection.hpp"
 #include "bench/proc_stat.hpp"
 #include "protocol/basic_properties.hpp"
+#include "protocol/field_table.hpp"
 #include "protocol/frame_writer.hpp"
 #include "protocol/methods.hpp"
 
@@ -38,7 +40,6 @@ constexpr int max_concurrent_handshakes = 64;  // brokers' listen backlogs are s
 constexpr std::uint64_t ns_per_s = 1'000'000'000;
 constexpr std::uint64_t setup_timeout_ns = 120 * ns_per_s;
 constexpr std::uint64_t close_timeout_ns = 10 * ns_per_s;
-constexpr std::uint64_t count_timeout_ns = 600 * ns_per_s;  // to publish and confirm `messages`
 constexpr std::uint64_t max_wait_ns = 100'000'000;
 constexpr std::uint64_t coordination_poll_ns = 1'000'000;  // waiting for the other threads
 // A fixed-rate producer wakes at most this often and sends what is due (5 messages at 100 k/s):
@@ -137,10 +138,14 @@ struct Client {
     ConfirmWindow confirms;
     std::uint64_t nacked = 0;
 
+    // Producer, delayed scenarios: where the x-delay header's value goes in `message`.
+    std::size_t delay_at = 0;
+
     // Consumer: the delivery being received.
     std::uint64_t delivery_tag = 0;
     std::uint64_t body_left = 0;
     std::uint64_t stamp = 0;
+    std::uint32_t delay_ms = 0;  // delayed scenarios: the delay it was published with
     bool has_stamp = false;
     bool in_delivery = false;
     std::uint32_t unacked = 0;
@@ -198,7 +203,11 @@ private:
     Phase phase_ = Phase::Connecting;
     std::vector<Flow> flows_;
     std::vector<std::string> queue_names_;
+    ByteBuffer queue_args_;  // queue.declare's arguments, encoded once
     std::string fanout_exchange_;
+    std::string delayed_exchange_;  // delayed scenarios
+    std::mt19937 delays_{12345};    // the same sequence of delays on every run
+    std::uint64_t next_rss_sample_ = 0;
     std::unique_ptr<Client> control_;               // thread 0 only
     std::vector<std::unique_ptr<Client>> clients_;  // producers, consumers, idle connections
     std::vector<Client*> producers_;
@@ -235,13 +244,18 @@ GeneratorLoop::~GeneratorLoop() {
 void GeneratorLoop::build_topology() {
     std::string prefix = fmt::format("warren-bench-{}-{}", ::getpid(), s_.name);
     for (int q = 0; q < s_.queues; ++q) queue_names_.push_back(fmt::format("{}-{}", prefix, q));
+    result_.queues = queue_names_;
     if (s_.fanout) fanout_exchange_ = prefix + "-fanout";
+    FieldTable args;
+    for (const auto& [key, value] : s_.queue_args) args.set(key, value);
+    queue_args_ = encode_table_body(args);
+    if (s_.max_delay_ms > 0) delayed_exchange_ = prefix + "-delayed";
 
     flows_.resize(static_cast<std::size_t>(std::max(s_.flows(), 1)));
     for (std::size_t i = 0; i < flows_.size(); ++i) {
         Flow& f = flows_[i];
         f.copies = s_.fanout ? static_cast<std::uint32_t>(s_.queues) : 1;
-        f.bounded = s_.consumers > 0;
+        f.bounded = s_.consumers > 0 && s_.max_delay_ms == 0;  // delayed messages pile up by design
         f.owned = s_.fanout || owns_queue(static_cast<int>(i));  // a fan-out runs on one thread
     }
     if (index_ == 0) {
@@ -271,7 +285,7 @@ void GeneratorLoop::build_topology() {
         if (!s_.fanout && !owns_queue(static_cast<int>(q))) continue;
         Client& p = add(Role::Producer, i);
         p.flow = &flows_[s_.fanout ? 0 : q];
-        p.exchange = fanout_exchange_;
+        p.exchange = s_.max_delay_ms > 0 ? delayed_exchange_ : fanout_exchange_;
         p.queue = s_.fanout || s_.queues == 0 ? std::string() : queue_names_[q];
         if (s_.messages > 0) {
             p.quota = s_.messages / static_cast<std::uint64_t>(s_.producers) +
@@ -365,12 +379,17 @@ void GeneratorLoop::advance(std::uint64_t now) {
                 publishing_ = true;
                 if (s_.messages > 0 || s_.warmup <= 0) begin_measure(now);
                 deadline_ = s_.messages > 0
-                                ? now + count_timeout_ns
+                                ? now + seconds_to_ns(s_.count_timeout)
                                 : run_start_ + seconds_to_ns(std::max(s_.warmup, 0.0)) + seconds_to_ns(s_.duration);
             }
             break;
         case Phase::Running: {
             bool done = false;
+            if (s_.max_delay_ms > 0 && control_ && target_.broker_pid > 0 && now >= next_rss_sample_) {
+                next_rss_sample_ = now + 100'000'000;
+                if (auto rss = read_rss_kib(target_.broker_pid))
+                    result_.rss_peak_kib = std::max(result_.rss_peak_kib.value_or(0), *rss);
+            }
             if (producers_.empty()) {
                 done = true;
             } else if (s_.messages > 0) {
@@ -381,6 +400,10 @@ void GeneratorLoop::advance(std::uint64_t now) {
                 done = std::all_of(producers_.begin(), producers_.end(), [&](const Client* p) {
                     return p->sent == p->quota && (s_.confirm == 0 || p->confirms.settled() == p->sent);
                 });
+                // Delayed: done once every message has come out of the exchange to a consumer.
+                if (done && s_.max_delay_ms > 0 && s_.consumers > 0)
+                    done = std::all_of(flows_.begin(), flows_.end(),
+                                       [](const Flow& f) { return !f.owned || f.consumed >= f.published * f.copies; });
             } else {
                 if (!measuring_ && now >= run_start_ + seconds_to_ns(s_.warmup)) begin_measure(now);
                 done = now >= deadline_;
@@ -424,7 +447,7 @@ void GeneratorLoop::advance(std::uint64_t now) {
                 if (coordinator_.closed < coordinator_.threads && now < deadline_) break;
                 deletes_sent_ = true;
                 deadline_ = now + close_timeout_ns;
-                if (control_->conn.is_open()) {
+                if (control_->conn.is_open() && !s_.keep_queues) {
                     send_deletes();
                 } else {
                     control_->conn.close();
@@ -474,6 +497,17 @@ void GeneratorLoop::on_open(Client& c) {
     ByteBuffer& out = c.conn.out();
     switch (c.role) {
         case Role::Control:
+            if (s_.max_delay_ms > 0) {
+                ByteBuffer args = encode_table_body([] {
+                    FieldTable t;
+                    t.set("x-delayed-type", std::string("direct"));
+                    return t;
+                }());
+                write_method_frame(out, 1,
+                                   ExchangeDeclare{0, std::string_view(delayed_exchange_), "x-delayed-message", false,
+                                                   true, false, false, false, TableView::trusted(args.span())});
+                ++c.pending_replies;
+            }
             if (s_.fanout) {
                 write_method_frame(
                     out, 1,
@@ -482,11 +516,19 @@ void GeneratorLoop::on_open(Client& c) {
                 ++c.pending_replies;
             }
             for (const std::string& q : queue_names_) {
-                write_method_frame(out, 1, QueueDeclare{0, std::string_view(q), false, false, false, false, false, {}});
+                write_method_frame(out, 1,
+                                   QueueDeclare{0, std::string_view(q), false, s_.durable, false, false, false,
+                                                TableView::trusted(queue_args_.span())});
                 ++c.pending_replies;
                 if (s_.fanout) {
                     write_method_frame(
                         out, 1, QueueBind{0, std::string_view(q), std::string_view(fanout_exchange_), "", false, {}});
+                    ++c.pending_replies;
+                }
+                if (s_.max_delay_ms > 0) {
+                    write_method_frame(out, 1,
+                                       QueueBind{0, std::string_view(q), std::string_view(delayed_exchange_),
+                                                 std::string_view(q), false, {}});
                     ++c.pending_replies;
                 }
             }
@@ -524,9 +566,30 @@ void GeneratorLoop::encode_message(Client& p) {
     ByteBuffer& m = p.message;
     m.clear();
     write_method_frame(m, 1, BasicPublish{0, std::string_view(p.exchange), std::string_view(p.queue), false, false});
+    BasicProperties properties;
+    ByteBuffer headers;
+    if (s_.persistent) {
+        properties.delivery_mode = 2;
+        properties.set_flag(property_flag::delivery_mode);
+    }
+    if (s_.max_delay_ms > 0) {
+        FieldTable t;
+        t.set("x-delay", std::int32_t{0});  // each publish patches in its own
+        headers = encode_table_body(t);
+        properties.headers = TableView::trusted(headers.span());
+        properties.set_flag(property_flag::headers);
+    }
     ByteBuffer props;
-    encode_properties(props, BasicProperties{});
+    encode_properties(props, properties);
+    const std::size_t header_at = m.size();
     write_content_header(m, 1, class_id::basic, s_.body, props.span());
+    p.delay_at = 0;
+    if (s_.max_delay_ms > 0) {
+        // The table's one entry ends with the value: 'I' and 4 bytes, big-endian.
+        static constexpr std::string_view key = "\x07x-delayI";
+        std::string_view bytes(reinterpret_cast<const char*>(m.data()) + header_at, m.size() - header_at);
+        p.delay_at = header_at + bytes.find(key) + key.size();
+    }
     std::size_t max_payload = p.conn.frame_max() - frame_overhead;
     p.stamp_at = s_.body >= sizeof(std::uint64_t) ? m.size() + frame_header_size : 0;
     for (std::size_t done = 0; done < s_.body;) {
@@ -572,11 +635,20 @@ bool GeneratorLoop::pump(Client& p, std::uint64_t now) {
     std::uint64_t stamp = now_ns();
     p.last_send = stamp;
     std::uint64_t wanted = n;
+    // Delayed scenarios: a delay per message, in the x-delay header and after the stamp.
+    auto set_delay = [&](std::byte* message) {
+        if (!p.delay_at) return;
+        auto delay = static_cast<std::uint32_t>(delays_() % (s_.max_delay_ms + 1));
+        const std::uint32_t be = __builtin_bswap32(delay);
+        std::memcpy(message + p.delay_at, &be, sizeof be);
+        if (s_.body >= sizeof stamp + sizeof delay) std::memcpy(message + p.stamp_at + sizeof stamp, &delay, sizeof delay);
+    };
     if (s_.mode == LoadMode::Client) {
         // One send per publish, each stamped when it is written; stop when the socket is full.
         n = 0;
         while (n < wanted && p.conn.can_write()) {
             if (p.stamp_at) std::memcpy(p.message.data() + p.stamp_at, &stamp, sizeof stamp);
+            set_delay(p.message.data());
             p.conn.send_whole(p.message.span());
             ++n;
             if (n < wanted) stamp = now_ns();
@@ -587,6 +659,7 @@ bool GeneratorLoop::pump(Client& p, std::uint64_t now) {
         for (std::uint64_t i = 0; i < n; ++i, dst += size) {
             std::memcpy(dst, p.message.data(), size);
             if (p.stamp_at) std::memcpy(dst + p.stamp_at, &stamp, sizeof stamp);
+            set_delay(dst);
         }
         p.conn.flush();
     }
@@ -644,6 +717,9 @@ void GeneratorLoop::on_consumer_frame(Client& c, const Frame& frame) {
             if (!c.has_stamp && frame.payload.size() >= sizeof c.stamp) {
                 std::memcpy(&c.stamp, frame.payload.data(), sizeof c.stamp);
                 c.has_stamp = s_.body >= sizeof c.stamp;
+                c.delay_ms = 0;
+                if (s_.max_delay_ms > 0 && frame.payload.size() >= sizeof c.stamp + sizeof c.delay_ms)
+                    std::memcpy(&c.delay_ms, frame.payload.data() + sizeof c.stamp, sizeof c.delay_ms);
             }
             c.body_left -= std::min<std::uint64_t>(c.body_left, frame.payload.size());
             if (c.body_left == 0) on_delivery(c);
@@ -656,7 +732,12 @@ void GeneratorLoop::on_consumer_frame(Client& c, const Frame& frame) {
 void GeneratorLoop::on_delivery(Client& c) {
     c.in_delivery = false;
     ++c.flow->consumed;
-    if (measuring_ && c.has_stamp) latency_.record(recv_now_ > c.stamp ? recv_now_ - c.stamp : 0);
+    if (measuring_ && c.has_stamp) {
+        // Delayed scenarios: lateness, from the moment the message was due.
+        const std::uint64_t due = c.stamp + std::uint64_t{c.delay_ms} * 1'000'000;
+        if (recv_now_ < due && s_.max_delay_ms > 0) ++result_.early;
+        latency_.record(recv_now_ > due ? recv_now_ - due : 0);
+    }
     if (s_.no_ack) return;
     bool acked = false;
     if (s_.multi_ack <= 1) {
@@ -707,13 +788,17 @@ void GeneratorLoop::send_deletes() {
         write_method_frame(out, 1, ExchangeDelete{0, std::string_view(fanout_exchange_), false, false});
         ++control_->pending_replies;
     }
+    if (s_.max_delay_ms > 0) {
+        write_method_frame(out, 1, ExchangeDelete{0, std::string_view(delayed_exchange_), false, false});
+        ++control_->pending_replies;
+    }
     control_->conn.flush();
 }
 
 std::int64_t GeneratorLoop::backlog() const {
     std::int64_t total = 0;
     for (const Flow& f : flows_) {
-        if (f.bounded) total += f.backlog();
+        if (f.bounded || s_.max_delay_ms > 0) total += f.backlog();
     }
     return total;
 }

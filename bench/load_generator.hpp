@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bench/scenario.hpp"
 
@@ -58,10 +59,13 @@ struct Result {
     const char* broker_cpu_per = "consumed";
     bool blocked = false;  // a broker sent connection.blocked during the run
     int connections = 0;
-    int threads = 1;  // generator threads used
+    int threads = 1;                  // generator threads used
+    std::vector<std::string> queues;  // the queues' names (still there after the run with keep_queues)
 
     std::optional<long> rss_before_kib;  // broker VmRSS before the first connection
     std::optional<long> rss_kib;         // and after the run (and the settle time)
+    std::optional<long> rss_peak_kib;    // delayed scenarios: the highest of samples every 100 ms
+    std::uint64_t early = 0;             // delayed scenarios: deliveries before their deadline
 };
 
 Result run_scenario(const Scenario& scenario, const Target& target);

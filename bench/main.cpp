@@ -29,7 +29,7 @@ using warren::bench::Scenario;
 constexpr const char* usage = R"(usage: warren-bench [options]
   --host H            broker address (127.0.0.1)
   --port N            broker port (5672)
-  --scenario A[,B]    scenarios to run, or "all" (default: default); --list shows them
+  --scenario A[,B]    scenarios to run, or "all" (all but durable-fill; default: default); --list shows them
   --duration S        seconds measured (10)
   --warmup S          seconds run before measuring (2)
   --json              print one JSON object per scenario on stdout (the text lines go to stderr)
@@ -42,6 +42,13 @@ scenario parameters (override the preset):
   --producers N  --consumers N (per queue)  --queues N  --fanout  --body BYTES
   --auto-ack  --prefetch N  --multi-ack N  --confirm WINDOW  --rate MSG_PER_S (per producer)
   --max-inflight N  --messages N  --idle-connections N  --settle S
+  --durable           declare the queues durable
+  --persistent        publish with delivery_mode 2
+  --queue-type T      x-queue-type T (classic, quorum); quorum queues are durable
+  --queue-arg K=V     another queue argument with a string value (x-queue-mode=lazy); repeatable
+  --keep-queues       leave the queues and their messages on the broker (JSON "queues" names them)
+  --timeout S         seconds allowed to publish and confirm --messages (600)
+  --max-delay-ms N    publish to a delayed-message exchange with x-delay 0..N ms (lateness, peak RSS)
   --threads N         generator threads, each with its own queues (1; at most one per queue)
 )";
 
@@ -67,6 +74,21 @@ std::string format_ns(std::uint64_t ns) {
 std::string text_line(const Result& r) {
     std::string line = fmt::format("{:<18} {:<9}", r.scenario.name, warren::bench::to_string(r.scenario.mode));
     if (!r.error.empty()) line += fmt::format(" ERROR: {}  ", r.error);
+    if (r.scenario.max_delay_ms > 0) {
+        auto mib = [](std::optional<long> kib) {
+            return kib ? fmt::format("{:.1f} MiB", static_cast<double>(*kib) / 1024) : std::string("n/a");
+        };
+        line += fmt::format(" published {} in {:.1f} s ({} msg/s), delivered {}", group_digits(static_cast<double>(r.published)),
+                            r.seconds, group_digits(r.publish_rate), group_digits(static_cast<double>(r.consumed)));
+        line += fmt::format("  lateness p50 {} p99 {} p99.9 {} max {}", format_ns(r.latency_p50),
+                            format_ns(r.latency_p99), format_ns(r.latency_p999), format_ns(r.latency_max));
+        if (r.early) line += fmt::format("  EARLY {}", r.early);
+        line += fmt::format("  held max {}  broker rss peak {} (before {})", group_digits(static_cast<double>(r.backlog_max)),
+                            mib(r.rss_peak_kib), mib(r.rss_before_kib));
+        if (r.broker_cpu_seconds && r.seconds > 0)
+            line += fmt::format("  broker cpu {:.0f}%", *r.broker_cpu_seconds / r.seconds * 100);
+        return line;
+    }
     if (r.scenario.measures_memory) {
         auto mib = [](std::optional<long> kib) {
             return kib ? fmt::format("{:.1f} MiB", static_cast<double>(*kib) / 1024) : std::string("n/a");
@@ -100,6 +122,8 @@ std::string text_line(const Result& r) {
 
 nlohmann::json to_json(const Result& r) {
     const Scenario& s = r.scenario;
+    nlohmann::json queue_args = nlohmann::json::object();
+    for (const auto& [key, value] : s.queue_args) queue_args[key] = value;
     nlohmann::json j;
     j["scenario"] = s.name;
     j["description"] = s.description;
@@ -121,6 +145,10 @@ nlohmann::json to_json(const Result& r) {
                    {"duration", s.duration},
                    {"warmup", s.warmup},
                    {"settle", s.settle},
+                   {"durable", s.durable},
+                   {"persistent", s.persistent},
+                   {"queue_args", queue_args},
+                   {"keep_queues", s.keep_queues},
                    {"threads", r.threads}};
     j["ok"] = r.error.empty();
     j["error"] = r.error.empty() ? nlohmann::json() : nlohmann::json(r.error);
@@ -154,8 +182,15 @@ nlohmann::json to_json(const Result& r) {
     }
     j["blocked"] = r.blocked;
     j["connections"] = r.connections;
+    j["queues"] = r.queues;
     j["rss_before_kib"] = r.rss_before_kib ? nlohmann::json(*r.rss_before_kib) : nlohmann::json();
     j["rss_kib"] = r.rss_kib ? nlohmann::json(*r.rss_kib) : nlohmann::json();
+    if (s.max_delay_ms > 0) {
+        // latency_us holds the lateness: delivery - (send time + delay).
+        j["max_delay_ms"] = s.max_delay_ms;
+        j["rss_peak_kib"] = r.rss_peak_kib ? nlohmann::json(*r.rss_peak_kib) : nlohmann::json();
+        j["early"] = r.early;
+    }
     return j;
 }
 
@@ -238,7 +273,19 @@ int main(int argc, char** argv) {
           [](Scenario& s, const std::string& v) { s.max_inflight = static_cast<std::uint32_t>(std::stoul(v)); });
     param("--messages", [](Scenario& s, const std::string& v) { s.messages = std::stoull(v); });
     param("--idle-connections", [](Scenario& s, const std::string& v) { s.idle_connections = std::stoi(v); });
+    param("--timeout", [](Scenario& s, const std::string& v) { s.count_timeout = std::stod(v); });
+    param("--queue-type", [](Scenario& s, const std::string& v) {
+        s.queue_args.emplace_back("x-queue-type", v);
+        if (v == "quorum") s.durable = true;  // RabbitMQ refuses a transient quorum queue
+    });
+    param("--queue-arg", [](Scenario& s, const std::string& v) {
+        std::size_t eq = v.find('=');
+        if (eq == 0 || eq == std::string::npos) throw std::invalid_argument(v);
+        s.queue_args.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    });
     param("--threads", [](Scenario& s, const std::string& v) { s.threads = std::max(1, std::stoi(v)); });
+    param("--max-delay-ms",
+          [](Scenario& s, const std::string& v) { s.max_delay_ms = static_cast<std::uint32_t>(std::stoul(v)); });
 
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
@@ -261,6 +308,12 @@ int main(int argc, char** argv) {
                 overrides.push_back([](Scenario& s) { s.fanout = true; });
             } else if (arg == "--auto-ack") {
                 overrides.push_back([](Scenario& s) { s.no_ack = true; });
+            } else if (arg == "--durable") {
+                overrides.push_back([](Scenario& s) { s.durable = true; });
+            } else if (arg == "--persistent") {
+                overrides.push_back([](Scenario& s) { s.persistent = true; });
+            } else if (arg == "--keep-queues") {
+                overrides.push_back([](Scenario& s) { s.keep_queues = true; });
             } else if (auto it = with_value.find(arg); it != with_value.end() && i + 1 < argc) {
                 it->second(argv[++i]);
             } else {
@@ -276,7 +329,10 @@ int main(int argc, char** argv) {
     std::vector<Scenario> runs;
     for (const std::string& name : split(scenario_names, ',')) {
         if (name == "all") {
-            for (const Scenario& s : warren::bench::presets()) runs.push_back(s);
+            // Not the ones that leave their queues behind (durable-fill): "all" cleans up after itself;
+            // nor the delayed ones, which need a plugin on RabbitMQ.
+            for (const Scenario& s : warren::bench::presets())
+                if (!s.keep_queues && s.max_delay_ms == 0) runs.push_back(s);
         } else if (name == "custom") {
             runs.emplace_back();
         } else if (const Scenario* s = warren::bench::find_preset(name)) {

@@ -36,7 +36,7 @@ def wait_for_port(port, timeout, alive=lambda: True):
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.02)  # fine enough to time a broker's start-up
     return False
 
 
@@ -78,8 +78,10 @@ def _pid_alive(pid):
 class RabbitNode:
     """One private node. Use as a context manager or call start() and stop()."""
 
-    def __init__(self, boot_timeout=90.0):
-        self.boot_timeout = boot_timeout
+    def __init__(self, boot_timeout=90.0, tmp_root=None):
+        self.boot_timeout = boot_timeout  # seconds to open the AMQP port (a restart recovers queues first)
+        self.tmp_root = tmp_root  # where the temp dir goes (None: the system's temp dir)
+        self._env = None
         self.port = None
         self.dist_port = None
         self.epmd_port = None
@@ -97,11 +99,34 @@ class RabbitNode:
         self.stop()
 
     def start(self):
+        """Starts the node: a fresh one the first time; after halt(), the same node again on its data."""
         script = find_server_script()
         epmd = find_epmd()
         if not script or not epmd:
             raise RuntimeError("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
-        self.tmp = tempfile.mkdtemp(prefix="warren-bench-rabbit-")
+        if self.tmp is None:
+            self._prepare(epmd)
+        pid_file = os.path.join(self.tmp, "beam.pid")
+        if os.path.exists(pid_file):
+            os.unlink(pid_file)  # the previous run's, which _read_pid_file must not take for this one's
+        log = open(os.path.join(self.tmp, "log", "stdout.log"), "a")
+        try:
+            self._server = subprocess.Popen([script], env=self._env, cwd=self.tmp, stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=log, start_new_session=True)
+            if not wait_for_port(self.port, self.boot_timeout, lambda: self._server.poll() is None):
+                raise RuntimeError(f"RabbitMQ did not open port {self.port}; see {self.tmp}/log")
+            self.beam_pid = self._read_pid_file()
+            self._check_beam(self.beam_pid)
+        except BaseException:
+            log.close()
+            self.stop()
+            raise
+        log.close()
+        return self
+
+    def _prepare(self, epmd):
+        """The node's temp dir, ports, environment and private epmd, kept across halt() and start()."""
+        self.tmp = tempfile.mkdtemp(prefix="warren-bench-rabbit-", dir=self.tmp_root)
         self.port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
         self.node_name = f"warren-bench-{os.getpid()}-{self.port}@localhost"
         for d in ("mnesia", "log", "home"):
@@ -128,24 +153,13 @@ class RabbitNode:
             "RABBITMQ_CONF_ENV_FILE": os.path.join(self.tmp, "rabbitmq-env.conf"),
         })
         env.pop("RABBITMQ_ALLOW_INPUT", None)
-        log = open(os.path.join(self.tmp, "log", "stdout.log"), "w")
-        try:
+        self._env = env
+        with open(os.path.join(self.tmp, "log", "stdout.log"), "w") as log:
             self._epmd = subprocess.Popen([epmd, "-port", str(self.epmd_port)], stdin=subprocess.DEVNULL,
                                           stdout=log, stderr=log, start_new_session=True)
-            if not wait_for_port(self.epmd_port, 10, lambda: self._epmd.poll() is None):
-                raise RuntimeError("private epmd did not start")
-            self._server = subprocess.Popen([script], env=env, cwd=self.tmp, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=log, start_new_session=True)
-            if not wait_for_port(self.port, self.boot_timeout, lambda: self._server.poll() is None):
-                raise RuntimeError(f"RabbitMQ did not open port {self.port}; see {self.tmp}/log")
-            self.beam_pid = self._read_pid_file()
-            self._check_beam(self.beam_pid)
-        except BaseException:
-            log.close()
+        if not wait_for_port(self.epmd_port, 10, lambda: self._epmd.poll() is None):
             self.stop()
-            raise
-        log.close()
-        return self
+            raise RuntimeError("private epmd did not start")
 
     def _read_pid_file(self):
         path = os.path.join(self.tmp, "beam.pid")
@@ -175,13 +189,16 @@ class RabbitNode:
             raise RuntimeError(f"RabbitMQ's pid file names {pid} ({comm}, session {session}), "
                                f"not the beam.smp of the node started as {self._server.pid}")
 
-    def stop(self):
-        """SIGTERM (RabbitMQ's graceful stop), then SIGKILL whatever is left; then our epmd."""
+    def halt(self, sig=signal.SIGTERM, timeout=30.0):
+        """Stops the node and keeps its data (and epmd) for start(): SIGTERM is RabbitMQ's graceful
+        stop, SIGKILL a crash. Whatever is left after `timeout` seconds is killed. Returns the
+        seconds the node took to exit."""
+        started = time.monotonic()
         if self._server is not None:
             if self._server.poll() is None:
-                _kill_group(self._server, signal.SIGTERM)
+                _kill_group(self._server, sig)
                 try:
-                    self._server.wait(timeout=30)
+                    self._server.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
                     pass
             _kill_group(self._server, signal.SIGKILL)  # beam and its port programs share the group
@@ -193,10 +210,15 @@ class RabbitNode:
         if self.beam_pid is not None:
             deadline = time.monotonic() + 10
             while _pid_alive(self.beam_pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
+                time.sleep(0.05)
             if _pid_alive(self.beam_pid):
                 os.kill(self.beam_pid, signal.SIGKILL)
             self.beam_pid = None
+        return time.monotonic() - started
+
+    def stop(self):
+        """SIGTERM (RabbitMQ's graceful stop), then SIGKILL whatever is left; then our epmd and temp dir."""
+        self.halt(signal.SIGTERM, 30)
         if self._epmd is not None:
             _kill_group(self._epmd, signal.SIGKILL)
             self._epmd.wait(timeout=10)

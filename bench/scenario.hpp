@@ -8,6 +8,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace warren::bench {
 
@@ -37,6 +39,14 @@ struct Scenario {
     int consumers = 1;         // per queue
     int idle_connections = 0;  // connections that open channel 1 and then do nothing
 
+    // Storage. A durable queue survives a restart, and so do persistent (delivery_mode 2)
+    // messages in it: the broker writes them to disk (and with confirms, confirms them once
+    // stored). Queue arguments are string-valued (x-queue-type quorum, x-queue-mode lazy).
+    bool durable = false;
+    bool persistent = false;
+    std::vector<std::pair<std::string, std::string>> queue_args;
+    bool keep_queues = false;  // leave the queues (and what they hold) on the broker after the run
+
     std::size_t body = 16;  // bytes; the first 8 carry the send time, so latency needs >= 8
     bool no_ack = false;
     std::uint16_t prefetch = 0;   // basic.qos prefetch_count; 0 is unlimited
@@ -53,7 +63,15 @@ struct Scenario {
     double duration = 10;        // seconds measured (when messages == 0)
     double warmup = 2;           // seconds run before measuring
     double settle = 0;           // seconds waited after the run before reading the broker's RSS
+    double count_timeout = 600;  // seconds allowed to publish and confirm `messages`
     bool measures_memory = false;
+
+    // > 0: delayed delivery. Producers publish to a durable x-delayed-message exchange (routing
+    // as direct, by queue name) with an x-delay drawn uniformly from 0..max_delay_ms; consumers
+    // record lateness, delivery time - (send time + delay), in place of latency; a counted run
+    // ends once every message is delivered; the broker's RSS is sampled for its peak. Needs a
+    // broker with the delayed-message exchange (Warren; RabbitMQ with the community plugin).
+    std::uint32_t max_delay_ms = 0;
 
     int total_consumers() const { return consumers * queues; }
     int flows() const { return fanout ? 1 : queues; }

@@ -5,7 +5,7 @@ messages went through and that the broker's CPU time was read. No timing asserti
 the broker it started.
 
 usage: smoke.py --bench build/bench/warren-bench --broker build/broker/warren
-                [--bench-go build/bench/warren-bench-go] [--scenario default] [--duration 1]
+                [--bench-go build/bench/warren-bench-go] [--scenario default[,durable-1k]] [--duration 1]
 """
 
 import argparse
@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--bench", required=True)
     ap.add_argument("--bench-go", help="warren-bench-go, to smoke-test it as well")
     ap.add_argument("--broker", required=True, help="executable taking --port N --bind ADDRESS")
-    ap.add_argument("--scenario", default="default")
+    ap.add_argument("--scenario", default="default", help="comma-separated; warren-bench-go runs those it has")
     ap.add_argument("--duration", default="1")
     args = ap.parse_args()
     args.broker = os.path.abspath(args.broker)
@@ -53,12 +53,18 @@ def main():
             if not wait_for_port(port, 20, lambda: broker.poll() is None):
                 print(f"smoke: {args.broker} did not listen on port {port}", file=sys.stderr)
                 return 1
-            common = ["--port", str(port), "--scenario", args.scenario, "--json", "--duration", args.duration,
-                      "--warmup", "0.3", "--broker-pid", str(broker.pid)]
-            runs = [(f"warren-bench --mode {mode}", [os.path.abspath(args.bench), *common, "--mode", mode])
-                    for mode in ("pipelined", "client")]
+            go_has = set()
             if args.bench_go:
-                runs.append(("warren-bench-go", [os.path.abspath(args.bench_go), *common]))
+                listing = subprocess.run([args.bench_go, "--list"], stdout=subprocess.PIPE, text=True).stdout
+                go_has = {line.split()[0] for line in listing.splitlines() if line.strip()}
+            runs = []
+            for scenario in [s for s in args.scenario.split(",") if s]:
+                common = ["--port", str(port), "--scenario", scenario, "--json", "--duration", args.duration,
+                          "--warmup", "0.3", "--broker-pid", str(broker.pid)]
+                runs += [(f"{scenario}: warren-bench --mode {mode}",
+                          [os.path.abspath(args.bench), *common, "--mode", mode]) for mode in ("pipelined", "client")]
+                if args.bench_go and scenario in go_has:
+                    runs.append((f"{scenario}: warren-bench-go", [os.path.abspath(args.bench_go), *common]))
             for label, cmd in runs:
                 error = run_one(label, cmd)
                 if error:

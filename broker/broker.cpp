@@ -38,6 +38,7 @@ Broker::Broker(Config config, Clock& clock) : config_(std::move(config)), clock_
     memory_probe = [this] { return memory_in_use(); };
     std::random_device rd;
     name_seed_ = (std::uint64_t{rd()} << 32) ^ rd();
+    rng_.seed((std::uint64_t{rd()} << 32) ^ rd());
 }
 
 Broker::~Broker() {
@@ -79,11 +80,15 @@ bool Broker::check_login(std::string_view user, std::string_view password, bool 
 }
 
 std::uint64_t Broker::register_connection(Connection& connection) {
-    connections_.insert(&connection);
-    return next_id();
+    const std::uint64_t id = next_id();
+    connections_.emplace(id, &connection);
+    ++churn_.connections_opened;
+    return id;
 }
 
-void Broker::unregister_connection(Connection& connection) { connections_.erase(&connection); }
+void Broker::unregister_connection(Connection& connection) {
+    if (connections_.erase(connection.id())) ++churn_.connections_closed;
+}
 
 void Broker::schedule_work() {
     if (!work_scheduled_ && on_work_pending) {
@@ -186,18 +191,21 @@ void Broker::update_disk_free(std::uint64_t free_bytes) {
 
 void Broker::notify_alarms() {
     const bool blocked = publishing_blocked();
-    for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end())) c->on_alarm(blocked);
+    std::vector<Connection*> all;
+    for (auto& [id, c] : connections_) all.push_back(c);
+    for (Connection* c : all) c->on_alarm(blocked);
 }
 
 std::uint64_t Broker::memory_in_use() const {
     std::uint64_t bytes = live_message_bytes() + live_message_count() * message_bookkeeping_bytes;
-    for (const Connection* c : connections_) bytes += c->buffered_bytes();
+    for (const auto& [id, c] : connections_) bytes += c->buffered_bytes();
     return bytes;
 }
 
 void Broker::tear_down_connections(std::string_view reason) {
-    for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end()))
-        c->on_transport_closed(reason);
+    std::vector<Connection*> all;
+    for (auto& [id, c] : connections_) all.push_back(c);
+    for (Connection* c : all) c->on_transport_closed(reason);
 }
 
 std::string Broker::register_reply_to(Channel& channel) {

@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
+#include <random>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -18,6 +21,8 @@
 #include "broker/clock.hpp"
 #include "broker/config.hpp"
 #include "broker/dead_letter.hpp"
+#include "broker/policy.hpp"
+#include "broker/stats.hpp"
 #include "broker/string_map.hpp"
 #include "broker/timer_queue.hpp"
 #include "broker/vhost.hpp"
@@ -149,12 +154,43 @@ public:
     // that check a batch before applying any of it.
     static AdminStatus check_vhost_input(std::string_view name, const VHostSettings& settings);
     static AdminStatus check_user_input(const UserSpec& spec);
-    // A RabbitMQ definitions file's vhosts (with vhost-limits parameters), users (password or
-    // password_hash and hashing_algorithm, tags, limits), permissions and topic permissions,
-    // checked in full before any is applied (definitions_import.cpp). Other sections are
-    // ignored for now.
+    // ---- policies and operator policies (broker_policies.cpp, policy.hpp)
+    // Checked as RabbitMQ checks them (the error's text is RabbitMQ's), applied at once to
+    // every queue and exchange of the vhost (what a lower length limit drops is dead-lettered
+    // before this returns), and recorded. Setting replaces the policy of the same name.
+    AdminStatus set_policy(const PolicySpec& spec);
+    AdminStatus clear_policy(std::string_view vhost, std::string_view name);
+    AdminStatus set_operator_policy(const PolicySpec& spec);
+    AdminStatus clear_operator_policy(std::string_view vhost, std::string_view name);
+    struct PolicyListing {
+        std::string vhost;
+        PolicyRef policy;
+    };
+    // The policies of one kind in one vhost or (nullopt) in all, by vhost, then by priority,
+    // highest first, then by name.
+    std::vector<PolicyListing> list_policies(PolicyKind kind,
+                                             std::optional<std::string_view> vhost = std::nullopt) const;
+
+    // ---- global parameters: cluster_name (its value a JSON string), as rabbitmqctl
+    // set_cluster_name keeps it; the server's cluster_name property stays the configured one.
+    AdminStatus set_global_parameter(std::string_view name, std::string_view value_json);
+    AdminStatus clear_global_parameter(std::string_view name);
+    const std::map<std::string, std::string, std::less<>>& global_parameters() const { return global_parameters_; }
+
+    // ---- definitions (definitions_import.cpp, definitions_export.cpp)
+    // A RabbitMQ definitions file (3.10's format; tags as a string or a list): vhosts, users,
+    // permissions, topic permissions, limits, policies, operator policies, global and vhost
+    // parameters, durable exchanges, queues and bindings. Checked in full before anything is
+    // applied; an error names the entry. An entity that exists already is updated (users,
+    // vhosts, policies) or left alone when it is equivalent (exchanges, queues); a queue or
+    // exchange that exists with other properties is an error, as RabbitMQ's import fails.
     AdminStatus import_definitions(std::string_view json_text);
     AdminStatus import_definitions_file(const std::string& path);
+    // Everything durable in RabbitMQ 3.10's export format (rabbitmqctl export_definitions,
+    // GET /api/definitions): rabbit_version, rabbitmq_version, product_name, product_version,
+    // users, vhosts, permissions, topic_permissions, parameters, global_parameters, policies,
+    // queues, exchanges, bindings.
+    nlohmann::json export_definitions() const;
     const AuthRegistry& auth() const { return auth_; }
     std::uint64_t auth_epoch() const { return auth_.epoch(); }
     Access access(std::string_view user, std::string_view vhost) const { return auth_.access(user, vhost); }
@@ -177,6 +213,21 @@ public:
     std::uint64_t register_connection(Connection& connection);
     void unregister_connection(Connection& connection);
     std::size_t connection_count() const { return connections_.size(); }
+    Connection* find_connection(std::uint64_t id) const {
+        auto it = connections_.find(id);
+        return it == connections_.end() ? nullptr : it->second;
+    }
+    const std::unordered_map<std::uint64_t, Connection*>& connections() const { return connections_; }
+
+    // ---- statistics: takes a sample of every counter, for the rates the management API shows
+    // (every few seconds, from a timer; the hot path only adds to counters). Also sets the
+    // gauges (queue and vhost message counts) and the broker-wide totals.
+    void sample_stats();
+    const Stats& totals() const { return totals_; }
+    ChurnCounters& churn() { return churn_; }
+    const ChurnCounters& churn() const { return churn_; }
+    MessageSizes& message_sizes() { return message_sizes_; }
+    const MessageSizes& message_sizes() const { return message_sizes_; }
     // At shutdown, while every part of the broker is still alive: each connection releases its
     // channels, consumers and exclusive queues, so nothing is left for destructors to untangle.
     void tear_down_connections(std::string_view reason);
@@ -239,6 +290,8 @@ public:
     // ---- names and ids
     std::string generate_name(std::string_view prefix);  // "amq.gen-…", "amq.ctag-…"
     std::uint64_t next_id() { return ++last_id_; }
+    // 64 random bits (retry jitter); not for secrets.
+    std::uint64_t random() { return rng_(); }
 
 private:
     Config config_;
@@ -253,6 +306,10 @@ private:
     void record_vhost(const VHost& vhost);
     void record_permissions(std::string_view user, const VHost& vhost);
     void record_topic_permission(std::string_view user, const VHost& vhost, std::string_view exchange);
+    void record_policy(const VHost& vhost, PolicyKind kind, std::string_view name);
+    AdminStatus put_policy(PolicyKind kind, const PolicySpec& spec);
+    AdminStatus erase_policy(PolicyKind kind, std::string_view vhost, std::string_view name);
+    std::map<std::string, std::string, std::less<>> global_parameters_;
     // Closes (320) every connection for which `which` is true.
     void force_close_connections(const std::function<bool(const Connection&)>& which, const std::string& text);
     // Rebuilds users and permissions from stored definitions (broker_storage.cpp).
@@ -265,7 +322,10 @@ private:
     int time_scopes_ = 0;  // open TimeScopes
     TimerQueue timers_;
     StringMap<std::unique_ptr<VHost>> vhosts_;
-    std::unordered_set<Connection*> connections_;
+    std::unordered_map<std::uint64_t, Connection*> connections_;  // by id
+    Stats totals_;  // the sum of the vhosts' (overview)
+    ChurnCounters churn_;
+    MessageSizes message_sizes_;
     std::vector<Queue*> dirty_;
     std::vector<Queue*> running_;  // the batch run_pending() is dispatching
     bool work_scheduled_ = false;
@@ -286,6 +346,7 @@ private:
     std::uint64_t last_id_ = 0;
     std::uint64_t name_counter_ = 0;
     std::uint64_t name_seed_ = 0;
+    std::mt19937_64 rng_;
 };
 
 // The memory there is: MemTotal from /proc/meminfo, or the container's cgroup limit (v2

@@ -373,27 +373,30 @@ void Broker::create_default_user() {
 }
 
 void Broker::force_close_connections(const std::function<bool(const Connection&)>& which, const std::string& text) {
-    for (Connection* c : std::vector<Connection*>(connections_.begin(), connections_.end()))
+    std::vector<Connection*> all;
+    all.reserve(connections_.size());
+    for (const auto& [id, c] : connections_) all.push_back(c);
+    for (Connection* c : all)
         if (which(*c)) c->force_close(text);
 }
 
 std::size_t Broker::connections_in_vhost(const VHost& vhost) const {
     std::size_t n = 0;
-    for (const Connection* c : connections_)
+    for (const auto& [id, c] : connections_)
         if (c->state() == Connection::State::Open && c->vhost() == &vhost) ++n;
     return n;
 }
 
 std::size_t Broker::connections_of_user(std::string_view user) const {
     std::size_t n = 0;
-    for (const Connection* c : connections_)
+    for (const auto& [id, c] : connections_)
         if (c->state() == Connection::State::Open && c->user() == user) ++n;
     return n;
 }
 
 std::size_t Broker::channels_of_user(std::string_view user) const {
     std::size_t n = 0;
-    for (const Connection* c : connections_)
+    for (const auto& [id, c] : connections_)
         if (c->state() == Connection::State::Open && c->user() == user) n += c->channel_count();
     return n;
 }

@@ -1,7 +1,8 @@
 // Start-up from the data directory: the definitions log is replayed into a Definitions model,
 // the vhosts, exchanges, queues and bindings are rebuilt from it (without being recorded
 // again), and a snapshot of the result starts a new generation of the log, so the log never
-// grows across restarts. Bad records are reported and skipped; a binding whose ends are gone is
+// grows across restarts; while running, another snapshot replaces it once it has grown past a
+// threshold (Durability::definitions_due). Bad records are reported and skipped; a binding whose ends are gone is
 // dropped. A fresh directory gets the default vhost and the default user (administrator, full
 // permissions on it) from the configuration, as RabbitMQ creates them only on a fresh node;
 // an existing one keeps the users and vhosts it has.
@@ -16,6 +17,7 @@
 #include "broker/durability.hpp"
 #include "broker/log.hpp"
 #include "broker/queue_args.hpp"
+#include "broker/rabbit_text.hpp"
 #include "broker/stream.hpp"
 #include "broker/vhost_storage.hpp"
 
@@ -27,8 +29,10 @@ namespace {
 definitions::StoredLimits stored_limits(const VHostLimits& l) { return {l.max_connections, l.max_queues, std::nullopt}; }
 
 definitions::Definitions collect(const StringMap<std::unique_ptr<VHost>>& vhosts, const AuthRegistry& auth,
+                                 const std::map<std::string, std::string, std::less<>>& globals,
                                  std::uint32_t next_vhost_id, std::uint32_t next_queue_id) {
     definitions::Definitions d;
+    for (const auto& [name, value] : globals) d.global_parameters.push_back({name, value});
     d.next_vhost_id = next_vhost_id;
     d.next_queue_id = next_queue_id;
     d.users_stored = true;
@@ -49,10 +53,14 @@ definitions::Definitions collect(const StringMap<std::unique_ptr<VHost>>& vhosts
     for (const auto& [name, vh] : vhosts) {
         d.vhosts.push_back({vh->name(), vh->id(), vh->settings().description, vh->settings().tags,
                             stored_limits(vh->limits())});
+        for (PolicyKind kind : {PolicyKind::Policy, PolicyKind::Operator})
+            for (const PolicyRef& p : vh->policies(kind))
+                d.policies.push_back({vh->id(), kind == PolicyKind::Operator, p->name, p->pattern,
+                                      std::string(apply_to_name(p->apply_to)), p->priority, p->definition});
         for (const auto& [xname, x] : vh->exchanges()) {
             if (!x->durable || x->name.empty() || x->name.starts_with("amq.")) continue;
-            d.exchanges.push_back({vh->id(), x->name, std::string(exchanges::exchange_type_name(x->type)),
-                                   x->auto_delete, x->internal, x->arguments});
+            d.exchanges.push_back({vh->id(), x->name, std::string(x->type_name()), x->auto_delete, x->internal,
+                                   x->arguments, x->delayed ? x->delayed->stored_id() : 0});
         }
         for (const auto& [qname, q] : vh->queues()) {
             if (!q->stored_id()) continue;
@@ -129,16 +137,35 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
         return nullptr;
     };
 
+    // Policies before the queues and exchanges they apply to (a queue's TTL decides the
+    // deadlines of the messages recovered below).
+    std::size_t policies = 0;
+    for (const auto& p : defs.policies) {
+        VHost* vh = vhost_by_id(p.vhost);
+        const PolicyKind kind = p.operator_policy ? PolicyKind::Operator : PolicyKind::Policy;
+        auto made = make_policy({vh ? vh->name() : "", p.name, p.pattern, p.apply_to, p.priority, p.definition}, kind);
+        if (!vh || std::holds_alternative<PolicyError>(made)) {
+            log::warning("storage: policy '{}' of vhost {} skipped: {}", p.name, p.vhost,
+                         vh ? std::get<PolicyError>(made).text : "unknown vhost");
+            continue;
+        }
+        vh->put_policy(kind, std::get<Policy>(std::move(made)));
+        ++policies;
+    }
+    global_parameters_.clear();
+    for (const auto& g : defs.global_parameters) global_parameters_[g.name] = g.value;
+
     std::size_t exchanges = 0, queues = 0, bindings = 0;
     for (const auto& x : defs.exchanges) {
         VHost* vh = vhost_by_id(x.vhost);
-        auto type = exchanges::parse_exchange_type(x.type);
-        if (!vh || !type || vh->find_exchange(x.name)) {
+        auto type = resolve_exchange_type(x.type, x.arguments, resource_name("exchange", x.name, vh ? vh->name() : "?"));
+        auto* choice = std::get_if<ExchangeTypeChoice>(&type);
+        if (!vh || !choice || vh->find_exchange(x.name)) {
             log::warning("storage: exchange '{}' of vhost {} skipped (unknown vhost or type, or a duplicate)", x.name,
                          x.vhost);
             continue;
         }
-        vh->add_exchange(x.name, *type, true, x.auto_delete, x.internal, x.arguments);
+        vh->add_exchange(x.name, choice->router, true, x.auto_delete, x.internal, x.arguments, choice->delayed, x.id);
         ++exchanges;
     }
     for (const auto& q : defs.queues) {
@@ -194,15 +221,17 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
 
     // From here on, changes are recorded; the snapshot of what was rebuilt starts a new generation.
     for (auto& [name, vh] : vhosts_) vh->set_durability(durability_.get());
-    std::string snapshot = definitions::snapshot(collect(vhosts_, auth_, next_vhost_id_, next_stored_queue_id_));
+    std::string snapshot =
+        definitions::snapshot(collect(vhosts_, auth_, global_parameters_, next_vhost_id_, next_stored_queue_id_));
     if (auto s = durability_->meta().compact(std::as_bytes(std::span(snapshot.data(), snapshot.size()))); !s)
         return fmt::format("cannot write the definitions snapshot: {}", s.error().message);
 
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-    log::info("storage: {} ready in {} ms: {} vhosts, {} users, {} exchanges, {} queues, {} bindings, {} messages "
-              "restored{}",
-              config_.data_dir, ms, vhosts_.size(), auth_.users().size(), exchanges, queues, bindings, messages,
+    log::info("storage: {} ready in {} ms: {} vhosts, {} users, {} policies, {} exchanges, {} queues, {} bindings, "
+              "{} messages restored{}",
+              config_.data_dir, ms, vhosts_.size(), auth_.users().size(), policies, exchanges, queues, bindings,
+              messages,
               bad || stats->bad_records ? fmt::format(" ({} bad records skipped)", bad + stats->bad_records) : "");
     return {};
 }
@@ -270,12 +299,35 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     std::unordered_map<std::uint32_t, Queue*> by_id;
     for (auto& [qname, q] : vh.queues())
         if (q->stored_id()) by_id.emplace(q->stored_id(), q.get());
+    std::unordered_map<std::uint32_t, DelayedExchange*> delayed_by_id;
+    for (auto& [xname, x] : vh.exchanges())
+        if (x->delayed && x->delayed->stored_id()) delayed_by_id.emplace(x->delayed->stored_id(), x->delayed.get());
     const TimePoint now = clock_.now();
     const std::int64_t now_ms = clock_.unix_ms();
     const auto started = std::chrono::steady_clock::now();
+    auto at = [&](std::int64_t unix_ms) {
+        TimePoint t = now + std::chrono::milliseconds(unix_ms - now_ms);
+        return t == TimePoint{} ? t + std::chrono::nanoseconds(1) : t;
+    };
+    // Deliveries in flight when the broker stopped come back with one more to their count; that
+    // is recorded (as a Return event), or the next recovery would count from the last requeue.
+    struct Returned {
+        store::Location location;
+        std::uint32_t queue_id;
+        std::uint16_t delivery_count;
+    };
+    std::vector<Returned> returned;
     auto stats = log.recover([&](const store::RecoveredEntry& e) {
+        if (auto x = delayed_by_id.find(e.queue_id); x != delayed_by_id.end()) {
+            // Held by a delayed exchange: its record says until when (publish time plus the
+            // delay in its TTL field), or the checkpoint does. Passed: released at once.
+            const std::int64_t deadline =
+                e.has_deadline ? e.deadline_ms : static_cast<std::int64_t>(e.publish_ms) + e.ttl_ms;
+            x->second->restore(e.location, e.queue_seq, at(deadline));
+            return true;
+        }
         auto it = by_id.find(e.queue_id);
-        if (it == by_id.end()) return false;  // its queue was deleted
+        if (it == by_id.end()) return false;  // its queue (or delayed exchange) was deleted
         Queue& q = *it->second;
         if (Stream* s = q.stream()) {
             // A checkpoint keeps a stream entry's append time where a deadline would be.
@@ -291,18 +343,22 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
         p.seq = e.queue_seq;
         p.body_size = e.body_size;
         p.priority = e.priority;
+        // A checkpoint keeps deadlines, not append times.
+        if (!e.has_deadline && e.publish_ms)
+            p.arrived_at = now + std::chrono::milliseconds(static_cast<std::int64_t>(e.publish_ms) - now_ms);
         p.delivery_count = static_cast<std::uint16_t>(std::min<std::uint32_t>(e.delivery_count + (e.delivered ? 1 : 0), 0xFFFF));
         std::optional<std::int64_t> deadline_ms;
         if (e.has_deadline && e.deadline_ms >= 0) deadline_ms = e.deadline_ms;
         if (ttl) deadline_ms = static_cast<std::int64_t>(e.publish_ms + *ttl);
-        if (deadline_ms) {
-            p.expires_at = now + std::chrono::milliseconds(*deadline_ms - now_ms);
-            if (p.expires_at == TimePoint{}) p.expires_at += std::chrono::nanoseconds(1);
-        }
+        if (deadline_ms) p.expires_at = at(*deadline_ms);
+        // Waiting out a retry backoff: until the same instant.
+        if (e.hold_until_ms >= 0) p.hold_until = at(e.hold_until_ms);
         q.restore(p);
+        if (e.delivered) returned.push_back({e.location, e.queue_id, p.delivery_count});
         return true;
     });
     if (!stats) return fmt::format("cannot read the messages of vhost '{}': {}", vh.name(), stats.error().message);
+    for (const Returned& r : returned) log.ret(r.location, r.queue_id, r.delivery_count);
     vh.set_storage(std::make_unique<VHostStorage>(log, clock_));
     vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
@@ -327,6 +383,8 @@ void Broker::shut_down_storage() {
         if (!storage) continue;
         entries.clear();
         for (const auto& [qname, q] : vh->queues()) q->checkpoint(entries, now, now_ms);
+        for (const auto& [xname, x] : vh->exchanges())
+            if (x->delayed) x->delayed->checkpoint(entries, now, now_ms);
         if (auto s = storage->log().write_checkpoint(entries); !s)
             log::warning("storage: vhost '{}': no checkpoint ({}); the next start reads the segments", vh->name(),
                          s.error().message);
@@ -342,14 +400,22 @@ void Broker::flush_storage() {
 
 void Broker::end_turn_storage() {
     if (!durability_) return;
+    if (durability_->definitions_due()) {
+        // Before this turn's ticket: the snapshot, synced, holds the records that ticket covers.
+        std::string snapshot = definitions::snapshot(collect(vhosts_, auth_, global_parameters_, next_vhost_id_, next_stored_queue_id_));
+        durability_->compact_definitions(std::as_bytes(std::span(snapshot.data(), snapshot.size())));
+    }
     durability_->end_turn();
     // Written now: what exceeds the queues' memory windows can leave memory.
     const bool everything = std::exchange(page_out_everything_, false);
     for (auto& [name, vh] : vhosts_) {
         VHostStorage* s = vh->storage();
         if (!s) continue;
-        if (everything)
+        if (everything) {
             for (auto& [qname, q] : vh->queues()) q->page_out(true);
+            for (auto& [xname, x] : vh->exchanges())
+                if (x->delayed) x->delayed->page_out(true);
+        }
         s->page_out();
     }
 }

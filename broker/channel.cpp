@@ -14,9 +14,14 @@ namespace warren::broker {
 
 using namespace protocol;
 
-Channel::Channel(Connection& connection, std::uint16_t id) : connection_(connection), id_(id) {}
+Channel::Channel(Connection& connection, std::uint16_t id) : connection_(connection), id_(id) {
+    ++connection_.broker().churn().channels_opened;
+}
 
-Channel::~Channel() { close_down(); }
+Channel::~Channel() {
+    close_down();
+    ++connection_.broker().churn().channels_closed;
+}
 
 VHost& Channel::vhost() const { return *connection_.vhost(); }
 
@@ -228,11 +233,26 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage& message, 
         out.rollback(mark);
         throw;
     }
-    queue.on_delivered(consumer.no_ack ? message : unacked_.back().message, consumer.no_ack);
+    const QueuedMessage& sent = consumer.no_ack ? message : unacked_.back().message;
+    queue.on_delivered(sent, consumer.no_ack);
     if (stream_offset) queue.stream()->on_delivered(consumer, *stream_offset);
     out.add_paced(out.bytes_since(mark));
     ++next_delivery_tag_;
+    {
+        // Statistics: plain counters (rates come from the sampler).
+        Stats& vs = connection_.vhost()->stats();
+        const Stat kind = consumer.no_ack ? Stat::deliver_no_ack : Stat::deliver;
+        stats_.add(kind);
+        queue.stats().add(kind);
+        vs.add(kind);
+        if (sent.redelivered()) {
+            stats_.add(Stat::redeliver);
+            queue.stats().add(Stat::redeliver);
+            vs.add(Stat::redeliver);
+        }
+    }
     if (!consumer.no_ack) {
+        queue.add_unacked();
         ++consumer.unacked;
         ++unacked_live_;
         if (!consumer_timeout_timer_) arm_consumer_timeout();

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "broker/life_token.hpp"
 #include "broker/message.hpp"
 #include "broker/queue.hpp"
+#include "broker/stats.hpp"
 #include "broker/timer_queue.hpp"
 #include "protocol/methods.hpp"
 #include "protocol/reply_code.hpp"
@@ -90,6 +92,28 @@ public:
     std::size_t unacked_count() const { return unacked_live_; }
     std::size_t consumer_count() const { return consumers_.size(); }
     Consumer* find_consumer(std::string_view tag);
+    // The unsettled deliveries from one queue, in delivery-tag order (the dead-letter
+    // workbench lists them): f(delivery tag, message, consumer tag or "" for basic.get,
+    // delivered at); f returns false to stop.
+    void for_each_unacked(
+        QueueId queue,
+        const std::function<bool(std::uint64_t, const QueuedMessage&, std::string_view, TimePoint)>& f) const {
+        for (const Unacked& u : unacked_)
+            if (u.live && u.queue == queue && u.message.message &&
+                !f(u.tag, u.message, u.consumer ? std::string_view(u.consumer->tag) : std::string_view(),
+                   u.delivered_at))
+                return;
+    }
+
+    // ---- for the management API (read only)
+    Stats& stats() { return stats_; }
+    const Stats& stats() const { return stats_; }
+    const std::map<std::string, std::unique_ptr<Consumer>, std::less<>>& consumers() const { return consumers_; }
+    std::uint16_t prefetch_count() const { return prefetch_count_; }
+    std::uint16_t global_prefetch_count() const { return global_prefetch_count_; }
+    bool is_confirm_mode() const { return confirm_mode_; }
+    bool is_tx_mode() const { return tx_mode_; }
+    std::size_t pending_confirm_count() const { return awaiting_store_.size(); }
 
     // ---- handlers (dispatched from channel_dispatch.cpp)
     Status on_channel_flow(const protocol::ChannelFlow& m);
@@ -145,6 +169,7 @@ private:
     struct TxPublish {
         MessageRef message;
         std::vector<std::string> queues;
+        std::vector<std::string> held;  // delayed exchanges that hold it
         bool mandatory = false;
         bool reply_to = false;  // to a direct reply-to consumer, looked up at commit
     };
@@ -153,6 +178,7 @@ private:
         enum class Kind { Ack, Reject } kind;
         std::vector<Unacked> entries;
         bool requeue = false;
+        ReturnReason why = ReturnReason::Rejected;  // basic.reject or basic.nack
     };
 
     VHost& vhost() const;
@@ -209,11 +235,11 @@ private:
 
     // unacked ledger
     Status collect(std::uint64_t tag, bool multiple, protocol::MethodId method, std::vector<Unacked>& out);
-    void settle(std::vector<Unacked>& entries, bool ack, bool requeue);
+    void settle(std::vector<Unacked>& entries, bool ack, bool requeue, ReturnReason why = ReturnReason::Rejected);
     // basic.ack, nack and reject: collect, then settle now or at commit in a transaction.
     Status settle_tags(std::uint64_t tag, bool multiple, protocol::MethodId method, bool ack, bool requeue);
     void requeue_all_unacked();  // basic.recover
-    void requeue_entry(Unacked&& entry);
+    void requeue_entry(Unacked&& entry, ReturnReason why = ReturnReason::ChannelClosed);
     // The queue of a stored delivery is gone: let the message log forget it.
     void forget_stored(const Unacked& entry);
     void pop_settled_front();
@@ -309,6 +335,8 @@ private:
     // direct reply-to
     std::string reply_to_name_;  // "amq.rabbitmq.reply-to.…" once a reply consumer exists
     Consumer* reply_consumer_ = nullptr;
+
+    Stats stats_;
 };
 
 }  // namespace warren::broker

@@ -72,10 +72,12 @@ Queue* Channel::queue_for(QueueId id) {
     return cached_queue_;
 }
 
-void Channel::requeue_entry(Unacked&& entry) {
+void Channel::requeue_entry(Unacked&& entry, ReturnReason why) {
     if (!entry.message.message) return;  // already settled by a commit that threw half-way
-    if (Queue* q = queue_for(entry.queue))
-        q->requeue(std::move(entry.message));
+    if (Queue* q = queue_for(entry.queue)) {
+        q->remove_unacked();
+        q->requeue(std::move(entry.message), why);
+    }
     else
         forget_stored(entry);  // the queue is gone: so is the message, as in RabbitMQ
 }
@@ -85,22 +87,28 @@ void Channel::forget_stored(const Unacked& entry) {
     if (VHostStorage* s = vhost().storage()) s->forget(entry.message.message->store_location());
 }
 
-void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue) {
+void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue, ReturnReason why) {
     // Credit came back: the queues these deliveries came from may deliver again. With a
     // channel-wide limit, every queue this channel consumes from may.
     auto& freed = freed_scratch_;
     freed.clear();
+    if (ack) {
+        stats_.add(Stat::ack, entries.size());
+        vhost().stats().add(Stat::ack, entries.size());
+    }
     for (auto& e : entries) {
         Queue* q = queue_for(e.queue);
+        if (q) q->remove_unacked();
         if (!q) {
             forget_stored(e);
         } else if (ack) {
+            q->stats().add(Stat::ack);
             if (Stream* s = q->stream())
                 s->on_acked(e.consumer, e.message.seq() - 1);  // credit only; the message stays
             else
                 q->on_acked(e.message);
         } else if (requeue) {
-            q->requeue(std::move(e.message));
+            q->requeue(std::move(e.message), why);
         } else {
             q->dead_letter(std::move(e.message), DeadLetterReason::Rejected);
         }
@@ -131,12 +139,14 @@ Status Channel::settle_tags(std::uint64_t tag, bool multiple, MethodId method, b
                                              resource),
                                  method};
             }
+    // RabbitMQ 4.3 counts a reject as a failed delivery and a nack as a plain return.
+    const ReturnReason why = method == BasicNack::id ? ReturnReason::Nacked : ReturnReason::Rejected;
     if (tx_mode_) {
         tx_settles_.push_back(
-            TxSettle{ack ? TxSettle::Kind::Ack : TxSettle::Kind::Reject, std::move(entries), requeue});
+            TxSettle{ack ? TxSettle::Kind::Ack : TxSettle::Kind::Reject, std::move(entries), requeue, why});
         return std::nullopt;
     }
-    settle(entries, ack, requeue);
+    settle(entries, ack, requeue, why);
     return std::nullopt;
 }
 
@@ -155,7 +165,7 @@ Status Channel::on_basic_reject(const BasicReject& m) {
 void Channel::requeue_all_unacked() {
     std::vector<Unacked> entries;
     collect(0, true, BasicRecover::id, entries);
-    settle(entries, false, true);
+    settle(entries, false, true, ReturnReason::Recovered);
 }
 
 Status Channel::on_basic_recover_async(const BasicRecoverAsync& m) {

@@ -136,6 +136,9 @@ Status Channel::on_basic_get(const BasicGet& m) {
                                                                  resource_name("queue", q->name(), vhost().name())));
     std::optional<QueuedMessage> taken = q->take_one();
     if (!taken) {
+        stats_.add(Stat::get_empty);
+        q->stats().add(Stat::get_empty);
+        vhost().stats().add(Stat::get_empty);
         connection_.send_method(id_, BasicGetEmpty{});
         return std::nullopt;
     }
@@ -161,9 +164,25 @@ Status Channel::on_basic_get(const BasicGet& m) {
         q->put_back(std::move(*taken));
         throw;
     }
-    q->on_delivered(m.no_ack ? *taken : unacked_.back().message, m.no_ack);
+    const QueuedMessage& sent = m.no_ack ? *taken : unacked_.back().message;
+    q->on_delivered(sent, m.no_ack);
     ++next_delivery_tag_;
-    if (!m.no_ack) ++unacked_live_;
+    {
+        Stats& vs = vhost().stats();
+        const Stat kind = m.no_ack ? Stat::get_no_ack : Stat::get;
+        stats_.add(kind);
+        q->stats().add(kind);
+        vs.add(kind);
+        if (sent.redelivered()) {
+            stats_.add(Stat::redeliver);
+            q->stats().add(Stat::redeliver);
+            vs.add(Stat::redeliver);
+        }
+    }
+    if (!m.no_ack) {
+        q->add_unacked();
+        ++unacked_live_;
+    }
     return std::nullopt;
 }
 

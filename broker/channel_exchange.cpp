@@ -4,6 +4,7 @@
 #include "broker/channel.hpp"
 #include "broker/channel_errors.hpp"
 #include "broker/connection.hpp"
+#include "broker/delayed_exchange.hpp"
 #include "broker/vhost.hpp"
 
 namespace warren::broker {
@@ -33,13 +34,15 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
         if (!m.nowait) connection_.send_method(id_, ExchangeDeclareOk{});
         return std::nullopt;
     }
-    auto type = exchanges::parse_exchange_type(m.type.view());
-    if (!type) {
+    // rabbit_exchange:check_type/1 first; x-delayed-message is a type (the plugin registers it),
+    // whose arguments are checked only when the exchange is created, as the plugin's validate/1.
+    const std::string_view type_name = m.type.view();
+    if (type_name != delayed_message_type && !exchanges::parse_exchange_type(type_name)) {
         // rabbit_exchange:check_type/1 says "unknown" for a name that is not an Erlang atom and
         // "invalid" for one that is (as '' and common words like 'foo' happen to be). Without
         // RabbitMQ's atom table, Warren says "invalid" for the empty name only.
         std::string_view word = m.type.empty() ? "invalid" : "unknown";
-        return amqp_error(ReplyCode::CommandInvalid, fmt::format("{} exchange type '{}'", word, m.type.view()));
+        return amqp_error(ReplyCode::CommandInvalid, fmt::format("{} exchange type '{}'", word, type_name));
     }
     if (Status s = check_access(Permission::Configure, ResourceKind::Exchange, name)) return s;
     FieldTable arguments = m.arguments.to_table();
@@ -50,17 +53,21 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
         if (const FieldValue* ae = arguments.find(args::alternate_exchange); ae && !ae->as_string())
             return errors::precondition(fmt::format("invalid type '{}' for arg '{}' in {}",
                                                     rabbit_type_name(ae->type()), args::alternate_exchange, resource));
-        if (auto invalid = exchanges::validate_exchange_arguments(*type, arguments))
-            return errors::precondition(*invalid);
         // An alternate exchange: read on this one and write on that one, as a publish would need.
         if (auto ae = alternate_exchange_of(arguments)) {
             if (Status s = check_access(Permission::Read, ResourceKind::Exchange, name)) return s;
             if (Status s = check_access(Permission::Write, ResourceKind::Exchange, *ae)) return s;
         }
-        vh.add_exchange(std::string(name), *type, m.durable, m.auto_delete, m.internal, std::move(arguments));
+        auto resolved = resolve_exchange_type(type_name, arguments, resource);
+        if (auto* error = std::get_if<AmqpError>(&resolved)) return *error;
+        const auto& choice = std::get<ExchangeTypeChoice>(resolved);
+        if (auto invalid = exchanges::validate_exchange_arguments(choice.router, arguments))
+            return errors::precondition(*invalid);
+        vh.add_exchange(std::string(name), choice.router, m.durable, m.auto_delete, m.internal, std::move(arguments),
+                        choice.delayed);
     } else {
-        if (x->type != *type)
-            return errors::inequivalent("type", resource, m.type.view(), exchanges::exchange_type_name(x->type));
+        if (x->type_name() != type_name)
+            return errors::inequivalent("type", resource, type_name, x->type_name());
         if (x->durable != m.durable)
             return errors::inequivalent("durable", resource, errors::bool_text(m.durable), errors::bool_text(x->durable));
         if (x->auto_delete != m.auto_delete)
@@ -69,15 +76,26 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
         if (x->internal != m.internal)
             return errors::inequivalent("internal", resource, errors::bool_text(m.internal),
                                         errors::bool_text(x->internal));
+        auto describe = [](const FieldTable& t, std::string_view key) -> std::string {
+            const FieldValue* v = t.find(key);
+            if (!v) return "none";
+            return fmt::format("the value '{}' of type '{}'", rabbit_value_text(*v), rabbit_type_name(v->type()));
+        };
         auto requested_ae = alternate_exchange_of(arguments);
-        if (requested_ae != x->alternate_exchange) {
-            auto describe = [](const FieldTable& t) -> std::string {
-                const FieldValue* v = t.find(args::alternate_exchange);
-                if (!v) return "none";
-                return fmt::format("the value '{}' of type '{}'", rabbit_value_text(*v), rabbit_type_name(v->type()));
-            };
+        if (requested_ae != x->alternate_exchange)
             return errors::precondition(fmt::format("inequivalent arg 'alternate-exchange' for {}: received {} but current is {}",
-                                                    resource, describe(arguments), describe(x->arguments)));
+                                                    resource, describe(arguments, args::alternate_exchange),
+                                                    describe(x->arguments, args::alternate_exchange)));
+        // LavinMQ's x-delayed-exchange changes what the exchange does, so it must match (the
+        // plugin's x-delayed-type is not compared: a redeclare keeps the type it has, as there).
+        if (!x->plugin_delayed_type) {
+            const FieldValue* v = arguments.find(args::delayed_exchange);
+            const bool requested = v && v->get_if<bool>() && *v->get_if<bool>();
+            if (requested != (x->delayed != nullptr))
+                return errors::precondition(fmt::format("inequivalent arg '{}' for {}: received {} but current is {}",
+                                                        args::delayed_exchange, resource,
+                                                        describe(arguments, args::delayed_exchange),
+                                                        describe(x->arguments, args::delayed_exchange)));
         }
     }
     if (!m.nowait) connection_.send_method(id_, ExchangeDeclareOk{});

@@ -6,6 +6,7 @@
 #include "broker/channel.hpp"
 #include "broker/channel_errors.hpp"
 #include "broker/connection.hpp"
+#include "broker/delay_header.hpp"
 #include "broker/scope_guard.hpp"
 #include "broker/server_texts.hpp"
 #include "broker/durability.hpp"
@@ -193,10 +194,20 @@ Status Channel::publish(MessageRef message) {
                                    connection_.user())),
                                BasicPublish::id);
     }
+    if (x->delayed && message->has_headers()) {
+        // The plugin routes a message whose x-delay it cannot read, or that is beyond its
+        // largest timer, at once, as if it had none; Warren refuses it, naming the header.
+        DelayHeader delay = read_delay_header(message->decoded_properties().headers);
+        if (delay.is_invalid())
+            return errors::with_method(
+                errors::precondition(fmt::format("invalid '{}' header for {}: {}", x_delay_header,
+                                                 resource_name("exchange", x->name, vhost().name()), delay.problem)),
+                BasicPublish::id);
+    }
     if (tx_mode_) {
         // Routed now, enqueued at commit (rabbit_channel keeps the routed delivery in its tx).
-        TxPublish held{{}, {}, pending_mandatory_, is_reply_route(*x, *message)};
-        held.message = held.reply_to ? message : vhost().route_names(*x, message, held.queues);
+        TxPublish held{{}, {}, {}, pending_mandatory_, is_reply_route(*x, *message)};
+        held.message = held.reply_to ? message : vhost().route_names(*x, message, held.queues, held.held);
         tx_publishes_.push_back(std::move(held));
         return std::nullopt;
     }
@@ -212,7 +223,21 @@ Status Channel::publish(MessageRef message) {
         stored = result.stored;
     }
     if (!routed && pending_mandatory_) send_return(ReplyCode::NoRoute, "NO_ROUTE", message);
-    if (confirm_mode_) confirm(next_publish_seq_++, !rejected, stored ? vhost().durability()->ticket() : 0);
+    if (confirm_mode_) confirm(next_publish_seq_++, !rejected, stored ? vhost().durability()->ticket(Durability::Need::Messages) : 0);
+    // Statistics: plain counters (rates come from the sampler).
+    Stats& vs = vhost().stats();
+    stats_.add(Stat::publish);
+    vs.add(Stat::publish);
+    connection_.broker().message_sizes().observe(message->body_size());
+    if (!routed) {
+        const Stat lost = pending_mandatory_ ? Stat::return_unroutable : Stat::drop_unroutable;
+        stats_.add(lost);
+        vs.add(lost);
+    }
+    if (confirm_mode_) {
+        stats_.add(Stat::confirm);
+        vs.add(Stat::confirm);
+    }
     return std::nullopt;
 }
 
@@ -369,7 +394,7 @@ Status Channel::on_tx_commit(const TxCommit&) {
                 --tx_held_;
                 release_credit(e);
             }
-            settle(op.entries, op.kind == TxSettle::Kind::Ack, op.requeue);
+            settle(op.entries, op.kind == TxSettle::Kind::Ack, op.requeue, op.why);
         }
     }
     connection_.send_method(id_, TxCommitOk{});
@@ -388,6 +413,10 @@ void Channel::commit_publish(TxPublish& p) {
         for (const std::string& name : p.queues)
             if (Queue* q = vhost().find_queue(name)) targets.push_back(q);
         routed = vhost().enqueue_routed(p.message, targets).routed;
+        std::vector<ExchangeEntry*> holders;
+        for (const std::string& name : p.held)
+            if (ExchangeEntry* x = vhost().find_exchange(name); x && x->delayed) holders.push_back(x);
+        vhost().hold_routed(p.message, holders);
     }
     if (!routed && p.mandatory) send_return(ReplyCode::NoRoute, "NO_ROUTE", p.message);
 }

@@ -56,6 +56,7 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
         if (!q) return errors::no_queue(name, vh.name());
         if (Status s = check_exclusive(*q)) return s;
         most_recent_queue_ = q->name();
+        ++connection_.broker().churn().queues_declared;
         if (!m.nowait)
             connection_.send_method(id_, QueueDeclareOk{q->name(), static_cast<std::uint32_t>(q->message_count()),
                                                         static_cast<std::uint32_t>(declared_consumer_count(*q))});
@@ -109,6 +110,7 @@ Status Channel::on_queue_declare(const QueueDeclare& m) {
         if (m.exclusive) connection_.add_exclusive_queue(q->id());
     }
     most_recent_queue_ = name;
+    ++connection_.broker().churn().queues_declared;
     if (!m.nowait)
         connection_.send_method(id_, QueueDeclareOk{q->name(), static_cast<std::uint32_t>(q->message_count()),
                                                     static_cast<std::uint32_t>(declared_consumer_count(*q))});
@@ -180,7 +182,7 @@ Status Channel::on_queue_delete(const QueueDelete& m) {
         if (m.if_unused && q->consumer_count() > 0)
             return errors::precondition(fmt::format("{} in use", resource_name("queue", name, vh.name())));
         // A stream counts as empty here, and its delete-ok says 0, as RabbitMQ's.
-        if (m.if_empty && !q->stream() && q->message_count() > 0)
+        if (m.if_empty && !q->stream() && q->message_count() + q->messages_delayed() > 0)
             return errors::precondition(fmt::format("{} not empty", resource_name("queue", name, vh.name())));
         count = vh.delete_queue(*q);
         if (q_is_stream) count = 0;

@@ -66,7 +66,7 @@ void Channel::time_out_consumer(Consumer& consumer) {
         e.live = false;
         --unacked_live_;
         release_credit(e);
-        requeue_entry(std::move(e));
+        requeue_entry(std::move(e), ReturnReason::TimedOut);
     }
     pop_settled_front();
     connection_.send_method(id_, BasicCancel{consumer.tag, true});

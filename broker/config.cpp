@@ -150,6 +150,17 @@ void apply_keys(const json& doc, Config& c) {
             c.listeners.clear();
             for (std::size_t i = 0; i < v.size(); ++i)
                 c.listeners.push_back(get_listener(v[i], fmt::format("listeners[{}]", i)));
+        } else if (key == "management") {
+            c.management = get_listener(v, "management");
+        } else if (key == "prometheus") {
+            c.prometheus = get_listener(v, "prometheus");
+        } else if (key == "management_tls") {
+            TlsListener l = get_tls_listener(v, "management_tls");
+            // RabbitMQ's management.ssl.port default, unless the file names one.
+            if (!v.contains("port")) l.port = 15671;
+            c.management_tls = std::move(l);
+        } else if (key == "stats_interval_ms") {
+            c.stats_interval_ms = get_uint(v, key, 100, 3'600'000);
         } else if (key == "tls_listeners") {
             if (!v.is_array())
                 throw KeyError{
@@ -246,10 +257,13 @@ ConfigResult load_config_file(const std::string& path, Config base) {
 }
 
 std::string usage() {
-    return "usage: warren [--config FILE] [--bind ADDRESS] [--port PORT] [--data-dir DIR] [--log-level LEVEL]\n"
+    return "usage: warren [--config FILE] [--bind ADDRESS] [--port PORT] [--management-port PORT]\n"
+           "              [--prometheus-port PORT] [--data-dir DIR] [--log-level LEVEL]\n"
            "  --config FILE      JSON configuration (see README: Configuration)\n"
            "  --bind ADDRESS     address to listen on (default 127.0.0.1)\n"
            "  --port PORT        AMQP port (default 5672; 0 picks a free port)\n"
+           "  --management-port PORT  management HTTP API port (default 15672 on 127.0.0.1; 0 disables)\n"
+           "  --prometheus-port PORT  Prometheus metrics port (default 15692 on 127.0.0.1; 0 disables)\n"
            "  --data-dir DIR     definitions and persistent messages (default ./warren-data;\n"
            "                     an empty string keeps everything in memory)\n"
            "  --log-level LEVEL  debug, info, warning, error or none (default info)\n";
@@ -257,7 +271,7 @@ std::string usage() {
 
 CommandLine parse_command_line(int argc, char** argv) {
     CommandLine cl;
-    std::optional<std::string> config_path, bind, port, level, data_dir;
+    std::optional<std::string> config_path, bind, port, level, data_dir, management_port, prometheus_port;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         auto value = [&](std::optional<std::string>& slot) {
@@ -280,6 +294,10 @@ CommandLine parse_command_line(int argc, char** argv) {
             value(level);
         } else if (arg == "--data-dir") {
             value(data_dir);
+        } else if (arg == "--management-port") {
+            value(management_port);
+        } else if (arg == "--prometheus-port") {
+            value(prometheus_port);
         } else {
             cl.error = fmt::format("unknown option '{}'", arg);
         }
@@ -307,6 +325,24 @@ CommandLine parse_command_line(int argc, char** argv) {
             return cl;
         }
         config.listeners.front().port = static_cast<std::uint16_t>(p);
+    }
+    if (management_port) {
+        char* end = nullptr;
+        unsigned long p = std::strtoul(management_port->c_str(), &end, 10);
+        if (management_port->empty() || *end != '\0' || p > 65535) {
+            cl.error = fmt::format("--management-port must be a number from 0 to 65535, not '{}'", *management_port);
+            return cl;
+        }
+        config.management.port = static_cast<std::uint16_t>(p);
+    }
+    if (prometheus_port) {
+        char* end = nullptr;
+        unsigned long p = std::strtoul(prometheus_port->c_str(), &end, 10);
+        if (prometheus_port->empty() || *end != '\0' || p > 65535) {
+            cl.error = fmt::format("--prometheus-port must be a number from 0 to 65535, not '{}'", *prometheus_port);
+            return cl;
+        }
+        config.prometheus.port = static_cast<std::uint16_t>(p);
     }
     if (level) {
         log::Level l;

@@ -38,6 +38,15 @@ struct TlsListener {
 
 struct Config {
     std::vector<Listener> listeners{Listener{}};
+    // The management HTTP API (RabbitMQ's default port); port 0 disables it.
+    Listener management{"127.0.0.1", 15672};
+    // Prometheus metrics (rabbitmq_prometheus's port); port 0 disables them.
+    Listener prometheus{"127.0.0.1", 15692};
+    // The management API over HTTPS (RabbitMQ's management.ssl.*, port 15671), none by default.
+    // Its certificate files are read as the AMQPS listeners' are.
+    std::optional<TlsListener> management_tls;
+    // How often statistics are sampled for the API's rates (RabbitMQ's collect_statistics_interval).
+    std::uint64_t stats_interval_ms = 5000;
     // AMQPS listeners (none by default). `listeners` may be empty when there is one.
     std::vector<TlsListener> tls_listeners;
     // A TLS client that has not finished its handshake within this time is dropped

@@ -42,6 +42,7 @@ Connection::Connection(Broker& broker, ConnectionHost& host, PeerInfo peer)
       output_high_water_(broker.config().connection_output_high_water),
       output_limit_(broker.config().connection_output_limit) {
     id_ = broker_.register_connection(*this);
+    connected_at_ms_ = broker_.clock().unix_ms();
     // RabbitMQ's handshake_timeout: a peer that does not finish the handshake is dropped.
     close_timer_ = broker_.timers().schedule(broker_.now() + handshake_timeout, [this] {
         close_timer_ = 0;
@@ -266,6 +267,12 @@ const OutputQueue* Connection::begin_write() {
     if (writing_ || pending_.empty() || output_holds_ > 0) return nullptr;
     std::swap(pending_, in_flight_);
     writing_ = true;
+    stats_.add(Stat::send_oct, in_flight_.size());
+    stats_.add(Stat::send_cnt);
+    if (vhost_) {
+        vhost_->stats().add(Stat::send_oct, in_flight_.size());
+        vhost_->stats().add(Stat::send_cnt);
+    }
     return &in_flight_;
 }
 

@@ -16,6 +16,7 @@
 #include "broker/auth.hpp"
 #include "broker/life_token.hpp"
 #include "broker/output_queue.hpp"
+#include "broker/stats.hpp"
 #include "broker/timer_queue.hpp"
 #include "protocol/byte_buffer.hpp"
 #include "protocol/frame.hpp"
@@ -59,6 +60,7 @@ struct TlsPeer {
 struct PeerInfo {
     std::string address;  // "127.0.0.1:53422"
     bool is_loopback = true;
+    std::string local_address;  // "127.0.0.1:5672": the listener's end (the management API's names)
     std::optional<TlsPeer> tls;  // set on a TLS listener's connections
 };
 
@@ -172,6 +174,16 @@ public:
     Channel* channel(std::uint16_t id);
     std::size_t channel_count() const { return channels_.size(); }
 
+    // ---- for the management API (read only)
+    const std::map<std::uint16_t, std::unique_ptr<Channel>>& channels() const { return channels_; }
+    Stats& stats() { return stats_; }
+    const Stats& stats() const { return stats_; }
+    const protocol::FieldTable& client_properties() const { return client_properties_; }
+    std::uint16_t channel_max() const { return channel_max_; }
+    std::uint16_t heartbeat() const { return heartbeat_; }
+    // Wall-clock milliseconds since the epoch when the connection was accepted.
+    std::int64_t connected_at_ms() const { return connected_at_ms_; }
+
 private:
     void process_input();
     bool start_body_stream(std::span<const std::byte> available);
@@ -254,6 +266,8 @@ private:
     std::vector<std::uint64_t> exclusive_queues_;
 
     int output_holds_ = 0;
+    Stats stats_;
+    std::int64_t connected_at_ms_ = 0;
     LifeToken life_;
 };
 

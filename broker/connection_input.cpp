@@ -43,6 +43,12 @@ std::span<std::byte> Connection::read_space(std::size_t n) {
 
 void Connection::on_read(std::size_t n) {
     bytes_received_ += n;
+    stats_.add(Stat::recv_oct, n);
+    stats_.add(Stat::recv_cnt);
+    if (vhost_) {
+        vhost_->stats().add(Stat::recv_oct, n);
+        vhost_->stats().add(Stat::recv_cnt);
+    }
     if (direct_read_) {
         direct_read_ = false;
         stream_remaining_ -= static_cast<std::uint32_t>(n);

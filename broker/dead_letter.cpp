@@ -145,14 +145,16 @@ void VHost::route_dead_letter(DeadLetter& d) {
 
     // Route, then drop the queues this message would cycle back to.
     std::vector<Queue*> targets;
+    std::vector<ExchangeEntry*> held;  // a delayed exchange on the way holds it, as a publish
     protocol::TableView new_headers = dead->decoded_properties().headers;
     ++route_epoch_;
-    route_keys(*dlx, {dead->routing_key(), new_headers, dead->properties()}, targets);
+    route_keys(*dlx, {dead->routing_key(), new_headers, dead->properties()}, targets, &held);
     if (!d.routing_key) {
         for (std::string_view h : {"CC", "BCC"}) {
             if (auto v = new_headers.find(h))
                 v->as_array().for_each([&](protocol::FieldRef k) {
-                    if (auto key = k.as_string()) route_keys(*dlx, {*key, new_headers, dead->properties()}, targets);
+                    if (auto key = k.as_string())
+                        route_keys(*dlx, {*key, new_headers, dead->properties()}, targets, &held);
                 });
         }
     }
@@ -170,6 +172,7 @@ void VHost::route_dead_letter(DeadLetter& d) {
         return true;
     });
     enqueue_routed(dead, targets);
+    hold_routed(dead, held);
 }
 
 std::string VHost::resource_name_for(const Queue& queue) const {

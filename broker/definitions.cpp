@@ -17,8 +17,9 @@ using json = nlohmann::json;
 
 namespace {
 
-// 2: users and permissions (format 1, without them, is still read).
-constexpr int snapshot_format = 2;
+// 2: users and permissions; 3: policies and global parameters; 4: streams' tracked offsets
+// (older formats are still read).
+constexpr int snapshot_format = 4;
 
 struct BadRecord {
     std::string what;
@@ -125,12 +126,14 @@ json topic_permission_json(const StoredTopicPermission& p) {
     return {{"user", p.user}, {"vhost", p.vhost}, {"exchange", p.exchange}, {"write", p.write}, {"read", p.read}};
 }
 json exchange_json(const StoredExchange& x) {
-    return {{"vhost", x.vhost},
-            {"name", x.name},
-            {"type", x.type},
-            {"auto_delete", x.auto_delete},
-            {"internal", x.internal},
-            {"arguments", encode_args(x.arguments)}};
+    json o{{"vhost", x.vhost},
+           {"name", x.name},
+           {"type", x.type},
+           {"auto_delete", x.auto_delete},
+           {"internal", x.internal},
+           {"arguments", encode_args(x.arguments)}};
+    if (x.id) o["id"] = x.id;
+    return o;
 }
 json queue_json(const StoredQueue& q) {
     return {{"vhost", q.vhost},
@@ -146,6 +149,29 @@ json binding_json(const StoredBinding& b) {
             {"destination_type", b.to_exchange ? "exchange" : "queue"},
             {"routing_key", b.routing_key},
             {"arguments", encode_args(b.arguments)}};
+}
+
+json policy_json(const StoredPolicy& p) {
+    return {{"vhost", p.vhost},          {"operator", p.operator_policy}, {"name", p.name},
+            {"pattern", p.pattern},      {"apply_to", p.apply_to},        {"priority", p.priority},
+            {"definition", p.definition}};
+}
+json global_parameter_json(const StoredGlobalParameter& p) {
+    return {{"name", p.name}, {"value", p.value}};
+}
+
+std::int64_t get_i64(const json& o, const char* key) {
+    const json& v = field(o, key);
+    if (!v.is_number_integer()) throw BadRecord{fmt::format("'{}' is not an integer", key)};
+    return v.get<std::int64_t>();
+}
+
+StoredPolicy parse_policy(const json& o) {
+    return {get_u32(o, "vhost"),       get_bool(o, "operator"), get_string(o, "name"),      get_string(o, "pattern"),
+            get_string(o, "apply_to"), get_i64(o, "priority"),  get_string(o, "definition")};
+}
+StoredGlobalParameter parse_global_parameter(const json& o) {
+    return {get_string(o, "name"), get_string(o, "value")};
 }
 
 // Fields added after the first format are optional: records written before them still read.
@@ -166,8 +192,10 @@ StoredTopicPermission parse_topic_permission(const json& o) {
             get_string(o, "read")};
 }
 StoredExchange parse_exchange(const json& o) {
-    return {get_u32(o, "vhost"),         get_string(o, "name"),     get_string(o, "type"),
-            get_bool(o, "auto_delete"), get_bool(o, "internal"), decode_args(field(o, "arguments"))};
+    StoredExchange x{get_u32(o, "vhost"),         get_string(o, "name"),     get_string(o, "type"),
+                     get_bool(o, "auto_delete"), get_bool(o, "internal"), decode_args(field(o, "arguments"))};
+    if (o.contains("id")) x.id = get_u32(o, "id");
+    return x;
 }
 json stream_offset_json(const StoredStreamOffset& s) {
     return {{"vhost", s.vhost}, {"queue", s.queue}, {"name", s.name}, {"offset", s.offset}};
@@ -245,6 +273,19 @@ std::string stream_offset_record(const StoredStreamOffset& o) {
     return with_op(stream_offset_json(o), "stream_offset");
 }
 
+std::string policy_record(const StoredPolicy& p) {
+    return with_op(policy_json(p), "policy");
+}
+std::string policy_delete_record(std::uint32_t vhost, bool operator_policy, std::string_view name) {
+    return with_op({{"vhost", vhost}, {"operator", operator_policy}, {"name", name}}, "policy.delete");
+}
+std::string global_parameter_record(const StoredGlobalParameter& p) {
+    return with_op(global_parameter_json(p), "global_parameter");
+}
+std::string global_parameter_delete_record(std::string_view name) {
+    return with_op({{"name", name}}, "global_parameter.delete");
+}
+
 std::string snapshot(const Definitions& d) {
     json doc{{"format", snapshot_format}, {"next_vhost_id", d.next_vhost_id}, {"next_queue_id", d.next_queue_id}};
     json& vhosts = doc["vhosts"] = json::array();
@@ -263,6 +304,10 @@ std::string snapshot(const Definitions& d) {
     for (const auto& b : d.bindings) bindings.push_back(binding_json(b));
     json& offsets = doc["stream_offsets"] = json::array();
     for (const auto& s : d.stream_offsets) offsets.push_back(stream_offset_json(s));
+    json& policies = doc["policies"] = json::array();
+    for (const auto& p : d.policies) policies.push_back(policy_json(p));
+    json& globals = doc["global_parameters"] = json::array();
+    for (const auto& p : d.global_parameters) globals.push_back(global_parameter_json(p));
     return doc.dump();
 }
 
@@ -283,6 +328,7 @@ std::optional<std::string> Definitions::apply_record(std::span<const std::byte> 
             std::erase_if(stream_offsets, [&](const StoredStreamOffset& s) { return s.vhost == id; });
             std::erase_if(permissions, [&](const StoredPermission& p) { return p.vhost == id; });
             std::erase_if(topic_permissions, [&](const StoredTopicPermission& p) { return p.vhost == id; });
+            std::erase_if(policies, [&](const StoredPolicy& p) { return p.vhost == id; });
         } else if (op == "user") {
             users_stored = true;
             put(users, parse_user(o), [](const StoredUser& a, const StoredUser& b) { return a.name == b.name; });
@@ -312,7 +358,9 @@ std::optional<std::string> Definitions::apply_record(std::span<const std::byte> 
                 return p.user == user && p.vhost == vh && p.exchange == exchange;
             });
         } else if (op == "exchange") {
-            put(exchanges, parse_exchange(o),
+            StoredExchange x = parse_exchange(o);
+            next_queue_id = std::max(next_queue_id, x.id + 1);
+            put(exchanges, std::move(x),
                 [](const StoredExchange& a, const StoredExchange& b) { return a.vhost == b.vhost && a.name == b.name; });
         } else if (op == "exchange.delete") {
             std::uint32_t vh = get_u32(o, "vhost");
@@ -346,6 +394,23 @@ std::optional<std::string> Definitions::apply_record(std::span<const std::byte> 
         } else if (op == "binding.delete") {
             StoredBinding b = parse_binding(o);
             std::erase(bindings, b);
+        } else if (op == "policy") {
+            put(policies, parse_policy(o), [](const StoredPolicy& a, const StoredPolicy& b) {
+                return a.vhost == b.vhost && a.operator_policy == b.operator_policy && a.name == b.name;
+            });
+        } else if (op == "policy.delete") {
+            std::uint32_t vh = get_u32(o, "vhost");
+            bool operator_policy = get_bool(o, "operator");
+            std::string name = get_string(o, "name");
+            std::erase_if(policies, [&](const StoredPolicy& p) {
+                return p.vhost == vh && p.operator_policy == operator_policy && p.name == name;
+            });
+        } else if (op == "global_parameter") {
+            put(global_parameters, parse_global_parameter(o),
+                [](const StoredGlobalParameter& a, const StoredGlobalParameter& b) { return a.name == b.name; });
+        } else if (op == "global_parameter.delete") {
+            std::string name = get_string(o, "name");
+            std::erase_if(global_parameters, [&](const StoredGlobalParameter& p) { return p.name == name; });
         } else {
             return fmt::format("unknown op '{}'", op);
         }
@@ -382,7 +447,13 @@ std::optional<std::string> Definitions::apply_snapshot(std::span<const std::byte
         each("exchanges", parse_exchange, d.exchanges);
         each("queues", parse_queue, d.queues);
         each("bindings", parse_binding, d.bindings);
-        if (o.contains("stream_offsets")) each("stream_offsets", parse_stream_offset, d.stream_offsets);
+        if (format.get<int>() >= 3) {
+            each("policies", parse_policy, d.policies);
+            each("global_parameters", parse_global_parameter, d.global_parameters);
+        }
+        // Format 4 always has them; the streams branch wrote them into format-2 snapshots.
+        if (format.get<int>() >= 4 || o.contains("stream_offsets"))
+            each("stream_offsets", parse_stream_offset, d.stream_offsets);
         *this = std::move(d);
     } catch (const BadRecord& e) {
         return e.what;

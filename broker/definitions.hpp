@@ -1,5 +1,5 @@
-// What the definitions log holds: vhosts, users, permissions, durable exchanges, queues and
-// bindings, as JSON records
+// What the definitions log holds: vhosts, users, permissions, durable exchanges, queues,
+// bindings, policies and global parameters, as JSON records
 // (one change each) and as a whole snapshot. Replaying a snapshot and the records after it gives
 // a Definitions model, from which the broker builds its vhosts at start-up. Arguments keep their
 // AMQP types: they are stored as the encoded field table, base64 (a JSON number would lose them).
@@ -60,6 +60,9 @@ struct StoredExchange {
     bool auto_delete = false;
     bool internal = false;
     protocol::FieldTable arguments;
+    // A delayed exchange's id in its vhost's message log (from the queues' sequence; 0: none).
+    // Absent from the records of exchanges that hold nothing, and of older brokers.
+    std::uint32_t id = 0;
 };
 
 struct StoredQueue {
@@ -88,6 +91,23 @@ struct StoredStreamOffset {
     std::uint64_t offset = 0;
 };
 
+// A policy (operator: an operator policy) as given: the definition is its JSON text.
+struct StoredPolicy {
+    std::uint32_t vhost = 0;
+    bool operator_policy = false;
+    std::string name;
+    std::string pattern;
+    std::string apply_to;
+    std::int64_t priority = 0;
+    std::string definition;
+};
+
+// A global parameter (cluster_name) and its value as JSON text.
+struct StoredGlobalParameter {
+    std::string name;
+    std::string value;
+};
+
 // The durable state, as replayed from the log.
 struct Definitions {
     std::vector<StoredVHost> vhosts;
@@ -101,6 +121,8 @@ struct Definitions {
     std::vector<StoredQueue> queues;
     std::vector<StoredBinding> bindings;
     std::vector<StoredStreamOffset> stream_offsets;
+    std::vector<StoredPolicy> policies;
+    std::vector<StoredGlobalParameter> global_parameters;
     std::uint32_t next_vhost_id = 1;
     std::uint32_t next_queue_id = 1;
 
@@ -126,6 +148,10 @@ std::string queue_delete_record(std::uint32_t vhost, std::string_view name, std:
 std::string binding_record(const StoredBinding& b);
 std::string binding_delete_record(const StoredBinding& b);
 std::string stream_offset_record(const StoredStreamOffset& o);
+std::string policy_record(const StoredPolicy& p);
+std::string policy_delete_record(std::uint32_t vhost, bool operator_policy, std::string_view name);
+std::string global_parameter_record(const StoredGlobalParameter& p);
+std::string global_parameter_delete_record(std::string_view name);
 // The whole state.
 std::string snapshot(const Definitions& d);
 

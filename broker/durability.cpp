@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
+
 #include "broker/log.hpp"
 #include "store/posix_file_system.hpp"
 
@@ -87,8 +89,9 @@ std::vector<std::uint32_t> Durability::message_log_ids() const {
 
 // ---- tickets ----------------------------------------------------------------------------------
 
-std::uint64_t Durability::ticket() {
+std::uint64_t Durability::ticket(Need need) {
     wanted_ = true;
+    if (need == Need::All) wanted_events_ = true;
     return next_ticket_;
 }
 
@@ -129,7 +132,9 @@ void Durability::end_turn() {
         return;
     }
     const std::uint64_t t = next_ticket_++;
+    const bool events = wanted_events_;
     wanted_ = false;
+    wanted_events_ = false;
     const bool failed = turn_failed_ || storage_failed_;
     turn_failed_ = false;
     if (failed) {
@@ -137,8 +142,9 @@ void Durability::end_turn() {
     } else if (!fsync_confirms_) {
         complete(t, true);
     } else {
-        in_sync_.push_back({t, sync_->request_sync()});
-        written_unsynced_ = false;
+        in_sync_.push_back({t, sync_->request_sync(events)});
+        // A round that left the sidecars behind still owes them to the periodic sync.
+        written_unsynced_ = !events;
     }
 }
 
@@ -149,6 +155,23 @@ void Durability::on_synced(const store::SyncResult& result) {
         in_sync_.pop_front();
         complete(t, !result.error);
     }
+}
+
+void Durability::compact_definitions(std::span<const std::byte> snapshot) {
+    const std::uint64_t before = meta_->log_bytes();
+    if (auto s = meta_->compact(snapshot); !s) {
+        log::error("storage: compacting the definitions log failed: {}; it keeps growing until the next try",
+                   s.error().message);
+        compact_definitions_at_ = before + std::max<std::uint64_t>(compact_definitions_min_, 2 * snapshot.size());
+        return;
+    }
+    log::info("storage: definitions log compacted: {} bytes of records replaced by a {}-byte snapshot", before,
+              snapshot.size());
+    compact_definitions_at_ = std::max<std::uint64_t>(compact_definitions_min_, 2 * snapshot.size());
+}
+
+void Durability::set_definitions_compaction_min(std::uint64_t bytes) {
+    compact_definitions_min_ = compact_definitions_at_ = bytes;
 }
 
 void Durability::periodic_sync() {

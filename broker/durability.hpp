@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -50,11 +51,15 @@ public:
     std::vector<std::uint32_t> message_log_ids() const;
 
     bool fsync_confirms() const { return fsync_confirms_; }
+    store::SyncStats sync_stats() const { return sync_->stats(); }
 
     // ---- tickets
     // The ticket that covers everything buffered up to now. Asking for it makes the end of this
-    // turn write and (with fsync_confirms) sync.
-    std::uint64_t ticket();
+    // turn write and (with fsync_confirms) sync. A publisher's confirm needs only its message
+    // stored (Need::Messages); everything else (a commit-ok after acks, a declare-ok) asks for
+    // all of it, the acks and deliveries in the sidecars included.
+    enum class Need : std::uint8_t { Messages, All };
+    std::uint64_t ticket(Need need = Need::All);
     // Runs `done(ok)` on the loop once `ticket` is stored, or once storing it failed. Callers
     // whose object may go away first capture a weak handle.
     void when_stored(std::uint64_t ticket, Done done);
@@ -79,6 +84,16 @@ public:
     void wait_for_syncs();
     bool has_syncs_in_flight() const { return !in_sync_.empty(); }
 
+    // ---- the definitions log's growth
+    // Every durable declare and delete appends a record: once the log passes max(min, twice the
+    // last snapshot), the broker compacts it with a snapshot of the live definitions, at the end
+    // of a turn (two fdatasyncs on the loop thread; seldom, and amortised by the growth).
+    bool definitions_due() const { return healthy() && meta_->log_bytes() >= compact_definitions_at_; }
+    // Makes `snapshot` (every definition, including this turn's records) the new generation; a
+    // failure is logged, the old generation stays, and the next try waits for as much growth.
+    void compact_definitions(std::span<const std::byte> snapshot);
+    void set_definitions_compaction_min(std::uint64_t bytes);  // tests: a small log compacts
+
     // False once an fdatasync failed: nothing can be called stored from then on.
     bool healthy() const { return !storage_failed_; }
     const std::string& failure() const { return failure_; }
@@ -102,10 +117,13 @@ private:
     std::map<std::uint32_t, std::unique_ptr<store::MessageLog>> logs_;
 
     std::uint64_t definition_appends_ = 0;
+    std::uint64_t compact_definitions_min_ = 4 << 20;
+    std::uint64_t compact_definitions_at_ = 4 << 20;
 
     // Tickets: next_ticket_ is the one this turn will settle; wanted_ says someone asked for it.
     std::uint64_t next_ticket_ = 1;
     bool wanted_ = false;
+    bool wanted_events_ = false;  // someone this turn needs the sidecars synced too
     bool turn_failed_ = false;   // a write failed during this turn
     bool written_unsynced_ = false;  // written since the last sync request (for periodic_sync)
     struct InSync {

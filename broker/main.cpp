@@ -11,7 +11,9 @@
 #include "broker/durability.hpp"
 #include "broker/log.hpp"
 #include "broker/net/event_loop.hpp"
+#include "broker/net/http_server.hpp"
 #include "broker/net/server.hpp"
+#include "mgmt/api.hpp"
 
 using namespace warren::broker;
 
@@ -70,6 +72,59 @@ int main(int argc, char** argv) {
         warren::log::error("{}", e.what());
         return 1;
     }
+    // The management API, on this same loop: its lists are built in pieces posted to the loop.
+    std::vector<std::uint16_t> amqp_ports;
+    for (const auto& ep : server->endpoints()) amqp_ports.push_back(ep.port());
+    auto post_later = [&io](std::chrono::nanoseconds delay, std::function<void()> f) {
+        if (delay.count() <= 0) return asio::post(io, std::move(f));
+        auto timer = std::make_shared<asio::steady_timer>(io, delay);
+        timer->async_wait([timer, f = std::move(f)](const asio::error_code& ec) {
+            if (!ec) f();
+        });
+    };
+    warren::mgmt::Api api(broker, post_later, amqp_ports);
+    std::unique_ptr<net::HttpServer> http;
+    if (config.management.port != 0) {
+        try {
+            http = std::make_unique<net::HttpServer>(
+                loop, config.management, [&api](const auto& r, auto respond) { api.handle(r, std::move(respond)); });
+            api.set_http_address(config.management.bind, http->endpoint().port());
+        } catch (const std::exception& e) {
+            // AMQP matters more than the API: a management port in use (another broker's, or a
+            // second Warren started for a test) leaves Warren running without its API.
+            warren::log::warning("{}; the management API is off", e.what());
+        }
+    }
+    // The API over HTTPS: its certificate files are checked as the AMQPS listeners' are, and a
+    // bad one stops the start (a taken port only turns the listener off, as for HTTP).
+    std::unique_ptr<net::HttpServer> https;
+    if (config.management_tls && config.management_tls->port != 0) {
+        auto made = net::make_tls_context(config.management_tls->tls, "management_tls");
+        for (const auto& w : made.warnings) warren::log::warning("{}", w);
+        if (!made.context) {
+            warren::log::error("{}", made.error);
+            return 1;
+        }
+        try {
+            https = std::make_unique<net::HttpServer>(
+                loop, Listener{config.management_tls->bind, config.management_tls->port},
+                [&api](const auto& r, auto respond) { api.handle(r, std::move(respond)); }, made.context);
+        } catch (const std::exception& e) {
+            warren::log::warning("{}; the management API over HTTPS is off", e.what());
+        }
+    }
+    // Prometheus metrics on their own port, as rabbitmq_prometheus serves them.
+    std::unique_ptr<net::HttpServer> metrics;
+    if (config.prometheus.port != 0) {
+        try {
+            metrics = std::make_unique<net::HttpServer>(
+                loop, config.prometheus,
+                [&api](const auto& r, auto respond) { api.handle_metrics(r, std::move(respond)); }, nullptr,
+                "Prometheus metrics");
+        } catch (const std::exception& e) {
+            warren::log::warning("{}; the Prometheus metrics are off", e.what());
+        }
+    }
     warren::log::info("Warren started; memory high watermark {} MiB", broker.memory_limit() / (1024 * 1024));
 
     // The memory alarm: sample memory use a few times a second.
@@ -92,6 +147,12 @@ int main(int argc, char** argv) {
         broker.timers().schedule(clock.now() + std::chrono::seconds(1), sample_disk);
     };
     if (broker.durability()) sample_disk();
+    // Statistics: one sample of every counter per interval, for the API's rates.
+    std::function<void()> sample_stats = [&] {
+        broker.sample_stats();
+        broker.timers().schedule(clock.now() + std::chrono::milliseconds(config.stats_interval_ms), sample_stats);
+    };
+    sample_stats();
     loop.schedule_turn_end();
 
     asio::signal_set hangup(io, SIGHUP);
@@ -101,6 +162,9 @@ int main(int argc, char** argv) {
         warren::log::info("received signal {}, shutting down", signal);
         hangup.cancel();
         server->shut_down("shutdown");
+        if (http) http->shut_down();
+        if (https) https->shut_down();
+        if (metrics) metrics->shut_down();
         // Give connections a moment to send their close frames, then stop.
         auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(300));
         stop->async_wait([&io, stop](const asio::error_code&) { io.stop(); });
@@ -111,6 +175,13 @@ int main(int argc, char** argv) {
             if (ec) return;
             warren::log::info("received SIGHUP, reloading the TLS certificates");
             server->reload_tls();
+            if (https) {
+                auto made = net::make_tls_context(config.management_tls->tls, "management_tls");
+                if (made.context)
+                    https->set_tls_context(made.context);
+                else
+                    warren::log::error("{}; the management API keeps its current certificate", made.error);
+            }
             await_hangup();
         });
     };

@@ -1,6 +1,7 @@
 // See queue.hpp. TTL: each queue keeps one min-heap of deadlines and one timer armed at the
 // earliest, so a message expires at its deadline wherever it is in the queue (RabbitMQ only
-// expires messages at the head; DECISIONS.md).
+// expires messages at the head; DECISIONS.md). Retries: a returned message waits out its backoff
+// in `retrying_` (a DelayedMessages), then goes back to its place.
 #include "broker/queue.hpp"
 
 #include <algorithm>
@@ -31,16 +32,27 @@ Queue::Queue(VHost& vhost, QueueId id, std::string name, QueueFlags flags, Queue
       id_(id),
       name_(std::move(name)),
       flags_(flags),
+      declared_args_(args),
       args_(std::move(args)),
       raw_args_(std::move(raw_args)),
       owner_(owner_connection),
-      ready_(args_.max_priority, &pager_) {
+      ready_(args_.max_priority, &pager_),
+      retry_(resolve_retry(args_.retry)),
+      retrying_(vhost.broker().timers(), &pager_, [this] { on_retry_due(); }) {
     if (args_.type == QueueType::Stream)
         stream_ = std::make_unique<Stream>(
             *this, StreamSettings{args_.max_age_ms, args_.max_length_bytes,
                                   args_.stream_segment_bytes.value_or(default_stream_segment_bytes)});
     last_used_ = vhost_.broker().now();
     arm_expires_timer();
+}
+
+void Queue::apply_retry_policy(const RetryArgs* policy) { retry_ = resolve_retry(args_.retry, policy); }
+
+std::optional<std::uint64_t> Queue::delivery_limit() const {
+    // LavinMQ's default and RabbitMQ 4's for quorum queues: retries must end somewhere.
+    if (!args_.delivery_limit && retry_.enabled()) return default_retry_delivery_limit;
+    return args_.delivery_limit;
 }
 
 Queue::~Queue() { shut_down(); }
@@ -57,6 +69,7 @@ void Queue::shut_down() {
     if (ttl_timer_) timers.cancel(ttl_timer_);
     if (expires_timer_) timers.cancel(expires_timer_);
     ttl_timer_ = expires_timer_ = 0;
+    retrying_.shut_down();
     vhost_.broker().forget_queue(*this);
     if (VHostStorage* s = vhost_.storage()) s->forget_queue(*this);
 }
@@ -64,7 +77,8 @@ void Queue::shut_down() {
 // ---- in -------------------------------------------------------------------------------------
 
 bool Queue::over_limit(std::size_t extra_count, std::uint64_t extra_bytes) const {
-    if (args_.max_length && ready_.size() + extra_count > *args_.max_length) return true;
+    // Messages waiting for a retry count towards the length, as in RabbitMQ 4.3.
+    if (args_.max_length && ready_.size() + retrying_.size() + extra_count > *args_.max_length) return true;
     if (args_.max_length_bytes && ready_.body_bytes() + extra_bytes > *args_.max_length_bytes) return true;
     return false;
 }
@@ -99,9 +113,11 @@ EnqueueOutcome Queue::enqueue(const MessageRef& message) {
         }
         return EnqueueOutcome::Rejected;
     }
+    stats_.add(Stat::publish);
     TimePoint now = vhost_.broker().now();
     bool immediate = false;
     QueuedMessage m(message, next_seq_++, expiry_for(*message, now, immediate));
+    arrivals_.note(m.seq(), now);
     if (immediate) {
         deliver_or_expire_now(std::move(m));
         return EnqueueOutcome::Enqueued;
@@ -134,15 +150,30 @@ void Queue::enforce_length_limit() {
     }
 }
 
-void Queue::requeue(QueuedMessage m) {
+void Queue::requeue(QueuedMessage m, ReturnReason reason) {
     if (stream_) return;  // a stream keeps every message: nothing goes back
     m.count_return();
-    if (args_.delivery_limit && m.delivery_count() > *args_.delivery_limit) {
+    if (auto limit = delivery_limit(); limit && m.delivery_count() > *limit) {
         dead_letter(std::move(m), DeadLetterReason::DeliveryLimit);
         return;
     }
-    if (m.is_expired(vhost_.broker().now())) {
+    const TimePoint now = vhost_.broker().now();
+    if (m.is_expired(now)) {
         dead_letter(std::move(m), DeadLetterReason::Expired);
+        return;
+    }
+    if (retry_.applies_to(reason)) {
+        const std::uint64_t delay = retry_.delay_ms(m.delivery_count(), vhost_.broker().random());
+        const TimePoint retry_at = now + std::chrono::milliseconds(delay);
+        VHostStorage* storage = vhost_.storage();
+        // Stored as a Hold: after a restart it still waits, until the same instant.
+        if (is_stored(*m.message))
+            storage->held(m.message->store_location(), stored_id_, m.delivery_count(),
+                          vhost_.broker().clock().unix_ms() + static_cast<std::int64_t>(delay));
+        // A TTL that ends first releases it then, to be dead-lettered as expired on time.
+        const TimePoint at = m.has_expiry() ? std::min(retry_at, m.expires_at) : retry_at;
+        retrying_.hold(std::move(m), at, storage != nullptr);
+        if (storage) storage->want_page_out(*this);
         return;
     }
     if (m.has_expiry()) schedule_ttl(m);
@@ -237,14 +268,43 @@ void Queue::put_back(QueuedMessage m) {
 }
 
 std::size_t Queue::purge() {
-    std::size_t n = ready_.size();
+    // Messages waiting for a retry go too, and count (RabbitMQ 4.3).
+    std::size_t n = ready_.size() + retrying_.size();
     ready_.drain([&](const Message* m, std::uint64_t location, bool transient) {
         release_stored(m, location, transient, true);
     });
+    retrying_.drain([&](const DelayedMessages::View& v) { release_stored(v.message, v.location, v.transient, true); });
     deadlines_ = {};
     if (ttl_timer_) vhost_.broker().timers().cancel(ttl_timer_);
     ttl_timer_ = 0;
     return n;
+}
+
+// ---- the workbench ----------------------------------------------------------------------------
+
+MessageRef Queue::peek(const ReadyMessages::Entry& e) const {
+    if (e.message) {
+        auto* m = const_cast<Message*>(e.message);  // one more reference; the message stays immutable
+        m->add_ref();
+        return MessageRef(m);
+    }
+    VHostStorage* storage = vhost_.storage();
+    return storage ? storage->load(e.location) : MessageRef();
+}
+
+std::optional<QueuedMessage> Queue::take_seq(std::uint64_t seq) {
+    std::optional<ReadyMessages::Entry> e = ready_.find(seq);
+    if (!e) return std::nullopt;
+    return ready_.remove(seq, e->priority);
+}
+
+std::optional<Duration> Queue::oldest_age(TimePoint now) const {
+    std::optional<std::uint64_t> oldest = ready_.oldest_seq();
+    if (!oldest) return std::nullopt;
+    arrivals_.forget_before(*oldest);
+    std::optional<TimePoint> at = arrivals_.arrived_by(*oldest);
+    if (!at) return std::nullopt;
+    return now > *at ? now - *at : Duration::zero();
 }
 
 // ---- consumers ------------------------------------------------------------------------------
@@ -279,6 +339,26 @@ void Queue::mark_dirty() {
 
 void Queue::touch() { last_used_ = vhost_.broker().now(); }
 
+void Queue::set_policies(PolicyRef policy, PolicyRef operator_policy) {
+    // Policies do not apply to streams (yet): RabbitMQ 3.10 applies only its stream keys
+    // (max-age, max-length-bytes, stream-max-segment-size-bytes) to them, and a classic queue's
+    // keys (expires, message-ttl, dead-lettering, overflow) must never reach a stream.
+    if (stream_) return;
+    policy_ = std::move(policy);
+    operator_policy_ = std::move(operator_policy);
+    QueueArgs before = args_;
+    args_ = effective_queue_args(declared_args_, raw_args_, policy_.get(), operator_policy_.get());
+    if (args_.expires_ms != before.expires_ms) {
+        // rabbit_amqqueue_process:init_exp/2: the timer starts again with the new value.
+        if (expires_timer_) vhost_.broker().timers().cancel(expires_timer_);
+        expires_timer_ = 0;
+        touch();
+        arm_expires_timer();
+    }
+    // init_max_length/2: a queue over its new limit drops from the head at once.
+    if (args_.overflow == Overflow::DropHead && over_limit(0, 0)) enforce_length_limit();
+}
+
 void Queue::arm_expires_timer() {
     if (!args_.expires_ms || expires_timer_ || !consumers_.empty()) return;
     auto deadline = last_used_ + std::chrono::milliseconds(*args_.expires_ms);
@@ -308,6 +388,29 @@ void Queue::schedule_ttl(const QueuedMessage& m) {
     if (ttl_timer_) timers.cancel(ttl_timer_);
     ttl_timer_at_ = m.expires_at;
     ttl_timer_ = timers.schedule(m.expires_at, [this] { on_ttl_timer(); });
+}
+
+// Returned messages whose backoff is over go back to their places, a bounded batch per turn.
+void Queue::on_retry_due() {
+    constexpr std::size_t budget = 512;
+    const TimePoint now = vhost_.broker().now();
+    bool released = false;
+    for (std::size_t n = 0; n < budget; ++n) {
+        std::optional<QueuedMessage> due = retrying_.pop_due(now);
+        if (!due) break;
+        if (due->is_expired(now)) {
+            dead_letter(std::move(*due), DeadLetterReason::Expired);
+            continue;
+        }
+        if (due->has_expiry()) schedule_ttl(*due);
+        ready_.requeue(std::move(*due));
+        released = true;
+    }
+    retrying_.rearm();
+    if (released) {
+        if (VHostStorage* s = vhost_.storage()) s->want_page_out(*this);
+        mark_dirty();
+    }
 }
 
 void Queue::on_ttl_timer() {
@@ -355,8 +458,16 @@ void Queue::on_delivered(const QueuedMessage& m, bool settled_now) {
 void Queue::on_acked(const QueuedMessage& m) { settle_stored(*m.message); }
 
 void Queue::restore(const PagedMessage& m) {
-    ready_.push_paged(m);
     next_seq_ = std::max(next_seq_, m.seq + 1);
+    if (m.hold_until != TimePoint{}) {
+        // Waiting out a backoff when the broker stopped: until the same instant (or, passed,
+        // released at once, in deadline order); a TTL that ends first releases it then.
+        const TimePoint at = m.expires_at != TimePoint{} ? std::min(m.hold_until, m.expires_at) : m.hold_until;
+        retrying_.restore(m.location, m.seq, m.delivery_count, at, m.expires_at);
+        return;
+    }
+    ready_.push_paged(m);
+    if (m.arrived_at != TimePoint{}) arrivals_.restore(m.seq, m.arrived_at);
     if (m.expires_at != TimePoint{}) {
         deadlines_.push(Deadline{m.expires_at, m.seq, m.priority});
         if (!ttl_timer_ || ttl_timer_at_ > m.expires_at) {
@@ -373,7 +484,9 @@ void Queue::page_out(bool everything) {
         stream_->page_out();
         return;
     }
-    ready_.page_out(memory_window, vhost_.broker().memory_pressure(), everything);
+    const bool pressure = vhost_.broker().memory_pressure();
+    ready_.page_out(memory_window, pressure, everything);
+    retrying_.page_out(vhost_.broker().now(), pressure, everything);
 }
 
 void Queue::forget_stored() {
@@ -381,6 +494,7 @@ void Queue::forget_stored() {
     ready_.drain([&](const Message* m, std::uint64_t location, bool transient) {
         release_stored(m, location, transient, false);
     });
+    retrying_.drain([&](const DelayedMessages::View& v) { release_stored(v.message, v.location, v.transient, false); });
 }
 
 // A ready message leaves without being read back (purge, deletion). In memory it is stored for
@@ -419,6 +533,24 @@ void Queue::checkpoint(std::vector<store::RecoveredEntry>& out, TimePoint now, s
             r.expires_at == TimePoint{}
                 ? -1
                 : now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(r.expires_at - now).count();
+        out.push_back(e);
+    });
+    auto unix_ms = [&](TimePoint t) {
+        return now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count();
+    };
+    retrying_.for_each([&](const DelayedMessages::View& v) {
+        if (v.message ? !is_stored(*v.message) : v.transient) return;
+        store::RecoveredEntry e;
+        e.queue_id = stored_id_;
+        e.queue_seq = v.seq;
+        e.location = v.location;
+        e.body_size = v.message ? static_cast<std::uint32_t>(v.message->body_size()) : 0;
+        e.priority = v.message ? v.message->priority() : 0;
+        e.delivery_count = v.delivery_count;
+        e.has_deadline = true;
+        e.deadline_ms = v.expires_at == TimePoint{} ? -1 : unix_ms(v.expires_at);
+        // Held until the earlier of its retry and its TTL: either way it is released then.
+        e.hold_until_ms = unix_ms(v.at);
         out.push_back(e);
     });
 }

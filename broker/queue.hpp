@@ -11,8 +11,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/arrival_index.hpp"
 #include "broker/consumer.hpp"
+#include "broker/delayed_messages.hpp"
+#include "broker/policy.hpp"
 #include "broker/ready_messages.hpp"
+#include "broker/retry_settings.hpp"
+#include "broker/stats.hpp"
 #include "store/message_log.hpp"
 #include "broker/queue_args.hpp"
 #include "broker/queued_message.hpp"
@@ -51,7 +56,9 @@ public:
     const std::string& name() const { return name_; }
     VHost& vhost() const { return vhost_; }
     const QueueFlags& flags() const { return flags_; }
+    // The arguments the queue acts on: its own (as declared) with its policies applied.
     const QueueArgs& args() const { return args_; }
+    const QueueArgs& declared_args() const { return declared_args_; }
     const protocol::FieldTable& raw_args() const { return raw_args_; }
     std::uint64_t exclusive_owner() const { return owner_; }  // connection id; 0 if not exclusive
     // The queue's id in its vhost's data directory; 0 when it is not stored (transient or
@@ -60,9 +67,22 @@ public:
     void set_stored_id(std::uint32_t id) { stored_id_ = id; }
     exchanges::Destination as_destination() const { return {exchanges::DestinationKind::Queue, id_}; }
 
+    // Ready messages (queue.declare-ok's count, as RabbitMQ's messages_ready); messages waiting
+    // out a retry backoff are counted apart. A stream counts the messages it keeps.
     std::size_t message_count() const { return stream_ ? stream_message_count() : ready_.size(); }
     std::uint64_t message_bytes() const { return ready_.body_bytes(); }
-    std::size_t messages_in_memory() const { return ready_.in_memory(); }
+    std::size_t messages_in_memory() const { return ready_.in_memory() + retrying_.in_memory(); }
+    // Returned messages waiting out their retry backoff (RabbitMQ 4.3's messages_delayed);
+    // constant time.
+    std::size_t messages_delayed() const { return retrying_.size(); }
+
+    // ---- retry with backoff (retry_settings.hpp)
+    const RetrySettings& retry() const { return retry_; }
+    // The settings a policy gives (null: none), merged with the queue's arguments; for the
+    // policy code once it exists. Messages already waiting keep their deadlines.
+    void apply_retry_policy(const RetryArgs* policy);
+    // x-delivery-limit as declared, or 20 when retries are on and none is declared.
+    std::optional<std::uint64_t> delivery_limit() const;
     std::size_t consumer_count() const { return consumers_.size(); }
     const std::vector<Consumer*>& consumers() const { return consumers_; }
     bool has_exclusive_consumer() const { return exclusive_consumer_; }
@@ -78,9 +98,9 @@ public:
     std::uint64_t next_seq() const { return stream_ ? stream_next_seq() : next_seq_; }
     EnqueueOutcome enqueue(const MessageRef& message);
     // A delivered message coming back (nack/reject with requeue, recover, channel close).
-    // Goes back to its original position, marked redelivered; past x-delivery-limit it is
-    // dead-lettered instead.
-    void requeue(QueuedMessage message);
+    // Goes back to its original position, marked redelivered; past the delivery limit it is
+    // dead-lettered instead. With retries on for `reason`, it waits out its backoff first.
+    void requeue(QueuedMessage message, ReturnReason reason = ReturnReason::Rejected);
     // A message of this queue leaves it by a side door (rejected, expired, over a limit): it is
     // settled here and goes to the dead-letter exchange, if there is one.
     void dead_letter(QueuedMessage message, DeadLetterReason reason);
@@ -124,6 +144,38 @@ public:
     Consumer* active_consumer() const;
     bool has_had_consumers() const { return had_consumers_; }
 
+    // ---- the dead-letter workbench (broker/workbench_*.cpp): reading and moving ready messages
+    const ReadyMessages& ready() const { return ready_; }
+    // A ready message to look at, its slot untouched: the message itself when in memory, a copy
+    // read from the message log when paged out (null when it cannot be read).
+    MessageRef peek(const ReadyMessages::Entry& entry) const;
+    // Takes a ready message out by seq (read back if paged out). Its stored pair, if any, is
+    // left for the caller to settle (settle_taken) or to hand over.
+    std::optional<QueuedMessage> take_seq(std::uint64_t seq);
+    void settle_taken(const Message& message) { settle_stored(message); }
+    // When the ready messages arrived (the age of the oldest), and how many have.
+    const ArrivalIndex& arrivals() const { return arrivals_; }
+    // The age of the oldest ready message; nullopt when empty or unknown.
+    std::optional<Duration> oldest_age(TimePoint now) const;
+
+    // ---- policies (policy.hpp)
+    // The policy and operator policy that apply now (null: none). Setting them recomputes the
+    // arguments and acts at once as RabbitMQ's queue does on a policy change: a lower length
+    // limit drops from the head (drop-head), a new expires restarts the idle countdown; a new
+    // message-ttl applies to messages enqueued from now on.
+    const PolicyRef& policy() const { return policy_; }
+    const PolicyRef& operator_policy() const { return operator_policy_; }
+    void set_policies(PolicyRef policy, PolicyRef operator_policy);
+
+    // ---- statistics (for the management API): counters, and deliveries not yet settled
+    Stats& stats() { return stats_; }
+    const Stats& stats() const { return stats_; }
+    std::size_t unacked_count() const { return unacked_; }
+    void add_unacked() { ++unacked_; }
+    void remove_unacked() {
+        if (unacked_) --unacked_;
+    }
+
     // ---- housekeeping
     void mark_dirty();  // asks the broker to dispatch this queue at the end of the loop turn
     bool is_dirty() const { return dirty_; }
@@ -145,6 +197,7 @@ private:
     bool over_limit(std::size_t extra_count, std::uint64_t extra_bytes) const;
     Consumer* next_consumer();
     void schedule_ttl(const QueuedMessage& m);
+    void on_retry_due();
     void on_ttl_timer();
     void expire_due(TimePoint now);
     void arm_expires_timer();
@@ -169,13 +222,18 @@ private:
     QueueId id_;
     std::string name_;
     QueueFlags flags_;
-    QueueArgs args_;
+    QueueArgs declared_args_;
+    QueueArgs args_;  // declared_args_ with the policies applied
     protocol::FieldTable raw_args_;
+    PolicyRef policy_, operator_policy_;
     std::uint64_t owner_;
     std::uint32_t stored_id_ = 0;
 
+    mutable ArrivalIndex arrivals_;  // mutable: reading the age drops samples no longer needed
     QueuePager pager_{*this};
     ReadyMessages ready_;
+    RetrySettings retry_;
+    DelayedMessages retrying_;  // returned messages waiting out their backoff
     std::uint64_t next_seq_ = 1;
     bool page_out_wanted_ = false;
 
@@ -202,6 +260,9 @@ private:
     TimePoint last_used_{};
 
     std::unordered_map<std::uint64_t, std::uint32_t> bound_from_;
+
+    Stats stats_;
+    std::size_t unacked_ = 0;  // delivered to a channel, not yet acked, rejected or requeued
     std::unique_ptr<Stream> stream_;  // last: it refers to the queue while it goes
 };
 

@@ -18,7 +18,9 @@ using protocol::FieldValue;
 // RabbitMQ's largest timer value for TTLs and x-expires (?MAX_EXPIRY_TIMER).
 constexpr std::uint64_t max_expiry_timer = 4294967295ull;
 
-constexpr std::array<std::string_view, 17> equivalence_checked = {
+// RabbitMQ 3.10's list, plus the retry arguments (RabbitMQ 4.3 compares them on its quorum
+// queues, whose queue-type arguments they are; a changed backoff should not pass silently).
+constexpr std::array<std::string_view, 22> equivalence_checked = {
     args::expires,          args::message_ttl,
     args::dead_letter_exchange, args::dead_letter_routing_key,
     args::max_length,       args::max_length_bytes,
@@ -27,7 +29,9 @@ constexpr std::array<std::string_view, 17> equivalence_checked = {
     args::queue_mode,       args::single_active_consumer,
     args::queue_type,       "x-quorum-initial-group-size",
     "x-max-age",            "x-stream-max-segment-size-bytes",
-    "x-queue-leader-locator"};
+    "x-queue-leader-locator", args::delayed_retry_type,
+    args::delayed_retry_min, args::delayed_retry_max,
+    args::delayed_retry_multiplier, args::delayed_retry_jitter};
 
 struct ArgError {
     std::string reason;  // the Erlang term RabbitMQ prints, e.g. {unacceptable_type,longstr}
@@ -148,10 +152,15 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
         } else if (key == stream_args::max_segment_size) {
             err = require_non_neg(v);
             if (!err) a.stream_segment_bytes = static_cast<std::uint64_t>(*v.as_integer());
+        } else if (key.starts_with("x-delayed-retry-")) {
+            std::string reason;
+            if (parse_retry_arg(std::string_view(key).substr(2), v, a.retry, reason) && !reason.empty())
+                err = ArgError{std::move(reason)};
         }
         if (err) return {std::nullopt, invalid_arg(key, queue_text, *err)};
     }
-    // rabbit_stream_queue's capabilities: the arguments a stream refuses.
+    // rabbit_stream_queue's capabilities: the arguments a stream refuses (retry with backoff is
+    // a Warren extension for queues that redeliver; a stream never takes a message back).
     if (a.type == QueueType::Stream) {
         for (std::string_view key : {args::max_length, args::message_ttl, args::expires, args::dead_letter_exchange,
                                      args::dead_letter_routing_key, args::max_priority, args::overflow,
@@ -159,7 +168,13 @@ QueueArgsResult parse_queue_args(const FieldTable& table, std::string_view queue
             if (table.find(key))
                 return {std::nullopt,
                         fmt::format("invalid arg '{}' for {} of queue type rabbit_stream_queue", key, queue_text)};
+        for (const auto& [key, value] : table.entries)
+            if (std::string_view(key).starts_with("x-delayed-retry-"))
+                return {std::nullopt,
+                        fmt::format("invalid arg '{}' for {} of queue type rabbit_stream_queue", key, queue_text)};
     }
+    if (auto e = check_retry_args(a.retry))
+        return {std::nullopt, invalid_arg(fmt::format("x-{}", e->key), queue_text, {std::move(e->reason)})};
     if (a.dead_letter_routing_key && !a.dead_letter_exchange)
         return {std::nullopt, invalid_arg(args::dead_letter_routing_key, queue_text, {"routing_key_but_no_dlx_defined"})};
     // DECISIONS.md: quorum queues get RabbitMQ 4's default delivery limit of 20.

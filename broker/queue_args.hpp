@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "broker/retry_settings.hpp"
 #include "protocol/field_table.hpp"
 
 namespace warren::broker {
@@ -49,6 +50,7 @@ struct QueueArgs {
     // Streams: x-max-age in ms and x-stream-max-segment-size-bytes (x-max-length-bytes above).
     std::optional<std::uint64_t> max_age_ms;
     std::optional<std::uint64_t> stream_segment_bytes;
+    RetryArgs retry;  // x-delayed-retry-*, as declared (see retry_settings.hpp)
 };
 
 struct QueueArgsResult {

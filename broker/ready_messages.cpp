@@ -116,6 +116,8 @@ std::optional<QueuedMessage> ReadyMessages::take(Level& l, std::deque<Slot>::ite
     --in_memory_;
     if (it == l.items.begin()) {
         l.items.pop_front();
+        // Tombstones left at the front go now, so oldest_seq() finds the head at once.
+        skip_tombstones(l);
         if (l.unexamined > l.items.size()) l.unexamined = l.items.size();
     } else {
         ++l.tombstones;
@@ -167,6 +169,64 @@ void ReadyMessages::for_each(const std::function<void(const Entry&)>& f) const {
             f(Entry{s.message(), s.location(), s.seq(), s.delivery_count(), s.expires_at(), s.body_size(),
                     static_cast<std::uint8_t>(p), s.is_transient()});
         }
+}
+
+namespace {
+ReadyMessages::Entry entry_of(const ReadySlot& s, std::size_t priority) {
+    ReadyMessages::Entry e;
+    e.message = s.message();
+    e.location = s.location();
+    e.seq = s.seq();
+    e.delivery_count = s.delivery_count();
+    e.expires_at = s.expires_at();
+    e.body_size = s.body_size();
+    e.priority = static_cast<std::uint8_t>(priority);
+    e.transient = s.is_transient();
+    return e;
+}
+}  // namespace
+
+ReadyMessages::Cursor ReadyMessages::walk(Cursor from, std::size_t budget,
+                                          const std::function<bool(const Entry&)>& f) const {
+    if (from.done) return from;
+    std::size_t level =
+        from.level == 0xFFFF ? levels_.size() - 1 : std::min<std::size_t>(from.level, levels_.size() - 1);
+    std::uint64_t after = from.level == 0xFFFF ? 0 : from.after_seq;
+    for (;;) {
+        const auto& items = levels_[level].items;
+        for (auto it = find_seq(items, after + 1); it != items.end(); ++it) {
+            if (budget == 0) return Cursor{static_cast<std::uint16_t>(level), after, false};
+            --budget;
+            if (it->kind() != Slot::Tombstone && !f(entry_of(*it, level)))
+                return Cursor{static_cast<std::uint16_t>(level), after, false};  // before this one
+            after = it->seq();
+        }
+        if (level == 0) return Cursor{0, after, true};
+        --level;
+        after = 0;
+    }
+}
+
+std::optional<ReadyMessages::Entry> ReadyMessages::find(std::uint64_t seq) const {
+    for (std::size_t p = 0; p < levels_.size(); ++p) {
+        const auto& items = levels_[p].items;
+        auto it = find_seq(items, seq);
+        if (it != items.end() && it->seq() == seq && it->kind() != Slot::Tombstone) return entry_of(*it, p);
+    }
+    return std::nullopt;
+}
+
+std::optional<std::uint64_t> ReadyMessages::oldest_seq() const {
+    std::optional<std::uint64_t> oldest;
+    for (const Level& l : levels_) {
+        if (!l.live) continue;
+        for (const Slot& s : l.items)
+            if (s.kind() != Slot::Tombstone) {
+                if (!oldest || s.seq() < *oldest) oldest = s.seq();
+                break;
+            }
+    }
+    return oldest;
 }
 
 void ReadyMessages::for_each_deadline(const std::function<void(std::uint64_t, std::uint8_t, TimePoint)>& f) const {

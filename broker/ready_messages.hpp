@@ -72,6 +72,25 @@ public:
     };
     void for_each(const std::function<void(const Entry&)>& f) const;
 
+    // Reading without taking (the dead-letter workbench): a walk in delivery order that can
+    // stop and go on later. A cursor names the priority level and the last seq seen there;
+    // seqs only grow within a level, so it stays valid while messages come and go.
+    struct Cursor {
+        std::uint16_t level = 0xFFFF;  // 0xFFFF: the start (the highest level)
+        std::uint64_t after_seq = 0;   // 0: the level's start
+        bool done = false;
+    };
+    // Calls f for each ready message after `from`, looking at no more than `budget` slots
+    // (tombstones count), until f returns false; returns where to go on from (a message f
+    // returned false for is not passed: the walk goes on with it). Paged-out messages
+    // are not read back: f gets their location.
+    Cursor walk(Cursor from, std::size_t budget, const std::function<bool(const Entry&)>& f) const;
+    // The ready message with this seq (any priority level), or nullopt.
+    std::optional<Entry> find(std::uint64_t seq) const;
+    // The lowest seq among the ready messages: the one that has waited longest. Looks at the
+    // front of each level only (taking the front drops the tombstones behind it).
+    std::optional<std::uint64_t> oldest_seq() const;
+
     // Calls f(seq, priority, expires_at) for each ready message with a deadline.
     void for_each_deadline(const std::function<void(std::uint64_t, std::uint8_t, TimePoint)>& f) const;
     // Removes everything without reading it back; calls f(message, or null when paged out;

@@ -15,9 +15,11 @@ struct PagedMessage {
     std::uint64_t location = 0;
     std::uint64_t seq = 0;
     TimePoint expires_at{};
+    TimePoint hold_until{};  // waiting out a retry backoff until then (TimePoint{}: ready)
     std::uint32_t body_size = 0;
     std::uint16_t delivery_count = 0;
     std::uint8_t priority = 0;
+    TimePoint arrived_at{};  // when it was stored (its queue's arrival index); TimePoint{}: unknown
 };
 
 class ReadySlot {

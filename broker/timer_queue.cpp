@@ -14,8 +14,17 @@ void TimerQueue::cancel(TimerId id) { handlers_.erase(id); }
 
 std::size_t TimerQueue::fire_due(TimePoint now) {
     std::size_t ran = 0;
+    // Timers scheduled by these handlers wait for the next call, even if due already: a handler
+    // that does a bounded batch of work and re-arms at once yields the loop between batches.
+    const TimerId first_new = next_id_;
+    std::vector<Entry> later;
     while (!heap_.empty() && heap_.top().deadline <= now) {
         TimerId id = heap_.top().id;
+        if (id >= first_new) {
+            later.push_back(heap_.top());
+            heap_.pop();
+            continue;
+        }
         heap_.pop();
         auto it = handlers_.find(id);
         if (it == handlers_.end()) continue;
@@ -24,6 +33,7 @@ std::size_t TimerQueue::fire_due(TimePoint now) {
         handler();
         ++ran;
     }
+    for (const Entry& e : later) heap_.push(e);
     return ran;
 }
 

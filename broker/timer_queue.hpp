@@ -20,8 +20,8 @@ class TimerQueue {
 public:
     TimerId schedule(TimePoint deadline, std::function<void()> handler);
     void cancel(TimerId id);
-    // Runs every handler whose deadline is at or before `now`; handlers may schedule more.
-    // Returns how many ran.
+    // Runs every handler whose deadline is at or before `now`; handlers may schedule more, which
+    // run at the next call (even if due now). Returns how many ran.
     std::size_t fire_due(TimePoint now);
     std::optional<TimePoint> next_deadline();
     std::size_t size() const { return handlers_.size(); }

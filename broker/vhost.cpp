@@ -4,9 +4,11 @@
 #include "broker/vhost.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
+#include "broker/delay_header.hpp"
 #include "broker/log.hpp"
 #include "broker/vhost_storage.hpp"
 
@@ -28,6 +30,8 @@ VHost::~VHost() {
         for (Consumer* c : std::vector<Consumer*>(q->consumers())) q->remove_consumer(*c);
         q->shut_down();
     }
+    for (auto& [name, x] : exchanges_)
+        if (x->delayed) x->delayed->shut_down();
 }
 
 void VHost::declare_builtin_exchanges() {
@@ -52,7 +56,8 @@ ExchangeEntry* VHost::exchange_by_id(std::uint64_t id) {
 }
 
 ExchangeEntry& VHost::add_exchange(std::string name, ExchangeType type, bool durable, bool auto_delete,
-                                   bool internal, protocol::FieldTable arguments) {
+                                   bool internal, protocol::FieldTable arguments, DelayedMode delayed,
+                                   std::uint32_t stored_id) {
     auto x = std::make_unique<ExchangeEntry>();
     x->id = broker_.next_id();
     x->name = std::move(name);
@@ -64,9 +69,18 @@ ExchangeEntry& VHost::add_exchange(std::string name, ExchangeType type, bool dur
         x->alternate_exchange = *ae->as_string();
     x->arguments = std::move(arguments);
     x->router = exchanges::make_exchange(type, x->arguments);
+    if (delayed != DelayedMode::None) {
+        x->plugin_delayed_type = delayed == DelayedMode::PluginType;
+        x->delayed = std::make_unique<DelayedExchange>(*this, *x);
+        // Its held messages are stored as a durable queue's are, under an id from the same
+        // sequence (the message log knows only ids), recorded with the exchange.
+        if (durable && (stored_id || durability_))
+            x->delayed->set_stored_id(stored_id ? stored_id : broker_.allocate_stored_queue_id());
+    }
     ExchangeEntry& ref = *x;
     exchanges_by_id_[x->id] = x.get();
     exchanges_[x->name] = std::move(x);
+    apply_policies(ref);
     record_exchange(ref);
     return ref;
 }
@@ -91,6 +105,11 @@ void VHost::delete_exchange(ExchangeEntry& exchange) {
     for (auto& [name, x] : exchanges_)
         if (x.get() != &exchange && x->router->has_binding_to(self)) sources.push_back(x->id);
     record_exchange_deleted(exchange);
+    if (exchange.delayed) {
+        // Its delayed messages go with it (the plugin's would find no bindings left to route by).
+        exchange.delayed->shut_down();
+        exchange.delayed->forget_stored();
+    }
     ++topology_version_;
     exchanges_by_id_.erase(exchange.id);
     std::string name = exchange.name;
@@ -125,12 +144,14 @@ Queue* VHost::queue_by_id(QueueId id) {
 
 Queue& VHost::add_queue(std::string name, QueueFlags flags, QueueArgs args, protocol::FieldTable raw_args,
                         std::uint64_t owner_connection, std::uint32_t stored_id) {
+    ++broker_.churn().queues_created;
     QueueId id = broker_.next_id();
     auto q = std::make_unique<Queue>(*this, id, std::move(name), flags, std::move(args), std::move(raw_args),
                                      owner_connection);
     Queue& ref = *q;
     queues_by_id_[id] = q.get();
     queues_[ref.name()] = std::move(q);
+    apply_policies(ref);
     // As in RabbitMQ, a durable queue survives a restart unless it is exclusive.
     if (flags.durable && !flags.exclusive && (stored_id || durability_)) {
         ref.set_stored_id(stored_id ? stored_id : broker_.allocate_stored_queue_id());
@@ -141,6 +162,7 @@ Queue& VHost::add_queue(std::string name, QueueFlags flags, QueueArgs args, prot
 }
 
 std::size_t VHost::delete_queue(Queue& queue) {
+    ++broker_.churn().queues_deleted;
     std::size_t count = queue.message_count();
     // Consumers go first, each with basic.cancel if its client asked for it.
     for (Consumer* c : std::vector<Consumer*>(queue.consumers())) c->channel->on_queue_deleted(*c);
@@ -195,7 +217,8 @@ void VHost::route(ExchangeEntry& exchange, const exchanges::RoutingInput& input,
     route_keys(exchange, input, out);
 }
 
-void VHost::route_keys(ExchangeEntry& exchange, const exchanges::RoutingInput& input, std::vector<Queue*>& out) {
+void VHost::route_keys(ExchangeEntry& exchange, const exchanges::RoutingInput& input, std::vector<Queue*>& out,
+                       std::vector<ExchangeEntry*>* held, const ExchangeEntry* no_hold) {
     const std::uint64_t epoch = route_epoch_;
     // Exchanges are visited once per routing key; queues are reached once per publish.
     const std::uint64_t visit = ++exchange_epoch_;
@@ -223,6 +246,13 @@ void VHost::route_keys(ExchangeEntry& exchange, const exchanges::RoutingInput& i
     while (!work.empty()) {
         ExchangeEntry* x = work.back();
         work.pop_back();
+        // A delayed exchange holds the message (wherever routing reaches it, as the plugin's
+        // route/3 runs for every exchange of the graph); it goes on when its delay ends. Held is
+        // not unroutable: the alternate exchange is not asked.
+        if (held && x->delayed && x != no_hold && read_delay_header(input.headers).delays()) {
+            if (std::find(held->begin(), held->end(), x) == held->end()) held->push_back(x);
+            continue;
+        }
         dests.clear();
         x->router->route(input, dests);
         if (dests.empty() && x->alternate_exchange) {
@@ -258,12 +288,13 @@ static void for_each_routing_key(const Message& message, protocol::TableView hea
     }
 }
 
-MessageRef VHost::route_message(ExchangeEntry& exchange, const MessageRef& message, std::vector<Queue*>& targets) {
+MessageRef VHost::route_message(ExchangeEntry& exchange, const MessageRef& message, std::vector<Queue*>& targets,
+                                std::vector<ExchangeEntry*>* held, const ExchangeEntry* no_hold) {
     protocol::TableView headers;
     if (message->has_headers()) headers = message->decoded_properties().headers;
     ++route_epoch_;
     for_each_routing_key(*message, headers, [&](std::string_view key) {
-        route_keys(exchange, {key, headers, message->properties()}, targets);
+        route_keys(exchange, {key, headers, message->properties()}, targets, held, no_hold);
     });
     // BCC keys route the message, but RabbitMQ removes the header before queues see it.
     if (message->has_headers() && headers.find("BCC")) return without_header(*message, "BCC");
@@ -293,18 +324,86 @@ PublishResult VHost::enqueue_routed(const MessageRef& message, const std::vector
 }
 
 PublishResult VHost::publish(ExchangeEntry& exchange, const MessageRef& message) {
-    // Taking the scratch vector keeps it valid if publishing ever nests.
+    // Taking the scratch vectors keeps them valid if publishing ever nests.
     std::vector<Queue*> targets;
     targets.swap(scratch_queues_);
     targets.clear();
-    MessageRef stored = route_message(exchange, message, targets);
+    std::vector<ExchangeEntry*> held;
+    held.swap(scratch_held_);
+    held.clear();
+    MessageRef stored = route_message(exchange, message, targets, &held);
     PublishResult result = enqueue_routed(stored, targets);
+    if (!held.empty() && hold_routed(stored, held)) result.stored = true;
+    exchange.stats.add(Stat::publish_in);
+    if (result.routed) exchange.stats.add(Stat::publish_out);
     targets.clear();
+    held.clear();
     if (scratch_queues_.capacity() < targets.capacity()) scratch_queues_.swap(targets);
+    if (scratch_held_.capacity() < held.capacity()) scratch_held_.swap(held);
     return result;
 }
 
-MessageRef VHost::route_names(ExchangeEntry& exchange, const MessageRef& message, std::vector<std::string>& names) {
+namespace {
+
+// The message with x-delay set to -delay, as the plugin swaps it (rabbit_delayed_message_utils:
+// swap_delay_header/1): the header stays for consumers to see, and no delayed exchange further
+// on delays it again. Headers sorted, as RabbitMQ's set_table_value leaves them.
+MessageRef with_swapped_delay(const Message& m, std::int64_t delay_ms) {
+    protocol::BasicProperties props = m.decoded_properties();
+    protocol::FieldTable headers = props.headers.to_table();
+    if (delay_ms <= INT32_MAX)
+        headers.set(std::string(x_delay_header), static_cast<std::int32_t>(-delay_ms));
+    else
+        headers.set(std::string(x_delay_header), std::int64_t{-delay_ms});
+    std::stable_sort(headers.entries.begin(), headers.entries.end(),
+                     [](const protocol::FieldEntry& a, const protocol::FieldEntry& b) { return a.key < b.key; });
+    protocol::ByteBuffer bytes = protocol::encode_table_body(headers);
+    props.headers = protocol::TableView::trusted(bytes.span());
+    props.set_flag(protocol::property_flag::headers);
+    return copy_with_properties(m, props, m.exchange(), m.routing_key());
+}
+
+}  // namespace
+
+bool VHost::hold_routed(const MessageRef& message, const std::vector<ExchangeEntry*>& held) {
+    if (held.empty() || !message->has_headers()) return false;
+    const DelayHeader delay = read_delay_header(message->decoded_properties().headers);
+    if (!delay.delays()) return false;
+    MessageRef swapped = with_swapped_delay(*message, *delay.ms);
+    if (!swapped) return false;
+    // Written once for every holder that stores it, before any of them can release it.
+    std::vector<std::uint64_t> seqs;
+    seqs.reserve(held.size());
+    stored_for_.clear();
+    for (ExchangeEntry* x : held) {
+        seqs.push_back(x->delayed->take_seq());
+        if (storage_ && x->delayed->stores(*swapped)) stored_for_.push_back({x->delayed->stored_id(), seqs.back()});
+    }
+    const bool stored = !stored_for_.empty();
+    if (stored) storage_->append_delayed(*swapped, stored_for_, static_cast<std::uint32_t>(*delay.ms));
+    const TimePoint at = broker_.now() + std::chrono::milliseconds(*delay.ms);
+    for (std::size_t i = 0; i < held.size(); ++i) held[i]->delayed->hold(swapped, seqs[i], at);
+    return stored;
+}
+
+void VHost::release_delayed(ExchangeEntry& exchange, MessageRef message) {
+    // Another delayed exchange may still hold this very message (a fan-out to two of them):
+    // route a copy, whose store location the queues may set.
+    if (message->ref_count() > 1)
+        message = copy_with_properties(*message, message->decoded_properties(), message->exchange(),
+                                       message->routing_key());
+    if (!message) return;
+    // The exchange has settled its record; the queues store their own, as for a publish.
+    message->set_store_location(0);
+    std::vector<Queue*> targets;
+    std::vector<ExchangeEntry*> held;
+    MessageRef routed = route_message(exchange, message, targets, &held, &exchange);
+    enqueue_routed(routed, targets);
+    if (!held.empty()) hold_routed(routed, held);
+}
+
+MessageRef VHost::route_names(ExchangeEntry& exchange, const MessageRef& message, std::vector<std::string>& names,
+                              std::vector<std::string>& held_names) {
     if (&exchange == default_exchange_) {
         // rabbit_exchange:route/2 for the default exchange names the queues by the keys alone.
         protocol::TableView headers;
@@ -316,8 +415,10 @@ MessageRef VHost::route_names(ExchangeEntry& exchange, const MessageRef& message
         return message;
     }
     std::vector<Queue*> targets;
-    MessageRef stored = route_message(exchange, message, targets);
+    std::vector<ExchangeEntry*> held;
+    MessageRef stored = route_message(exchange, message, targets, &held);
     for (Queue* q : targets) names.push_back(q->name());
+    for (ExchangeEntry* x : held) held_names.push_back(x->name);
     return stored;
 }
 

@@ -19,8 +19,9 @@ bool VHost::is_stored(const ExchangeEntry& x) const { return x.durable && !x.nam
 
 void VHost::record_exchange(const ExchangeEntry& x) {
     if (!durability_ || !x.durable || is_builtin(x)) return;
-    durability_->append_definition(definitions::exchange_record(
-        {id_, x.name, std::string(exchanges::exchange_type_name(x.type)), x.auto_delete, x.internal, x.arguments}));
+    durability_->append_definition(
+        definitions::exchange_record({id_, x.name, std::string(x.type_name()), x.auto_delete, x.internal, x.arguments,
+                                      x.delayed ? x.delayed->stored_id() : 0}));
 }
 
 void VHost::record_exchange_deleted(const ExchangeEntry& x) {

@@ -5,10 +5,9 @@
 #include <cstring>
 
 #include "broker/clock.hpp"
+#include "broker/delayed_exchange.hpp"
 #include "broker/log.hpp"
 #include "broker/queue.hpp"
-
-#include <algorithm>
 
 namespace warren::broker {
 
@@ -29,6 +28,22 @@ void VHostStorage::append(Message& message, std::span<const store::QueueEntryRef
     ++writes_;
 }
 
+void VHostStorage::append_delayed(Message& message, std::span<const store::QueueEntryRef> exchanges,
+                                  std::uint32_t delay_ms) {
+    store::MessageRecord r;
+    r.publish_ms = static_cast<std::uint64_t>(clock_.unix_ms());
+    r.ttl_ms = delay_ms;  // the delay, not an expiry: the message's own stays in its properties
+    r.priority = message.priority();
+    r.flags = message.is_persistent() ? store::message_flags::persistent : 0;
+    r.exchange = message.exchange();
+    r.routing_key = message.routing_key();
+    r.properties = message.properties();
+    r.body = message.body();
+    r.queues = exchanges;
+    message.set_store_location(log_.append(r));
+    ++writes_;
+}
+
 void VHostStorage::delivered(std::uint64_t location, std::uint32_t queue_id) {
     log_.deliver(location, queue_id);
     ++writes_;
@@ -36,6 +51,13 @@ void VHostStorage::delivered(std::uint64_t location, std::uint32_t queue_id) {
 
 void VHostStorage::returned(std::uint64_t location, std::uint32_t queue_id, std::uint32_t delivery_count) {
     log_.ret(location, queue_id, static_cast<std::uint16_t>(std::min<std::uint32_t>(delivery_count, 0xFFFF)));
+    ++writes_;
+}
+
+void VHostStorage::held(std::uint64_t location, std::uint32_t queue_id, std::uint32_t delivery_count,
+                        std::int64_t hold_until_ms) {
+    log_.hold(location, queue_id, static_cast<std::uint16_t>(std::min<std::uint32_t>(delivery_count, 0xFFFF)),
+              hold_until_ms);
     ++writes_;
 }
 
@@ -69,8 +91,8 @@ void VHostStorage::write_transient(std::span<Message* const> messages, std::vect
     paged_transient_ += messages.size();
 }
 
-MessageRef VHostStorage::load(std::uint64_t location) {
-    auto record = log_.read(location);
+MessageRef VHostStorage::load(std::uint64_t location, std::size_t read_ahead) {
+    auto record = log_.read(location, read_ahead);
     MessageRef m;
     if (record) {
         const store::MessageRecordView& v = *record;
@@ -101,12 +123,30 @@ void VHostStorage::forget_queue(Queue& queue) {
     std::erase(page_out_, &queue);
 }
 
+void VHostStorage::want_page_out(DelayedExchange& exchange) {
+    if (exchange.page_out_wanted()) return;
+    exchange.set_page_out_wanted(true);
+    page_out_exchanges_.push_back(&exchange);
+}
+
+void VHostStorage::forget_exchange(DelayedExchange& exchange) {
+    if (!exchange.page_out_wanted()) return;
+    exchange.set_page_out_wanted(false);
+    std::erase(page_out_exchanges_, &exchange);
+}
+
 void VHostStorage::page_out() {
     std::vector<Queue*> queues;
     queues.swap(page_out_);
     for (Queue* q : queues) {
         q->set_page_out_wanted(false);
         q->page_out();
+    }
+    std::vector<DelayedExchange*> exchanges;
+    exchanges.swap(page_out_exchanges_);
+    for (DelayedExchange* x : exchanges) {
+        x->set_page_out_wanted(false);
+        x->page_out();
     }
 }
 

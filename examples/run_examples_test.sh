@@ -154,6 +154,31 @@ run retry-worker-2 retry_pipeline/worker.py --retry-delay-ms 200 --max-attempts 
 expect retry-worker-2 '^job 3 attempt 1: '
 expect retry-worker-2 '^rendered=0 parked=2 retries=4$'
 
+# --- 4b. the same jobs retried with backoff by the queue's arguments: no TTL queue -------------
+run backoff-submit pdf_backoff/submit.py --count 7 --flaky-every 2 --broken-every 3 --corrupt-every 7 \
+    --retry-min-ms 100 --retry-max-ms 400 --max-attempts 4
+run backoff-worker pdf_backoff/worker.py --retry-min-ms 100 --retry-max-ms 400 --max-attempts 4 --count 7 --idle-timeout 5
+expect backoff-worker '^job 2 attempt 3 \(after [0-9.]+ s\): rendered'
+expect backoff-worker '^job 3 attempt 4 \(after [0-9.]+ s\): renderer busy; out of attempts$'
+expect backoff-worker '^job 7 attempt 1: invoice-7\.pdf is not a PDF; rejected$'
+expect backoff-worker '^rendered=4 given-up=3 retries=[0-9]+ in pdf\.thumbnails\.failed: 3$'
+run backoff-failed pdf_backoff/show_failed.py
+expect backoff-failed '^job 3 \(invoice-3\.pdf\): out of attempts$'
+expect backoff-failed '^job 7 \(invoice-7\.pdf\): rejected as hopeless$'
+expect backoff-failed '^3 failed jobs$'
+
+# --- 4c. scheduled publish through a delayed-message exchange ----------------------------------
+start_example inbox scheduled_publish/inbox.py --count 3 --idle-timeout 10
+wait_for inbox 'waiting for reminders'
+run schedule scheduled_publish/schedule.py 600ms:third 200ms:first 400ms:second
+expect schedule "^scheduled 'third' for "
+if finish inbox; then
+    if [[ $(grep -Eo "^reminder '[a-z]+'" "$work/inbox.log" | tr '\n' ' ') == "reminder 'first' reminder 'second' reminder 'third' " ]]
+    then pass "scheduled publish: reminders delivered in the order of their times"
+    else fail "scheduled publish: order"; show inbox; fi
+    expect inbox "^reminder 'third': held 600 ms, arrived [0-9]+ ms after its time$"
+fi
+
 # --- 5. ordered dead-lettering: a failed event holds back the rest of its order ----------------
 run orders-producer ordered_dead_letter/producer.py --orders 3 --fail order-2:2
 run orders-consumer ordered_dead_letter/consumer.py --count 12 --idle-timeout 5

@@ -3,7 +3,9 @@
 #   1. Catch2 unit tests (codec, routing, broker core) in a Debug build, warnings as errors
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. interop tests: real clients (pika, Celery, amqplib, the Java client, amqp-tools) against a
-#      real warren process
+#      real warren process, restarted and killed for the durability tests (20 rounds of
+#      tools/crash_test.py; a full disk on a tmpfs when run as root), and the web console in
+#      headless Chromium
 #      (the ASan build; the memory-bound tests once more against the Release build)
 #   4. a short libFuzzer run of the frame reader and field-table decoder
 #   5. the examples, run end to end against a real warren

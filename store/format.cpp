@@ -8,10 +8,14 @@
 
 namespace warren::store {
 
+std::uint16_t format_version_of(FileKind kind) {
+    return kind == FileKind::Sidecar || kind == FileKind::Checkpoint ? 2 : 1;
+}
+
 void encode_file_header(std::byte* out, const FileHeader& h) {
     std::memset(out, 0, file_header_size);
     put_u32(out, static_cast<std::uint32_t>(h.kind));
-    put_u16(out + 4, h.version);
+    put_u16(out + 4, h.version ? h.version : format_version_of(h.kind));
     put_u64(out + 8, h.number);
     put_u32(out + 16, h.epoch);
     put_u32(out + 28, crc32c(out, 28));

@@ -10,7 +10,11 @@
 
 namespace warren::store {
 
-inline constexpr std::uint16_t format_version = 1;
+// Version 1: the first format. Version 2 (sidecars and checkpoints only): sidecars may hold
+// Hold events, checkpoints carry each pair's hold deadline. Files keep the oldest version that
+// describes them, so a broker that knows only version 1 reads what it can (it leaves newer
+// files alone, as the recovery rules say).
+inline constexpr std::uint16_t format_version = 2;
 
 // File header: magic u32, version u16, reserved u16, number u64 (segment number or meta
 // generation), epoch u32, reserved 8 bytes, crc32c u32 of the 28 bytes before it.
@@ -24,11 +28,14 @@ enum class FileKind : std::uint32_t {
     Checkpoint = 0x504b4357,  // "WCKP"
 };
 
+// The version written into (and the newest read from) files of this kind.
+std::uint16_t format_version_of(FileKind kind);
+
 struct FileHeader {
     FileKind kind;
     std::uint64_t number = 0;
     std::uint32_t epoch = 0;
-    std::uint16_t version = format_version;
+    std::uint16_t version = 0;  // 0 when encoding: format_version_of(kind)
 };
 
 void encode_file_header(std::byte* out, const FileHeader& header);

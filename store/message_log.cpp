@@ -110,26 +110,32 @@ Location MessageLog::append(const MessageRecord& m) {
     return (Location{s->number} << 32) | offset;
 }
 
-void MessageLog::event(Segment& s, std::uint32_t offset, std::uint32_t queue_id, EventKind kind, std::uint16_t count) {
-    append_event(s.events, {offset, queue_id, count, kind});
+void MessageLog::event(Segment& s, const Event& e) {
+    append_event(s.events, e);
     if (!s.queued_events) {
         s.queued_events = true;
         unflushed_sidecars_.push_back(&s);
     }
 }
 
-void MessageLog::deliver(Location location, std::uint32_t queue_id) {
+void MessageLog::event_at(Location location, const Event& e) {
     if (Segment* s = holder(location))
-        event(*s, location_offset(location), queue_id, EventKind::Deliver, 0);
+        event(*s, e);
     else
         ++stats_.stale_events;
 }
 
+void MessageLog::deliver(Location location, std::uint32_t queue_id) {
+    event_at(location, {location_offset(location), queue_id, 0, EventKind::Deliver});
+}
+
 void MessageLog::ret(Location location, std::uint32_t queue_id, std::uint16_t delivery_count) {
-    if (Segment* s = holder(location))
-        event(*s, location_offset(location), queue_id, EventKind::Return, delivery_count);
-    else
-        ++stats_.stale_events;
+    event_at(location, {location_offset(location), queue_id, delivery_count, EventKind::Return});
+}
+
+void MessageLog::hold(Location location, std::uint32_t queue_id, std::uint16_t delivery_count,
+                      std::int64_t hold_until_ms) {
+    event_at(location, {location_offset(location), queue_id, delivery_count, EventKind::Hold, hold_until_ms});
 }
 
 void MessageLog::ack(Location location, std::uint32_t queue_id) {
@@ -138,7 +144,7 @@ void MessageLog::ack(Location location, std::uint32_t queue_id) {
         ++stats_.stale_events;
         return;
     }
-    event(*s, location_offset(location), queue_id, EventKind::Ack, 0);
+    event(*s, {location_offset(location), queue_id, 0, EventKind::Ack});
     settle(*s, location_offset(location));
 }
 
@@ -284,11 +290,9 @@ void MessageLog::roll_back() {
     // Events stay buffered for the next flush, except those about the dropped records.
     for (Segment* s : unflushed_sidecars_) {
         Buffer kept;
-        std::size_t count = s->events.size() / event_size;
-        for (std::size_t i = 0; i < count; ++i) {
-            auto e = decode_event(s->events.span(), i);
-            if (e && e->offset < s->written) append_event(kept, *e);
-        }
+        EventCursor events(s->events.span());
+        for (Event e; events.next(e);)
+            if (e.offset < s->written) append_event(kept, e);
         s->events = std::move(kept);
     }
     // A sidecar written for the first time in this flush gets its header again next time.

@@ -52,8 +52,11 @@ struct RecoveredEntry {
     std::uint32_t ttl_ms = no_ttl;
     std::uint8_t priority = 0;
     std::uint8_t flags = 0;
-    std::uint16_t delivery_count = 0;  // from the last Return event
+    std::uint16_t delivery_count = 0;  // from the last Return or Hold event
     bool delivered = false;            // delivered and neither returned nor acked since
+    // From the last event, if it was a Hold: back in its queue but not ready before this
+    // instant (unix ms; -1: ready). A retry with backoff.
+    std::int64_t hold_until_ms = -1;
     // From a checkpoint: the message's absolute deadline (unix ms; -1: none), which then
     // replaces publish_ms and ttl_ms (the queue that wrote the checkpoint knew it).
     bool has_deadline = false;
@@ -96,7 +99,9 @@ public:
     // Events about one pair (buffered). Each pair is settled exactly once, by ack or forget.
     void deliver(Location location, std::uint32_t queue_id);
     void ret(Location location, std::uint32_t queue_id, std::uint16_t delivery_count);  // back in the queue
-    void ack(Location location, std::uint32_t queue_id);                                // settled
+    // Back in the queue, but held until `hold_until_ms` (unix ms): a retry waiting for its backoff.
+    void hold(Location location, std::uint32_t queue_id, std::uint16_t delivery_count, std::int64_t hold_until_ms);
+    void ack(Location location, std::uint32_t queue_id);  // settled
     // Settled without an event: the queue is deleted (recovery drops pairs of unknown queues).
     void forget(Location location);
 
@@ -114,8 +119,11 @@ public:
     // can still be dropped by a failed flush).
     bool is_written(Location location) const;
     // The record at `location`, its checksum checked (buffered records are served from memory).
-    // The view is valid until the next call to read(), append() or flush().
-    Result<MessageRecordView> read(Location location);
+    // The view is valid until the next call to read(), append() or flush(). A read from the
+    // file reads `read_ahead` bytes at once (LogOptions::read_ahead by default): reading in
+    // order costs one pread per window; a reader that jumps around (messages released in
+    // deadline order) asks for less.
+    Result<MessageRecordView> read(Location location, std::size_t read_ahead = 0);
 
     // A clean shutdown: with nothing buffered, records every unsettled pair (as the broker's
     // queues hold them, deadlines included) and the size of every file, so that the next
@@ -135,7 +143,8 @@ private:
     Segment* holder(Location location) const;  // the segment holding a live record there, or null
     Segment& add_segment(std::uint32_t number);
     Segment& roll();
-    void event(Segment& segment, std::uint32_t offset, std::uint32_t queue_id, EventKind kind, std::uint16_t count);
+    void event(Segment& segment, const Event& e);
+    void event_at(Location location, const Event& e);
     void settle(Segment& segment, std::uint32_t offset);
     void doom(Segment& segment);
     Status write_segments();
@@ -143,7 +152,7 @@ private:
     void commit();
     void roll_back();
     void delete_doomed();
-    Result<const std::byte*> load(Segment& segment, std::uint32_t offset);
+    Result<const std::byte*> load(Segment& segment, std::uint32_t offset, std::size_t read_ahead);
     std::string path_of(std::uint32_t number, const char* extension) const;
     void warn(const std::string& line) const;
 

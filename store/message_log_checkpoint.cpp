@@ -18,7 +18,7 @@ namespace {
 
 constexpr const char* checkpoint_name = "checkpoint";
 constexpr std::size_t file_entry_size = 4 + 8 + 8;
-constexpr std::size_t pair_entry_size = 48;
+constexpr std::size_t pair_entry_size = 56;
 
 struct FileSizes {
     std::uint64_t seg = 0;
@@ -27,7 +27,8 @@ struct FileSizes {
 
 // Payload: next_seq u64, file count u32, per file {number u32, seg size u64, evt size u64},
 // pair count u64, per pair {queue id u32, queue seq u64, location u64, body size u32, priority
-// u8, flags u8, delivery count u16, delivered u8, has deadline u8, 6 reserved, deadline i64}.
+// u8, flags u8, delivery count u16, delivered u8, has deadline u8, 6 reserved, deadline i64,
+// hold until i64, 4 reserved} (the hold deadline is new in format version 2).
 void put_pair(std::byte* p, const RecoveredEntry& e) {
     std::memset(p, 0, pair_entry_size);
     put_u32(p, e.queue_id);
@@ -40,6 +41,7 @@ void put_pair(std::byte* p, const RecoveredEntry& e) {
     put_u8(p + 28, e.delivered ? 1 : 0);
     put_u8(p + 29, e.has_deadline ? 1 : 0);
     put_u64(p + 36, static_cast<std::uint64_t>(e.deadline_ms));
+    put_u64(p + 44, static_cast<std::uint64_t>(e.hold_until_ms));
 }
 
 RecoveredEntry get_pair(const std::byte* p) {
@@ -54,6 +56,7 @@ RecoveredEntry get_pair(const std::byte* p) {
     e.delivered = get_u8(p + 28) != 0;
     e.has_deadline = get_u8(p + 29) != 0;
     e.deadline_ms = static_cast<std::int64_t>(get_u64(p + 36));
+    e.hold_until_ms = static_cast<std::int64_t>(get_u64(p + 44));
     return e;
 }
 
@@ -141,6 +144,9 @@ bool MessageLog::recover_from_checkpoint(const Visitor& visit, RecoveryStats& st
     if (!got || *got != *size) return refuse("checkpoint unreadable");
     auto header = decode_file_header({bytes.data(), file_header_size});
     if (!header || header->kind != FileKind::Checkpoint) return refuse("bad checkpoint header");
+    // Another version lays its pairs out differently; reading the segments is always right.
+    if (header->version != format_version_of(FileKind::Checkpoint))
+        return refuse(fmt::format("checkpoint of format version {}", header->version));
     const std::byte* record = bytes.data() + file_header_size;
     RecordHeader h = peek_record_header(record);
     if (!has_record_magic(record) || h.type != RecordType::Checkpoint ||

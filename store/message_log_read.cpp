@@ -10,7 +10,7 @@
 namespace warren::store {
 
 // Makes the whole record at `offset` of a written segment available; returns its first byte.
-Result<const std::byte*> MessageLog::load(Segment& s, std::uint32_t offset) {
+Result<const std::byte*> MessageLog::load(Segment& s, std::uint32_t offset, std::size_t read_ahead) {
     auto cached = [&](std::uint64_t n) {
         return read_segment_ == s.number && offset >= read_offset_ && offset + n <= read_offset_ + read_buffer_.size();
     };
@@ -32,7 +32,7 @@ Result<const std::byte*> MessageLog::load(Segment& s, std::uint32_t offset) {
     if (available < record_header_size)
         return make_error(std::errc::invalid_argument, fmt::format("store: no record at {:08x}:{}", s.number, offset));
     if (!cached(record_header_size)) {
-        if (Status st = fill(std::min<std::uint64_t>(available, options_.read_ahead)); !st) return st.error();
+        if (Status st = fill(std::min<std::uint64_t>(available, read_ahead)); !st) return st.error();
         if (!cached(record_header_size))
             return make_error(std::errc::io_error, fmt::format("store: {} is shorter than written", s.file->path()));
     }
@@ -44,7 +44,7 @@ Result<const std::byte*> MessageLog::load(Segment& s, std::uint32_t offset) {
                           fmt::format("store: {}: bad record length at offset {}", s.file->path(), offset));
     }
     if (!cached(total)) {
-        if (Status st = fill(std::max<std::uint64_t>(total, std::min<std::uint64_t>(available, options_.read_ahead)));
+        if (Status st = fill(std::max<std::uint64_t>(total, std::min<std::uint64_t>(available, read_ahead)));
             !st)
             return st.error();
         if (!cached(total))
@@ -53,7 +53,9 @@ Result<const std::byte*> MessageLog::load(Segment& s, std::uint32_t offset) {
     return read_buffer_.data() + (offset - read_offset_);
 }
 
-Result<MessageRecordView> MessageLog::read(Location location) {
+Result<MessageRecordView> MessageLog::read(Location location, std::size_t read_ahead) {
+    if (read_ahead == 0) read_ahead = options_.read_ahead;
+    read_ahead = std::max<std::size_t>(read_ahead, record_header_size);
     Segment* s = find(location_segment(location));
     std::uint32_t offset = location_offset(location);
     if (!s)
@@ -64,7 +66,7 @@ Result<MessageRecordView> MessageLog::read(Location location) {
     const std::byte* record;
     bool from_file = offset < s->written;
     if (from_file) {
-        auto loaded = load(*s, offset);
+        auto loaded = load(*s, offset, read_ahead);
         if (!loaded) return loaded.error();
         record = *loaded;
     } else {

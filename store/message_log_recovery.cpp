@@ -29,6 +29,7 @@ struct Record {
 struct Pair {
     std::uint32_t queue_id;
     std::uint64_t queue_seq;
+    std::int64_t hold_until_ms = -1;
     std::uint16_t delivery_count = 0;
     bool delivered = false;
     bool settled = false;
@@ -107,7 +108,7 @@ HeaderCheck check_header(File& file, FileKind kind, const std::string& path, Rec
         return HeaderCheck::Unreadable;
     }
     auto h = decode_file_header(bytes);
-    if (h && h->kind == kind && h->version > format_version) {
+    if (h && h->kind == kind && h->version > format_version_of(kind)) {
         ++stats.unreadable_files;
         report_problem(stats, warn, path, 0, fmt::format("format version {} is newer than this broker's", h->version));
         return HeaderCheck::TooNew;
@@ -269,6 +270,7 @@ void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, const V
             e.queue_seq = p.queue_seq;
             e.delivery_count = p.delivery_count;
             e.delivered = p.delivered;
+            e.hold_until_ms = p.hold_until_ms;
             if (visit(e))
                 ++live;
             else
@@ -329,28 +331,36 @@ void MessageLog::scan_sidecar(File& file, const std::string& path, RecoveryStats
             report_problem(stats, options_.warn, path, item.offset, "not an events record");
             continue;
         }
-        for (std::size_t i = 0; i < count; ++i) {
-            auto ev = decode_event(item.payload, i);
-            Record* r = ev ? scratch.find(ev->offset) : nullptr;
-            Pair* p = r ? scratch.find(*r, ev->queue_id) : nullptr;
+        EventCursor events(item.payload);
+        for (Event ev; events.next(ev);) {
+            Record* r = scratch.find(ev.offset);
+            Pair* p = r ? scratch.find(*r, ev.queue_id) : nullptr;
             if (!p) {
                 ++stats.stale_events;  // about a record that did not survive: harmless
                 continue;
             }
             ++stats.events;
-            switch (ev->kind) {
+            switch (ev.kind) {
                 case EventKind::Deliver:
                     p->delivered = true;
+                    p->hold_until_ms = -1;
                     break;
                 case EventKind::Return:
                     p->delivered = false;
-                    p->delivery_count = ev->delivery_count;
+                    p->delivery_count = ev.delivery_count;
+                    p->hold_until_ms = -1;
+                    break;
+                case EventKind::Hold:
+                    p->delivered = false;
+                    p->delivery_count = ev.delivery_count;
+                    p->hold_until_ms = ev.hold_until_ms;
                     break;
                 case EventKind::Ack:
                     p->settled = true;
                     break;
             }
         }
+        stats.stale_events += events.bad();  // unreadable events count as stale, as before
     }
     cut_tail(file, path, scan.tail(), stats, options_.warn);
 }

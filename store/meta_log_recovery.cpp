@@ -51,7 +51,7 @@ bool MetaLog::read_snapshot(std::uint32_t generation, const Visitor& visit, Reco
     }
     auto header = decode_file_header({bytes, *got});
     if (!header || header->kind != FileKind::Snapshot || header->number != generation ||
-        header->version > format_version) {
+        header->version > format_version_of(FileKind::Snapshot)) {
         ++stats.bad_headers;
         report_problem(stats, options_.warn, path, 0, "bad snapshot header");
         return false;
@@ -102,7 +102,7 @@ void MetaLog::read_log(const Visitor& visit, RecoveryStats& stats, Buffer& windo
     std::byte bytes[file_header_size];
     auto got = read_fully(**file, bytes, 0);
     auto header = got ? decode_file_header({bytes, *got}) : std::nullopt;
-    if (header && header->kind == FileKind::MetaLog && header->version > format_version) {
+    if (header && header->kind == FileKind::MetaLog && header->version > format_version_of(FileKind::MetaLog)) {
         ++stats.unreadable_files;
         report_problem(stats, options_.warn, path, 0, fmt::format("format version {} is newer", header->version));
         log_unusable_ = true;

@@ -5,11 +5,12 @@
 
 #include <algorithm>
 #include <functional>
+#include <iterator>
 
 namespace warren::store {
 
-SyncService::SyncService(Post post, Completion on_synced)
-    : post_(std::move(post)), on_synced_(std::move(on_synced)), thread_([this] { run(); }) {}
+SyncService::SyncService(Post post, Completion on_synced, std::chrono::microseconds max_delay)
+    : post_(std::move(post)), on_synced_(std::move(on_synced)), delay_(max_delay), thread_([this] { run(); }) {}
 
 SyncService::~SyncService() { stop(); }
 
@@ -22,12 +23,14 @@ void SyncService::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
-std::uint64_t SyncService::request_sync() {
+std::uint64_t SyncService::request_sync(bool events) {
     std::uint64_t ticket;
     {
         std::lock_guard lock(mutex_);
         ticket = ++requested_;
+        if (events) requested_events_ = ticket;
         ++stats_.requests;
+        if (in_round_) delay_.request_during_round(CommitDelay::Clock::now());
     }
     wake_.notify_one();
     return ticket;
@@ -70,10 +73,28 @@ void SyncService::run() {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [&] { return stop_ || requested_ > completed_; });
             if (requested_ == completed_) return;  // stopping, nothing left to do
+            if (auto wait = delay_.next(); wait.count() > 0 && !stop_) {
+                const std::uint64_t before = requested_;
+                wake_.wait_for(lock, wait, [&] { return stop_; });
+                delay_.waited(requested_ > before);
+                ++stats_.delayed_rounds;
+                stats_.gathered_requests += requested_ - before;
+            }
             // Everything written before this point is in `dirty_` (the logs mark files after
             // writing and before requesting), so this round settles every ticket up to `target`.
             target = requested_;
             batch.swap(dirty_);
+            if (requested_events_ <= completed_) {
+                // No ticket in this round needs the sidecars: they wait for a round that does
+                // (the periodic one at the latest), so this round is one fdatasync per segment.
+                auto sidecar = [](const DirtyFile& d) { return d.order == SyncClass::Sidecar; };
+                std::copy_if(batch.begin(), batch.end(), std::back_inserter(dirty_), sidecar);
+                const auto before = batch.size();
+                batch.erase(std::remove_if(batch.begin(), batch.end(), sidecar), batch.end());
+                if (batch.size() != before) ++stats_.partial_rounds;
+            }
+            in_round_ = true;
+            delay_.round_started(CommitDelay::Clock::now());
             error = failure_;
             message = failure_message_;
         }
@@ -102,6 +123,8 @@ void SyncService::run() {
                 good_through_ = completed_;
             }
             completed_ = target;
+            in_round_ = false;
+            delay_.round_finished(CommitDelay::Clock::now());
             ++stats_.rounds;
             stats_.files_synced += synced;
         }

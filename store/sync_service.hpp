@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/commit_delay.hpp"
 #include "store/file_system.hpp"
 
 namespace warren::store {
@@ -38,6 +39,9 @@ struct SyncStats {
     std::uint64_t rounds = 0;
     std::uint64_t files_synced = 0;
     std::uint64_t requests = 0;
+    std::uint64_t delayed_rounds = 0;   // rounds that waited to gather a burst
+    std::uint64_t gathered_requests = 0;  // requests that arrived during those waits
+    std::uint64_t partial_rounds = 0;     // rounds that left the sidecars for later
 };
 
 class SyncService {
@@ -47,7 +51,9 @@ public:
 
     // `post` runs a function on the loop thread (asio::post); `on_synced` is what it runs.
     // Without `post`, on_synced runs on the sync thread.
-    SyncService(Post post, Completion on_synced);
+    // `max_delay` caps the wait before a round that gathers a burst (CommitDelay); zero turns it off.
+    SyncService(Post post, Completion on_synced,
+                std::chrono::microseconds max_delay = std::chrono::microseconds{2000});
     // Finishes the rounds already requested, then stops the thread.
     ~SyncService();
     // The same, now: after it, nothing is posted any more (the loop the post function reaches
@@ -57,7 +63,10 @@ public:
     SyncService& operator=(const SyncService&) = delete;
 
     // Loop thread. Cheap: a lock and a wake-up; a round with nothing dirty costs no I/O.
-    std::uint64_t request_sync();
+    // `events` false: the ticket needs the definitions, segments and directories only, and a
+    // round serving only such tickets leaves the sidecars (deliveries, acks) to a later round:
+    // a publisher's confirm then waits for one fdatasync, not one per file the acks touched.
+    std::uint64_t request_sync(bool events = true);
     // Called by the logs after they write: these files need a sync before the next ticket.
     void mark_dirty(std::span<const DirtyFile> files);
     void mark_dirty(std::shared_ptr<File> file, SyncClass order);
@@ -80,11 +89,14 @@ private:
     std::condition_variable settled_;
     std::vector<DirtyFile> dirty_;
     std::uint64_t requested_ = 0;
+    std::uint64_t requested_events_ = 0;  // the last ticket that needs the sidecars synced
     std::uint64_t completed_ = 0;
     std::uint64_t good_through_ = UINT64_MAX;  // after a failure: the last ticket that succeeded
     std::error_code failure_;
     std::string failure_message_;
     bool stop_ = false;
+    bool in_round_ = false;  // between taking the dirty set and settling it
+    CommitDelay delay_;
     SyncStats stats_;
     std::thread thread_;  // last: starts after everything above is ready
 };

@@ -29,14 +29,18 @@ constexpr std::size_t tls_write_chunk = 64 * 1024;
 PeerInfo peer_of(const asio::ip::tcp::socket& socket) {
     asio::error_code ec;
     auto ep = socket.remote_endpoint(ec);
-    if (ec) return {"unknown", false, std::nullopt};
+    if (ec) return {"unknown", false, "", std::nullopt};
     auto address = ep.address();
     bool loopback =
         address.is_loopback() || (address.is_v6() && address.to_v6().is_v4_mapped() &&
                                   asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).is_loopback());
     std::string text = address.is_v6() ? fmt::format("[{}]:{}", address.to_string(), ep.port())
                                        : fmt::format("{}:{}", address.to_string(), ep.port());
-    return {text, loopback, std::nullopt};
+    std::string local;
+    if (auto here = socket.local_endpoint(ec); !ec)
+        local = here.address().is_v6() ? fmt::format("[{}]:{}", here.address().to_string(), here.port())
+                                       : fmt::format("{}:{}", here.address().to_string(), here.port());
+    return {text, loopback, local, std::nullopt};
 }
 }  // namespace
 

@@ -208,6 +208,56 @@ TEST_CASE("the --help option asks for the usage", "[config]") {
     CHECK_THAT(usage(), Catch::Contains("--config FILE"));
 }
 
+TEST_CASE("the management listener: RabbitMQ's port by default, the key and the option change it", "[config]") {
+    Config c;
+    CHECK(c.management.bind == "127.0.0.1");
+    CHECK(c.management.port == 15672);
+    CHECK(c.stats_interval_ms == 5000);
+    auto r = parse_config_json(R"({"management": {"bind": "0.0.0.0", "port": 0}, "stats_interval_ms": 1000})");
+    REQUIRE(r.config);
+    CHECK(r.config->management.bind == "0.0.0.0");
+    CHECK(r.config->management.port == 0);  // off
+    CHECK(r.config->stats_interval_ms == 1000);
+    CHECK(parse_config_json(R"({"management": {"port": 15672, "tls": true}})").error ==
+          "unknown configuration key 'management.tls'");
+    auto cl = parse({"--management-port", "15999"});
+    REQUIRE(cl.config);
+    CHECK(cl.config->management.port == 15999);
+    CHECK(parse({"--management-port", "x"}).error == "--management-port must be a number from 0 to 65535, not 'x'");
+}
+
+TEST_CASE("the Prometheus listener: rabbitmq_prometheus's port by default, the key and the option change it",
+          "[config]") {
+    CHECK(Config{}.prometheus.bind == "127.0.0.1");
+    CHECK(Config{}.prometheus.port == 15692);
+    auto r = parse_config_json(R"({"prometheus": {"bind": "0.0.0.0", "port": 0}})");
+    REQUIRE(r.config);
+    CHECK(r.config->prometheus.bind == "0.0.0.0");
+    CHECK(r.config->prometheus.port == 0);  // off
+    auto cl = parse({"--prometheus-port", "16000"});
+    REQUIRE(cl.config);
+    CHECK(cl.config->prometheus.port == 16000);
+    CHECK(parse({"--prometheus-port", "-1"}).error == "--prometheus-port must be a number from 0 to 65535, not '-1'");
+}
+
+TEST_CASE("the management API over HTTPS: off by default, RabbitMQ's port 15671, the TLS keys of a listener",
+          "[config][tls]") {
+    CHECK_FALSE(Config{}.management_tls);
+    auto r = parse_config_json(R"({"management_tls": {"certfile": "/c.pem", "keyfile": "/k.pem"}})");
+    REQUIRE(r.config);
+    REQUIRE(r.config->management_tls);
+    CHECK(r.config->management_tls->port == 15671);
+    CHECK(r.config->management_tls->bind == "127.0.0.1");
+    CHECK(r.config->management_tls->tls.certfile == "/c.pem");
+    auto p = parse_config_json(
+        R"({"management_tls": {"port": 16000, "certfile": "/c", "keyfile": "/k", "versions": ["tlsv1.3"]}})");
+    REQUIRE(p.config);
+    CHECK(p.config->management_tls->port == 16000);
+    CHECK_FALSE(p.config->management_tls->tls.tls12);
+    CHECK(parse_config_json(R"({"management_tls": {"certfile": "/c"}})").error ==
+          "configuration key 'management_tls.keyfile' is required");
+}
+
 // ---- TLS listeners (the files themselves are checked by the net layer: tests/interop test_tls)
 
 TEST_CASE("a TLS listener takes RabbitMQ's ssl_options names, port 5671 by default", "[config][tls]") {

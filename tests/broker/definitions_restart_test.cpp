@@ -164,3 +164,46 @@ TEST_CASE("the definitions log does not grow across restarts", "[storage][defini
         CHECK(b.broker->durability()->meta().log_bytes() <= 64);
     }
 }
+
+TEST_CASE("the definitions log is compacted while the broker runs: durable queues declared and deleted "
+          "without end do not grow it for ever",
+          "[storage][definitions]") {
+    TempDir dir;
+    std::uint32_t generation = 0;
+    {
+        TestBroker b(stored(dir));
+        Durability& d = *b.broker->durability();
+        d.set_definitions_compaction_min(16 * 1024);
+        generation = d.meta().generation();
+        TestClient c(b);
+        c.open_channel(1);
+        declare(c, "kept", true);
+        c.bind_queue(1, "kept", "amq.direct", "k");
+        REQUIRE(c.take<QueueBindOk>().size() == 1);
+        for (int i = 0; i < 400; ++i) {
+            const std::string name = "churn." + std::to_string(i);
+            declare(c, name, true);
+            c.bind_queue(1, name, "amq.direct", name);
+            REQUIRE(c.take<QueueBindOk>().size() == 1);
+            if (i >= 2) {
+                c.delete_queue(1, "churn." + std::to_string(i - 2));
+                REQUIRE(c.take<QueueDeleteOk>().size() == 1);
+            }
+            CHECK(d.meta().log_bytes() < 32 * 1024);  // bounded by twice the threshold
+        }
+        CHECK(d.meta().generation() > generation + 2);
+        generation = d.meta().generation();
+    }
+    // Killed or stopped, the next start reads the last snapshot and the records after it.
+    TestBroker b(stored(dir));
+    CHECK(b.broker->durability()->meta().generation() > generation);
+    CHECK(b.queue("kept"));
+    CHECK(b.queue("churn.398"));
+    CHECK(b.queue("churn.399"));
+    CHECK_FALSE(b.queue("churn.397"));
+    CHECK_FALSE(b.queue("churn.0"));
+    TestClient c(b);
+    c.open_channel(1);
+    CHECK(routes(c, "amq.direct", "k", "kept"));
+    CHECK(routes(c, "amq.direct", "churn.399", "churn.399"));
+}

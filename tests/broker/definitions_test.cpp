@@ -107,5 +107,5 @@ TEST_CASE("bad definitions records are refused with the reason", "[definitions]"
     CHECK(problem(R"({"op":"binding","vhost":1,"source":"x","destination":"q","destination_type":"topic","routing_key":"","arguments":""})") ==
           "'destination_type' is neither queue nor exchange");
     CHECK(d.queues.empty());
-    CHECK(d.apply_snapshot(bytes_of(R"({"format":3})")).value_or("") == "unknown snapshot format");
+    CHECK(d.apply_snapshot(bytes_of(R"({"format":5})")).value_or("") == "unknown snapshot format");
 }

@@ -12,7 +12,7 @@ namespace {
 
 PeerInfo tls_peer(std::optional<std::string> common_name, bool verify_peer = true, bool has_certificate = true,
                   bool loopback = true) {
-    return PeerInfo{loopback ? "127.0.0.1:1" : "192.0.2.1:1", loopback,
+    return PeerInfo{loopback ? "127.0.0.1:1" : "192.0.2.1:1", loopback, "",
                     TlsPeer{verify_peer, has_certificate, std::move(common_name)}};
 }
 

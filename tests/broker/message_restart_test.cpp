@@ -102,6 +102,47 @@ TEST_CASE("a delivery not acknowledged when the broker stopped comes back redeli
     CHECK(d[2].body == "job-3");
 }
 
+TEST_CASE("the delivery count goes on growing when the broker is killed again with the message delivered",
+          "[storage][persistence][crash]") {
+    // kill -9 with the delivery still with its consumer: a crash image taken while the client is
+    // connected, after a confirmed publish and a full sync (deliveries and acks are synced within
+    // sync_interval_ms, not with each confirm) have stored everything written before it, the
+    // Deliver event too. The count a recovery adds for the delivery in flight must be stored as
+    // well, or the next recovery starts again from the count of the last requeue.
+    auto kill_with_delivery_out = [](TestBroker& b, TestClient& c, std::shared_ptr<FaultFileSystem>& fs) {
+        c.open_channel(2);
+        c.confirm_select(2);
+        c.take<ConfirmSelectOk>();
+        c.publish(2, "", "other", "sync", persistent());
+        REQUIRE(c.take<BasicAck>().size() == 1);
+        b.broker->durability()->finish_writes();
+        fs = crashed(*fs);
+    };
+    auto fs = std::make_shared<FaultFileSystem>();
+    {
+        TestBroker b(storage_config(), fs);
+        TestClient c(b);
+        c.open_channel(1);
+        declare_durable(c, "jobs");
+        declare_durable(c, "other");
+        c.publish(1, "", "jobs", "job", persistent());
+        c.consume(1, "jobs", "worker");
+        REQUIRE(c.deliveries().size() == 1);
+        kill_with_delivery_out(b, c, fs);
+    }
+    for (std::int64_t expected = 1; expected <= 3; ++expected) {
+        TestBroker b(storage_config(), fs);
+        TestClient c(b);
+        c.open_channel(1);
+        c.consume(1, "jobs", "worker");
+        auto d = c.deliveries();
+        REQUIRE(d.size() == 1);
+        CHECK(d[0].redelivered());
+        CHECK(count_header(d[0]) == expected);
+        kill_with_delivery_out(b, c, fs);
+    }
+}
+
 TEST_CASE("a message fanned out to several durable queues is stored once and settled per queue",
           "[storage][persistence]") {
     auto fs = std::make_shared<FaultFileSystem>();

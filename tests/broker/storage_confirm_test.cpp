@@ -147,3 +147,53 @@ TEST_CASE("a durable declare whose record cannot be written closes the connectio
     other.declare_queue(1, "light", {}, false);
     CHECK(other.take<QueueDeclareOk>().size() == 1);
 }
+
+TEST_CASE("a confirm waits for its message's fdatasync only; the acks' sidecar follows with the periodic sync",
+          "[storage][confirm]") {
+    Setup s;
+    s.c.publish(1, "", "durable", "p0", persistent());  // creates the segment (and syncs its directory)
+    REQUIRE(confirm_events(s.c).size() == 1);
+    s.c.consume(1, "durable", "c", false);
+    s.c.frames();
+    s.b.broker->durability()->finish_writes();  // syncs everything (the sidecar the delivery created)
+    s.b.settle();
+    const auto syncs_before = s.fs->syncs();
+    s.c.publish(1, "", "durable", "p1", persistent());  // written, delivered (a sidecar event), synced
+    bool acked = false, delivered = false;
+    for (auto& f : s.c.frames()) {
+        acked = acked || f.as<BasicAck>().has_value();
+        delivered = delivered || f.as<BasicDeliver>().has_value();
+    }
+    REQUIRE(acked);
+    REQUIRE(delivered);
+    // The round behind the confirm synced the segment and nothing else.
+    CHECK(s.fs->syncs() - syncs_before == 1);
+    CHECK(s.b.broker->durability()->sync_stats().partial_rounds >= 1);
+    // A power cut now keeps the confirmed message.
+    {
+        TestBroker after(storage_config(), crashed(*s.fs));
+        TestClient c2(after);
+        c2.open_channel(1);
+        CHECK(drain_bodies(c2, 1, "durable") == std::vector<std::string>{"p0", "p1"});
+    }
+}
+
+TEST_CASE("tx.commit-ok after an ack waits for the sidecar that holds the ack", "[storage][tx]") {
+    Setup s;
+    s.c.publish(1, "", "durable", "job", persistent());
+    REQUIRE(confirm_events(s.c).size() == 1);
+    s.c.open_channel(2);
+    s.c.tx_select(2);
+    s.c.take<TxSelectOk>();
+    s.c.get(2, "durable", false);
+    auto d = s.c.deliveries();
+    REQUIRE(d.size() == 1);
+    s.c.ack(2, d.front().delivery_tag());
+    s.c.tx_commit(2);
+    REQUIRE(s.c.take<TxCommitOk>().size() == 1);
+    // A power cut right after commit-ok: the acknowledged job does not come back.
+    TestBroker after(storage_config(), crashed(*s.fs));
+    TestClient c2(after);
+    c2.open_channel(1);
+    CHECK(drain_bodies(c2, 1, "durable").empty());
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop suite: real clients (pika, Celery, amqplib, amqp091-go, the Java client, amqp-tools,
-# raw sockets) against a real broker.
+# raw sockets) against a real broker, and the web console in headless Chromium.
 #
 #   tests/interop/run.sh [--broker warren|rabbitmq] [--warren PATH] [-k FILTER]... [-q] [-x]
 #
@@ -77,7 +77,7 @@ if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/rabbitm
   exit 2
 fi
 
-# amqplib, exactly as locked in package-lock.json.
+# amqplib and playwright-core (the console test), exactly as locked in package-lock.json.
 (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 export INTEROP_BROKER="$broker" INTEROP_WARREN="$warren"

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "store/fault_file_system.hpp"
+#include "store/format.hpp"
 #include "store/message_log.hpp"
 #include "store_support.hpp"
 
@@ -43,6 +44,7 @@ struct Base {
                 e.delivery_count = q == 1 && i == 1 ? 3 : 0;
                 e.has_deadline = true;
                 e.deadline_ms = i == 2 ? 1'700'000'999'000 : -1;
+                e.hold_until_ms = q == 2 && i == 5 ? 1'700'000'123'000 : -1;
                 live.push_back(e);
             }
     }
@@ -81,6 +83,7 @@ TEST_CASE("a checkpoint written at shutdown replaces reading the segments at the
         CHECK(e.has_deadline);
         if (e.queue_id == 1 && e.queue_seq == 2) CHECK(e.delivery_count == 3);
         if (e.queue_seq == 3) CHECK(e.deadline_ms == 1'700'000'999'000);
+        CHECK(e.hold_until_ms == (e.queue_id == 2 && e.queue_seq == 6 ? 1'700'000'123'000 : -1));
         CHECK(body_at(*log, e.location) == std::string(100, 'a'));
     }
     CHECK_FALSE(b.fs.exists(checkpoint_path));  // read once
@@ -159,6 +162,36 @@ TEST_CASE("a checkpoint whose pairs do not add up to the log's counts is refused
     CHECK_FALSE(b.fs.exists(checkpoint_path));
     log->append(message("unflushed", {{1, 99}}).record());
     CHECK_FALSE(log->write_checkpoint(b.live));
+}
+
+}  // namespace warren::store
+
+namespace warren::store {
+
+TEST_CASE("a checkpoint of another format version is not read: the segments are", "[store][checkpoint]") {
+    Base b;
+    {
+        Syncer s;
+        auto log = open_log(b.fs, s.service);
+        recover(*log);
+        REQUIRE(log->write_checkpoint(b.live));
+    }
+    // Rewrite the header as format version 1 wrote it (48-byte pairs): the layout differs.
+    std::string bytes = b.fs.contents(checkpoint_path);
+    std::byte header[file_header_size];
+    encode_file_header(header, {FileKind::Checkpoint, 0, 0, 1});
+    bytes.replace(0, file_header_size, reinterpret_cast<const char*>(header), file_header_size);
+    b.fs.set_contents(checkpoint_path, bytes);
+    Syncer s;
+    std::vector<std::string> lines;
+    LogOptions o;
+    o.warn = [&](std::string_view l) { lines.emplace_back(l); };
+    auto log = open_log(b.fs, s.service, o);
+    Recovered r = recover(*log);
+    CHECK_FALSE(r.stats.checkpoint);
+    CHECK(keys(r.entries) == keys(b.live));
+    REQUIRE(lines.size() == 1);
+    CHECK_THAT(lines[0], Catch::Contains("format version 1"));
 }
 
 }  // namespace warren::store

@@ -137,6 +137,54 @@ TEST_CASE("deliveries, returns and acks are what recovery reports", "[store][log
     CHECK(f2->location == fanned);
 }
 
+TEST_CASE("a Hold event brings a pair back held until its deadline; a later event releases it",
+          "[store][log][retry]") {
+    FaultFileSystem fs;
+    Syncer s;
+    auto log = fresh_log(fs, s.service);
+    Location held = log->append(message("held", {{1, 1}}).record());
+    Location released = log->append(message("released", {{1, 2}}).record());
+    Location settled = log->append(message("settled", {{1, 3}}).record());
+    for (Location l : {held, released, settled}) log->deliver(l, 1);
+    log->hold(held, 1, 3, 1'700'000'060'000);
+    log->hold(released, 1, 1, 1'700'000'001'000);
+    log->hold(settled, 1, 1, 1'700'000'001'000);
+    REQUIRE(log->flush());
+    log->deliver(released, 1);  // released when its deadline came, and delivered again
+    log->ack(settled, 1);
+    REQUIRE(log->flush());
+    log.reset();
+    log = open_log(fs, s.service);
+    auto r = recover(*log);
+    REQUIRE(r.entries.size() == 2);
+    const RecoveredEntry* h = entry_for(r, 1, 1);
+    const RecoveredEntry* d = entry_for(r, 1, 2);
+    REQUIRE(h);
+    REQUIRE(d);
+    CHECK_FALSE(h->delivered);
+    CHECK(h->delivery_count == 3);
+    CHECK(h->hold_until_ms == 1'700'000'060'000);
+    CHECK(d->delivered);
+    CHECK(d->delivery_count == 1);
+    CHECK(d->hold_until_ms == -1);
+}
+
+TEST_CASE("a small read-ahead reads one record at a time, whatever its size", "[store][log]") {
+    FaultFileSystem fs;
+    Syncer s;
+    auto log = fresh_log(fs, s.service);
+    std::vector<Location> at;
+    for (int i = 0; i < 50; ++i) at.push_back(log->append(message(std::string(100 + i * 300, char('a' + i % 26)), {{1, std::uint64_t(i)}}).record()));
+    REQUIRE(log->flush());
+    // In a jumbled order, as deadlines release them.
+    for (int k = 0; k < 50; ++k) {
+        const int i = (k * 17) % 50;
+        auto v = log->read(at[i], 4096);
+        REQUIRE(v);
+        CHECK(as_string(v->body) == std::string(100 + i * 300, char('a' + i % 26)));
+    }
+}
+
 TEST_CASE("a settled segment is deleted with its sidecar but the head segment is kept", "[store][log]") {
     FaultFileSystem fs;
     Syncer s;

@@ -77,27 +77,66 @@ TEST_CASE("names over 255 bytes are a caller bug", "[store][record]") {
     CHECK_THROWS_AS(message_payload_size(m.record()), std::length_error);
 }
 
+std::vector<Event> read_events(std::span<const std::byte> payload, std::size_t* bad = nullptr) {
+    std::vector<Event> out;
+    EventCursor c(payload);
+    for (Event e; c.next(e);) out.push_back(e);
+    if (bad) *bad = c.bad();
+    return out;
+}
+
 TEST_CASE("events round trip and malformed ones are refused", "[store][record]") {
     Buffer b;
     append_event(b, {64, 3, 0, EventKind::Deliver});
     append_event(b, {64, 3, 2, EventKind::Return});
     append_event(b, {0xFFFFFFF0, 0xFFFFFFFF, 65535, EventKind::Ack});
     REQUIRE(event_count(b.span()) == 3);
-    auto e = decode_event(b.span(), 1);
-    REQUIRE(e);
-    CHECK(e->offset == 64);
-    CHECK(e->queue_id == 3);
-    CHECK(e->delivery_count == 2);
-    CHECK(e->kind == EventKind::Return);
-    e = decode_event(b.span(), 2);
-    REQUIRE(e);
-    CHECK(e->offset == 0xFFFFFFF0);
-    CHECK(e->delivery_count == 65535);
-    CHECK(e->kind == EventKind::Ack);
+    auto e = read_events(b.span());
+    REQUIRE(e.size() == 3);
+    CHECK(e[1].offset == 64);
+    CHECK(e[1].queue_id == 3);
+    CHECK(e[1].delivery_count == 2);
+    CHECK(e[1].kind == EventKind::Return);
+    CHECK(e[2].offset == 0xFFFFFFF0);
+    CHECK(e[2].delivery_count == 65535);
+    CHECK(e[2].kind == EventKind::Ack);
     CHECK(event_count(b.span().first(35)) == 0);
     CHECK(event_count({}) == 0);
-    b.data()[10] = std::byte{9};  // unknown kind
-    CHECK_FALSE(decode_event(b.span(), 0));
+    b.data()[10] = std::byte{9};  // unknown kind: that one is skipped, the others are read
+    std::size_t bad = 0;
+    CHECK(read_events(b.span(), &bad).size() == 2);
+    CHECK(bad == 1);
+}
+
+TEST_CASE("a Hold event takes two slots and carries its deadline; a damaged one is skipped whole",
+          "[store][record][retry]") {
+    Buffer b;
+    append_event(b, {64, 3, 1, EventKind::Deliver});
+    append_event(b, {64, 3, 4, EventKind::Hold, 1'700'000'123'456});
+    append_event(b, {96, 3, 0, EventKind::Ack});
+    CHECK(b.size() == 4 * event_size);
+    CHECK(encoded_event_size({0, 0, 0, EventKind::Hold}) == 2 * event_size);
+    auto e = read_events(b.span());
+    REQUIRE(e.size() == 3);
+    CHECK(e[1].kind == EventKind::Hold);
+    CHECK(e[1].delivery_count == 4);
+    CHECK(e[1].hold_until_ms == 1'700'000'123'456);
+    CHECK(e[0].hold_until_ms == -1);
+    CHECK(e[2].offset == 96);
+
+    SECTION("its second slot's reserved bytes set: the Hold is skipped, the next event is read") {
+        b.data()[event_size + 20] = std::byte{1};
+        std::size_t bad = 0;
+        auto left = read_events(b.span(), &bad);
+        REQUIRE(left.size() == 2);
+        CHECK(left[1].kind == EventKind::Ack);
+        CHECK(bad == 1);
+    }
+    SECTION("a Hold cut after its first slot is skipped") {
+        std::size_t bad = 0;
+        CHECK(read_events(b.span().first(2 * event_size), &bad).size() == 1);
+        CHECK(bad == 1);
+    }
 }
 
 }  // namespace

@@ -102,6 +102,26 @@ TEST_CASE("a round syncs meta, then segments, then sidecars, then directories", 
     CHECK(order == std::vector<std::string>{"meta", "seg", "evt", "dir"});
 }
 
+TEST_CASE("a round for tickets that need no events leaves the sidecars to a later full round", "[store][sync]") {
+    std::vector<std::string> order;
+    std::mutex m;
+    auto file = [&](const char* name) { return std::make_shared<RecordingFile>(name, order, m); };
+    Syncer s;
+    auto seg = file("seg"), evt = file("evt");
+    s.service.mark_dirty(seg, SyncClass::Segment);
+    s.service.mark_dirty(evt, SyncClass::Sidecar);
+    std::uint64_t confirm = s.service.request_sync(false);
+    s.loop.run_until([&] { return !s.results.empty() && s.results.back().ticket >= confirm; });
+    {
+        std::lock_guard lock(m);
+        CHECK(order == std::vector<std::string>{"seg"});
+    }
+    CHECK(s.service.stats().partial_rounds == 1);
+    s.sync();  // a full round (the periodic one): the sidecar left behind is synced now
+    std::lock_guard lock(m);
+    CHECK(order == std::vector<std::string>{"seg", "evt"});
+}
+
 TEST_CASE("a failed fdatasync is reported with its ticket, and every later ticket fails", "[store][sync]") {
     FaultFileSystem fs;
     REQUIRE(fs.make_directories("/d"));

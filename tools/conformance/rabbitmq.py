@@ -12,6 +12,8 @@ Library use::
 
     # or, without a with-block:
     node = RabbitNode(); node.start(); ...; node.stop()
+    # a restart on the same node directory (what it stored survives), after SIGTERM or SIGKILL:
+    node.restart(kill=True)
 
 CLI use::
 
@@ -184,11 +186,7 @@ class RabbitNode:
         conf_env = os.path.join(b, "rabbitmq-env.conf")
         open(conf_env, "w").close()
         conf = os.path.join(b, "rabbitmq.conf")
-        with open(conf, "w") as f:
-            f.write(f"listeners.tcp.1 = {self.host}:{self.port}\n")
-            f.write("log.console = false\nlog.file.level = info\n")
-            for line in self.extra_conf:
-                f.write(line.rstrip("\n") + "\n")
+        self._write_conf()
         cookie = os.path.join(b, "home", ".erlang.cookie")
         with open(cookie, "w") as f:
             f.write("WARRENPROBE" + os.urandom(8).hex().upper())
@@ -199,7 +197,6 @@ class RabbitNode:
             "HOME": os.path.join(b, "home"),
             "RABBITMQ_NODENAME": self.nodename,
             "RABBITMQ_NODE_IP_ADDRESS": self.host,
-            "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_BASE": b,
             "RABBITMQ_MNESIA_BASE": os.path.join(b, "mnesia"),
@@ -213,16 +210,41 @@ class RabbitNode:
         })
         env.pop("RABBITMQ_ALLOW_INPUT", None)
         self._env = env
-        out = open(self.stdout_path, "wb")
-        self.proc = subprocess.Popen([self.server], env=env, cwd=b, stdin=subprocess.DEVNULL,
-                                     stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self._launch()
+        return self
+
+    def _write_conf(self) -> None:
+        with open(os.path.join(self.base, "rabbitmq.conf"), "w") as f:
+            f.write(f"listeners.tcp.1 = {self.host}:{self.port}\n")
+            f.write("log.console = false\nlog.file.level = info\n")
+            for line in self.extra_conf:
+                f.write(line.rstrip("\n") + "\n")
+
+    def _launch(self) -> None:
+        self._env["RABBITMQ_NODE_PORT"] = str(self.port)
+        out = open(self.stdout_path, "ab")
+        self.proc = subprocess.Popen([self.server], env=self._env, cwd=self.base,
+                                     stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
+
+    def restart(self, kill: bool = False, port: int | None = None,
+                extra_conf: list[str] | None = None) -> "RabbitNode":
+        """Stop the node (SIGTERM, or SIGKILL to every process of it: a crash) and start it
+        again on the same directory, so it recovers what it stored; optionally on another port
+        or with other rabbitmq.conf lines."""
+        self.halt(kill=kill)
+        if port:
+            self.port = port
+        if extra_conf is not None:
+            self.extra_conf = list(extra_conf)
+        self._write_conf()
+        self._launch()
         return self
 
     def _track(self) -> None:
@@ -286,11 +308,11 @@ class RabbitNode:
                            timeout=timeout, check=True)
         return r.stdout
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the node (SIGTERM, then SIGKILL) and its Erlang children; remove the temp dir."""
+    def halt(self, timeout: float = 30.0, kill: bool = False) -> None:
+        """Stop the node's processes (SIGTERM and wait, or SIGKILL at once); keep its directory."""
         if self.proc is not None:
             self._track()
-            if self.proc.poll() is None:
+            if self.proc.poll() is None and not kill:
                 try:
                     self.proc.send_signal(signal.SIGTERM)
                     self.proc.wait(timeout)
@@ -299,7 +321,7 @@ class RabbitNode:
                 except ProcessLookupError:
                     pass
             # Whatever of ours is still alive (beam.smp, erl_child_setup, inet_gethost...).
-            for sig in (signal.SIGTERM, signal.SIGKILL):
+            for sig in ((signal.SIGKILL,) if kill else (signal.SIGTERM, signal.SIGKILL)):
                 alive = [p for p, st in self._known.items() if st is not None and _starttime(p) == st]
                 if not alive:
                     break
@@ -318,6 +340,10 @@ class RabbitNode:
                 self.proc.wait()
             self.proc = None
             self._known = {}
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the node (SIGTERM, then SIGKILL) and its Erlang children; remove the temp dir."""
+        self.halt(timeout)
         if self.base and not self.keep_dir:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None

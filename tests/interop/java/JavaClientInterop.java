@@ -14,6 +14,9 @@ import com.rabbitmq.client.DefaultSaslConfig;
 import com.rabbitmq.client.Envelope;
 import com.rabbitmq.client.GetResponse;
 import com.rabbitmq.client.LongString;
+import com.rabbitmq.client.MessageProperties;
+import com.rabbitmq.client.Recoverable;
+import com.rabbitmq.client.RecoveryListener;
 import com.rabbitmq.client.ShutdownSignalException;
 import java.io.FileInputStream;
 import java.io.InputStream;
@@ -25,6 +28,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -53,6 +57,7 @@ public final class JavaClientInterop {
         SCENARIOS.put("dead_letter", JavaClientInterop::deadLetter);
         SCENARIOS.put("mandatory_return", JavaClientInterop::mandatoryReturn);
         SCENARIOS.put("clean_close", JavaClientInterop::cleanClose);
+        SCENARIOS.put("recovery_after_restart", JavaClientInterop::recoveryAfterRestart);
         SCENARIOS.put("tls_publish_consume", JavaClientInterop::publishConsume);
         SCENARIOS.put("tls_external", JavaClientInterop::publishConsume);
         SCENARIOS.put("permissions", JavaClientInterop::permissions);
@@ -301,6 +306,50 @@ public final class JavaClientInterop {
         check(!conn.isOpen(), "connection closed");
     }
 
+    // The client's automatic recovery across a restart of the broker on its data and port: the
+    // test kills and restarts the broker when this prints "restart now"; the connection, the
+    // channels (confirm mode, qos) and the consumer come back, the delivery the consumer held
+    // unacknowledged comes back redelivered, and publishing with confirms goes on.
+    static void recoveryAfterRestart(Connection conn) throws Exception {
+        BlockingQueue<Recoverable> recovered = new LinkedBlockingQueue<>();
+        ((Recoverable) conn).addRecoveryListener(new RecoveryListener() {
+            @Override
+            public void handleRecovery(Recoverable r) {
+                recovered.add(r);
+            }
+
+            @Override
+            public void handleRecoveryStarted(Recoverable r) {}
+        });
+        Channel ch = conn.createChannel();
+        String q = "java-recovery-" + UUID.randomUUID();
+        ch.queueDeclare(q, true, false, false, null);
+        ch.confirmSelect();
+        ch.basicPublish("", q, MessageProperties.PERSISTENT_TEXT_PLAIN, bytes("before"));
+        ch.waitForConfirmsOrDie(TIMEOUT_S * 1000);
+        Channel consumer = conn.createChannel();
+        consumer.basicQos(1);
+        BlockingQueue<Delivery> got = consume(consumer, q, false);
+        Delivery first = next(got, "the first delivery");
+        checkEquals("before", first.body(), "first body");
+        check(!first.envelope().isRedeliver(), "the first delivery is not redelivered");
+
+        System.out.println("restart now");
+        System.out.flush();
+        check(recovered.poll(60, TimeUnit.SECONDS) != null, "the connection recovered");
+        Delivery again = next(got, "the delivery held at the restart, again");
+        checkEquals("before", again.body(), "body after the restart");
+        check(again.envelope().isRedeliver(), "redelivered after the restart");
+        consumer.basicAck(again.envelope().getDeliveryTag(), false);
+        ch.basicPublish("", q, MessageProperties.PERSISTENT_TEXT_PLAIN, bytes("after"));
+        ch.waitForConfirmsOrDie(TIMEOUT_S * 1000);
+        Delivery later = next(got, "a message published after the restart");
+        checkEquals("after", later.body(), "body published after the restart");
+        check(!later.envelope().isRedeliver(), "a new message is not redelivered");
+        consumer.basicAck(later.envelope().getDeliveryTag(), false);
+        ch.queueDelete(q);
+    }
+
     // Trusts the test CA; with a client certificate (PKCS#12, password "changeit") if asked.
     static SSLContext sslContext(boolean clientCertificate) throws Exception {
         String dir = System.getenv("TLS_DIR");
@@ -386,7 +435,10 @@ public final class JavaClientInterop {
         f.setPort(Integer.parseInt(argv[2]));
         f.setUsername(argv[3]);
         f.setPassword(argv[4]);
-        f.setAutomaticRecoveryEnabled(false);  // a lost connection must fail the test
+        // A lost connection must fail the test, except where recovery is what is tested.
+        boolean recovery = argv[0].equals("recovery_after_restart");
+        f.setAutomaticRecoveryEnabled(recovery);
+        f.setNetworkRecoveryInterval(100);
         if (argv[0].startsWith("tls_")) {
             boolean external = argv[0].equals("tls_external");
             f.useSslProtocol(sslContext(external));

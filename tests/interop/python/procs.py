@@ -96,6 +96,18 @@ def stop(p, grace=15.0):
     _live.pop(p.pid, None)
 
 
+def kill(p):
+    """SIGKILL the process group started by spawn(), with no warning, and reap it."""
+    if p is None or p.pid not in _live:
+        return
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait(timeout=30)
+    _live.pop(p.pid, None)
+
+
 def on_cleanup(fn):
     """Call fn (idempotent) when the run ends or is interrupted, if nobody did before."""
     _cleanups.append(fn)

@@ -118,6 +118,12 @@ class GoClientTests(unittest.TestCase):
     def test_go_channel_flow(self):
         self.run_go("TestChannelFlowPausesAndResumesDeliveries")
 
+    def test_go_delayed_exchange_each_type(self):
+        self.run_go("TestDelayedExchangeEachType")
+
+    def test_go_delayed_retry_then_dead_letter(self):
+        self.run_go("TestDelayedRetryThenDeadLetter")
+
     def test_go_concurrent_close_50_times(self):
         self.run_go("TestConcurrentCloseIsClean")
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 import brokers
@@ -56,12 +57,16 @@ def tearDownModule():
         shutil.rmtree(classes, ignore_errors=True)
 
 
-def java(*args):
+def java_argv(*args):
     # Small heap, serial GC and the client compiler: a short-lived JVM starting fast on 2 cores.
     env = dict(os.environ, TLS_DIR=certs.dir) if certs else None
-    return subprocess.run(["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                           "-cp", ":".join([classes] + JARS), "JavaClientInterop"] + list(args),
-                          capture_output=True, text=True, timeout=180, env=env)
+    return ["java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-cp", ":".join([classes] + JARS), "JavaClientInterop"] + list(args), env
+
+
+def java(*args):
+    argv, env = java_argv(*args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
 
 
 class JavaClientTests(unittest.TestCase):
@@ -95,6 +100,26 @@ class JavaClientTests(unittest.TestCase):
 
     def test_clean_close(self):
         self.run_scenario("clean_close")
+
+    def test_recovery_after_restart(self):
+        # The client prints "restart now" holding a delivery unacknowledged; the broker is then
+        # killed and started again on its data and port, and the client recovers by itself.
+        argv, env = java_argv("recovery_after_restart", broker.host, str(broker.port),
+                              broker.user, broker.password)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        out = []
+        for line in proc.stdout:
+            out.append(line)
+            if line.strip() == "restart now":
+                if brokers.is_rabbitmq():
+                    time.sleep(2)  # RabbitMQ 3.10 writes declarations lazily (test_durability)
+                broker.restart(kill=True)
+                break
+        out.append(proc.stdout.read())
+        self.assertEqual(proc.wait(180), 0, "".join(out))
+        self.assertIn("ok recovery_after_restart", "".join(out).splitlines())
 
     def test_tls_publish_consume(self):
         self.run_scenario("tls_publish_consume")

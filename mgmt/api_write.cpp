@@ -1,0 +1,519 @@
+// Changes through the API, with RabbitMQ's answers: PUT and DELETE of queues and exchanges,
+// purge, get, publish, bindings, closing a connection, and importing definitions. Each goes
+// through the same VHost methods as the AMQP methods do; a durable change is answered once it
+// is stored, as a durable declare-ok is.
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "broker/base64.hpp"
+#include "broker/broker.hpp"
+#include "broker/connection.hpp"
+#include "broker/log.hpp"
+#include "broker/message.hpp"
+#include "broker/queue_args.hpp"
+#include "broker/vhost.hpp"
+#include "mgmt/api.hpp"
+#include "mgmt/api_call.hpp"
+#include "mgmt/erlang_hash.hpp"
+#include "protocol/basic_properties.hpp"
+#include "protocol/reply_code.hpp"
+
+namespace warren::mgmt {
+
+using namespace protocol;
+
+namespace {
+
+bool flag(const json& body, const char* key, bool fallback) {
+    auto it = body.find(key);
+    if (it == body.end()) return fallback;
+    if (it->is_boolean()) return it->get<bool>();
+    if (it->is_string()) return *it == "true";
+    return fallback;
+}
+
+std::string text_of(bool b) {
+    return b ? "true" : "false";
+}
+
+std::string resource(std::string_view kind, std::string_view name, std::string_view vhost) {
+    return fmt::format("{} '{}' in vhost '{}'", kind, name, vhost);
+}
+
+std::string inequivalent(std::string_view arg, const std::string& res, const std::string& received,
+                         const std::string& current) {
+    return fmt::format("inequivalent arg '{}' for {}: received '{}' but current is '{}'", arg, res, received, current);
+}
+
+bool is_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const std::size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
+        if (n == 4 || i + n >= s.size()) return false;
+        for (std::size_t k = 1; k <= n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+json properties_json(const broker::Message& m) {
+    const BasicProperties p = m.decoded_properties();
+    json o = json::object();
+    using namespace property_flag;
+    if (p.has(content_type)) o["content_type"] = std::string(p.content_type);
+    if (p.has(content_encoding)) o["content_encoding"] = std::string(p.content_encoding);
+    if (p.has(headers)) o["headers"] = table_json(p.headers.to_table());
+    if (p.has(delivery_mode)) o["delivery_mode"] = p.delivery_mode;
+    if (p.has(priority)) o["priority"] = p.priority;
+    if (p.has(correlation_id)) o["correlation_id"] = std::string(p.correlation_id);
+    if (p.has(reply_to)) o["reply_to"] = std::string(p.reply_to);
+    if (p.has(expiration)) o["expiration"] = std::string(p.expiration);
+    if (p.has(message_id)) o["message_id"] = std::string(p.message_id);
+    if (p.has(timestamp)) o["timestamp"] = p.timestamp;
+    if (p.has(type)) o["type"] = std::string(p.type);
+    if (p.has(user_id)) o["user_id"] = std::string(p.user_id);
+    if (p.has(app_id)) o["app_id"] = std::string(p.app_id);
+    if (p.has(cluster_id)) o["cluster_id"] = std::string(p.cluster_id);
+    // RabbitMQ shows no properties as an empty list (an Erlang proplist), not {}.
+    if (o.empty()) return json::array();
+    return o;
+}
+
+}  // namespace
+
+// RabbitMQ's API does these changes over an AMQP channel as the user, so its permission checks
+// apply; a refusal is 401 not_authorised "Access refused." (recorded from 3.10), the AMQP text
+// going to the log.
+bool Api::permits(Call& call, const broker::VHost& vh, broker::Permission p, bool is_exchange, std::string_view name) {
+    const std::string_view subject = is_exchange && name.empty() ? "amq.default" : name;
+    const broker::Permissions* perms = broker_.auth().find_permissions(call.user.name, vh.name());
+    if (perms && perms->of(p).matches(subject)) return true;
+    log::info("management API: access to {} refused for user '{}'",
+              resource(is_exchange ? "exchange" : "queue", subject, vh.name()), call.user.name);
+    call.error(401, "not_authorised", "Access refused.");
+    return false;
+}
+
+void Api::put_queue(Call& call, broker::VHost& vh, const std::string& name) {
+    auto body = call.body_json();
+    if (!body) return;
+    if (!body->is_object()) return call.bad_request("not_json");
+    if (!permits(call, vh, broker::Permission::Configure, false, name)) return;
+    if (name.empty() || name.size() > 255) return call.bad_request("queue name must be 1 to 255 bytes");
+    if (name.starts_with("amq."))
+        return call.error(403, "access_refused", fmt::format("queue name '{}' contains reserved prefix 'amq.*'", name));
+    const bool durable = flag(*body, "durable", true);
+    const bool auto_delete = flag(*body, "auto_delete", false);
+    FieldTable arguments;
+    if (auto it = body->find("arguments"); it != body->end() && !it->is_null()) {
+        auto t = table_from_json(*it);
+        if (!t) return call.bad_request("arguments must be an object");
+        arguments = std::move(*t);
+    }
+    const std::string res = resource("queue", name, vh.name());
+    if (broker::Queue* q = vh.find_queue(name)) {
+        if (q->exclusive_owner()) return call.error(400, "bad_request", "queue is exclusive to another connection");
+        if (q->flags().durable != durable)
+            return call.bad_request(inequivalent("durable", res, text_of(durable), text_of(q->flags().durable)));
+        if (q->flags().auto_delete != auto_delete)
+            return call.bad_request(
+                inequivalent("auto_delete", res, text_of(auto_delete), text_of(q->flags().auto_delete)));
+        if (auto detail = broker::check_args_equivalence(q->raw_args(), arguments, res))
+            return call.bad_request(*detail);
+        return call.reply(204);
+    }
+    broker::QueueArgsResult parsed = broker::parse_queue_args(arguments, res);
+    if (!parsed.args) return call.bad_request(parsed.error);
+    vh.add_queue(name, broker::QueueFlags{durable, false, auto_delete}, *parsed.args, arguments, 0);
+    answer_change(call, 201, durable);
+}
+
+void Api::delete_queue(Call& call, broker::VHost& vh, const std::string& name) {
+    broker::Queue* q = vh.find_queue(name);
+    if (!q) return call.not_found();
+    if (!permits(call, vh, broker::Permission::Configure, false, name)) return;
+    if (call.target.param("if-empty") == std::optional<std::string>("true") && q->message_count() > 0)
+        return call.bad_request(fmt::format("{} not empty", resource("queue", name, vh.name())));
+    if (call.target.param("if-unused") == std::optional<std::string>("true") && q->consumer_count() > 0)
+        return call.bad_request(fmt::format("{} in use", resource("queue", name, vh.name())));
+    const bool durable = q->flags().durable;
+    vh.delete_queue(*q);
+    broker_.drain_dead_letters();
+    answer_change(call, 204, durable);
+}
+
+void Api::purge_queue(Call& call, broker::VHost& vh, const std::string& name) {
+    broker::Queue* q = vh.find_queue(name);
+    if (!q) return call.not_found();
+    if (!permits(call, vh, broker::Permission::Read, false, name)) return;
+    q->purge();
+    answer_change(call, 204, q->flags().durable);
+}
+
+void Api::get_messages(Call& call, broker::VHost& vh, const std::string& name) {
+    auto body = call.body_json();
+    if (!body) return;
+    broker::Queue* q = vh.find_queue(name);
+    if (!q) return call.not_found();
+    if (!body->is_object()) return call.bad_request("not_json");
+    if (!permits(call, vh, broker::Permission::Read, false, name)) return;
+    const std::string ackmode = body->value("ackmode", std::string());
+    const bool requeue = ackmode == "ack_requeue_true" || ackmode == "reject_requeue_true";
+    if (ackmode != "ack_requeue_true" && ackmode != "ack_requeue_false" && ackmode != "reject_requeue_true" &&
+        ackmode != "reject_requeue_false")
+        return call.bad_request(
+            "ackmode must be ack_requeue_true, ack_requeue_false, reject_requeue_true or "
+            "reject_requeue_false");
+    const std::string encoding = body->value("encoding", std::string("auto"));
+    if (encoding != "auto" && encoding != "base64") return call.bad_request("encoding must be auto or base64");
+    std::uint64_t count = 1;
+    if (auto it = body->find("count"); it != body->end()) {
+        if (!it->is_number_unsigned() && !(it->is_string() && !it->get<std::string>().empty()))
+            return call.bad_request("count must be a number");
+        count = it->is_number_unsigned() ? it->get<std::uint64_t>() : std::stoull(it->get<std::string>());
+    }
+    std::optional<std::uint64_t> truncate;
+    if (auto it = body->find("truncate"); it != body->end() && it->is_number_unsigned())
+        truncate = it->get<std::uint64_t>();
+    // A page of messages at most: the API never walks a whole queue on the loop.
+    count = std::min<std::uint64_t>(count, 1000);
+
+    std::vector<broker::QueuedMessage> taken;
+    json out = json::array();
+    while (taken.size() < count) {
+        auto m = q->take_one();
+        if (!m) break;
+        const broker::Message& msg = *m->message;
+        std::string payload(reinterpret_cast<const char*>(msg.body().data()), msg.body().size());
+        const std::uint64_t bytes = payload.size();
+        if (truncate && payload.size() > *truncate) payload.resize(*truncate);
+        const bool as_string = encoding == "auto" && is_utf8(payload);
+        json j{{"payload_bytes", bytes},
+               {"redelivered", m->redelivered()},
+               {"exchange", std::string(msg.exchange())},
+               {"routing_key", std::string(msg.routing_key())},
+               {"message_count", q->message_count()},
+               {"properties", properties_json(msg)},
+               {"payload", as_string ? payload : broker::base64_encode(std::as_bytes(std::span(payload)))},
+               {"payload_encoding", as_string ? "string" : "base64"}};
+        out.push_back(std::move(j));
+        q->stats().add(broker::Stat::get);
+        vh.stats().add(broker::Stat::get);
+        if (m->redelivered()) q->stats().add(broker::Stat::redeliver);
+        taken.push_back(std::move(*m));
+    }
+    if (taken.empty()) q->stats().add(broker::Stat::get_empty);
+    // All taken first, then settled: a requeued message goes back to its place at the head and
+    // must not be taken twice.
+    for (auto& m : taken) {
+        if (requeue) {
+            q->requeue(std::move(m));
+        } else if (ackmode == "ack_requeue_false") {
+            q->on_delivered(m, true);
+            q->stats().add(broker::Stat::ack);
+        } else {
+            q->on_delivered(m, false);
+            q->dead_letter(std::move(m), broker::DeadLetterReason::Rejected);
+        }
+    }
+    broker_.drain_dead_letters();
+    call.reply_json(out);
+}
+
+void Api::put_exchange(Call& call, broker::VHost& vh, const std::string& name) {
+    auto body = call.body_json();
+    if (!body) return;
+    if (!body->is_object()) return call.bad_request("not_json");
+    if (name.empty() || name == "amq.default" || name.starts_with("amq."))
+        return call.error(403, "access_refused",
+                          fmt::format("exchange name '{}' contains reserved prefix 'amq.*'", name));
+    if (!permits(call, vh, broker::Permission::Configure, true, name)) return;
+    const std::string type_name = body->value("type", std::string());
+    auto type = exchanges::parse_exchange_type(type_name);
+    if (!type) return call.bad_request(fmt::format("unknown exchange type '{}'", type_name));
+    const bool durable = flag(*body, "durable", true);
+    const bool auto_delete = flag(*body, "auto_delete", false);
+    const bool internal = flag(*body, "internal", false);
+    FieldTable arguments;
+    if (auto it = body->find("arguments"); it != body->end() && !it->is_null()) {
+        auto t = table_from_json(*it);
+        if (!t) return call.bad_request("arguments must be an object");
+        arguments = std::move(*t);
+    }
+    const std::string res = resource("exchange", name, vh.name());
+    if (broker::ExchangeEntry* x = vh.find_exchange(name)) {
+        if (x->type != *type)
+            return call.bad_request(
+                inequivalent("type", res, type_name, std::string(exchanges::exchange_type_name(x->type))));
+        if (x->durable != durable)
+            return call.bad_request(inequivalent("durable", res, text_of(durable), text_of(x->durable)));
+        if (x->auto_delete != auto_delete)
+            return call.bad_request(inequivalent("auto_delete", res, text_of(auto_delete), text_of(x->auto_delete)));
+        if (x->internal != internal)
+            return call.bad_request(inequivalent("internal", res, text_of(internal), text_of(x->internal)));
+        return call.reply(204);
+    }
+    vh.add_exchange(name, *type, durable, auto_delete, internal, std::move(arguments));
+    answer_change(call, 201, durable);
+}
+
+void Api::delete_exchange(Call& call, broker::VHost& vh, const std::string& name) {
+    if (name.empty() || name == "amq.default" || name.starts_with("amq."))
+        return call.error(403, "access_refused", fmt::format("operation not permitted on the default exchange"));
+    broker::ExchangeEntry* x = vh.find_exchange(name);
+    if (!x) return call.not_found();
+    if (!permits(call, vh, broker::Permission::Configure, true, name)) return;
+    if (call.target.param("if-unused") == std::optional<std::string>("true") &&
+        (x->router->binding_count() > 0 || x->bound_as_destination > 0))
+        return call.bad_request(fmt::format("{} in use", resource("exchange", name, vh.name())));
+    const bool durable = x->durable;
+    vh.delete_exchange(*x);
+    answer_change(call, 204, durable);
+}
+
+void Api::publish(Call& call, broker::VHost& vh, const std::string& name) {
+    auto body = call.body_json();
+    if (!body) return;
+    if (!body->is_object()) return call.bad_request("not_json");
+    if (!permits(call, vh, broker::Permission::Write, true, name == "amq.default" ? std::string() : name)) return;
+    broker::ExchangeEntry* x = vh.find_exchange(name == "amq.default" ? std::string() : name);
+    if (!x) return call.not_found();
+    const std::string routing_key = body->value("routing_key", std::string());
+    const std::string encoding = body->value("payload_encoding", std::string("string"));
+    auto payload_it = body->find("payload");
+    if (payload_it == body->end() || !payload_it->is_string()) return call.bad_request("payload missing");
+    std::string payload = payload_it->get<std::string>();
+    if (encoding == "base64") {
+        auto bytes = broker::base64_decode(payload);
+        if (!bytes) return call.bad_request("payload is not base64");
+        payload.assign(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    } else if (encoding != "string") {
+        return call.bad_request("payload_encoding must be string or base64");
+    }
+    if (payload.size() > broker_.config().max_message_size) return call.bad_request("message too large");
+    // Properties, as basic.publish would carry them.
+    BasicProperties props;
+    std::vector<std::string> keep;  // the views in props point into these
+    keep.reserve(16);
+    ByteBuffer header_bytes;
+    if (auto it = body->find("properties"); it != body->end() && it->is_object()) {
+        using namespace property_flag;
+        auto str = [&](const char* key, std::string_view& slot, std::uint16_t f) -> bool {
+            auto v = it->find(key);
+            if (v == it->end()) return true;
+            if (!v->is_string()) return false;
+            keep.push_back(v->get<std::string>());
+            slot = keep.back();
+            props.set_flag(f);
+            return true;
+        };
+        bool ok = str("content_type", props.content_type, content_type) &&
+                  str("content_encoding", props.content_encoding, content_encoding) &&
+                  str("correlation_id", props.correlation_id, correlation_id) &&
+                  str("reply_to", props.reply_to, reply_to) && str("expiration", props.expiration, expiration) &&
+                  str("message_id", props.message_id, message_id) && str("type", props.type, type) &&
+                  str("user_id", props.user_id, user_id) && str("app_id", props.app_id, app_id) &&
+                  str("cluster_id", props.cluster_id, cluster_id);
+        if (!ok) return call.bad_request("a property has the wrong type");
+        if (auto v = it->find("delivery_mode"); v != it->end()) {
+            if (!v->is_number_unsigned() || v->get<std::uint64_t>() > 255) return call.bad_request("bad delivery_mode");
+            props.delivery_mode = static_cast<std::uint8_t>(v->get<std::uint64_t>());
+            props.set_flag(delivery_mode);
+        }
+        if (auto v = it->find("priority"); v != it->end()) {
+            if (!v->is_number_unsigned() || v->get<std::uint64_t>() > 255) return call.bad_request("bad priority");
+            props.priority = static_cast<std::uint8_t>(v->get<std::uint64_t>());
+            props.set_flag(priority);
+        }
+        if (auto v = it->find("timestamp"); v != it->end()) {
+            if (!v->is_number_unsigned()) return call.bad_request("bad timestamp");
+            props.timestamp = v->get<std::uint64_t>();
+            props.set_flag(timestamp);
+        }
+        if (auto v = it->find("headers"); v != it->end() && !v->empty()) {
+            auto t = table_from_json(*v);
+            if (!t) return call.bad_request("headers must be an object");
+            header_bytes = encode_table_body(*t);
+            props.headers = TableView::trusted(header_bytes.span());
+            props.set_flag(headers);
+        }
+    }
+    ByteBuffer encoded;
+    encode_properties(encoded, props);
+    broker::MessageRef message = broker::Message::create(x->name, routing_key, encoded.span(), payload.size());
+    if (!message) return call.bad_request("invalid properties");
+    if (!payload.empty()) std::memcpy(message->body_data(), payload.data(), payload.size());
+    broker::PublishResult result = vh.publish(*x, message);
+    vh.stats().add(broker::Stat::publish);
+    if (!result.routed) vh.stats().add(broker::Stat::drop_unroutable);
+    broker_.drain_dead_letters();
+    call.reply_json(json{{"routed", result.routed}});
+}
+
+void Api::post_binding(Call& call) {
+    // /api/bindings/{vhost}/e/{source}/{q|e}/{destination}
+    const auto& s = call.seg();
+    if (s[3] != "e" || (s[5] != "q" && s[5] != "e")) return call.not_found();
+    broker::VHost* vh = broker_.find_vhost(s[2]);
+    if (!vh) return call.error(404, "not_found", "vhost_not_found");
+    auto body = call.body_json();
+    if (!body) return;
+    if (!body->is_object()) return call.bad_request("not_json");
+    broker::ExchangeEntry* source = vh->find_exchange(s[4]);
+    if (!source) return call.not_found();
+    if (source == &vh->default_exchange())
+        return call.error(403, "access_refused", "operation not permitted on the default exchange");
+    exchanges::Destination destination;
+    bool durable = source->durable;
+    if (s[5] == "q") {
+        broker::Queue* q = vh->find_queue(s[6]);
+        if (!q) return call.not_found();
+        destination = q->as_destination();
+        durable = durable && q->flags().durable;
+    } else {
+        broker::ExchangeEntry* d = vh->find_exchange(s[6]);
+        if (!d) return call.not_found();
+        destination = d->as_destination();
+        durable = durable && d->durable;
+    }
+    const std::string key = body->value("routing_key", std::string());
+    FieldTable arguments;
+    if (auto it = body->find("arguments"); it != body->end() && !it->is_null()) {
+        auto t = table_from_json(*it);
+        if (!t) return call.bad_request("arguments must be an object");
+        arguments = std::move(*t);
+    }
+    if (auto problem = source->router->validate_binding(arguments)) return call.bad_request(*problem);
+    // queue.bind and exchange.bind: write on the destination, read on the source.
+    if (!permits(call, *vh, broker::Permission::Write, s[5] == "e", s[6]) ||
+        !permits(call, *vh, broker::Permission::Read, true, s[4]))
+        return;
+    vh->bind(*source, destination, key, arguments);
+    answer_change(call, 201, durable);
+}
+
+void Api::delete_binding(Call& call) {
+    const auto& s = call.seg();
+    if (s[3] != "e" || (s[5] != "q" && s[5] != "e")) return call.not_found();
+    broker::VHost* vh = broker_.find_vhost(s[2]);
+    if (!vh) return call.not_found();
+    for (const auto& b : view_.bindings_from(s[2], s[4])) {
+        if (b.destination != s[6] || b.to_exchange != (s[5] == "e") ||
+            properties_key(b.routing_key, b.arguments) != s[7])
+            continue;
+        broker::ExchangeEntry* source = vh->find_exchange(s[4]);
+        exchanges::Destination destination;
+        if (b.to_exchange) {
+            broker::ExchangeEntry* d = vh->find_exchange(s[6]);
+            if (!d || !source) return call.not_found();
+            destination = d->as_destination();
+        } else {
+            broker::Queue* q = vh->find_queue(s[6]);
+            if (!q || !source) return call.not_found();
+            destination = q->as_destination();
+        }
+        if (!permits(call, *vh, broker::Permission::Write, b.to_exchange, s[6]) ||
+            !permits(call, *vh, broker::Permission::Read, true, s[4]))
+            return;
+        vh->unbind(*source, destination, b.routing_key, b.arguments);
+        return call.reply(204);
+    }
+    call.not_found();
+}
+
+void Api::delete_connection(Call& call, std::uint64_t id) {
+    broker::Connection* c = broker_.find_connection(id);
+    if (!c) return call.not_found();
+    // A management user may close its own connections only.
+    if (!allows(call.user.tags, Need::Administrator) && c->user() != call.user.name)
+        return call.error(401, "not_authorised", "Not administrator user");
+    std::string reason = "Closed via management plugin";
+    if (const std::string* r = call.request.header("x-reason")) reason = *r;
+    c->close_with_error(amqp_error(ReplyCode::ConnectionForced, fmt::format("CONNECTION_FORCED - {}", reason)));
+    call.reply(204);
+}
+
+void Api::post_definitions(Call& call) {
+    if (!require(call, Need::Administrator)) return;
+    if (call.request.body.empty()) return call.bad_request("failed_to_parse_json");
+    json body = json::parse(call.request.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return call.bad_request("failed_to_parse_json");
+    const auto& s = call.seg();
+    std::optional<std::string> only_vhost;
+    if (s.size() == 3) {
+        if (!broker_.find_vhost(s[2])) return call.not_found();
+        only_vhost = s[2];
+    }
+    // Policies and parameters change behaviour: refused until the broker has them, not ignored.
+    for (const char* key : {"policies", "parameters"})
+        if (auto it = body.find(key); it != body.end() && it->is_array() && !it->empty())
+            return call.bad_request(fmt::format("{} are not supported by this broker yet", key));
+    auto vhost_of = [&](const json& item) -> broker::VHost* {
+        std::string v = only_vhost ? *only_vhost : item.value("vhost", std::string());
+        return broker_.find_vhost(v);
+    };
+    auto each = [&](const char* key) {
+        auto it = body.find(key);
+        return it != body.end() && it->is_array() ? *it : json::array();
+    };
+    bool durable = false;
+    // Exchanges, then queues, then bindings, as RabbitMQ imports them.
+    for (const json& x : each("exchanges")) {
+        broker::VHost* vh = vhost_of(x);
+        const std::string name = x.value("name", std::string());
+        if (!vh) return call.bad_request(fmt::format("vhost_not_found for exchange '{}'", name));
+        auto type = exchanges::parse_exchange_type(x.value("type", std::string()));
+        if (!type) return call.bad_request(fmt::format("unknown exchange type for exchange '{}'", name));
+        if (name.empty() || name.starts_with("amq.") || vh->find_exchange(name)) continue;
+        auto args = table_from_json(x.value("arguments", json::object()));
+        if (!args) return call.bad_request("arguments must be an object");
+        const bool d = flag(x, "durable", true);
+        durable = durable || d;
+        vh->add_exchange(name, *type, d, flag(x, "auto_delete", false), flag(x, "internal", false), std::move(*args));
+    }
+    for (const json& q : each("queues")) {
+        broker::VHost* vh = vhost_of(q);
+        const std::string name = q.value("name", std::string());
+        if (!vh) return call.bad_request(fmt::format("vhost_not_found for queue '{}'", name));
+        if (name.empty() || name.starts_with("amq.") || vh->find_queue(name)) continue;
+        auto args = table_from_json(q.value("arguments", json::object()));
+        if (!args) return call.bad_request("arguments must be an object");
+        broker::QueueArgsResult parsed = broker::parse_queue_args(*args, resource("queue", name, vh->name()));
+        if (!parsed.args) return call.bad_request(parsed.error);
+        const bool d = flag(q, "durable", true);
+        durable = durable || d;
+        vh->add_queue(name, broker::QueueFlags{d, false, flag(q, "auto_delete", false)}, *parsed.args, *args, 0);
+    }
+    for (const json& b : each("bindings")) {
+        broker::VHost* vh = vhost_of(b);
+        if (!vh) return call.bad_request("vhost_not_found for a binding");
+        broker::ExchangeEntry* source = vh->find_exchange(b.value("source", std::string()));
+        const std::string dest = b.value("destination", std::string());
+        const bool to_exchange = b.value("destination_type", std::string("queue")) == "exchange";
+        if (!source || source == &vh->default_exchange()) continue;
+        exchanges::Destination destination;
+        if (to_exchange) {
+            broker::ExchangeEntry* d = vh->find_exchange(dest);
+            if (!d) continue;
+            destination = d->as_destination();
+        } else {
+            broker::Queue* q = vh->find_queue(dest);
+            if (!q) continue;
+            destination = q->as_destination();
+        }
+        auto args = table_from_json(b.value("arguments", json::object()));
+        if (!args) return call.bad_request("arguments must be an object");
+        if (auto problem = source->router->validate_binding(*args)) return call.bad_request(*problem);
+        vh->bind(*source, destination, b.value("routing_key", std::string()), *args);
+        durable = true;
+    }
+    for (const char* key : {"users", "permissions", "topic_permissions", "vhosts", "global_parameters"})
+        if (!each(key).empty())
+            log::warning("definitions import: '{}' skipped (this broker has its default user and vhost only)", key);
+    answer_change(call, 204, durable);
+}
+
+}  // namespace warren::mgmt
