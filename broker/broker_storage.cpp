@@ -386,7 +386,7 @@ void Broker::end_turn_storage() {
     if (!durability_) return;
     if (durability_->definitions_due()) {
         // Before this turn's ticket: the snapshot, synced, holds the records that ticket covers.
-        std::string snapshot = definitions::snapshot(collect(vhosts_, auth_, next_vhost_id_, next_stored_queue_id_));
+        std::string snapshot = definitions::snapshot(collect(vhosts_, auth_, global_parameters_, next_vhost_id_, next_stored_queue_id_));
         durability_->compact_definitions(std::as_bytes(std::span(snapshot.data(), snapshot.size())));
     }
     durability_->end_turn();
