@@ -186,6 +186,12 @@ class _Warren:
         argv = [WARREN, "--bind", "127.0.0.1", "--port", str(port)]
         if "data_dir" not in self.config:
             argv += ["--data-dir", self.data_dir]
+        # The HTTP listeners only where a test asks for them (on its own free port): the defaults,
+        # 15672 and 15692, may be taken, and several brokers run at once.
+        if "management" not in self.config:
+            argv += ["--management-port", "0"]
+        if "prometheus" not in self.config:
+            argv += ["--prometheus-port", "0"]
         if self.config:
             path = os.path.join(self.tmp, "warren.json")
             with open(path, "w") as f:

@@ -93,7 +93,7 @@ class RestartCase(unittest.TestCase):
         broker.start_again()
         if broker.kind == "warren":  # start-up says what it recovered and how long it took
             self.assertRegex(broker.log_text(), r"storage: \S+ ready in \d+ ms: 1 vhosts, \d+ "
-                                                r"users, \d+ exchanges, \d+ queues, \d+ "
+                                                r"users, (\d+ policies, )?\d+ exchanges, \d+ queues, \d+ "
                                                 r"bindings, \d+ messages restored")
         for c in self.conns:
             close_quietly(c)

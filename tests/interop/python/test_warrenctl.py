@@ -1,0 +1,129 @@
+"""tools/warrenctl, the operator's CLI, against a running broker's management API: users,
+vhosts, permissions, policies, definitions export and import, queues and connections. Each
+command's effect is checked through the API or over AMQP, and errors exit non-zero with the
+API's reason. Runs against RabbitMQ 3.10 with its management plugin too (--broker rabbitmq).
+"""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+import pika
+
+import mgmt_http
+from helpers import unique
+from mgmt_http import quote
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+CTL = os.path.join(REPO, "tools", "warrenctl")
+m = None
+
+
+def setUpModule():
+    global m
+    m = mgmt_http.start()
+
+
+def tearDownModule():
+    m.stop()
+
+
+def ctl(*args, check=True):
+    argv = ["/usr/bin/python3", CTL, "--url", "http://127.0.0.1:%d" % m.http_port] + list(args)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise AssertionError("warrenctl %s: %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def rows(out):
+    lines = out.strip().splitlines()
+    return [line.split("\t") for line in lines[1:]]
+
+
+class WarrenctlTests(unittest.TestCase):
+    def test_users_vhosts_and_permissions(self):
+        user, vhost = unique("ctl-user"), unique("ctl-vhost")
+        ctl("add_vhost", vhost, "--description", "the billing team")
+        ctl("add_user", user, "s3cret")
+        ctl("set_user_tags", user, "management", "policymaker")
+        ctl("set_permissions", "-p", vhost, user, "^%s-.*" % user, ".*", ".*")
+        listed = {r[0]: r[1] for r in rows(ctl("list_users").stdout)}
+        self.assertEqual(sorted(listed[user].split(",")), ["management", "policymaker"])
+        perms = {r[0]: r[1:] for r in rows(ctl("list_permissions", "-p", vhost).stdout)}
+        self.assertEqual(perms[user], ["^%s-.*" % user, ".*", ".*"])
+        # The password works over AMQP, and a change of password keeps the tags.
+        creds = pika.PlainCredentials(user, "s3cret")
+        pika.BlockingConnection(pika.ConnectionParameters(m.broker.host, m.broker.port, vhost, creds)).close()
+        ctl("change_password", user, "n3w")
+        with self.assertRaises(pika.exceptions.ProbableAuthenticationError):
+            pika.BlockingConnection(pika.ConnectionParameters(m.broker.host, m.broker.port, vhost, creds,
+                                                              connection_attempts=1))
+        creds = pika.PlainCredentials(user, "n3w")
+        pika.BlockingConnection(pika.ConnectionParameters(m.broker.host, m.broker.port, vhost, creds)).close()
+        self.assertEqual(sorted(m.get("/api/users/" + user)[1]["tags"]), ["management", "policymaker"])
+        ctl("clear_permissions", "-p", vhost, user)
+        self.assertEqual(m.get("/api/permissions/%s/%s" % (quote(vhost), user))[0], 404)
+        ctl("delete_user", user)
+        ctl("delete_vhost", vhost)
+        self.assertEqual(m.get("/api/vhosts/" + quote(vhost))[0], 404)
+
+    def test_errors_exit_non_zero_with_the_reason(self):
+        r = ctl("delete_user", unique("nobody"), check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("HTTP 404", r.stderr)
+        r = ctl("--password", "wrong", "list_users", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("HTTP 401", r.stderr)
+        r = ctl("set_policy", "p", ".*", "{not json", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not valid JSON", r.stderr)
+
+    def test_queues_purge_and_connections(self):
+        q = unique("ctl-q")
+        conn = m.broker.connect(client_properties={"connection_name": "ctl-test"})
+        ch = conn.channel()
+        ch.queue_declare(q)
+        for i in range(3):
+            ch.basic_publish("", q, b"m%d" % i)
+        mgmt_http_wait_for_depth(q, 3)
+        listed = {r[0]: r for r in rows(ctl("list_queues", "name", "messages").stdout)}
+        self.assertEqual(listed[q][1], "3")
+        ctl("purge_queue", q)
+        self.assertEqual(ch.queue_declare(q, passive=True).method.message_count, 0)
+        names = [r[0] for r in rows(ctl("list_connections").stdout)]
+        self.assertTrue(names)
+        for name in names:
+            ctl("close_connection", name, "closed by the warrenctl test")
+        with self.assertRaises(pika.exceptions.AMQPError):
+            for _ in range(100):
+                conn.process_data_events(time_limit=0.1)
+                ch.queue_declare(q, passive=True)
+
+    def test_definitions_export_and_import(self):
+        q = unique("ctl-durable")
+        conn = m.broker.connect()
+        conn.channel().queue_declare(q, durable=True)
+        conn.close()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "defs.json")
+            ctl("export_definitions", path)
+            with open(path) as f:
+                exported = json.load(f)
+            self.assertIn(q, [x["name"] for x in exported["queues"]])
+            m.ok("DELETE", "/api/queues/%s/%s" % (quote("/"), q))
+            ctl("import_definitions", path)
+        self.assertEqual(m.get("/api/queues/%s/%s" % (quote("/"), q))[0], 200)
+        m.ok("DELETE", "/api/queues/%s/%s" % (quote("/"), q))
+
+
+def mgmt_http_wait_for_depth(queue, depth):
+    import procs
+    path = "/api/queues/%s/%s" % (quote("/"), queue)
+    procs.wait_until(lambda: (m.get(path)[1] or {}).get("messages") == depth, 30,
+                     what="queue %s at %d messages in the API" % (queue, depth))
+
+
+if __name__ == "__main__":
+    unittest.main()
