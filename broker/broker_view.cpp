@@ -8,6 +8,7 @@
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/connection.hpp"
+#include "broker/stream.hpp"
 #include "broker/vhost.hpp"
 
 namespace warren::broker {
@@ -117,10 +118,11 @@ std::optional<QueueSnapshot> BrokerView::queue(std::string_view vhost, std::stri
     s.auto_delete = q->flags().auto_delete;
     s.exclusive = q->flags().exclusive;
     s.arguments = q->raw_args();
-    s.type = q->args().type == QueueType::Quorum ? "quorum" : "classic";
+    s.type = std::string(queue_type_name(q->args().type));
     s.messages_ready = q->message_count();
     s.messages_unacknowledged = q->unacked_count();
-    s.message_bytes_ready = q->message_bytes();
+    // A stream's messages are read, never taken: all of them are ready, as RabbitMQ reports.
+    s.message_bytes_ready = q->stream() ? q->stream()->bytes() : q->message_bytes();
     s.messages_ram = q->messages_in_memory();
     s.consumers = q->consumer_count();
     s.memory = queue_base_bytes + q->messages_in_memory() * per_message_bytes + q->message_bytes();

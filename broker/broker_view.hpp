@@ -31,7 +31,7 @@ struct QueueSnapshot {
     std::string vhost, name;
     bool durable = false, auto_delete = false, exclusive = false;
     protocol::FieldTable arguments;
-    std::string type;  // "classic" or "quorum"
+    std::string type;  // "classic", "quorum" or "stream"
     std::uint64_t messages_ready = 0, messages_unacknowledged = 0;
     std::uint64_t message_bytes_ready = 0, messages_ram = 0;
     std::uint64_t consumers = 0, memory = 0;

@@ -79,7 +79,7 @@ json Broker::export_definitions() const {
             if (q->exclusive_owner()) continue;
             queues.push_back({{"vhost", name},
                               {"name", qname},
-                              {"type", q->declared_args().type == QueueType::Quorum ? "quorum" : "classic"},
+                              {"type", queue_type_name(q->declared_args().type)},
                               {"durable", q->flags().durable},
                               {"auto_delete", q->flags().auto_delete},
                               {"arguments", field_table_to_json(q->raw_args())}});

@@ -263,6 +263,8 @@ AdminStatus Broker::import_definitions(std::string_view text) {
             auto type = exchanges::parse_exchange_type(type_name);
             if (!type) throw Bad{"type", fmt::format("{}: unknown exchange type '{}'", where, type_name)};
             item.type = *type;
+            if (auto invalid = exchanges::validate_exchange_arguments(*type, item.arguments))
+                throw Bad{"arguments", fmt::format("{}: {}", where, *invalid)};
             if (const auto* ae = item.arguments.find(args::alternate_exchange); ae && !ae->as_string())
                 throw Bad{"arguments", fmt::format("{}: 'alternate-exchange' is not a string", where)};
             exchange_items.push_back(std::move(item));
@@ -281,8 +283,9 @@ AdminStatus Broker::import_definitions(std::string_view text) {
                            arguments_of(q, where)};
             QueueArgsResult parsed = parse_queue_args(item.raw, where);
             if (!parsed.args) throw Bad{"arguments", parsed.error};
-            if (parsed.args->type == QueueType::Quorum && (!item.flags.durable || item.flags.auto_delete))
-                throw Bad{"durable", fmt::format("{}: a quorum queue is durable and not auto-delete", where)};
+            if (parsed.args->type != QueueType::Classic && (!item.flags.durable || item.flags.auto_delete))
+                throw Bad{"durable", fmt::format("{}: a {} queue is durable and not auto-delete", where,
+                                                 queue_type_name(parsed.args->type))};
             item.args = std::move(*parsed.args);
             queues.push_back(std::move(item));
         }
@@ -405,6 +408,13 @@ AdminStatus Broker::import_definitions(std::string_view text) {
         else if (VHost* vh = find_vhost(b.vhost); vh && vh->find_exchange(b.source))
             invalid = vh->find_exchange(b.source)->router->validate_binding(b.arguments);
         if (invalid) return AdminError{AdminError::Kind::Invalid, "arguments", fmt::format("{}: {}", what, *invalid)};
+        // x-consistent-hash: the routing key is the queue's weight.
+        if (auto it = new_exchange_types.find({b.vhost, b.source}); it != new_exchange_types.end())
+            invalid = exchanges::make_exchange(it->second)->validate_binding_key(b.routing_key);
+        else if (VHost* vh = find_vhost(b.vhost); vh && vh->find_exchange(b.source))
+            invalid = vh->find_exchange(b.source)->router->validate_binding_key(b.routing_key);
+        if (invalid)
+            return AdminError{AdminError::Kind::Invalid, "routing_key", fmt::format("{}: {}", what, *invalid)};
     }
 
     // Applied in dependency order; every check the API makes was made above.

@@ -61,6 +61,18 @@ std::optional<ArgError> require_string(const FieldValue& v) {
 
 }  // namespace
 
+std::string_view queue_type_name(QueueType t) {
+    switch (t) {
+        case QueueType::Quorum:
+            return "quorum";
+        case QueueType::Stream:
+            return "stream";
+        case QueueType::Classic:
+            break;
+    }
+    return "classic";
+}
+
 bool is_equivalence_checked_arg(std::string_view key) {
     for (auto k : equivalence_checked)
         if (k == key) return true;

@@ -34,6 +34,8 @@ inline constexpr std::string_view alternate_exchange = "alternate-exchange";
 
 enum class Overflow : std::uint8_t { DropHead, RejectPublish, RejectPublishDlx };
 enum class QueueType : std::uint8_t { Classic, Quorum, Stream };
+// "classic", "quorum", "stream": the management API's and definitions' type field.
+std::string_view queue_type_name(QueueType t);
 
 struct QueueArgs {
     std::optional<std::uint64_t> message_ttl_ms;

@@ -127,6 +127,11 @@ void Api::put_queue(Call& call, broker::VHost& vh, const std::string& name) {
     }
     broker::QueueArgsResult parsed = broker::parse_queue_args(arguments, res);
     if (!parsed.args) return call.bad_request(parsed.error);
+    // rabbit_quorum_queue's and rabbit_stream_queue's checks, with queue.declare's texts.
+    if (parsed.args->type != broker::QueueType::Classic) {
+        if (auto_delete) return call.bad_request(fmt::format("invalid property 'auto-delete' for {}", res));
+        if (!durable) return call.bad_request(fmt::format("invalid property 'non-durable' for {}", res));
+    }
     vh.add_queue(name, broker::QueueFlags{durable, false, auto_delete}, *parsed.args, arguments, 0);
     answer_change(call, 201, durable);
 }
@@ -135,7 +140,9 @@ void Api::delete_queue(Call& call, broker::VHost& vh, const std::string& name) {
     broker::Queue* q = vh.find_queue(name);
     if (!q) return call.not_found();
     if (!permits(call, vh, broker::Permission::Configure, false, name)) return;
-    if (call.target.param("if-empty") == std::optional<std::string>("true") && q->message_count() > 0)
+    // As queue.delete: a stream counts as empty, messages waiting for a retry count.
+    if (call.target.param("if-empty") == std::optional<std::string>("true") && !q->stream() &&
+        q->message_count() + q->messages_delayed() > 0)
         return call.bad_request(fmt::format("{} not empty", resource("queue", name, vh.name())));
     if (call.target.param("if-unused") == std::optional<std::string>("true") && q->consumer_count() > 0)
         return call.bad_request(fmt::format("{} in use", resource("queue", name, vh.name())));
@@ -149,6 +156,10 @@ void Api::purge_queue(Call& call, broker::VHost& vh, const std::string& name) {
     broker::Queue* q = vh.find_queue(name);
     if (!q) return call.not_found();
     if (!permits(call, vh, broker::Permission::Read, false, name)) return;
+    // A stream is read, never emptied (queue.purge gets 540 NOT_IMPLEMENTED).
+    if (q->stream())
+        return call.bad_request(
+            fmt::format("queue.purge not supported by stream queues {}", resource("queue", name, vh.name())));
     q->purge();
     answer_change(call, 204, q->flags().durable);
 }
@@ -160,6 +171,10 @@ void Api::get_messages(Call& call, broker::VHost& vh, const std::string& name) {
     if (!q) return call.not_found();
     if (!body->is_object()) return call.bad_request("not_json");
     if (!permits(call, vh, broker::Permission::Read, false, name)) return;
+    // A stream has no message to take (basic.get gets 540 NOT_IMPLEMENTED).
+    if (q->stream())
+        return call.bad_request(
+            fmt::format("basic.get not supported by stream queues {}", resource("queue", name, vh.name())));
     const std::string ackmode = body->value("ackmode", std::string());
     const bool requeue = ackmode == "ack_requeue_true" || ackmode == "reject_requeue_true";
     if (ackmode != "ack_requeue_true" && ackmode != "ack_requeue_false" && ackmode != "reject_requeue_true" &&
@@ -256,6 +271,8 @@ void Api::put_exchange(Call& call, broker::VHost& vh, const std::string& name) {
             return call.bad_request(inequivalent("internal", res, text_of(internal), text_of(x->internal)));
         return call.reply(204);
     }
+    // exchange.declare's check of the type's arguments (x-consistent-hash: hash-header, hash-property).
+    if (auto invalid = exchanges::validate_exchange_arguments(*type, arguments)) return call.bad_request(*invalid);
     vh.add_exchange(name, *type, durable, auto_delete, internal, std::move(arguments));
     answer_change(call, 201, durable);
 }
@@ -387,6 +404,7 @@ void Api::post_binding(Call& call) {
         arguments = std::move(*t);
     }
     if (auto problem = source->router->validate_binding(arguments)) return call.bad_request(*problem);
+    if (auto problem = source->router->validate_binding_key(key)) return call.bad_request(*problem);
     // queue.bind and exchange.bind: write on the destination, read on the source.
     if (!permits(call, *vh, broker::Permission::Write, s[5] == "e", s[6]) ||
         !permits(call, *vh, broker::Permission::Read, true, s[4]))
@@ -470,6 +488,7 @@ void Api::post_definitions(Call& call) {
         if (name.empty() || name.starts_with("amq.") || vh->find_exchange(name)) continue;
         auto args = table_from_json(x.value("arguments", json::object()));
         if (!args) return call.bad_request("arguments must be an object");
+        if (auto invalid = exchanges::validate_exchange_arguments(*type, *args)) return call.bad_request(*invalid);
         const bool d = flag(x, "durable", true);
         durable = durable || d;
         vh->add_exchange(name, *type, d, flag(x, "auto_delete", false), flag(x, "internal", false), std::move(*args));
@@ -506,8 +525,10 @@ void Api::post_definitions(Call& call) {
         }
         auto args = table_from_json(b.value("arguments", json::object()));
         if (!args) return call.bad_request("arguments must be an object");
+        const std::string key = b.value("routing_key", std::string());
         if (auto problem = source->router->validate_binding(*args)) return call.bad_request(*problem);
-        vh->bind(*source, destination, b.value("routing_key", std::string()), *args);
+        if (auto problem = source->router->validate_binding_key(key)) return call.bad_request(*problem);
+        vh->bind(*source, destination, key, *args);
         durable = true;
     }
     for (const char* key : {"users", "permissions", "topic_permissions", "vhosts", "global_parameters"})

@@ -258,3 +258,19 @@ TEST_CASE("policies and operator policies survive a restart and apply to the rec
     CHECK(q->args().max_length == 2u);
     CHECK(b.broker->global_parameters().at("cluster_name") == "\"c1\"");
 }
+
+TEST_CASE("policies leave stream queues alone", "[policy][stream]") {
+    TestBroker b;
+    auto c = client(b);
+    c->declare_queue(1, "s", table({{"x-queue-type", "stream"}}), true);
+    for (const char* body : {"a", "b", "c"}) c->publish(1, "", "s", body);
+    // A classic queue's keys must never reach a stream: this one would delete it after 100 ms
+    // and cut it to one message.
+    REQUIRE_FALSE(b.broker->set_policy(spec("all", ".*", R"({"expires":100,"max-length":1,"message-ttl":10})")));
+    b.advance(300ms);
+    auto* q = b.broker->default_vhost().find_queue("s");
+    REQUIRE(q);
+    CHECK(q->message_count() == 3);
+    CHECK_FALSE(q->args().expires_ms);
+    CHECK_FALSE(q->policy());
+}

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "broker/queue.hpp"
 #include "support/auth_test.hpp"
 #include "support/storage_test.hpp"
 
@@ -156,10 +157,21 @@ TEST_CASE("an import refuses what Warren cannot honour, naming it", "[definition
     CHECK(refused({{"queues",
                     {{{"vhost", "/"},
                       {"name", "s"},
-                      {"durable", true},
+                      {"durable", false},
                       {"auto_delete", false},
                       {"arguments", {{"x-queue-type", "stream"}}}}}}}) ==
-          "invalid arg 'x-queue-type' for queue 's' in vhost '/': \"unsupported queue type 'stream'\"");
+          "queue 's' in vhost '/': a stream queue is durable and not auto-delete");
+    CHECK(refused({{"queues",
+                    {{{"vhost", "/"},
+                      {"name", "s"},
+                      {"arguments", {{"x-queue-type", "stream"}, {"x-delayed-retry-type", "all"}}}}}}}) ==
+          "invalid arg 'x-delayed-retry-type' for queue 's' in vhost '/' of queue type rabbit_stream_queue");
+    CHECK(refused({{"exchanges",
+                    {{{"vhost", "/"},
+                      {"name", "h"},
+                      {"type", "x-consistent-hash"},
+                      {"arguments", {{"hash-header", "a"}, {"hash-property", "message_id"}}}}}}}) ==
+          "exchange 'h' in vhost '/': hash-header and hash-property are mutually exclusive");
     CHECK(refused({{"policies",
                     {{{"vhost", "/"},
                       {"name", "p"},
@@ -175,6 +187,32 @@ TEST_CASE("an import refuses what Warren cannot honour, naming it", "[definition
     CHECK(refused({{"exchanges", {{{"vhost", "/"}, {"name", "x"}, {"type", "x-unknown"}}}}}) ==
           "exchange 'x' in vhost '/': unknown exchange type 'x-unknown'");
     CHECK(b.broker->default_vhost().queues().empty());
+}
+
+TEST_CASE("a stream queue is exported with its type and imported as a stream", "[definitions][import][stream]") {
+    TestBroker a;
+    json doc{{"queues",
+              {{{"vhost", "/"},
+                {"name", "s"},
+                {"durable", true},
+                {"auto_delete", false},
+                {"arguments", {{"x-queue-type", "stream"}, {"x-max-age", "7D"}}}}}}};
+    REQUIRE_FALSE(a.broker->import_definitions(doc.dump()));
+    warren::broker::Queue* q = a.broker->default_vhost().find_queue("s");
+    REQUIRE(q);
+    CHECK(q->stream());
+    json exported = a.broker->export_definitions();
+    json back;
+    for (const json& e : exported["queues"])
+        if (e["name"] == "s") back = e;
+    CHECK(back["type"] == "stream");
+    CHECK(back["arguments"]["x-queue-type"] == "stream");
+
+    TestBroker b;
+    REQUIRE_FALSE(b.broker->import_definitions(json{{"queues", json::array({back})}}.dump()));
+    warren::broker::Queue* again = b.broker->default_vhost().find_queue("s");
+    REQUIRE(again);
+    CHECK(again->stream());
 }
 
 TEST_CASE("existing queues and exchanges are left as they are, amq.* ones skipped", "[definitions][import]") {
