@@ -68,9 +68,12 @@ class StreamCase(unittest.TestCase):
                 c.basic_ack(method.delivery_tag)
         ch.basic_consume(queue, on_message, arguments=arguments or {})
         wait_for(conn, lambda: len(got) >= n, what="%d deliveries" % n)
-        # Closing the channel drops what it holds unacked (the stream keeps it). basic_cancel
-        # would make pika nack undispatched deliveries, which a stream refuses with 540.
-        ch.close()
+        # Closing the channel drops what it holds unacked (the stream keeps it). pika's
+        # BlockingChannel.close() cancels its consumers first and nacks the deliveries it holds
+        # undispatched (one may arrive after the n-th ack), which a stream refuses with 540; the
+        # channel underneath closes without those nacks.
+        ch._impl.close()
+        wait_for(conn, lambda: ch.is_closed, what="channel closed")
         return got[:n]
 
 
