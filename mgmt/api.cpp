@@ -175,10 +175,10 @@ void Api::route(Call& call) {
         if (top == "permissions" && (s.size() == 2 || s.size() == 4)) return get_permissions(call);
         if (top == "topic-permissions" && (s.size() == 2 || s.size() == 4)) return get_topic_permissions(call);
         if (top == "vhost-limits" || top == "user-limits") return get_limits(call);
-        if ((top == "policies" || top == "operator-policies" || top == "parameters" || top == "global-parameters") &&
-            s.size() <= 4)
-            return get_empty_list(call);
-        if (top == "definitions" && s.size() <= 3) return get_definitions(call);
+        if ((top == "policies" || top == "operator-policies") && s.size() <= 4) return get_policies(call);
+        if ((top == "parameters" || top == "global-parameters") && s.size() <= 4) return get_empty_list(call);
+        if (top == "definitions" && s.size() == 2) return get_all_definitions(call);
+        if (top == "definitions" && s.size() == 3) return get_definitions(call);
         if (top == "health") return get_health(call);
         if (top == "extensions" && s.size() == 2) return call.reply_json(json::array());
         if (top == "cluster-name" && s.size() == 2) return call.reply_json(json{{"name", node_name()}});
@@ -213,7 +213,8 @@ void Api::route(Call& call) {
             if (auto c = view_.connection(id); c && c->name == s[2]) return delete_connection(call, id);
         return call.not_found();
     }
-    if (top == "definitions" && s.size() <= 3 && call.is("POST")) return post_definitions(call);
+    if (top == "definitions" && s.size() == 2 && call.is("POST")) return post_all_definitions(call);
+    if (top == "definitions" && s.size() == 3 && call.is("POST")) return post_definitions(call);
     // Users, vhosts, permissions and limits: administrators only.
     const bool admin_path = top == "users" || top == "permissions" || top == "topic-permissions" || top == "vhosts" ||
                             top == "vhost-limits" || top == "user-limits";
@@ -230,10 +231,10 @@ void Api::route(Call& call) {
     if (top == "vhosts" && s.size() == 3 && call.is("DELETE")) return delete_vhost(call, s[2]);
     if ((top == "vhost-limits" || top == "user-limits") && s.size() == 4) return change_limit(call);
     if (admin_path) return call.method_not_allowed();
-    if (top == "policies" || top == "operator-policies") {
-        // Policies are not in the broker yet: their changes are refused, not pretended.
-        if (!require(call, Need::Policymaker)) return;
-        return call.error(405, "Method Not Allowed", "not supported by this broker yet");
+    if ((top == "policies" || top == "operator-policies") && s.size() == 4) {
+        if (call.is("PUT")) return put_policy(call, s[2], s[3]);
+        if (call.is("DELETE")) return delete_policy(call, s[2], s[3]);
+        return call.method_not_allowed();
     }
     return call.not_found();
 }

@@ -142,6 +142,13 @@ private:
     void delete_connection(Call& call, std::uint64_t id);
     void post_definitions(Call& call);
 
+    // ---- policies, and the whole broker's definitions (api_policies.cpp)
+    void get_policies(Call& call);
+    void put_policy(Call& call, const std::string& vhost, const std::string& name);
+    void delete_policy(Call& call, const std::string& vhost, const std::string& name);
+    void get_all_definitions(Call& call);
+    void post_all_definitions(Call& call);
+
     // ---- lists built in pieces (api.cpp)
     // Each key gives the objects it stands for (none, if it is gone by then), piece by piece.
     template <class Key>

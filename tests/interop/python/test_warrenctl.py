@@ -69,6 +69,29 @@ class WarrenctlTests(unittest.TestCase):
         ctl("delete_vhost", vhost)
         self.assertEqual(m.get("/api/vhosts/" + quote(vhost))[0], 404)
 
+    def test_policies_apply_to_queues_at_once(self):
+        q = unique("ctl-capped")
+        conn = m.broker.connect()
+        ch = conn.channel()
+        ch.queue_declare(q)
+        for i in range(5):
+            ch.basic_publish("", q, b"m%d" % i)
+        ctl("set_policy", "cap-" + q, "^%s$" % q, '{"max-length": 2}', "--apply-to", "queues", "--priority", "1")
+        listed = {r[1]: r for r in rows(ctl("list_policies").stdout)}
+        self.assertEqual(json.loads(listed["cap-" + q][4]), {"max-length": 2})
+        self.assertEqual(listed["cap-" + q][5], "1")
+        # Applied to the existing queue at once: it drops from the head down to 2.
+        mgmt_http_wait_for_depth(q, 2)
+        self.assertEqual(ch.basic_get(q, auto_ack=True)[2], b"m3")
+        r = ctl("set_policy", "bad-" + q, ".*", '{"no-such-key": 1}', check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not recognised", r.stderr)
+        ctl("clear_policy", "cap-" + q)
+        self.assertFalse(rows(ctl("list_policies").stdout) and
+                         any(r[1] == "cap-" + q for r in rows(ctl("list_policies").stdout)))
+        ch.queue_delete(q)
+        conn.close()
+
     def test_errors_exit_non_zero_with_the_reason(self):
         r = ctl("delete_user", unique("nobody"), check=False)
         self.assertEqual(r.returncode, 1)
