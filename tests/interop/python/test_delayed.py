@@ -265,8 +265,11 @@ class CrashTests(unittest.TestCase):
         deadlines = {}
         for i in range(50):
             ms = 1000 + (i * 37) % 2000
+            # Taken before the publish: the broker's clock starts the delay when the message
+            # arrives, and the confirm (an fdatasync) may take longer than the 50 ms allowed.
+            sent = time.time()
             ch.basic_publish("later", "k", str(i).encode(), delayed_props(ms, delivery_mode=2))
-            deadlines[str(i)] = time.time() + ms / 1000.0
+            deadlines[str(i)] = sent + ms / 1000.0
         ch.basic_publish("", "jobs", b"pdf", pika.BasicProperties(delivery_mode=2))
         method, _, _ = ch.basic_get("jobs")
         ch.basic_reject(method.delivery_tag, requeue=True)  # retried in 2 s
