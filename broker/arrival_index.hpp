@@ -4,6 +4,7 @@
 // enqueue; at most `max_samples` samples per queue, coarser as the queue spans more time.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -15,6 +16,7 @@ namespace warren::broker {
 class ArrivalIndex {
 public:
     static constexpr std::size_t max_samples = 64;
+    static constexpr Duration max_resolution = std::chrono::hours(24 * 366);
 
     // A message got `seq` at `now` (seqs and times never go back).
     void note(std::uint64_t seq, TimePoint now) {
@@ -24,7 +26,7 @@ public:
     }
     // Recovery: a stored message with its append time (out-of-order ones are left out).
     void restore(std::uint64_t seq, TimePoint at) {
-        if (samples_.empty() || (seq > samples_.back().seq && at >= samples_.back().at)) add(seq, at);
+        if (samples_.empty() || (seq > samples_.back().seq && at - samples_.back().at >= resolution_)) add(seq, at);
     }
     // The messages before `seq` are gone: their samples are not needed (one stays to cover it).
     void forget_before(std::uint64_t seq) {
@@ -63,7 +65,9 @@ private:
         std::size_t out = 0;
         for (std::size_t i = 0; i < samples_.size(); i += 2) samples_[out++] = samples_[i];
         samples_.resize(out);
-        resolution_ *= 2;
+        // Bounded: a queue restored from millions of records thins often, and an unbounded
+        // doubling overflows the duration (found by UBSan in the crash test).
+        resolution_ = std::min<Duration>(resolution_ * 2, max_resolution);
     }
 
     std::vector<Sample> samples_;  // by seq; empty (no allocation) until the first arrival

@@ -177,8 +177,7 @@ void Api::route(Call& call) {
         if (top == "vhost-limits" || top == "user-limits") return get_limits(call);
         if ((top == "policies" || top == "operator-policies") && s.size() <= 4) return get_policies(call);
         if ((top == "parameters" || top == "global-parameters") && s.size() <= 4) return get_empty_list(call);
-        if (top == "definitions" && s.size() == 2) return get_all_definitions(call);
-        if (top == "definitions" && s.size() == 3) return get_definitions(call);
+        if (top == "definitions" && s.size() <= 3) return get_definitions(call);
         if (top == "health") return get_health(call);
         if (top == "extensions" && s.size() == 2) return call.reply_json(json::array());
         if (top == "cluster-name" && s.size() == 2) return call.reply_json(json{{"name", node_name()}});

@@ -146,7 +146,6 @@ private:
     void get_policies(Call& call);
     void put_policy(Call& call, const std::string& vhost, const std::string& name);
     void delete_policy(Call& call, const std::string& vhost, const std::string& name);
-    void get_all_definitions(Call& call);
     void post_all_definitions(Call& call);
 
     // ---- lists built in pieces (api.cpp)

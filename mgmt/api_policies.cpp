@@ -1,6 +1,6 @@
 // Policies and operator policies through the API (/api/policies, /api/operator-policies), and
-// the whole broker's definitions (GET and POST /api/definitions) from the Broker's own export and
-// import, as RabbitMQ 3.10 answers them. Changes go through the Broker's admin API, which checks
+// the import of a whole broker's definitions (POST /api/definitions) through the Broker's own
+// import, as RabbitMQ 3.10 answers them (the export is built in pieces: api_read.cpp). Changes go through the Broker's admin API, which checks
 // them whole (RabbitMQ's validation texts), applies them at once and stores them; the answer
 // waits until they are stored.
 #include <fmt/format.h>
@@ -8,6 +8,7 @@
 #include "broker/broker.hpp"
 #include "mgmt/api.hpp"
 #include "mgmt/api_call.hpp"
+#include "mgmt/auth_json.hpp"
 
 namespace warren::mgmt {
 namespace {
@@ -15,6 +16,8 @@ namespace {
 broker::PolicyKind kind_of(const std::string& top) {
     return top == "operator-policies" ? broker::PolicyKind::Operator : broker::PolicyKind::Policy;
 }
+
+}  // namespace
 
 json policy_json(const std::string& vhost, const broker::Policy& p) {
     return json{{"vhost", vhost},
@@ -24,8 +27,6 @@ json policy_json(const std::string& vhost, const broker::Policy& p) {
                 {"definition", json::parse(p.definition, nullptr, false)},
                 {"priority", p.priority}};
 }
-
-}  // namespace
 
 void Api::get_policies(Call& call) {
     if (!require(call, Need::Policymaker)) return;
@@ -104,15 +105,6 @@ void Api::delete_policy(Call& call, const std::string& vhost, const std::string&
                                                   : broker_.clear_policy(vhost, name);
     if (e) return call.error(e->kind == broker::AdminError::Kind::Storage ? 500 : 400, "bad_request", e->text);
     answer_change(call, 204, true);
-}
-
-void Api::get_all_definitions(Call& call) {
-    if (!require(call, Need::Administrator)) return;
-    json d = broker_.export_definitions();
-    // The HTTP API's answer has no queue "type" (recorded from 3.10); rabbitmqctl's file has it.
-    if (auto q = d.find("queues"); q != d.end() && q->is_array())
-        for (json& item : *q) item.erase("type");
-    call.reply_json(d);
 }
 
 void Api::post_all_definitions(Call& call) {

@@ -399,6 +399,21 @@ void Api::get_definitions(Call& call) {
               {"product_version", cfg.server_version},
               {"policies", json::array()},
               {"parameters", json::array()}};
+    // Policies, and operator policies as RabbitMQ exports them: "operator_policy" parameters.
+    json policies = json::array(), operator_policies = json::array();
+    for (const std::string& v : vhosts) {
+        const broker::VHost* vh = broker_.find_vhost(v);
+        for (const broker::PolicyRef& p : vh->policies(broker::PolicyKind::Policy)) policies.push_back(policy_json(v, *p));
+        for (const broker::PolicyRef& p : vh->policies(broker::PolicyKind::Operator)) {
+            json value = policy_json(v, *p);
+            value.erase("vhost");
+            value.erase("name");
+            operator_policies.push_back(
+                json{{"vhost", v}, {"component", "operator_policy"}, {"name", p->name}, {"value", value}});
+        }
+    }
+    head["policies"] = policies;
+    head["parameters"] = operator_policies;
     if (s.size() != 3) {
         const auto& auth = broker_.auth();
         json vhost_list = json::array(), users = json::array(), perms = json::array(), topics = json::array(),
@@ -422,6 +437,7 @@ void Api::get_definitions(Call& call) {
         head["vhosts"] = vhost_list;
         head["permissions"] = perms;
         head["topic_permissions"] = topics;
+        for (json& p : operator_policies) parameters.push_back(std::move(p));
         head["parameters"] = parameters;
         head["global_parameters"] = json::array({json{{"name", "internal_cluster_id"}, {"value", node_name()}}});
     }

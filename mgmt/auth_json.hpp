@@ -5,6 +5,7 @@
 #include <string>
 
 #include "broker/auth.hpp"
+#include "broker/policy.hpp"
 #include "mgmt/json_shapes.hpp"
 
 namespace warren::mgmt {
@@ -15,5 +16,7 @@ json permission_json(const std::string& user, const std::string& vhost, const br
 json topic_permission_json(const std::string& user, const std::string& vhost, const broker::TopicPermission& t);
 // {"max-connections": n, "max-queues": n}, the limits that are set.
 json vhost_limits_json(const broker::VHostLimits& l);
+// {"vhost", "name", "pattern", "apply-to", "definition", "priority"} (api_policies.cpp)
+json policy_json(const std::string& vhost, const broker::Policy& p);
 
 }  // namespace warren::mgmt

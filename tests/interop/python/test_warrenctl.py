@@ -80,6 +80,8 @@ class WarrenctlTests(unittest.TestCase):
         listed = {r[1]: r for r in rows(ctl("list_policies").stdout)}
         self.assertEqual(json.loads(listed["cap-" + q][4]), {"max-length": 2})
         self.assertEqual(listed["cap-" + q][5], "1")
+        exported = m.get("/api/definitions")[1]
+        self.assertIn("cap-" + q, [p["name"] for p in exported["policies"]])
         # Applied to the existing queue at once: it drops from the head down to 2.
         mgmt_http_wait_for_depth(q, 2)
         self.assertEqual(ch.basic_get(q, auto_ack=True)[2], b"m3")
