@@ -1,14 +1,16 @@
-// See prometheus_warren.hpp. A dead-letter queue here is one that a dead letter was routed
-// into since the broker started: reading its health walks a bounded part of it, so the scrape
-// only pays for the queues that are dead-letter queues.
+// See prometheus_warren.hpp. A dead-letter queue here is one a dead letter was routed into since
+// the broker started, or one bound to a dead-letter exchange that a queue names: reading its
+// health walks a bounded part of it, so the scrape only pays for the dead-letter queues.
 #include "mgmt/prometheus_warren.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "broker/broker_view.hpp"
 #include "broker/durability.hpp"
 #include "broker/vhost.hpp"
 
@@ -53,6 +55,30 @@ std::vector<std::pair<std::string, std::uint64_t>> top_counts(const wb::LabelCou
     for (auto& [label, n] : v)
         if (label.empty()) label = "(none)";
     return v;
+}
+
+// Queues a dead letter can reach, by vhost and name: those bound to a dead-letter exchange that
+// some queue names (or, for the default exchange, named by its dead-letter routing key). With
+// the queues a dead letter was routed into, these are the dead-letter queues: a restarted
+// broker's have their gauges before a new dead letter arrives.
+std::set<std::pair<std::string, std::string>> dead_letter_targets(broker::Broker& broker) {
+    std::set<std::pair<std::string, std::string>> out;
+    const broker::BrokerView view(broker);
+    for (const auto& [vname, vh] : broker.vhosts()) {
+        std::set<std::string> exchanges;
+        for (const auto& [qname, q] : vh->queues()) {
+            const broker::QueueArgs& a = q->args();
+            if (!a.dead_letter_exchange) continue;
+            if (!a.dead_letter_exchange->empty())
+                exchanges.insert(*a.dead_letter_exchange);
+            else if (a.dead_letter_routing_key)
+                out.emplace(vname, *a.dead_letter_routing_key);
+        }
+        for (const std::string& x : exchanges)
+            for (const broker::BindingSnapshot& b : view.bindings_from(vname, x))
+                if (!b.to_exchange) out.emplace(vname, b.destination);
+    }
+    return out;
 }
 
 struct DeadLetterQueue {
@@ -101,6 +127,7 @@ void dead_letter_metrics(std::string& out, broker::Broker& broker, wb::HealthBoo
     }
     std::vector<DeadLetterQueue> dlqs;
     const broker::TimePoint now = broker.now();
+    const auto targets = dead_letter_targets(broker);
     for (const auto& [vname, vh] : broker.vhosts()) {
         for (const auto& [qname, q] : vh->queues()) {
             const std::string labels = fmt::format("vhost=\"{}\",queue=\"{}\"", escaped(vname), escaped(qname));
@@ -108,7 +135,8 @@ void dead_letter_metrics(std::string& out, broker::Broker& broker, wb::HealthBoo
                 if (std::uint64_t n = q->dead_lettered()[static_cast<std::size_t>(r)])
                     fmt::format_to(std::back_inserter(out), "{}{{{},reason=\"{}\"}} {}\n", dead_lettered, labels,
                                    broker::dead_letter_reason_name(r), n);
-            if (q->dead_letters_received() && !q->stream()) dlqs.push_back({labels, book.read(*q, now)});
+            const bool dead_letter_queue = q->dead_letters_received() || targets.contains({vname, qname});
+            if (dead_letter_queue && !q->stream()) dlqs.push_back({labels, book.read(*q, now)});
         }
     }
     book.prune([&](broker::QueueId id) {

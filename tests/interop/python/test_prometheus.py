@@ -213,6 +213,29 @@ class DeadLetterMetricsTests(unittest.TestCase):
         # The work queue is no dead-letter queue: no health gauges for it.
         self.assertNotIn(work, [l["queue"] for l, _ in per["warren_dead_letter_queue_growth_rate"]])
 
+    def test_queues_a_dead_letter_exchange_reaches_have_health_gauges_before_any_dead_letter(self):
+        dlx, parked, named, work = unique("prom-dlx"), unique("prom-parked"), unique("prom-named"), unique("prom-w")
+        conn = broker.connect()
+        try:
+            ch = conn.channel()
+            ch.exchange_declare(dlx, "fanout")
+            ch.queue_declare(parked)
+            ch.queue_bind(parked, dlx)
+            ch.queue_declare(named)
+            ch.queue_declare(work, arguments={"x-dead-letter-exchange": dlx})
+            ch.queue_declare(work + "-2", arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": named})
+            ch.basic_publish("", parked, b"waiting")
+            ch.queue_declare(parked, passive=True)
+        finally:
+            conn.close()
+        _, per = scrape("/metrics/per-object")
+        gauged = [l["queue"] for l, _ in per["warren_dead_letter_queue_growth_rate"]]
+        self.assertIn(parked, gauged)
+        self.assertIn(named, gauged)
+        self.assertNotIn(work, gauged)
+        self.assertGreaterEqual(value(per, "warren_dead_letter_queue_oldest_message_age_seconds", queue=parked), 0)
+        self.assertEqual(value(per, "warren_dead_letter_queue_messages_by_reason", queue=parked, reason="(none)"), 1)
+
     def test_fdatasync_and_confirm_wait_histograms(self):
         _, before = scrape()
         q = unique("prom-sync")
