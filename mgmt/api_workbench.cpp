@@ -27,7 +27,10 @@ namespace {
 
 constexpr std::size_t default_truncate = 4096;
 constexpr std::size_t max_truncate = 16 * 1024 * 1024;
-constexpr std::size_t max_handles = 10'000;
+// A page's bodies at most (count x truncate), so one answer stays a sane size.
+constexpr std::size_t max_page_bytes = 64 * 1024 * 1024;
+// Handles per request: a page's worth, so a request by handles is bounded work in one turn too.
+constexpr std::size_t max_handles = 1000;
 
 // A query parameter as a number in [min, max], or `fallback` when absent; an error text otherwise.
 std::optional<std::string> number_param(const Target& t, std::string_view key, std::size_t min, std::size_t max,
@@ -180,6 +183,8 @@ void Api::browse_messages(Call& call, broker::Queue& q) {
     if (auto e = number_param(t, "truncate", 0, max_truncate, o.max_body_bytes)) return call.bad_request(*e);
     if (auto e = encoding_param(t, encoding)) return call.bad_request(*e);
     if (auto e = filter_params(t, o.filter)) return call.bad_request(*e);
+    if (o.count * o.max_body_bytes > max_page_bytes)
+        return call.bad_request(fmt::format("count x truncate must be at most {} bytes", max_page_bytes));
     wb::BrowsePage page;
     if (o.from.done) {
         page.next = o.from;
@@ -204,6 +209,8 @@ void Api::browse_unacked(Call& call, broker::Queue& q) {
     if (auto e = number_param(t, "count", 1, wb::BrowseOptions::max_page, count)) return call.bad_request(*e);
     if (auto e = number_param(t, "truncate", 0, max_truncate, truncate)) return call.bad_request(*e);
     if (auto e = encoding_param(t, encoding)) return call.bad_request(*e);
+    if (count * truncate > max_page_bytes)
+        return call.bad_request(fmt::format("count x truncate must be at most {} bytes", max_page_bytes));
     // The vhost's channels, in a stable order: by connection, then channel number.
     std::vector<std::pair<std::uint64_t, const broker::Channel*>> open;
     for (const auto& [id, c] : broker_.connections())

@@ -155,7 +155,7 @@ class BrowseTests(WorkbenchCase):
 
     def test_bad_parameters_are_400_and_unknown_objects_404(self):
         for query in ("?count=0", "?count=x", "?count=1001", "?cursor=zz", "?encoding=utf8",
-                      "?header_value=x", "?truncate=-1"):
+                      "?header_value=x", "?truncate=-1", "?count=1000&truncate=1000000"):
             body = self.browse(query, status=400)
             self.assertEqual(body["error"], "bad_request", query)
             self.assertIsInstance(body["reason"], str)
@@ -253,6 +253,7 @@ class RedriveTests(WorkbenchCase):
 
     def test_bad_bodies_are_400(self):
         bad = [None, {}, {"all": True, "handles": ["1-1"]}, {"handles": []}, {"handles": ["x"]},
+               {"handles": ["1-%d" % i for i in range(1, 1002)]},
                {"handles": "1-1"}, {"all": False}, {"filter": {}}, {"filter": {"colour": "red"}},
                {"filter": {"header_value": "x"}}, {"all": True, "dry_run": "yes"}, {"all": True, "extra": 1},
                {"all": True, "target": {"routing_key": "k"}}, {"all": True, "target": "amq.direct"}, [1]]
