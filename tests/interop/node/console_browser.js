@@ -7,7 +7,8 @@
 // tests/interop/python/test_console.py, which starts the broker and passes:
 //   CONSOLE_URL (http://127.0.0.1:PORT/), CONSOLE_OUT (screenshots and the export go there),
 //   CONSOLE_QUEUE (the queue to find), CONSOLE_QUEUES (how many queues there are), CHROMIUM,
-//   CONSOLE_DLQ (a queue holding two messages dead-lettered, rejected, from another queue).
+//   CONSOLE_DLQ (a queue holding three messages dead-lettered, rejected, from another queue, one
+//   of them taken with basic.get and not acknowledged).
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -85,17 +86,20 @@ async function main() {
     const dlq = process.env.CONSOLE_DLQ;
     await page.evaluate((hash) => { location.hash = hash; }, `#/queues/%2F/${encodeURIComponent(dlq)}`);
     await page.locator('h1 .name', { hasText: dlq }).waitFor();
-    await page.locator('#queue-messages', { hasText: /^2$/ }).waitFor();
+    await page.locator('#queue-messages', { hasText: /^3$/ }).waitFor();  // 2 ready, 1 unacked
     await page.locator('#wb-messages tbody tr').nth(1).waitFor();
     assert.equal(await page.locator('#wb-messages tbody tr').count(), 2);
     await page.locator('#wb-by-reason', { hasText: 'rejected: 2' }).waitFor();
+    await page.click('summary:text("Unacknowledged, with the consumers holding them")');
+    await page.locator('#wb-unacked tbody td', { hasText: '(basic.get)' }).waitFor();
+    assert.equal(await page.locator('#wb-unacked tbody tr').count(), 1);
     await page.click('button:text("Dry run")');
     await page.locator('#wb-status', { hasText: '2 would be redriven' }).waitFor();
-    await page.locator('#queue-messages', { hasText: /^2$/ }).waitFor();
+    await page.locator('#queue-messages', { hasText: /^3$/ }).waitFor();
     await page.locator('#wb-messages tbody input[type=checkbox]').first().check();
     await page.click('button:text("Redrive selected")');
     await page.locator('#wb-status', { hasText: '1 redriven' }).waitFor();
-    await page.locator('#queue-messages', { hasText: /^1$/ }).waitFor();
+    await page.locator('#queue-messages', { hasText: /^2$/ }).waitFor();
     assert.equal(await page.locator('#wb-messages tbody tr').count(), 1);
     await page.screenshot({ path: path.join(out, 'workbench.png'), fullPage: true });
 

@@ -77,12 +77,13 @@ class ConsoleTests(unittest.TestCase):
         names.insert(QUEUES // 2, NEEDLE)
         cls.m.ok("POST", "/api/definitions", {"queues": [
             {"name": n, "vhost": "/", "durable": False, "auto_delete": False, "arguments": {}} for n in names]})
-        # A dead-letter queue for the workbench: two messages rejected from its work queue.
+        # A dead-letter queue for the workbench: three messages rejected from its work queue (the
+        # test holds one unacked).
         conn = cls.m.broker.connect()
         ch = conn.channel()
         ch.queue_declare(DLQ)
         ch.queue_declare(DLQ_WORK, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": DLQ})
-        for cause in ("Timeout", "Bad"):
+        for cause in ("Timeout", "Bad", "Held"):
             ch.basic_publish("", DLQ_WORK, b"job", pika.BasicProperties(headers={"error.cause": cause}))
             method, _, _ = ch.basic_get(DLQ_WORK)
             ch.basic_reject(method.delivery_tag, requeue=False)
@@ -96,6 +97,9 @@ class ConsoleTests(unittest.TestCase):
     def test_console_in_chromium(self):
         conn = self.m.broker.connect()
         try:
+            # The oldest dead letter, taken and not acknowledged: the workbench lists it as unacked.
+            method, _, _ = conn.channel().basic_get(DLQ)
+            self.assertIsNotNone(method)
             out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(brokers.WARREN))), "console-test")
             env = dict(os.environ, CONSOLE_URL="http://127.0.0.1:%d/" % self.m.http_port, CONSOLE_OUT=out,
                        CONSOLE_QUEUE=NEEDLE, CONSOLE_QUEUES=str(QUEUES), CHROMIUM=CHROMIUM,

@@ -1,6 +1,6 @@
 // The dead-letter workbench on a queue's page: its health (growth, oldest message, counts by
 // reason, origin queue and error header), a paged browse of its ready messages that takes
-// nothing, and redrive (to each message's origin or a chosen exchange and key, with a dry run)
+// nothing, its unacked ones with their consumers, and redrive (to each message's origin or a chosen exchange and key, with a dry run)
 // or delete of the selected messages or of everything the filter matches.
 import { get, post, enc } from '../api.js';
 import { h, clear, num, rate, facts, table } from '../dom.js';
@@ -19,6 +19,7 @@ export function workbench(vhost, name, onChange) {
   const base = `/queues/${enc(vhost)}/${enc(name)}`;
   const health = h('div', { id: 'wb-health' });
   const rows = h('div', { id: 'wb-messages' });
+  const held = h('div', { id: 'wb-unacked' });
   const status = h('span', { class: 'form-status', id: 'wb-status', role: 'status' });
   const input = (id, placeholder, value = '') => h('input', { id, placeholder, value, size: 14 });
   const f = {
@@ -78,6 +79,20 @@ export function workbench(vhost, name, onChange) {
       h('button', { type: 'button', class: 'secondary small', disabled: res.next_cursor === null, onclick: () => { page += 1; run(browse); } }, 'Next')));
   }
 
+  // Delivered and not yet acknowledged: shown with the consumer that holds them (not selectable:
+  // a redrive or delete takes ready messages only).
+  async function showUnacked() {
+    const res = await get(`${base}/messages/unacked?count=20&truncate=200`);
+    clear(held, table([
+      { label: 'Channel', value: (m) => m.channel_name },
+      { label: 'Consumer tag', value: (m) => (m.consumer_tag === '' ? '(basic.get)' : m.consumer_tag) },
+      { label: 'Delivery tag', num: true, value: (m) => num(m.delivery_tag) },
+      { label: 'Unacked for', num: true, value: (m) => age(m.unacked_for_ms / 1000) },
+      { label: 'Reason', value: (m) => (m.death ? m.death.first_reason : '') },
+      { label: 'Body', value: (m) => h('code', { class: 'preview' }, m.readable ? m.payload + (m.payload_truncated ? '…' : '') : '(unreadable)') },
+    ], res.messages, 'None'), res.more ? h('p', { class: 'muted' }, 'The first 20 are shown.') : null);
+  }
+
   async function showHealth() {
     const hq = new URLSearchParams();
     if (f.header.value && f.header.value !== 'error.cause') hq.set('header', f.header.value);
@@ -127,7 +142,7 @@ export function workbench(vhost, name, onChange) {
         selected.clear();
         cursors = [''];
         page = 0;
-        await Promise.all([browse(), showHealth(), onChange()]);
+        await Promise.all([browse(), showUnacked(), showHealth(), onChange()]);
       }
     } catch (e) {
       status.className = 'form-status error';
@@ -139,8 +154,9 @@ export function workbench(vhost, name, onChange) {
   const el = h('div', { class: 'workbench' },
     health,
     h('div', { class: 'toolbar' }, f.reason, f.origin, f.header, f.value,
-      button('Browse', 'secondary', () => { cursors = ['']; page = 0; selected.clear(); run(async () => { await browse(); await showHealth(); }); })),
+      button('Browse', 'secondary', () => { cursors = ['']; page = 0; selected.clear(); run(async () => { await Promise.all([browse(), showUnacked(), showHealth()]); }); })),
     rows,
+    h('details', { class: 'form-box' }, h('summary', {}, 'Unacknowledged, with the consumers holding them'), held),
     h('div', { class: 'actions' }, h('label', { class: 'inline', for: 'wb-target' }, 'Redrive to'), target, chosen),
     h('div', { class: 'actions' },
       button('Dry run', 'secondary', () => act('redrive', { all: !selected.size, dryRun: true })),
@@ -156,7 +172,7 @@ export function workbench(vhost, name, onChange) {
   async function refresh() {
     try {
       if (!started) {
-        await browse();
+        await Promise.all([browse(), showUnacked()]);
         started = true;
       }
       await showHealth();
