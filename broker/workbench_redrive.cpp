@@ -124,6 +124,11 @@ ActionResult redrive(Queue& q, const ActionRequest& req, const RedriveTarget& ta
             fail(r, h, fmt::format("no exchange '{}' in vhost '{}'", to->exchange, vh.name()));
             continue;
         }
+        if (x->internal) {
+            // As basic.publish refuses it: only exchanges route into an internal exchange.
+            fail(r, h, fmt::format("exchange '{}' is internal: clients cannot publish to it", x->name));
+            continue;
+        }
         if (may_publish && !may_publish(x->name)) {
             fail(r, h, fmt::format("access refused: no write permission on exchange '{}'", x->name));
             continue;

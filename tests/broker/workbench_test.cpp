@@ -430,6 +430,27 @@ TEST_CASE("browse pages through priority levels in delivery order one message at
     CHECK(drain_bodies(c, 1, "prio") == std::vector<std::string>{"top", "low-1", "low-2"});
 }
 
+TEST_CASE("a redrive to an internal exchange leaves the messages where they are", "[workbench][redrive]") {
+    TestBroker b;
+    TestClient c(b);
+    declare_pair(c);
+    dead_letter(c, {{"a", "x"}});
+    ExchangeDeclare d;
+    d.exchange = "inside";
+    d.type = "direct";
+    d.internal = true;
+    c.send(1, d);
+    c.take<ExchangeDeclareOk>();
+    c.bind_queue(1, "work", "inside", "k");
+    c.take<QueueBindOk>();
+    auto r = wb::redrive(*b.queue("dead"), all(), {std::string("inside"), std::string("k")});
+    CHECK(r.done == 0);
+    REQUIRE(r.failures.size() == 1);
+    CHECK(r.failures[0].reason.find("internal") != std::string::npos);
+    CHECK(b.queue("dead")->message_count() == 1);
+    CHECK(b.queue("work")->message_count() == 0);
+}
+
 TEST_CASE("queues count the messages they dead-letter, by reason, and the dead letters they receive",
           "[workbench][dead-letter]") {
     TestBroker b;
