@@ -100,8 +100,9 @@ export function workbench(vhost, name, onChange) {
     clear(health, facts([
       ['Ready', num(x.messages_ready)],
       ['Oldest message', age(x.oldest_message_age_seconds)],
-      ['Growth', rate(x.growth_rate)],
-      ['Arrivals', rate(x.arrival_rate)],
+      // A rate over a few seconds is noise: shown once the window is long enough.
+      ['Growth', x.rate_window_seconds >= 10 ? rate(x.growth_rate) : 'measuring…'],
+      ['Arrivals', x.rate_window_seconds >= 10 ? rate(x.arrival_rate) : 'measuring…'],
       ['By reason', h('span', { id: 'wb-by-reason' }, counts(x.by_reason))],
       ['By origin queue', counts(x.by_origin_queue)],
       [`By ${x.header}`, counts(x.by_header)],
