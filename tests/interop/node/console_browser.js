@@ -102,6 +102,8 @@ async function main() {
     await page.locator('#queue-messages', { hasText: /^2$/ }).waitFor();
     assert.equal(await page.locator('#wb-messages tbody tr').count(), 1);
     await page.screenshot({ path: path.join(out, 'workbench.png'), fullPage: true });
+    await page.locator('section', { has: page.locator('h2', { hasText: 'Dead-letter workbench' }) })
+      .screenshot({ path: path.join(out, 'workbench-panel.png') });  // the README's picture
 
     step('close the one AMQP connection from its page');
     await page.click('nav a[data-tab="/connections"]');

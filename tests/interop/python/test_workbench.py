@@ -11,7 +11,8 @@ import pika
 
 import brokers
 import mgmt_http
-from helpers import consume_n, get_all, message_count, unique
+import procs
+from helpers import consume_n, get_all, message_count, unique, wait_for
 from mgmt_http import quote
 
 m = None
@@ -170,7 +171,6 @@ class BrowseTests(WorkbenchCase):
         got = []
         self.ch.basic_qos(prefetch_count=2)
         tag = self.ch.basic_consume(self.dlq, lambda c, mt, p, b: got.append(mt), consumer_tag="holder")
-        from helpers import wait_for
         wait_for(self.conn, lambda: len(got) == 2, what="two deliveries")
         st, page, _ = m.get(qpath(self.dlq, "/messages/unacked"))
         self.assertEqual(st, 200)
@@ -345,7 +345,6 @@ class DurableRedriveTests(WorkbenchCase):
         self.assertEqual(r["redriven"], 2)
         self.close()
         m.broker.restart(kill=True)
-        import procs
         procs.wait_until(lambda: mgmt_http._answers(m), 30, what="the management API after the restart")
         self.conn = m.broker.connect()
         self.ch = self.conn.channel()
