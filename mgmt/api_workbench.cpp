@@ -11,7 +11,6 @@
 #include "broker/channel.hpp"
 #include "broker/connection.hpp"
 #include "broker/durability.hpp"
-#include "broker/log.hpp"
 #include "broker/vhost.hpp"
 #include "broker/workbench_browse.hpp"
 #include "broker/workbench_redrive.hpp"
@@ -32,7 +31,8 @@ constexpr std::size_t max_page_bytes = 64 * 1024 * 1024;
 // Handles per request: a page's worth, so a request by handles is bounded work in one turn too.
 constexpr std::size_t max_handles = 1000;
 
-// A query parameter as a number in [min, max], or `fallback` when absent; an error text otherwise.
+// A query parameter as a number in [min, max] into `out` (left as it is when absent); an error text
+// when it is not one.
 std::optional<std::string> number_param(const Target& t, std::string_view key, std::size_t min, std::size_t max,
                                         std::size_t& out) {
     auto v = t.param(key);
