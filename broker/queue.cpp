@@ -191,6 +191,8 @@ void Queue::dead_letter(QueuedMessage m, DeadLetterReason reason) {
 void Queue::push_dead_letter(QueuedMessage m, DeadLetterReason reason) {
     // Without a dead-letter exchange the message is dropped, as in RabbitMQ.
     if (!args_.dead_letter_exchange) return;
+    ++dead_lettered_[static_cast<std::size_t>(reason)];
+    ++vhost_.dead_lettered[static_cast<std::size_t>(reason)];
     vhost_.broker().push_dead_letter(
         DeadLetter{&vhost_, name_, *args_.dead_letter_exchange, args_.dead_letter_routing_key, std::move(m), reason});
 }

@@ -3,6 +3,7 @@
 // reply texts live in the channel handlers; this class keeps the state consistent.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -155,6 +156,8 @@ public:
     // Counters, for logs and later for metrics.
     std::uint64_t dead_letters_dropped_no_exchange = 0;
     std::uint64_t dead_letters_dropped_cycle = 0;
+    // Messages this vhost's queues dead-lettered, by DeadLetterReason (kept when a queue goes).
+    std::array<std::uint64_t, 4> dead_lettered{};
 
 private:
     // Definitions records for durable changes (no-ops without a durability).

@@ -16,6 +16,7 @@
 #include "mgmt/api.hpp"
 #include "mgmt/api_call.hpp"
 #include "mgmt/erlang_hash.hpp"
+#include "mgmt/message_json.hpp"
 #include "protocol/basic_properties.hpp"
 #include "protocol/reply_code.hpp"
 
@@ -44,42 +45,6 @@ std::string resource(std::string_view kind, std::string_view name, std::string_v
 std::string inequivalent(std::string_view arg, const std::string& res, const std::string& received,
                          const std::string& current) {
     return fmt::format("inequivalent arg '{}' for {}: received '{}' but current is '{}'", arg, res, received, current);
-}
-
-bool is_utf8(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        const std::size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
-        if (n == 4 || i + n >= s.size()) return false;
-        for (std::size_t k = 1; k <= n; ++k)
-            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
-        i += n + 1;
-    }
-    return true;
-}
-
-json properties_json(const broker::Message& m) {
-    const BasicProperties p = m.decoded_properties();
-    json o = json::object();
-    using namespace property_flag;
-    if (p.has(content_type)) o["content_type"] = std::string(p.content_type);
-    if (p.has(content_encoding)) o["content_encoding"] = std::string(p.content_encoding);
-    if (p.has(headers)) o["headers"] = table_json(p.headers.to_table());
-    if (p.has(delivery_mode)) o["delivery_mode"] = p.delivery_mode;
-    if (p.has(priority)) o["priority"] = p.priority;
-    if (p.has(correlation_id)) o["correlation_id"] = std::string(p.correlation_id);
-    if (p.has(reply_to)) o["reply_to"] = std::string(p.reply_to);
-    if (p.has(expiration)) o["expiration"] = std::string(p.expiration);
-    if (p.has(message_id)) o["message_id"] = std::string(p.message_id);
-    if (p.has(timestamp)) o["timestamp"] = p.timestamp;
-    if (p.has(type)) o["type"] = std::string(p.type);
-    if (p.has(user_id)) o["user_id"] = std::string(p.user_id);
-    if (p.has(app_id)) o["app_id"] = std::string(p.app_id);
-    if (p.has(cluster_id)) o["cluster_id"] = std::string(p.cluster_id);
-    // RabbitMQ shows no properties as an empty list (an Erlang proplist), not {}.
-    if (o.empty()) return json::array();
-    return o;
 }
 
 }  // namespace
@@ -202,18 +167,18 @@ void Api::get_messages(Call& call, broker::VHost& vh, const std::string& name) {
         auto m = q->take_one();
         if (!m) break;
         const broker::Message& msg = *m->message;
-        std::string payload(reinterpret_cast<const char*>(msg.body().data()), msg.body().size());
+        std::span<const std::byte> payload = msg.body();
         const std::uint64_t bytes = payload.size();
-        if (truncate && payload.size() > *truncate) payload.resize(*truncate);
-        const bool as_string = encoding == "auto" && is_utf8(payload);
+        if (truncate && payload.size() > *truncate) payload = payload.first(*truncate);
+        Payload shown = encode_payload(payload, encoding, "base64");
         json j{{"payload_bytes", bytes},
                {"redelivered", m->redelivered()},
                {"exchange", std::string(msg.exchange())},
                {"routing_key", std::string(msg.routing_key())},
                {"message_count", q->message_count()},
-               {"properties", properties_json(msg)},
-               {"payload", as_string ? payload : broker::base64_encode(std::as_bytes(std::span(payload)))},
-               {"payload_encoding", as_string ? "string" : "base64"}};
+               {"properties", properties_json(msg.decoded_properties())},
+               {"payload", std::move(shown.text)},
+               {"payload_encoding", std::move(shown.encoding)}};
         out.push_back(std::move(j));
         q->stats().add(broker::Stat::get);
         vh.stats().add(broker::Stat::get);
