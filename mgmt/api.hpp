@@ -148,6 +148,9 @@ private:
     void delete_policy(Call& call, const std::string& vhost, const std::string& name);
     void post_all_definitions(Call& call);
 
+    // ---- super streams: /api/stream/super-streams/{vhost}/{name} (api_super_streams.cpp)
+    void super_stream(Call& call);
+
     // ---- lists built in pieces (api.cpp)
     // Each key gives the objects it stands for (none, if it is gone by then), piece by piece.
     template <class Key>
