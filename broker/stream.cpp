@@ -300,6 +300,15 @@ void Stream::settle_group_delivery(StreamGroup& g, const Channel& channel, std::
         g.outstanding.pop_front();
     }
     if (committed) commit(g.name, *committed);
+    if (to == StreamGroup::State::Returned && g.owner && !g.wanted) {
+        // Returned while its reader stays (basic.recover): the reader hands the partition to
+        // itself, so that it reads again from the returned delivery once the rest is settled,
+        // as a new owner would, and the group's offset goes on.
+        g.wanted = g.owner;
+        g.owner->group_owner = false;
+        g.resume = g.owner->stream_next;
+        g.owner = nullptr;
+    }
     if (g.wanted) try_handover(g);
 }
 

@@ -15,7 +15,7 @@ import brokers
 from helpers import channel_error, wait_for_all
 
 PARTITIONS = 6
-KEYS = ["ad-%d" % i for i in range(40)]
+KEYS = ["ad-%d" % i for i in range(30)]
 
 
 def declare_super_stream(ch, name, partitions=PARTITIONS):
@@ -110,7 +110,7 @@ class StreamGroupTests(unittest.TestCase):
         self.join("two", "t1")
         for i in range(1, 5):
             self.join("five", "f%d" % i)
-        self.publish(10)
+        self.publish(8)
         # Members join while the first batch is in flight: partitions change hands only after
         # the previous owner's acks.
         self.pump(lambda: len(self.logs["two"]) >= 50 and len(self.logs["five"]) >= 50, what="part of batch 1")
@@ -124,15 +124,15 @@ class StreamGroupTests(unittest.TestCase):
         self.leave("f2")
         self.join("five", "f6")
         self.join("five", "f7")
-        self.publish(10)
-        self.pump(lambda: len(self.logs["five"]) >= self.sent - 200, what="part of batch 2")
+        self.publish(8)
+        self.pump(lambda: len(self.logs["five"]) >= self.sent - 150, what="part of batch 2")
         self.join("two", "t3")
         self.pump(self.all_delivered(groups), what="batch 2")
         self.leave("f3")
-        self.publish(5)
+        self.publish(4)
         self.pump(self.all_delivered(groups), what="batch 3")
         self.check(groups)
-        readers = collections.Counter(n for n, _ in self.logs["five"][-200:])
+        readers = collections.Counter(n for n, _ in self.logs["five"][-120:])
         self.assertEqual(len(readers), 5, readers)  # five members, six partitions: all read
         # A restart: every member goes, the broker stops cleanly and starts on its data; the
         # groups come back and go on after the last acked offsets.
@@ -144,7 +144,7 @@ class StreamGroupTests(unittest.TestCase):
         self.join("two", "t2b")
         for i in range(1, 6):
             self.join("five", "f%db" % i)
-        self.publish(5)
+        self.publish(4)
         self.pump(self.all_delivered(groups), what="after the restart")
         self.check(groups)
 
