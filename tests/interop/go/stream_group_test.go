@@ -74,6 +74,7 @@ func joinGroup(t *testing.T, stream, group, name string, log *groupLog) *groupMe
 			defer m.done.Done()
 			for d := range deliveries {
 				log.add(name, string(d.Body))
+				time.Sleep(200 * time.Microsecond) // some work: deliveries wait in the prefetch window
 				d.Ack(false)
 			}
 		}()
@@ -118,7 +119,7 @@ func TestStreamGroups(t *testing.T) {
 	if err := ch.Confirm(false); err != nil {
 		t.Fatalf("confirm.select: %v", err)
 	}
-	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1000))
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 200))
 	seq := map[string]int{}
 	sent := 0
 	publishRound := func(perKey int) {
@@ -130,15 +131,18 @@ func TestStreamGroups(t *testing.T) {
 				if err := ch.Publish(stream, key, false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
 					t.Fatalf("publish: %v", err)
 				}
-				select {
-				case c := <-confirms:
-					if !c.Ack {
-						t.Fatal("publish nacked")
-					}
-				case <-time.After(timeout):
-					t.Fatal("timed out waiting for a confirm")
-				}
 				sent++
+			}
+		}
+		// Pipelined, then every confirm: the members have a backlog to read while others join.
+		for i := 0; i < perKey*30; i++ {
+			select {
+			case c := <-confirms:
+				if !c.Ack {
+					t.Fatal("publish nacked")
+				}
+			case <-time.After(timeout):
+				t.Fatal("timed out waiting for a confirm")
 			}
 		}
 	}
