@@ -35,8 +35,8 @@ struct StreamGroup {
 // The partition number of a super stream's partition "<name>-<n>"; 0 for any other name.
 std::uint64_t partition_index(std::string_view queue_name);
 
-// Rank inside a group: members in the order their connections and channels were opened, so that
-// every partition ranks a client's channel the same way.
+// Rank inside a group: by connection (oldest first), channel number, then consumer, so that every
+// partition ranks a client's channel the same way.
 bool ranks_before(const Consumer& a, const Consumer& b);
 
 // Which of `members` consumers (in rank order) reads partition `partition`: RabbitMQ's rule for

@@ -184,3 +184,26 @@ TEST_CASE("a super stream survives a restart with its partitions in order", "[st
     CHECK_FALSE(b.queue("clicks-0"));
     CHECK_FALSE(default_vhost(b).find_exchange("clicks"));
 }
+
+TEST_CASE("a super stream with hash-header routes by that header", "[streams][superstreams]") {
+    TestBroker b;
+    SuperStreamSpec s = spec(3);
+    s.hash_header = "ad";
+    REQUIRE_FALSE(put_super_stream(default_vhost(b), s).error);
+    TestClient c(b);
+    c.open_channel(1);
+    // One header value, many routing keys: one partition.
+    const ByteBuffer headers = encode_table_body(table({{"ad", std::string("ad-7")}}));
+    BasicProperties props;
+    props.headers = TableView::trusted(headers.span());
+    props.set_flag(property_flag::headers);
+    for (int i = 0; i < 20; ++i) c.publish(1, "clicks", "key-" + std::to_string(i), "m", props);
+    b.settle();
+    int holding = 0;
+    for (int p = 0; p < 3; ++p) {
+        const std::size_t n = b.queue("clicks-" + std::to_string(p))->message_count();
+        CHECK((n == 0 || n == 20));
+        holding += n == 20;
+    }
+    CHECK(holding == 1);
+}
