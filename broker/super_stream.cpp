@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "broker/exchange_entry.hpp"
 #include "broker/queue.hpp"
 #include "broker/queue_args.hpp"
@@ -38,10 +41,22 @@ std::uint32_t count_bindings(const ExchangeEntry& x) {
 
 }  // namespace
 
-std::optional<std::uint32_t> super_stream_partitions(VHost& vh, const std::string& name) {
+std::optional<std::vector<std::string>> super_stream_partitions(VHost& vh, const std::string& name) {
     ExchangeEntry* x = super_stream_exchange(vh, name);
     if (!x) return std::nullopt;
-    return count_bindings(*x);
+    std::vector<std::pair<std::int64_t, std::string>> found;
+    x->router->for_each_binding([&](const exchanges::Binding& b) {
+        if (b.destination.kind != exchanges::DestinationKind::Queue) return;
+        Queue* q = vh.queue_by_id(b.destination.id);
+        if (!q) return;
+        const protocol::FieldValue* order = b.arguments.find(partition_order_arg);
+        std::optional<std::int64_t> n = order ? order->as_integer() : std::nullopt;
+        found.emplace_back(n.value_or(std::numeric_limits<std::int64_t>::max()), q->name());
+    });
+    std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> names;
+    for (auto& [order, queue] : found) names.push_back(std::move(queue));
+    return names;
 }
 
 SuperStreamResult put_super_stream(VHost& vh, const SuperStreamSpec& spec) {
@@ -96,12 +111,11 @@ SuperStreamResult put_super_stream(VHost& vh, const SuperStreamSpec& spec) {
 }
 
 bool delete_super_stream(VHost& vh, const std::string& name) {
-    ExchangeEntry* x = super_stream_exchange(vh, name);
-    if (!x) return false;
-    const std::uint32_t n = count_bindings(*x);
-    vh.delete_exchange(*x);
-    for (std::uint32_t i = 0; i < n; ++i)
-        if (Queue* q = vh.find_queue(partition_name(name, i)); q && q->stream()) vh.delete_queue(*q);
+    auto partitions = super_stream_partitions(vh, name);
+    if (!partitions) return false;
+    vh.delete_exchange(*super_stream_exchange(vh, name));
+    for (const std::string& p : *partitions)
+        if (Queue* q = vh.find_queue(p); q && q->stream()) vh.delete_queue(*q);
     return true;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "protocol/field_table.hpp"
 
@@ -32,9 +33,10 @@ struct SuperStreamResult {
 // Creates the super stream or grows it to spec.partitions; never shrinks one.
 SuperStreamResult put_super_stream(VHost& vhost, const SuperStreamSpec& spec);
 
-// The number of partitions of super stream `name` (its exchange's bindings); none if there is
-// no exchange of that name marked x-super-stream.
-std::optional<std::uint32_t> super_stream_partitions(VHost& vhost, const std::string& name);
+// The partitions of super stream `name`: the queues its exchange is bound to, in the order of
+// their x-stream-partition-order (then of their bindings); none if there is no exchange of that
+// name marked x-super-stream.
+std::optional<std::vector<std::string>> super_stream_partitions(VHost& vhost, const std::string& name);
 
 // Deletes the exchange and its partitions; false if there is no such super stream.
 bool delete_super_stream(VHost& vhost, const std::string& name);

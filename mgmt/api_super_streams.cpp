@@ -19,11 +19,9 @@ void Api::super_stream(Call& call) {
     if (!vh) return call.error(404, "not_found", "vhost_not_found");
     const std::string& name = s[4];
     if (call.is("GET") || call.is("HEAD")) {
-        auto n = broker::super_stream_partitions(*vh, name);
-        if (!n) return call.not_found();
-        json partitions = json::array();
-        for (std::uint32_t i = 0; i < *n; ++i) partitions.push_back(fmt::format("{}-{}", name, i));
-        return call.reply_json(json{{"name", name}, {"vhost", vh->name()}, {"partitions", partitions}});
+        auto partitions = broker::super_stream_partitions(*vh, name);
+        if (!partitions) return call.not_found();
+        return call.reply_json(json{{"name", name}, {"vhost", vh->name()}, {"partitions", *partitions}});
     }
     if (!permits(call, *vh, broker::Permission::Configure, true, name)) return;
     if (call.is("DELETE")) {
