@@ -42,6 +42,7 @@ class AmqplibTests(unittest.TestCase):
     def test_confirms(self):
         self.run_node("confirm.test.js")
 
+    @brokers.warren_only("consumer groups (x-stream-group) are Warren's")
     def test_stream_groups(self):
         self.run_node("stream_groups.test.js")
 
