@@ -15,29 +15,43 @@ const PARTITIONS = 6;
 const KEYS = Array.from({ length: 30 }, (_, i) => `ad-${i}`);
 const deliveries = new EventEmitter(); // 'delivery' after each one, for until()
 
-// A member: its own connection and channel, a consumer on every partition. Each delivery is
-// logged, then acked a moment later (some work), so deliveries wait in the prefetch window.
+// A member: its own connection and channel, a consumer on every partition. Deliveries are
+// worked through one at a time, a millisecond each, then logged and acked, so that some wait
+// in the prefetch window when partitions change hands.
 async function join(stream, group, name, log) {
   const conn = await connect();
   const ch = await conn.createChannel();
   await ch.prefetch(10);
   const tags = [];
-  let inWork = 0;
+  const waiting = [];
+  let working = false;
+  const work = async () => {
+    if (working) return;
+    working = true;
+    while (waiting.length > 0) {
+      const msg = waiting.shift();
+      await new Promise((r) => setTimeout(r, 1));
+      log.push({ member: name, body: msg.content.toString() });
+      ch.ack(msg);
+      deliveries.emit('delivery');
+    }
+    working = false;
+    deliveries.emit('idle');
+  };
   for (let i = 0; i < PARTITIONS; i++) {
     const { consumerTag } = await ch.consume(`${stream}-${i}`, (msg) => {
-      log.push({ member: name, body: msg.content.toString() });
-      deliveries.emit('delivery');
-      inWork++;
-      setImmediate(() => { ch.ack(msg); inWork--; });
+      waiting.push(msg);
+      work();
     }, { noAck: false, arguments: { 'x-stream-group': group, 'x-stream-offset': 'first' } });
     tags.push(consumerTag);
   }
   return {
     name,
-    // Cancel every consumer, ack what came before the cancel-oks, close: nothing read twice.
+    // Cancel every consumer, work through and ack what came before the cancel-oks, close:
+    // nothing is read twice.
     async leave() {
       for (const tag of tags) await ch.cancel(tag);
-      while (inWork > 0) await new Promise((r) => setImmediate(r));
+      while (working || waiting.length > 0) await new Promise((r) => deliveries.once('idle', r));
       await ch.close();
       await conn.close();
     },
