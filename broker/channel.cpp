@@ -235,7 +235,7 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage& message, 
     }
     const QueuedMessage& sent = consumer.no_ack ? message : unacked_.back().message;
     queue.on_delivered(sent, consumer.no_ack);
-    if (stream_offset) queue.stream()->on_delivered(consumer, *stream_offset);
+    if (stream_offset) queue.stream()->on_delivered(consumer, *stream_offset, tag);
     out.add_paced(out.bytes_since(mark));
     ++next_delivery_tag_;
     {

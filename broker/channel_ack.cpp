@@ -76,6 +76,7 @@ void Channel::requeue_entry(Unacked&& entry, ReturnReason why) {
     if (!entry.message.message) return;  // already settled by a commit that threw half-way
     if (Queue* q = queue_for(entry.queue)) {
         q->remove_unacked();
+        if (Stream* s = q->stream()) s->on_returned(*this, entry.tag);
         q->requeue(std::move(entry.message), why);
     }
     else
@@ -104,10 +105,11 @@ void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue, Retu
         } else if (ack) {
             q->stats().add(Stat::ack);
             if (Stream* s = q->stream())
-                s->on_acked(e.consumer, e.message.seq() - 1);  // credit only; the message stays
+                s->on_acked(e.consumer, e.message.seq() - 1, *this, e.tag);  // credit only; the message stays
             else
                 q->on_acked(e.message);
         } else if (requeue) {
+            if (Stream* s = q->stream()) s->on_returned(*this, e.tag);
             q->requeue(std::move(e.message), why);
         } else {
             q->dead_letter(std::move(e.message), DeadLetterReason::Rejected);

@@ -313,6 +313,7 @@ std::optional<Duration> Queue::oldest_age(TimePoint now) const {
 
 void Queue::add_consumer(Consumer& consumer) {
     consumers_.push_back(&consumer);
+    if (stream_) stream_->on_consumer_added(consumer);
     if (consumer.exclusive) exclusive_consumer_ = true;
     had_consumers_ = true;
     touch();

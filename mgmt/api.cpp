@@ -183,6 +183,7 @@ void Api::route(Call& call) {
         if ((top == "parameters" || top == "global-parameters") && s.size() <= 4) return get_empty_list(call);
         if (top == "definitions" && s.size() <= 3) return get_definitions(call);
         if (top == "health") return get_health(call);
+        if (top == "stream" && s.size() == 5 && s[2] == "super-streams") return super_stream(call);
         if (top == "extensions" && s.size() == 2) return call.reply_json(json::array());
         if (top == "cluster-name" && s.size() == 2) return call.reply_json(json{{"name", node_name()}});
         return call.not_found();
@@ -211,6 +212,7 @@ void Api::route(Call& call) {
         }
         return call.method_not_allowed();
     }
+    if (top == "stream" && s.size() == 5 && s[2] == "super-streams") return super_stream(call);
     if (top == "bindings" && s.size() == 7 && call.is("POST")) return post_binding(call);
     if (top == "bindings" && s.size() == 8 && call.is("DELETE")) return delete_binding(call);
     if (top == "connections" && s.size() == 3 && call.is("DELETE")) {

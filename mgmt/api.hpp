@@ -158,6 +158,8 @@ private:
     void get_dead_letter_health(Call& call, broker::Queue& queue);
     // POST .../messages/redrive and .../messages/delete.
     void workbench_action(Call& call, broker::VHost& vhost, const std::string& name, bool redrive);
+    // ---- super streams: /api/stream/super-streams/{vhost}/{name} (api_super_streams.cpp)
+    void super_stream(Call& call);
 
     // ---- lists built in pieces (api.cpp)
     // Each key gives the objects it stands for (none, if it is gone by then), piece by piece.
