@@ -3,6 +3,7 @@
 
 #include "broker/log.hpp"
 #include "broker/net/transport.hpp"
+#include "broker/scope_guard.hpp"
 
 namespace warren::broker::net {
 
@@ -18,23 +19,28 @@ void EventLoop::schedule_turn_end() {
 
 void EventLoop::want_flush(std::shared_ptr<Transport> connection) {
     flush_.push_back(std::move(connection));
-    schedule_turn_end();
+    // Output added by this turn's own broker work (deliveries) is flushed by this turn: another
+    // turn would only find nothing to do, at the price of a handler and a poll of the sockets.
+    if (!collecting_output_) schedule_turn_end();
 }
 
 void EventLoop::turn_end() {
     turn_end_scheduled_ = false;
     Broker::TimeScope scope(broker_);
-    try {
-        broker_.run_pending();
-    } catch (const std::exception& e) {
-        // Not tied to one connection (a timer, a queue's dispatch): log it and keep serving.
-        log::error("internal error in the broker's deferred work: {}", e.what());
-    }
-    // Storage before sockets: nothing goes out that promises what is not written yet.
-    try {
-        broker_.end_turn_storage();
-    } catch (const std::exception& e) {
-        log::error("internal error while writing to storage: {}", e.what());
+    {
+        FlagGuard collecting(collecting_output_);
+        try {
+            broker_.run_pending();
+        } catch (const std::exception& e) {
+            // Not tied to one connection (a timer, a queue's dispatch): log it and keep serving.
+            log::error("internal error in the broker's deferred work: {}", e.what());
+        }
+        // Storage before sockets: nothing goes out that promises what is not written yet.
+        try {
+            broker_.end_turn_storage();
+        } catch (const std::exception& e) {
+            log::error("internal error while writing to storage: {}", e.what());
+        }
     }
     flushing_.swap(flush_);
     for (auto& c : flushing_) c->flush();

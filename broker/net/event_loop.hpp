@@ -36,6 +36,7 @@ private:
     TimePoint timer_at_{};
     bool timer_armed_ = false;
     bool turn_end_scheduled_ = false;
+    bool collecting_output_ = false;  // turn_end() runs the broker's work: its output is flushed next
     std::vector<std::shared_ptr<Transport>> flush_;
     std::vector<std::shared_ptr<Transport>> flushing_;
 };

@@ -50,6 +50,8 @@ TcpConnection<Stream>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket sock
     : loop_(loop), stream_(std::move(socket)), on_closed_(std::move(on_closed)), deadline_(loop.io()) {
     asio::error_code ec;
     stream_.set_option(asio::ip::tcp::no_delay(true), ec);
+    // flush() writes from the loop turn itself (write_now): the socket must never block it.
+    stream_.non_blocking(true, ec);
     peer_ = peer_of(stream_);
     log::peer(log::Level::Debug, peer_.address, "accepting AMQP connection from {}", peer_.address);
     make_core();
@@ -247,9 +249,45 @@ void TcpConnection<Stream>::flush() {
         tls_.gather_at = tls_.gather_offset = 0;
         write_tls_chunk();
     } else {
+        if (write_now()) {
+            end_write_now();
+            return;
+        }
         asio::async_write(stream_, gather_,
                           [self = self()](const asio::error_code& ec, std::size_t) { self->on_written(ec); });
     }
+}
+
+// Writes as much of gather_ as the socket takes at once and drops what was written from it.
+// True when all of it is written: the usual case, a send per connection per loop turn with no
+// completion handler and no extra turn. Otherwise (the socket's buffer is full, or an error)
+// the rest goes through async_write, which reports an error as before.
+template <class Stream>
+bool TcpConnection<Stream>::write_now() {
+    if constexpr (!is_tls) {
+        std::size_t first = 0;  // the first piece not completely written
+        while (first < gather_.size()) {
+            asio::error_code ec;
+            std::size_t n = stream_.write_some(std::span(gather_).subspan(first), ec);
+            if (ec || n == 0) break;
+            while (first < gather_.size() && n >= gather_[first].size()) n -= gather_[first++].size();
+            if (n > 0) gather_[first] += n;
+        }
+        gather_.erase(gather_.begin(), gather_.begin() + static_cast<std::ptrdiff_t>(first));
+        return gather_.empty();
+    }
+    return false;
+}
+
+// What on_written does after a complete write, inside the loop turn that wrote: the turn
+// ends after this, so only what end_write() asks for (a queue to dispatch) needs another turn,
+// and that asks for one itself.
+template <class Stream>
+void TcpConnection<Stream>::end_write_now() {
+    writing_ = false;
+    core_->end_write();
+    if (phase_ == Phase::Closed) return;
+    if (core_->has_output() || phase_ == Phase::Closing) flush();
 }
 
 // OpenSSL makes one record (and Asio one socket write) of each buffer it is given, and the

@@ -76,6 +76,8 @@ private:
     void on_read(const asio::error_code& ec, std::size_t n);
     void read_buffered_records();
     void write_tls_chunk();
+    bool write_now();
+    void end_write_now();
     void on_written(const asio::error_code& ec);
     void shut_down_send();
     void finish_close();
