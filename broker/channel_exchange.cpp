@@ -81,8 +81,10 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
             if (!v) return "none";
             return fmt::format("the value '{}' of type '{}'", rabbit_value_text(*v), rabbit_type_name(v->type()));
         };
+        // The declared arguments are compared, not what a policy adds (rabbit_exchange's
+        // equivalence check reads the arguments only).
         auto requested_ae = alternate_exchange_of(arguments);
-        if (requested_ae != x->alternate_exchange)
+        if (requested_ae != alternate_exchange_of(x->arguments))
             return errors::precondition(fmt::format("inequivalent arg 'alternate-exchange' for {}: received {} but current is {}",
                                                     resource, describe(arguments, args::alternate_exchange),
                                                     describe(x->arguments, args::alternate_exchange)));
