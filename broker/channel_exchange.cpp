@@ -93,7 +93,7 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
         if (!x->plugin_delayed_type) {
             const FieldValue* v = arguments.find(args::delayed_exchange);
             const bool requested = v && v->get_if<bool>() && *v->get_if<bool>();
-            if (requested != (x->delayed != nullptr))
+            if (requested != x->declared_delayed)
                 return errors::precondition(fmt::format("inequivalent arg '{}' for {}: received {} but current is {}",
                                                         args::delayed_exchange, resource,
                                                         describe(arguments, args::delayed_exchange),

@@ -100,8 +100,10 @@ void DelayedExchange::on_due() {
     const TimePoint now = vhost_.broker().now();
     VHostStorage* storage = vhost_.storage();
     for (std::size_t n = 0; n < release_budget; ++n) {
-        std::optional<QueuedMessage> due = held_.pop_due(now);
+        TimePoint deadline{};
+        std::optional<QueuedMessage> due = held_.pop_due(now, &deadline);
         if (!due) break;
+        vhost_.broker().note_release(deadline);
         MessageRef m = std::move(due->message);
         if (storage && is_stored(*m)) {
             // Settled here; the queues it reaches store it again, each as it would a publish.

@@ -348,6 +348,9 @@ void Queue::set_policies(PolicyRef policy, PolicyRef operator_policy) {
     operator_policy_ = std::move(operator_policy);
     QueueArgs before = args_;
     args_ = effective_queue_args(declared_args_, raw_args_, policy_.get(), operator_policy_.get());
+    // Retry keys: from now on for each return; messages already waiting keep their deadlines.
+    const RetryArgs retry_policy = effective_retry_policy(policy_.get(), operator_policy_.get());
+    apply_retry_policy(retry_policy.empty() ? nullptr : &retry_policy);
     if (args_.expires_ms != before.expires_ms) {
         // rabbit_amqqueue_process:init_exp/2: the timer starts again with the new value.
         if (expires_timer_) vhost_.broker().timers().cancel(expires_timer_);
@@ -396,8 +399,10 @@ void Queue::on_retry_due() {
     const TimePoint now = vhost_.broker().now();
     bool released = false;
     for (std::size_t n = 0; n < budget; ++n) {
-        std::optional<QueuedMessage> due = retrying_.pop_due(now);
+        TimePoint deadline{};
+        std::optional<QueuedMessage> due = retrying_.pop_due(now, &deadline);
         if (!due) break;
+        vhost_.broker().note_release(deadline);
         if (due->is_expired(now)) {
             dead_letter(std::move(*due), DeadLetterReason::Expired);
             continue;
