@@ -229,10 +229,12 @@ public:
     MessageSizes& message_sizes() { return message_sizes_; }
     const MessageSizes& message_sizes() const { return message_sizes_; }
     // A held message released now, due at `deadline`. One whose deadline passed before the
-    // broker started (released at once on start-up, by design) is not counted.
+    // broker started (released at once on start-up, by design) is not counted. The clock is read
+    // here, not the turn's cached time: a batch's later releases wait for its earlier ones
+    // (reads of paged-out bodies), and that wait is lateness too.
     void note_release(TimePoint deadline) {
         if (deadline < release_floor_) return;
-        const TimePoint t = now();
+        const TimePoint t = clock_.now();
         release_lateness_.observe(t > deadline
                                       ? static_cast<std::uint64_t>(
                                             std::chrono::duration_cast<std::chrono::microseconds>(t - deadline).count())
