@@ -9,6 +9,7 @@
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/dead_letter.hpp"
+#include "broker/held_checkpoint.hpp"
 #include "broker/scope_guard.hpp"
 #include "broker/stream.hpp"
 #include "broker/vhost.hpp"
@@ -534,29 +535,16 @@ void Queue::checkpoint(std::vector<store::RecoveredEntry>& out, TimePoint now, s
         e.priority = r.priority;
         e.delivery_count = r.delivery_count;
         e.has_deadline = true;
-        e.deadline_ms =
-            r.expires_at == TimePoint{}
-                ? -1
-                : now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(r.expires_at - now).count();
+        e.deadline_ms = r.expires_at == TimePoint{} ? -1 : wall_ms(r.expires_at, now, now_ms);
         out.push_back(e);
     });
-    auto unix_ms = [&](TimePoint t) {
-        return now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count();
-    };
     retrying_.for_each([&](const DelayedMessages::View& v) {
-        if (v.message ? !is_stored(*v.message) : v.transient) return;
-        store::RecoveredEntry e;
-        e.queue_id = stored_id_;
-        e.queue_seq = v.seq;
-        e.location = v.location;
-        e.body_size = v.message ? static_cast<std::uint32_t>(v.message->body_size()) : 0;
-        e.priority = v.message ? v.message->priority() : 0;
-        e.delivery_count = v.delivery_count;
-        e.has_deadline = true;
-        e.deadline_ms = v.expires_at == TimePoint{} ? -1 : unix_ms(v.expires_at);
+        auto e = held_checkpoint_entry(v, stored_id_, v.message && is_stored(*v.message));
+        if (!e) return;
+        e->deadline_ms = v.expires_at == TimePoint{} ? -1 : wall_ms(v.expires_at, now, now_ms);
         // Held until the earlier of its retry and its TTL: either way it is released then.
-        e.hold_until_ms = unix_ms(v.at);
-        out.push_back(e);
+        e->hold_until_ms = wall_ms(v.at, now, now_ms);
+        out.push_back(*e);
     });
 }
 

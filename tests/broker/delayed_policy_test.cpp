@@ -4,8 +4,7 @@
 // x-delay, what they hold surviving the policy's removal and a crash.
 #include <catch2/catch.hpp>
 
-#include "broker/delayed_exchange.hpp"
-#include "support/storage_test.hpp"
+#include "support/delayed_test.hpp"
 
 using namespace warren::testing;
 using namespace std::chrono_literals;
@@ -18,18 +17,10 @@ PolicySpec spec(std::string name, std::string pattern, std::string definition, s
     return {"/", std::move(name), std::move(pattern), std::move(apply_to), 0, std::move(definition)};
 }
 
-BasicProperties delayed_props(std::int32_t ms, ByteBuffer& storage, bool persistent_message = false) {
-    BasicProperties p = persistent_message ? persistent() : BasicProperties{};
-    storage = encode_table_body(table({{"x-delay", ms}}));
-    p.headers = TableView::trusted(storage.span());
-    p.set_flag(property_flag::headers);
-    return p;
-}
-
-void publish_delayed(TestClient& c, std::string_view exchange, std::string_view body, std::int32_t ms,
-                     bool persistent_message = false) {
-    ByteBuffer storage;
-    c.publish(1, exchange, "k", body, delayed_props(ms, storage, persistent_message));
+// `body` to `exchange` by "k", held `ms`.
+void publish_held(TestClient& c, std::string_view exchange, std::string_view body, std::int32_t ms,
+                  bool persistent_message = false) {
+    publish_delayed(c, exchange, "k", body, ms, false, {}, persistent_message ? persistent() : BasicProperties{});
 }
 
 // `exchange` (direct, durable if asked) bound to queue `queue` by "k".
@@ -40,32 +31,7 @@ void exchange_to_queue(TestClient& c, std::string_view exchange, std::string_vie
     d.durable = durable;
     c.send(1, d);
     REQUIRE(c.take<ExchangeDeclareOk>().size() == 1);
-    c.declare_queue(1, queue, {}, durable);
-    REQUIRE(c.take<QueueDeclareOk>().size() == 1);
-    c.bind_queue(1, queue, exchange, "k");
-    REQUIRE(c.take<QueueBindOk>().size() == 1);
-}
-
-ExchangeEntry& exchange(TestBroker& b, std::string_view name) {
-    auto* x = b.broker->default_vhost().find_exchange(name);
-    REQUIRE(x);
-    return *x;
-}
-
-// The one delivery that comes within `limit`, advancing 1 ms at a time; how long it took.
-std::chrono::milliseconds wait_for_delivery(TestBroker& b, TestClient& c, Delivery* out = nullptr,
-                                            std::chrono::milliseconds limit = 10s) {
-    for (std::chrono::milliseconds waited{0}; waited <= limit; waited += 1ms) {
-        auto got = c.deliveries();
-        if (!got.empty()) {
-            REQUIRE(got.size() == 1);
-            if (out) *out = got[0];
-            return waited;
-        }
-        b.advance(1ms);
-    }
-    FAIL("no delivery within the limit");
-    return limit;
+    declare_and_bind(c, queue, exchange, "k", {}, durable);
 }
 
 }  // namespace
@@ -87,7 +53,7 @@ TEST_CASE("delayed-retry policy keys make an existing queue and a later one retr
         c.nack(1, tag, false, true);
         CHECK(b.queue("jobs")->messages_delayed() == 1);
         Delivery d;
-        CHECK(wait_for_delivery(b, c, &d) == expected);
+        CHECK(wait_for_delivery(b, c, d) == expected);
         tag = d.delivery_tag();
     }
     c.declare_queue(1, "jobs.later");
@@ -115,7 +81,8 @@ TEST_CASE("a return waits by the policy's keys, and without the policy comes bac
     REQUIRE(back.size() == 1);
     c.reject(1, back[0].delivery_tag(), true);  // a failure: waits min (max defaults to min, as RabbitMQ 4.3)
     CHECK(b.queue("q")->messages_delayed() == 1);
-    CHECK(wait_for_delivery(b, c) == 250ms);
+    Delivery d;
+    CHECK(wait_for_delivery(b, c, d) == 250ms);
 }
 
 TEST_CASE(
@@ -152,10 +119,10 @@ TEST_CASE("LavinMQ's delayed-message policy key makes existing and later exchang
     TestClient c(b);
     c.open_channel(1);
     exchange_to_queue(c, "events", "q");
-    publish_delayed(c, "events", "before", 200);  // an ordinary exchange: routed at once
+    publish_held(c, "events", "before", 200);  // an ordinary exchange: routed at once
     CHECK(b.queue("q")->message_count() == 1);
     REQUIRE_FALSE(b.broker->set_policy(spec("delay", "^events", R"({"delayed-message":true})", "exchanges")));
-    publish_delayed(c, "events", "held", 200);
+    publish_held(c, "events", "held", 200);
     CHECK(exchange(b, "events").messages_delayed() == 1);
     CHECK(b.queue("q")->message_count() == 1);
     b.advance(199ms);
@@ -168,14 +135,14 @@ TEST_CASE("LavinMQ's delayed-message policy key makes existing and later exchang
     CHECK(c.take<ExchangeDeclareOk>().size() == 1);
     // An exchange declared later gets it too; the built-in ones do not.
     exchange_to_queue(c, "events.later", "q2");
-    publish_delayed(c, "events.later", "m", 50);
+    publish_held(c, "events.later", "m", 50);
     CHECK(exchange(b, "events.later").messages_delayed() == 1);
     REQUIRE_FALSE(b.broker->set_policy(spec("all", "^amq\\.direct$", R"({"delayed-message":true})", "exchanges")));
     CHECK_FALSE(exchange(b, "amq.direct").delaying);
     // Cleared: new messages go at once; what is held still goes when due.
-    publish_delayed(c, "events", "held-2", 300);
+    publish_held(c, "events", "held-2", 300);
     REQUIRE_FALSE(b.broker->clear_policy("/", "delay"));
-    publish_delayed(c, "events", "after", 300);
+    publish_held(c, "events", "after", 300);
     CHECK(drain_bodies(c, 1, "q") == std::vector<std::string>{"before", "held", "after"});
     b.advance(300ms);
     CHECK(drain_bodies(c, 1, "q") == std::vector<std::string>{"held-2"});
@@ -191,10 +158,10 @@ TEST_CASE("what a policy-delayed durable exchange holds survives a crash, the po
         c.open_channel(1);
         exchange_to_queue(c, "events", "q", true);
         REQUIRE_FALSE(b.broker->set_policy(spec("delay", "^events$", R"({"delayed-message":true})")));
-        publish_delayed(c, "events", "ten", 10'000, true);
-        publish_delayed(c, "events", "twenty", 20'000, true);
+        publish_held(c, "events", "ten", 10'000, true);
+        publish_held(c, "events", "twenty", 20'000, true);
         REQUIRE_FALSE(b.broker->clear_policy("/", "delay"));  // held messages stay held
-        publish_delayed(c, "events", "now", 10'000, true);
+        publish_held(c, "events", "now", 10'000, true);
         b.settle();
         CHECK(exchange(b, "events").messages_delayed() == 2);
     }  // as kill -9
