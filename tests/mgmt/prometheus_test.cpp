@@ -73,4 +73,12 @@ TEST_CASE("delayed messages are counted per queue and per delayed exchange under
           std::string::npos);
     // Only delayed exchanges have the count.
     CHECK(per_object->find("exchange=\"plain\"") == std::string::npos);
+    // Released on time by the manual clock: the broker's lateness histogram counts them at 0.
+    CHECK(text->find("warren_delayed_release_lateness_seconds_count 0\n") != std::string::npos);
+    b.advance(std::chrono::milliseconds(60000));
+    text = prometheus_text(*b.broker, view, "/metrics");
+    CHECK(text->find("# TYPE warren_delayed_release_lateness_seconds histogram\n") != std::string::npos);
+    CHECK(text->find("warren_delayed_release_lateness_seconds_bucket{le=\"0.001\"} 4\n") != std::string::npos);
+    CHECK(text->find("warren_delayed_release_lateness_seconds_count 4\n") != std::string::npos);
+    CHECK(text->find("warren_delayed_release_lateness_max_seconds 0\n") != std::string::npos);
 }
