@@ -228,6 +228,19 @@ public:
     const ChurnCounters& churn() const { return churn_; }
     MessageSizes& message_sizes() { return message_sizes_; }
     const MessageSizes& message_sizes() const { return message_sizes_; }
+    // A held message released now, due at `deadline`. One whose deadline passed before the
+    // broker started (released at once on start-up, by design) is not counted. The clock is read
+    // here, not the turn's cached time: a batch's later releases wait for its earlier ones
+    // (reads of paged-out bodies), and that wait is lateness too.
+    void note_release(TimePoint deadline) {
+        if (deadline < release_floor_) return;
+        const TimePoint t = clock_.now();
+        release_lateness_.observe(t > deadline
+                                      ? static_cast<std::uint64_t>(
+                                            std::chrono::duration_cast<std::chrono::microseconds>(t - deadline).count())
+                                      : 0);
+    }
+    const ReleaseLateness& release_lateness() const { return release_lateness_; }
     // At shutdown, while every part of the broker is still alive: each connection releases its
     // channels, consumers and exclusive queues, so nothing is left for destructors to untangle.
     void tear_down_connections(std::string_view reason);
@@ -326,6 +339,8 @@ private:
     Stats totals_;  // the sum of the vhosts' (overview)
     ChurnCounters churn_;
     MessageSizes message_sizes_;
+    ReleaseLateness release_lateness_;
+    TimePoint release_floor_{};  // when storage was recovered: earlier deadlines are not counted
     std::vector<Queue*> dirty_;
     std::vector<Queue*> running_;  // the batch run_pending() is dispatching
     bool work_scheduled_ = false;

@@ -228,6 +228,7 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
 
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    release_floor_ = now();
     log::info("storage: {} ready in {} ms: {} vhosts, {} users, {} policies, {} exchanges, {} queues, {} bindings, "
               "{} messages restored{}",
               config_.data_dir, ms, vhosts_.size(), auth_.users().size(), policies, exchanges, queues, bindings,

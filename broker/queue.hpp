@@ -79,8 +79,8 @@ public:
 
     // ---- retry with backoff (retry_settings.hpp)
     const RetrySettings& retry() const { return retry_; }
-    // The settings a policy gives (null: none), merged with the queue's arguments; for the
-    // policy code once it exists. Messages already waiting keep their deadlines.
+    // The settings a policy gives (null: none), merged with the queue's arguments (set_policies
+    // calls it). Messages already waiting keep their deadlines.
     void apply_retry_policy(const RetryArgs* policy);
     // x-delivery-limit as declared, or 20 when retries are on and none is declared.
     std::optional<std::uint64_t> delivery_limit() const;

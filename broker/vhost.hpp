@@ -100,7 +100,8 @@ public:
     void put_policy(PolicyKind kind, Policy policy);
     bool erase_policy(PolicyKind kind, std::string_view name);
     void apply_policies(Queue& queue);
-    void apply_policies(ExchangeEntry& exchange);
+    // Returns true when a policy has just made the exchange delayed (it is to be recorded again).
+    bool apply_policies(ExchangeEntry& exchange);
 
     // ---- bindings
     // Returns false if the identical binding existed already.
@@ -162,6 +163,8 @@ public:
 private:
     // Definitions records for durable changes (no-ops without a durability).
     void record_exchange(const ExchangeEntry& x);
+    // Gives `x` its DelayedExchange, stored under `stored_id` (0: a new id if it is durable).
+    void make_delayed(ExchangeEntry& x, std::uint32_t stored_id);
     void record_exchange_deleted(const ExchangeEntry& x);
     void record_queue(const Queue& q);
     void record_queue_deleted(const Queue& q);

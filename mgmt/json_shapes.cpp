@@ -192,6 +192,7 @@ void write_queue(JsonOut& w, const broker::QueueSnapshot& q) {
     w.field("messages_unacknowledged_ram", q.messages_unacknowledged);
     w.field("messages_persistent", 0);
     w.field("messages_paged_out", q.messages_ready - std::min(q.messages_ready, q.messages_ram));
+    w.field("messages_delayed", q.messages_delayed);  // RabbitMQ 4.3's quorum queues: retry backoffs
     w.field("message_bytes", q.message_bytes_ready);
     w.field("message_bytes_ready", q.message_bytes_ready);
     w.field("message_bytes_unacknowledged", 0);
@@ -223,6 +224,8 @@ void write_exchange(JsonOut& w, const broker::ExchangeSnapshot& x) {
     w.null("policy");
     w.field("user_who_performed_action", "rmq-internal");
     write_message_stats(w, x.stats, {Stat::publish_in, Stat::publish_out}, false);
+    // The delayed-message plugin's exchange info: messages waiting for their x-delay.
+    if (x.messages_delayed) w.field("messages_delayed", *x.messages_delayed);
 }
 
 void write_binding(JsonOut& w, const broker::BindingSnapshot& b) {

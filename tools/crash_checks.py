@@ -5,7 +5,9 @@ import time
 
 import pika.exceptions
 
-from crash_clients import KEEP, KEEP_PUBLISHER, LOW_WATERMARK, QUEUES, ROUTES, parse_id
+from crash_clients import (DELAYED_PUBLISHER, DELAYED_Q, KEEP, KEEP_PUBLISHER, LOW_WATERMARK,
+                           QUEUES, RETRY_MAX_MS, RETRY_PUBLISHER, RETRY_Q, ROUTES,
+                           parse_id)
 
 
 class Summary:
@@ -27,6 +29,11 @@ class Summary:
         self.low_memory_rounds = 0
         self.keep_checked = self.keep_retired = 0
         self.keep = {"reads": {}, "retired": set()}  # message id -> checks that read it
+        self.delayed_confirmed = self.delayed_checked = self.delayed_duplicates = 0
+        self.delayed_twice = 0  # of the duplicates: two copies in the queue (released again)
+        self.retry_confirmed = self.retry_checked = self.retry_duplicates = 0
+        self.retry_waits = 0  # nacks sent: returns that waited out a backoff
+        self.taken = set()  # delayed and retried messages the checks took (acknowledged for good)
 
     def kills(self):
         return self.stops["kill"] + self.shutdown_kills + self.stops["startup kills"]
@@ -61,6 +68,13 @@ class Summary:
             "quorum queue kept across rounds (transient messages): %d read by the checks, %d "
             "acknowledged, %d there now" % (self.keep_checked, self.keep_retired,
                                             len(self.keep["reads"])),
+            "delayed exchange: %d confirmed, %d read by the checks, %d duplicates (%d released again: "
+            "Warren died in the turn that released them; the rest a basic.ack on its way)" % (
+                self.delayed_confirmed, self.delayed_checked, self.delayed_duplicates,
+                self.delayed_twice),
+            "retry with backoff: %d confirmed, %d returns with a backoff, %d read by the checks, "
+            "%d duplicates (a basic.ack on its way)" % (
+                self.retry_confirmed, self.retry_waits, self.retry_checked, self.retry_duplicates),
             "lost: %d" % self.lost,
             "acked and returned: %d" % self.acked_returned,
             "duplicates (a basic.ack on its way when Warren stopped): %d" % self.duplicates,
@@ -275,3 +289,130 @@ def check_round(summary, round_no, results, drained, fsync):
                     if summary.lost <= 20:
                         summary.violation("round %d: %s lost %s (confirmed, never acked)" % (
                             round_no, q, mid))
+
+
+def read_out_waiting(broker, summary, round_no, queue, until, expected):
+    """Consumes `queue` until the wall clock passes `until`, every id in `expected` has come and
+    nothing more came for 0.5 s (or 60 s more have passed), then acknowledges everything in one
+    transaction: [(id, redelivered, x-delivery-count, arrival time)] in delivery order. For the
+    delayed queue, whose messages come out of the exchange as their deadlines pass, and the
+    retry queue, whose returned messages come back once their backoff is over."""
+    conn = broker.connect()
+    ch = conn.channel()
+    ch.tx_select()
+    ch.basic_qos(prefetch_count=0)
+    got = []
+    ch.basic_consume(queue, lambda c, m, p, b: got.append((m, p, b, time.time())))
+    hard = max(until, time.time()) + 60
+    last = (0, time.time())
+    while time.time() < hard:
+        conn.process_data_events(time_limit=0.1)
+        if len(got) != last[0]:
+            last = (len(got), time.time())
+        ids = {parse_id(b) for _, _, b, _ in got}
+        if time.time() > until and expected <= ids and time.time() - last[1] > 0.5:
+            break
+    else:
+        summary.violation("round %d: %s: still waiting for %d messages after 60 s" % (
+            round_no, queue, len(expected - {parse_id(b) for _, _, b, _ in got})))
+    if got:
+        ch.basic_ack(got[-1][0].delivery_tag, multiple=True)
+    ch.tx_commit()
+    conn.close()
+    return [(parse_id(b), m.redelivered, (p.headers or {}).get("x-delivery-count"), t)
+            for m, p, b, t in got]
+
+
+def check_delayed(broker, summary, round_no, results):
+    """crash.delayed after the restart, once every deadline of the round has passed: each
+    confirmed delayed message is there or was acknowledged by the round's consumer, none came
+    before its deadline, none twice in the queue at once. Allowed duplicates: a message the
+    round's consumer acknowledged with basic.ack (the ack on its way), or one Warren released in
+    the loop turn it died in (the queue's copy is written before the exchange's release record,
+    so the exchange releases it again)."""
+    pub = next((r for r in results if r["role"] == "publisher" and
+                r["number"] == DELAYED_PUBLISHER), None)
+    consumer = next((r for r in results if r.get("queue") == DELAYED_Q), None)
+    deadlines = pub["deadlines"] if pub else {}
+    confirmed = {(round_no, DELAYED_PUBLISHER, seq) for seq in (pub["acked"] if pub else ())}
+    acked = set(consumer["acked"]) if consumer else set()
+    summary.delayed_confirmed += len(confirmed)
+    until = max(deadlines.values(), default=0) + 0.2
+    drained = read_out_waiting(broker, summary, round_no, DELAYED_Q, until, confirmed - acked)
+    arrivals = dict(consumer["arrived"]) if consumer else {}
+    present = set()
+    for mid, redelivered, count, at in drained:
+        summary.delayed_checked += 1
+        if mid in summary.taken:
+            summary.acked_returned += 1
+            summary.violation("round %d: %s holds %s, taken by an earlier check" % (
+                round_no, DELAYED_Q, mid))
+            continue
+        if mid[0] != round_no or mid[2] not in deadlines:
+            summary.violation("round %d: %s holds %s, not published in this round" % (
+                round_no, DELAYED_Q, mid))
+            continue
+        if mid in present or mid in acked:
+            summary.duplicates += 1
+            summary.delayed_duplicates += 1
+            summary.delayed_twice += mid in present
+        present.add(mid)
+        arrivals.setdefault(mid, at)
+    for mid, at in arrivals.items():
+        # The deadline was taken before the publish; Warren's is its own clock at the publish,
+        # in whole milliseconds after a restart: 5 ms of slack.
+        deadline = deadlines.get(mid[2])
+        if deadline is not None and at < deadline - 0.005:
+            summary.violation("round %d: %s: %s came %.0f ms before its deadline" % (
+                round_no, DELAYED_Q, mid, (deadline - at) * 1000))
+    missing = confirmed - present - acked
+    summary.lost += len(missing)
+    for mid in sorted(missing)[:20]:
+        summary.violation("round %d: %s lost %s (confirmed, never acked)" % (round_no, DELAYED_Q, mid))
+    summary.taken |= present
+
+
+def check_retry(broker, summary, round_no, results):
+    """crash.retry after the restart, once any backoff has ended: each confirmed message is there
+    or was acknowledged; its x-delivery-count never went back below what the consumer saw, and
+    is at most its returns (nacks) plus one (the crash returning a delivery in flight). Allowed
+    duplicates: a message the consumer acknowledged with basic.ack (the ack on its way)."""
+    pub = next((r for r in results if r["role"] == "publisher" and
+                r["number"] == RETRY_PUBLISHER), None)
+    retrier = next((r for r in results if r["role"] == "retrier"), None)
+    confirmed = {(round_no, RETRY_PUBLISHER, seq) for seq in (pub["acked"] if pub else ())}
+    acked = set(retrier["acked"]) if retrier else set()
+    nacks = retrier["nacks"] if retrier else {}
+    seen = retrier["seen"] if retrier else {}
+    summary.retry_confirmed += len(confirmed)
+    summary.retry_waits += sum(nacks.values())
+    until = time.time() + RETRY_MAX_MS / 1000.0 + 0.2
+    drained = read_out_waiting(broker, summary, round_no, RETRY_Q, until, confirmed - acked)
+    present = set()
+    for mid, redelivered, count, _ in drained:
+        summary.retry_checked += 1
+        if mid in summary.taken:
+            summary.acked_returned += 1
+            summary.violation("round %d: %s holds %s, taken by an earlier check" % (
+                round_no, RETRY_Q, mid))
+            continue
+        if mid[0] != round_no or pub is None or mid[2] > pub["sent"]:
+            summary.violation("round %d: %s holds %s, not published in this round" % (
+                round_no, RETRY_Q, mid))
+            continue
+        if mid in present:
+            summary.violation("round %d: %s holds %s twice" % (round_no, RETRY_Q, mid))
+        present.add(mid)
+        if mid in acked:
+            summary.duplicates += 1
+            summary.retry_duplicates += 1
+        count = count or 0
+        if count < seen.get(mid, 0) or count > nacks.get(mid, 0) + 1:
+            summary.violation("round %d: %s: %s back with x-delivery-count %d; the consumer saw "
+                              "%d and returned it %d times" % (round_no, RETRY_Q, mid, count,
+                                                               seen.get(mid, 0), nacks.get(mid, 0)))
+    missing = confirmed - present - acked
+    summary.lost += len(missing)
+    for mid in sorted(missing)[:20]:
+        summary.violation("round %d: %s lost %s (confirmed, never acked)" % (round_no, RETRY_Q, mid))
+    summary.taken |= present
