@@ -143,6 +143,9 @@ std::optional<QueueSnapshot> BrokerView::queue(std::string_view vhost, std::stri
     if (q->exclusive_owner())
         if (Connection* owner = broker_.find_connection(q->exclusive_owner()))
             s.owner_connection = connection_name(*owner);
+    if (q->policy()) s.policy = q->policy()->name;
+    if (q->operator_policy()) s.operator_policy = q->operator_policy()->name;
+    s.effective_policy_definition = effective_policy_definition(q->policy().get(), q->operator_policy().get());
     s.stats = StatsSnapshot::of(q->stats());
     s.idle_since_ms = last_change_ms(q->stats());
     return s;
@@ -166,6 +169,7 @@ std::optional<ExchangeSnapshot> BrokerView::exchange(std::string_view vhost, std
     s.auto_delete = x->auto_delete;
     s.internal = x->internal;
     s.arguments = x->arguments;
+    if (x->policy) s.policy = x->policy->name;
     s.stats = StatsSnapshot::of(x->stats);
     if (x->delayed) s.messages_delayed = x->messages_delayed();
     return s;

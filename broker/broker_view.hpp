@@ -41,6 +41,8 @@ struct QueueSnapshot {
     std::string exclusive_consumer_tag;          // an exclusive consumer's tag
     std::optional<std::string> single_active_consumer_tag;
     std::int64_t idle_since_ms = 0;  // wall clock: when a counter last changed
+    // The policy and operator policy that apply (empty: none) and their merged definition (JSON).
+    std::string policy, operator_policy, effective_policy_definition = "{}";
     StatsSnapshot stats;
 };
 
@@ -48,6 +50,7 @@ struct ExchangeSnapshot {
     std::string vhost, name, type;
     bool durable = false, auto_delete = false, internal = false;
     protocol::FieldTable arguments;
+    std::string policy;  // the policy that applies (empty: none)
     StatsSnapshot stats;
     // Held until their x-delay ends (the plugin's messages_delayed); only for an exchange that
     // is or was delayed.

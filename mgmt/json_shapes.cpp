@@ -159,9 +159,16 @@ void write_queue(JsonOut& w, const broker::QueueSnapshot& q) {
     w.field("type", q.type);
     w.field("node", node_name());
     w.field("state", "running");
-    w.null("policy");
-    w.null("operator_policy");
-    w.raw("effective_policy_definition", "{}");
+    // RabbitMQ: the policy's name, or null when none applies; the two definitions merged.
+    if (q.policy.empty())
+        w.null("policy");
+    else
+        w.field("policy", q.policy);
+    if (q.operator_policy.empty())
+        w.null("operator_policy");
+    else
+        w.field("operator_policy", q.operator_policy);
+    w.raw("effective_policy_definition", q.effective_policy_definition);
     w.field("consumers", q.consumers);
     if (q.consumer_utilisation) {
         w.field("consumer_utilisation", *q.consumer_utilisation);
@@ -221,7 +228,10 @@ void write_exchange(JsonOut& w, const broker::ExchangeSnapshot& x) {
     w.field("auto_delete", x.auto_delete);
     w.field("internal", x.internal);
     w.table("arguments", x.arguments);
-    w.null("policy");
+    if (x.policy.empty())
+        w.null("policy");
+    else
+        w.field("policy", x.policy);
     w.field("user_who_performed_action", "rmq-internal");
     write_message_stats(w, x.stats, {Stat::publish_in, Stat::publish_out}, false);
     // The delayed-message plugin's exchange info: messages waiting for their x-delay.

@@ -338,6 +338,9 @@ class VhostDefinitionsTests(unittest.TestCase):
         self.assertEqual((status, policy["definition"]), (200, {"max-length": 5}))
         status, bindings, _ = m.get("/api/exchanges/%s/%s/bindings/source" % (quote(v), x))
         self.assertEqual([b["destination"] for b in bindings], [q])
+        # The queue names the policy that applies to it, as RabbitMQ's API does.
+        status, queue, _ = m.get("/api/queues/%s/%s" % (quote(v), q))
+        self.assertEqual((queue["policy"], queue["effective_policy_definition"]), (pol, {"max-length": 5}))
         # The policy applies to the imported queue: publish 8, keep 5.
         conn = pika.BlockingConnection(pika.ConnectionParameters(m.broker.host, m.broker.port, v))
         ch = conn.channel()
