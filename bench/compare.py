@@ -45,7 +45,8 @@ from rabbit_node import RabbitNode, find_server_script, free_port, wait_for_port
 
 SCENARIOS = ["default", "autoack", "prefetch100", "body-1k", "body-64k", "body-1m", "fanout3", "queues10",
              "confirm1000", "latency-1k", "latency-10k", "latency-50k", "latency-100k", "many-connections",
-             "memory-1m-queued", "memory-1000-idle", "durable-1k", "durable-1k-q4", "recovery"]
+             "memory-1m-queued", "memory-1000-idle", "durable-1k", "durable-1k-q4", "stream-publish-16b",
+             "stream-publish-1k", "stream-read-3", "recovery"]
 BROKERS = ["warren", "rabbitmq"]
 MODES = ["pipelined", "client", "go"]
 RECOVERY = "recovery"
@@ -327,7 +328,9 @@ def metrics_for(scenario):
                 ("latency p50 us", pct("p50"), False),
                 ("latency p99 us", pct("p99"), False),
                 ("latency p99.9 us", pct("p999"), False)]
-    label = "deliveries/s" if scenario == "fanout3" else "consumed msg/s"
+    if scenario.startswith("stream-publish-"):  # no consumer: the confirmed publish rate
+        return [("published msg/s", lambda r: r["publish_rate"], True)]
+    label = "deliveries/s" if scenario in ("fanout3", "stream-read-3") else "consumed msg/s"
     metrics = [(label, lambda r: r["consume_rate"], True)]
     if scenario in ("queues10", "many-connections"):
         # Fairness: the slowest queue's delivery rate over the mean rate of all queues.

@@ -203,7 +203,8 @@ private:
     Phase phase_ = Phase::Connecting;
     std::vector<Flow> flows_;
     std::vector<std::string> queue_names_;
-    ByteBuffer queue_args_;  // queue.declare's arguments, encoded once
+    ByteBuffer queue_args_;     // queue.declare's arguments, encoded once
+    ByteBuffer consumer_args_;  // basic.consume's
     std::string fanout_exchange_;
     std::string delayed_exchange_;  // delayed scenarios
     std::mt19937 delays_{12345};    // the same sequence of delays on every run
@@ -248,13 +249,17 @@ void GeneratorLoop::build_topology() {
     FieldTable args;
     for (const auto& [key, value] : s_.queue_args) args.set(key, value);
     queue_args_ = encode_table_body(args);
+    FieldTable consumer_args;
+    for (const auto& [key, value] : s_.consumer_args) consumer_args.set(key, value);
+    consumer_args_ = encode_table_body(consumer_args);
     if (s_.max_delay_ms > 0) delayed_exchange_ = prefix + "-delayed";
 
     flows_.resize(static_cast<std::size_t>(std::max(s_.flows(), 1)));
     for (std::size_t i = 0; i < flows_.size(); ++i) {
         Flow& f = flows_[i];
         f.copies = s_.fanout ? static_cast<std::uint32_t>(s_.queues) : 1;
-        f.bounded = s_.consumers > 0 && s_.max_delay_ms == 0;  // delayed messages pile up by design
+        if (s_.stream()) f.copies *= static_cast<std::uint32_t>(std::max(s_.consumers, 1));  // each reads all
+        f.bounded = s_.consumers > 0 && s_.max_delay_ms == 0;    // delayed messages pile up by design
         f.owned = s_.fanout || owns_queue(static_cast<int>(i));  // a fan-out runs on one thread
     }
     if (index_ == 0) {
@@ -546,9 +551,9 @@ void GeneratorLoop::on_open(Client& c) {
                 ++c.pending_replies;
             }
             std::string tag = fmt::format("bench-{}", c.index);
-            write_method_frame(
-                out, 1,
-                BasicConsume{0, std::string_view(c.queue), std::string_view(tag), false, s_.no_ack, false, false, {}});
+            write_method_frame(out, 1,
+                               BasicConsume{0, std::string_view(c.queue), std::string_view(tag), false, s_.no_ack,
+                                            false, false, TableView::trusted(consumer_args_.span())});
             ++c.pending_replies;
             break;
         }

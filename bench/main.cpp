@@ -44,8 +44,10 @@ scenario parameters (override the preset):
   --max-inflight N  --messages N  --idle-connections N  --settle S
   --durable           declare the queues durable
   --persistent        publish with delivery_mode 2
-  --queue-type T      x-queue-type T (classic, quorum); quorum queues are durable
+  --queue-type T      x-queue-type T (classic, quorum, stream); quorum queues and streams are durable,
+                      and each consumer of a stream reads every message
   --queue-arg K=V     another queue argument with a string value (x-queue-mode=lazy); repeatable
+  --consumer-arg K=V  a basic.consume argument with a string value (x-stream-offset=first); repeatable
   --keep-queues       leave the queues and their messages on the broker (JSON "queues" names them)
   --timeout S         seconds allowed to publish and confirm --messages (600)
   --max-delay-ms N    publish to a delayed-message exchange with x-delay 0..N ms (lateness, peak RSS)
@@ -124,6 +126,8 @@ nlohmann::json to_json(const Result& r) {
     const Scenario& s = r.scenario;
     nlohmann::json queue_args = nlohmann::json::object();
     for (const auto& [key, value] : s.queue_args) queue_args[key] = value;
+    nlohmann::json consumer_args = nlohmann::json::object();
+    for (const auto& [key, value] : s.consumer_args) consumer_args[key] = value;
     nlohmann::json j;
     j["scenario"] = s.name;
     j["description"] = s.description;
@@ -148,6 +152,7 @@ nlohmann::json to_json(const Result& r) {
                    {"durable", s.durable},
                    {"persistent", s.persistent},
                    {"queue_args", queue_args},
+                   {"consumer_args", consumer_args},
                    {"keep_queues", s.keep_queues},
                    {"threads", r.threads}};
     j["ok"] = r.error.empty();
@@ -276,12 +281,17 @@ int main(int argc, char** argv) {
     param("--timeout", [](Scenario& s, const std::string& v) { s.count_timeout = std::stod(v); });
     param("--queue-type", [](Scenario& s, const std::string& v) {
         s.queue_args.emplace_back("x-queue-type", v);
-        if (v == "quorum") s.durable = true;  // RabbitMQ refuses a transient quorum queue
+        if (v == "quorum" || v == "stream") s.durable = true;  // RabbitMQ refuses transient ones
     });
     param("--queue-arg", [](Scenario& s, const std::string& v) {
         std::size_t eq = v.find('=');
         if (eq == 0 || eq == std::string::npos) throw std::invalid_argument(v);
         s.queue_args.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    });
+    param("--consumer-arg", [](Scenario& s, const std::string& v) {
+        std::size_t eq = v.find('=');
+        if (eq == 0 || eq == std::string::npos) throw std::invalid_argument(v);
+        s.consumer_args.emplace_back(v.substr(0, eq), v.substr(eq + 1));
     });
     param("--threads", [](Scenario& s, const std::string& v) { s.threads = std::max(1, std::stoi(v)); });
     param("--max-delay-ms",
