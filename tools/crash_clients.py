@@ -1,8 +1,9 @@
 """The client processes of tools/crash_test.py, forked by its driver: publishers with confirms
-(one of them of delayed messages), consumers acking with basic.ack or in transactions, one
-returning each message twice to a queue that retries with backoff, and a client declaring and
-deleting durable queues. Each runs until Warren closes its connection or dies, then sends the driver one dict
-through its pipe: what it sent, what was confirmed, delivered, acknowledged and committed.
+(one of them of delayed messages, one into a stream), consumers acking with basic.ack or in
+transactions, one returning each message twice to a queue that retries with backoff, a named
+stream reader, and a client declaring and deleting durable queues. Each runs until Warren closes
+its connection or dies, then sends the driver one dict through its pipe: what it sent, what was
+confirmed, delivered, acknowledged and committed.
 """
 import random
 import signal
@@ -35,12 +36,21 @@ RETRY_ARGS = {"x-delayed-retry-type": "all", "x-delayed-retry-min": 50, "x-delay
               "x-delayed-retry-multiplier": 2, "x-delivery-limit": 1000000}
 RETRY_MAX_MS = 400
 RETRIES = 2  # returns per message before the consumer acks it
+# A durable stream (declared once, kept across rounds): a publisher with confirms appends to it,
+# and a reader named STREAM_READER (x-stream-offset first, server-side offset tracking) acks what
+# it reads; each check reads the whole stream and where the named reader resumes.
+STREAM = "crash.stream"
+STREAM_PUBLISHER = 6
+STREAM_READER = "crash.reader"
+STREAM_PREFETCH = 32
 # (number, exchange, routing key, window, most messages per round, delivery mode)
 PUBLISHERS = ((0, "", DIRECT, 256, None, 2), (1, "", DIRECT, 256, None, 2),
               (2, FANOUT, "", 256, None, 2), (KEEP_PUBLISHER, "", KEEP, 16, 300, 1),
-              (DELAYED_PUBLISHER, DELAYED_X, "d", 64, 400, 2), (RETRY_PUBLISHER, "", RETRY_Q, 64, 300, 2))
+              (DELAYED_PUBLISHER, DELAYED_X, "d", 64, 400, 2), (RETRY_PUBLISHER, "", RETRY_Q, 64, 300, 2),
+              (STREAM_PUBLISHER, "", STREAM, 64, 300, 2))
 ROUTES = {0: (DIRECT,), 1: (DIRECT,), 2: (TX_QUEUE, FAN_QUEUE), KEEP_PUBLISHER: (KEEP,),
-          DELAYED_PUBLISHER: (DELAYED_Q,), RETRY_PUBLISHER: (RETRY_Q,)}
+          DELAYED_PUBLISHER: (DELAYED_Q,), RETRY_PUBLISHER: (RETRY_Q,),
+          STREAM_PUBLISHER: (STREAM,)}
 # Every third round runs with a memory watermark the backlog passes: queues page everything out
 # (transient messages too) and publishers are blocked by the memory alarm now and then.
 LOW_WATERMARK = 8 * 1000 * 1000
@@ -58,7 +68,8 @@ def client_main(role, pipe, port, round_no, arg, seed):
     if role == "publisher" and arg[0] == DELAYED_PUBLISHER:
         role = "delayed-publisher"
     client = {"publisher": Publisher, "delayed-publisher": DelayedPublisher, "acker": Acker,
-              "tx": TxConsumer, "retrier": Retrier, "churn": Churn}[role](port, round_no, arg)
+              "tx": TxConsumer, "retrier": Retrier, "stream-reader": StreamReader,
+              "churn": Churn}[role](port, round_no, arg)
     try:
         client.run()
     except Exception as e:  # reported: the driver decides whether it was expected
@@ -129,8 +140,10 @@ class Publisher(AsyncClient):
         while (len(self.outstanding) < self.window and self.conn.is_open and
                (self.limit is None or self.sent < self.limit)):
             self.sent += 1
-            # Sizes from 16 B to ~3 KiB: segments roll at different offsets every round.
-            pad = b"x" * ((self.sent * 7919 + self.number * 104729) % 3000)
+            # Sizes from 16 B to ~3 KiB: segments roll at different offsets every round (the
+            # stream's up to 300 B: each check reads all of it).
+            pad = b"x" * ((self.sent * 7919 + self.number * 104729) %
+                          (300 if self.number == STREAM_PUBLISHER else 3000))
             self.ch.basic_publish(self.exchange, self.routing_key,
                                   b"%d.%d.%d|" % (self.round_no, self.number, self.sent) + pad,
                                   self._properties())
@@ -239,6 +252,31 @@ class Retrier(AsyncClient):
     def result(self):
         return {"role": "retrier", "queue": self.arg, "delivered": self.delivered,
                 "acked": self.acked, "nacks": self.nacks, "seen": self.seen}
+
+
+class StreamReader(AsyncClient):
+    """Reads the stream as the named reader STREAM_READER (x-stream-offset first: the broker's
+    stored offset wins once there is one), prefetch STREAM_PREFETCH, and acks each delivery with
+    basic.ack, noting (offset, id) when it comes and the offset before its ack leaves."""
+
+    def __init__(self, port, round_no, arg):
+        super().__init__(port, round_no, arg)
+        self.delivered, self.acked = [], []
+
+    def _channel(self, ch):
+        ch.add_on_close_callback(self._channel_closed)
+        ch.basic_qos(prefetch_count=STREAM_PREFETCH, callback=lambda _f: ch.basic_consume(
+            STREAM, self._delivery, arguments={"x-stream-offset": "first",
+                                               "x-stream-consumer-name": STREAM_READER}))
+
+    def _delivery(self, ch, method, props, body):
+        offset = (props.headers or {}).get("x-stream-offset")
+        self.delivered.append((offset, parse_id(body)))
+        self.acked.append(offset)
+        ch.basic_ack(method.delivery_tag)
+
+    def result(self):
+        return {"role": "stream-reader", "delivered": self.delivered, "acked": self.acked}
 
 
 class TxConsumer(AsyncClient):

@@ -13,8 +13,10 @@ outlives the rounds (each check reads it all, acknowledges a third, returns the 
 publisher of persistent delayed messages (x-delay 0-1.5 s) to a durable x-delayed-message
 exchange feeding a queue with a basic.ack consumer, and one of persistent messages to a queue
 that retries with backoff (50-400 ms), whose consumer returns each message twice (nack with
-requeue) before it acks it. Every
-third round has a low memory watermark (paging, the memory alarm). Warren is then stopped, at
+requeue) before it acks it, and a publisher of persistent messages with confirms to a
+durable stream kept across the rounds, read by a named reader (x-stream-consumer-name, from
+`first`, prefetch 32, basic.ack). Every third round has a low memory watermark (paging, the
+memory alarm). Warren is then stopped, at
 a random moment while they are busy (writes and fdatasyncs in flight; with a small
 segment_size, segments roll and are deleted as acks settle them):
   kill      SIGKILL
@@ -36,6 +38,14 @@ transaction) by the check:
                       saw nor past its returns plus one; allowed duplicates: a basic.ack on its
                       way, and a delayed message released in the loop turn Warren died in (the
                       queue's copy is written before the exchange's release record)
+  stream              read whole from `first` (long runs: past 20,000 messages, every tenth
+                      round; the others read the tail): every confirmed message there once, in
+                      publication order, at offsets 0, 1, 2, ..., and what an earlier check read
+                      still there at the same offset; the named reader started where the last
+                      check found it resuming and got every message from there in order; after
+                      the restart it resumes no earlier than that and no later than right after
+                      its last ack (acked ones may be replayed: the offset is stored up to a
+                      second after the ack), so it skips nothing
   violations          also: a message twice in one queue, out of its publisher's order, one
                       delivered before the crash that does not come back redelivered with
                       x-delivery-count 1 (in the quorum queue: the number of checks that
@@ -61,10 +71,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "interop", "python"))
 
 import brokers  # noqa: E402
 from crash_checks import (Summary, check_churn, check_delayed, check_keep,  # noqa: E402
-                          check_retry, check_round, read_out)
+                          check_retry, check_round, check_stream, read_out)
 from crash_clients import (CLIENT_TIMEOUT, DELAYED_Q, DELAYED_X, DIRECT, FAN_QUEUE,  # noqa: E402
                            FANOUT, KEEP, KEEP_PUBLISHER, LOW_WATERMARK, PUBLISHERS, QUEUES,
-                           RETRY_ARGS, RETRY_Q, TX_QUEUE, client_main)
+                           RETRY_ARGS, RETRY_Q, STREAM, TX_QUEUE, client_main)
 
 
 def _config(fsync, segment_size, low_memory):
@@ -91,13 +101,14 @@ def _declare_topology(broker):
     ch.queue_declare(DELAYED_Q, durable=True)
     ch.queue_bind(DELAYED_Q, DELAYED_X, "d")
     ch.queue_declare(RETRY_Q, durable=True, arguments=RETRY_ARGS)
+    ch.queue_declare(STREAM, durable=True, arguments={"x-queue-type": "stream"})
     conn.close()
 
 
 def _start_clients(ctx, port, round_no, rng):
     specs = [("publisher", p) for p in PUBLISHERS]
     specs += [("acker", DIRECT), ("tx", TX_QUEUE), ("acker", FAN_QUEUE), ("churn", None),
-              ("acker", DELAYED_Q), ("retrier", RETRY_Q)]
+              ("acker", DELAYED_Q), ("retrier", RETRY_Q), ("stream-reader", None)]
     clients = []
     for role, arg in specs:
         parent, child = ctx.Pipe(duplex=False)
@@ -207,6 +218,8 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
             check_round(summary, round_no, results, drained, fsync)
             check_delayed(broker, summary, round_no, results)
             check_retry(broker, summary, round_no, results)
+            check_stream(broker, summary, round_no, results,
+                         stop + (", killed while starting" if startup_kill else ""))
             check_churn(broker, summary, round_no,
                          next((r for r in results if r["role"] == "churn"), None))
             check_keep(broker, summary, round_no,
