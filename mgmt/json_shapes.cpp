@@ -160,14 +160,8 @@ void write_queue(JsonOut& w, const broker::QueueSnapshot& q) {
     w.field("node", node_name());
     w.field("state", "running");
     // RabbitMQ: the policy's name, or null when none applies; the two definitions merged.
-    if (q.policy.empty())
-        w.null("policy");
-    else
-        w.field("policy", q.policy);
-    if (q.operator_policy.empty())
-        w.null("operator_policy");
-    else
-        w.field("operator_policy", q.operator_policy);
+    w.string_or_null("policy", q.policy);
+    w.string_or_null("operator_policy", q.operator_policy);
     w.raw("effective_policy_definition", q.effective_policy_definition);
     w.field("consumers", q.consumers);
     if (q.consumer_utilisation) {
@@ -178,10 +172,7 @@ void write_queue(JsonOut& w, const broker::QueueSnapshot& q) {
         w.field("consumer_utilisation", 0);
         w.field("consumer_capacity", 0);
     }
-    if (q.exclusive_consumer_tag.empty())
-        w.null("exclusive_consumer_tag");
-    else
-        w.field("exclusive_consumer_tag", q.exclusive_consumer_tag);
+    w.string_or_null("exclusive_consumer_tag", q.exclusive_consumer_tag);
     if (q.single_active_consumer_tag)
         w.field("single_active_consumer_tag", *q.single_active_consumer_tag);
     else
@@ -228,10 +219,7 @@ void write_exchange(JsonOut& w, const broker::ExchangeSnapshot& x) {
     w.field("auto_delete", x.auto_delete);
     w.field("internal", x.internal);
     w.table("arguments", x.arguments);
-    if (x.policy.empty())
-        w.null("policy");
-    else
-        w.field("policy", x.policy);
+    w.string_or_null("policy", x.policy);
     w.field("user_who_performed_action", "rmq-internal");
     write_message_stats(w, x.stats, {Stat::publish_in, Stat::publish_out}, false);
     // The delayed-message plugin's exchange info: messages waiting for their x-delay.
