@@ -228,6 +228,9 @@ public:
     const ChurnCounters& churn() const { return churn_; }
     MessageSizes& message_sizes() { return message_sizes_; }
     const MessageSizes& message_sizes() const { return message_sizes_; }
+    // Frames received on every connection: the event loop's measure of input pressure.
+    void count_frame_received() { ++frames_received_; }
+    std::uint64_t frames_received() const { return frames_received_; }
     // A held message released now, due at `deadline`. One whose deadline passed before the
     // broker started (released at once on start-up, by design) is not counted. The clock is read
     // here, not the turn's cached time: a batch's later releases wait for its earlier ones
@@ -339,6 +342,7 @@ private:
     Stats totals_;  // the sum of the vhosts' (overview)
     ChurnCounters churn_;
     MessageSizes message_sizes_;
+    std::uint64_t frames_received_ = 0;
     ReleaseLateness release_lateness_;
     TimePoint release_floor_{};  // when storage was recovered: earlier deadlines are not counted
     std::vector<Queue*> dirty_;

@@ -141,6 +141,7 @@ void Connection::process_input() {
             break;
         }
         input_pos_ += parsed.consumed;
+        broker_.count_frame_received();
         if (!handle_frame(parsed.frame)) break;
     }
     // Closed for good: nothing more is read. (While closing, a partial close-ok waits for the rest.)

@@ -1,6 +1,7 @@
 // The glue between the broker core and Asio: one io_context on one thread. It runs the
 // broker's deferred work and flushes every connection's output once per loop turn, and keeps
-// one OS timer armed at the broker's next deadline.
+// one OS timer armed at the broker's next deadline. Under a high frame rate it paces its turns
+// (TurnPacer): a turn that read little is followed by a pause of at most input_batching_us.
 #pragma once
 
 #include <asio.hpp>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "broker/turn_pacer.hpp"
 
 namespace warren::broker::net {
 
@@ -25,10 +27,13 @@ public:
     void schedule_turn_end();
     // The connection has output; it is written at the end of this loop turn.
     void want_flush(std::shared_ptr<Transport> connection);
+    // A connection read `bytes` from its socket (input batching counts a turn's input).
+    void note_read(std::size_t bytes) { turn_bytes_ += bytes; }
 
 private:
     void turn_end();
     void arm_timer();
+    void pace();
 
     asio::io_context& io_;
     Broker& broker_;
@@ -39,6 +44,8 @@ private:
     bool collecting_output_ = false;  // turn_end() runs the broker's work: its output is flushed next
     std::vector<std::shared_ptr<Transport>> flush_;
     std::vector<std::shared_ptr<Transport>> flushing_;
+    TurnPacer pacer_;
+    std::size_t turn_bytes_ = 0;
 };
 
 }  // namespace warren::broker::net

@@ -177,6 +177,7 @@ void TcpConnection<Stream>::on_read(const asio::error_code& ec, std::size_t n) {
     {
         Broker::TimeScope scope(loop_.broker());
         try {
+            loop_.note_read(n);
             core_->on_read(n);
             if constexpr (is_tls) read_buffered_records();
         } catch (const std::exception& e) {
@@ -204,6 +205,7 @@ void TcpConnection<Stream>::read_buffered_records() {
             // None: no whole record buffered. A close_notify or an error is seen by the next
             // async_read_some (Asio clears OpenSSL's error queue before each operation).
             if (n <= 0) return;
+            loop_.note_read(static_cast<std::size_t>(n));
             core_->on_read(static_cast<std::size_t>(n));
         }
     }
