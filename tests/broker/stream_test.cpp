@@ -447,6 +447,82 @@ TEST_CASE("retention by x-max-age drops segments whose newest message is older, 
     CHECK(s.size() == 3);
 }
 
+namespace {
+
+// Bytes in every file of the data directory: the message log's segments and sidecars, the
+// definitions log, everything.
+std::uint64_t disk_use(const warren::store::FaultFileSystem& fs) {
+    std::uint64_t total = 0;
+    for (const std::string& path : fs.paths()) total += fs.contents(path).size();
+    return total;
+}
+
+// Publishes `count` persistent 1 KiB messages to stream "s", settling every 100; returns the
+// largest disk use seen after a settle.
+std::uint64_t publish_kib(TestBroker& b, TestClient& c, const warren::store::FaultFileSystem& fs, int count) {
+    std::uint64_t peak = 0;
+    for (int i = 0; i < count; ++i) {
+        c.publish(1, "", "s", std::string(1024, 'r'), persistent());
+        if (i % 100 == 99) {
+            b.settle();
+            peak = std::max(peak, disk_use(fs));
+        }
+    }
+    b.settle();
+    return std::max(peak, disk_use(fs));
+}
+
+}  // namespace
+
+// Retention deletes whole stream segments, and the message log then deletes its own segments
+// once nothing in them is kept: the data directory stays within what is kept plus one stream
+// segment, with the records' overhead (under 10 % for 1 KiB bodies), plus one log segment (the
+// oldest, partly dropped, goes when the last of its records does). Seen: with a 2,000,000-byte
+// limit, 500,000-byte stream segments and 1 MiB log segments, 20 MiB published peaks at 3.64 MB.
+TEST_CASE("retention keeps the data directory bounded: x-max-length-bytes and x-max-age", "[streams][storage]") {
+    constexpr std::uint64_t log_segment = 1 << 20;  // the smallest the configuration allows
+    constexpr std::uint64_t stream_segment = 500'000;
+    Config config = storage_config(false);
+    config.segment_size = log_segment;
+    auto fs = std::make_shared<warren::store::FaultFileSystem>();
+    TestBroker b(config, fs);
+    TestClient c(b);
+    c.open_channel(1);
+    const std::uint64_t base = disk_use(*fs);
+    // A record is the 1 KiB body and its header, exchange, routing key and properties.
+    auto bound = [&](std::uint64_t kept_bytes) { return base + (kept_bytes + stream_segment) * 11 / 10 + log_segment; };
+
+    SECTION("x-max-length-bytes") {
+        constexpr std::uint64_t limit = 2'000'000;
+        declare_stream(c, "s",
+                       {{"x-stream-max-segment-size-bytes", std::int64_t{stream_segment}},
+                        {"x-max-length-bytes", std::int64_t{limit}}});
+        // 20 MiB published, ten times the limit.
+        const std::uint64_t peak = publish_kib(b, c, *fs, 20'000);
+        Stream& s = *b.queue("s")->stream();
+        INFO("disk " << disk_use(*fs) << " peak " << peak << " stream " << s.bytes() << " bound " << bound(limit));
+        CHECK(s.bytes() <= limit + stream_segment);
+        CHECK(s.bytes() >= limit - stream_segment);  // whole segments go: no more than needed
+        CHECK(peak <= bound(limit));
+        CHECK(disk_use(*fs) <= bound(limit));
+    }
+    SECTION("x-max-age") {
+        declare_stream(
+            c, "s",
+            {{"x-stream-max-segment-size-bytes", std::int64_t{stream_segment}}, {"x-max-age", std::string("10s")}});
+        // 1,000 KiB a (fake) second for 20 seconds: about 10 s, 10 MB, are kept.
+        std::uint64_t peak = 0;
+        for (int second = 0; second < 20; ++second) {
+            peak = std::max(peak, publish_kib(b, c, *fs, 1000));
+            b.advance(std::chrono::seconds(1));
+        }
+        Stream& s = *b.queue("s")->stream();
+        INFO("disk " << disk_use(*fs) << " peak " << peak << " stream " << s.bytes());
+        CHECK(s.bytes() <= 11 * 1'024'000 + stream_segment);
+        CHECK(peak <= bound(11 * 1'024'000));
+    }
+}
+
 TEST_CASE("a named consumer resumes after its last acked offset, tracked by the broker", "[streams]") {
     TestBroker b;
     TestClient c(b);
