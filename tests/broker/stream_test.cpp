@@ -277,6 +277,44 @@ TEST_CASE("x-stream-offset: first, last, next, numbers, timestamps and intervals
     for (const auto& d : live) CHECK(offset_of(d) == 5);
 }
 
+TEST_CASE("x-stream-offset is added to a delivery's own headers, or replaces a published one", "[streams]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    declare_stream(c, "s");
+    BasicProperties with_headers;
+    FieldTable published = table({{"ad", std::string("ad-42")}, {"n", std::int32_t{7}}});
+    ByteBuffer published_bytes = encode_table_body(published);
+    with_headers.headers = TableView::trusted(published_bytes.span());
+    with_headers.set_flag(property_flag::headers);
+    with_headers.message_id = "m-1";
+    with_headers.set_flag(property_flag::message_id);
+    c.publish(1, "", "s", "a", with_headers);
+    FieldTable forged = table({{"x-stream-offset", std::string("forged")}});
+    ByteBuffer forged_bytes = encode_table_body(forged);
+    BasicProperties with_offset;
+    with_offset.headers = TableView::trusted(forged_bytes.span());
+    with_offset.set_flag(property_flag::headers);
+    c.publish(1, "", "s", "b", with_offset);
+    c.publish(1, "", "s", "c");
+    b.settle();
+    c.qos(1, 10);
+    c.consume(1, "s", "r", false, table({{"x-stream-offset", std::string("first")}}));
+    auto got = c.deliveries();
+    REQUIRE(got.size() == 3);
+    CHECK(offsets(got) == std::vector<std::int64_t>{0, 1, 2});
+    FieldTable h = got[0].headers();
+    CHECK(h.size() == 3);
+    REQUIRE(h.find("ad"));
+    REQUIRE(h.find("ad")->as_string());
+    CHECK(*h.find("ad")->as_string() == "ad-42");
+    REQUIRE(h.find("n"));
+    CHECK(h.find("n")->as_integer() == std::optional<std::int64_t>(7));
+    CHECK(got[0].properties().message_id == "m-1");
+    CHECK(got[1].headers().size() == 1);  // the published x-stream-offset is replaced, not repeated
+    CHECK(got[2].headers().size() == 1);
+}
+
 TEST_CASE("a bad x-stream-offset gets 406 with the value as RabbitMQ prints it", "[streams]") {
     TestBroker b;
     TestClient c(b);
