@@ -243,7 +243,8 @@ GeneratorLoop::~GeneratorLoop() {
 
 void GeneratorLoop::build_topology() {
     std::string prefix = fmt::format("warren-bench-{}-{}", ::getpid(), s_.name);
-    for (int q = 0; q < s_.queues; ++q) queue_names_.push_back(fmt::format("{}-{}", prefix, q));
+    for (int q = 0; q < s_.queues; ++q)
+        queue_names_.push_back(s_.queue_name.empty() || q > 0 ? fmt::format("{}-{}", prefix, q) : s_.queue_name);
     result_.queues = queue_names_;
     if (s_.fanout) fanout_exchange_ = prefix + "-fanout";
     FieldTable args;
@@ -394,7 +395,15 @@ void GeneratorLoop::advance(std::uint64_t now) {
                 if (auto rss = read_rss_kib(target_.broker_pid))
                     result_.rss_peak_kib = std::max(result_.rss_peak_kib.value_or(0), *rss);
             }
-            if (producers_.empty()) {
+            if (producers_.empty() && s_.messages > 0 && s_.consumers > 0) {
+                // Reading what is there: done once every consumer has had its count.
+                if (now >= deadline_) {
+                    abort("timed out reading the scenario's messages");
+                    return advance(now);
+                }
+                done = std::all_of(flows_.begin(), flows_.end(),
+                                   [&](const Flow& f) { return !f.owned || f.consumed >= s_.messages * f.copies; });
+            } else if (producers_.empty()) {
                 done = true;
             } else if (s_.messages > 0) {
                 if (now >= deadline_) {
@@ -530,8 +539,12 @@ void GeneratorLoop::on_open(Client& c) {
                 }
                 if (s_.max_delay_ms > 0) {
                     write_method_frame(out, 1,
-                                       QueueBind{0, std::string_view(q), std::string_view(delayed_exchange_),
-                                                 std::string_view(q), false, {}});
+                                       QueueBind{0,
+                                                 std::string_view(q),
+                                                 std::string_view(delayed_exchange_),
+                                                 std::string_view(q),
+                                                 false,
+                                                 {}});
                     ++c.pending_replies;
                 }
             }
@@ -644,7 +657,8 @@ bool GeneratorLoop::pump(Client& p, std::uint64_t now) {
         auto delay = static_cast<std::uint32_t>(delays_() % (s_.max_delay_ms + 1));
         const std::uint32_t be = __builtin_bswap32(delay);
         std::memcpy(message + p.delay_at, &be, sizeof be);
-        if (s_.body >= sizeof stamp + sizeof delay) std::memcpy(message + p.stamp_at + sizeof stamp, &delay, sizeof delay);
+        if (s_.body >= sizeof stamp + sizeof delay)
+            std::memcpy(message + p.stamp_at + sizeof stamp, &delay, sizeof delay);
     };
     if (s_.mode == LoadMode::Client) {
         // One send per publish, each stamped when it is written; stop when the socket is full.

@@ -82,8 +82,7 @@ std::vector<Scenario> build_presets() {
                            s.persistent = true;
                            s.confirm = 256;
                        }));
-    all.push_back(make("durable-1k-q4",
-                       "durable-1k on 4 queues, each with its own producer (window 256) and consumer",
+    all.push_back(make("durable-1k-q4", "durable-1k on 4 queues, each with its own producer (window 256) and consumer",
                        [](Scenario& s) {
                            s.body = 1024;
                            s.durable = true;
@@ -132,6 +131,31 @@ std::vector<Scenario> build_presets() {
                            s.consumers = 3;
                            s.prefetch = 1000;
                            s.multi_ack = 100;
+                           s.consumer_args.emplace_back("x-stream-offset", "first");
+                       }));
+    // A backlog on disk (behind the broker's in-memory tail) read from the start: compare.py
+    // fills a stream with stream-backlog-fill and then times stream-backlog-read on it (--queue).
+    all.push_back(make("stream-backlog-fill",
+                       "fills a stream with 1,000,000 16 B messages (confirms, window 10,000) and keeps it",
+                       [stream](Scenario& s) {
+                           stream(s);
+                           s.consumers = 0;
+                           s.confirm = 10'000;
+                           s.messages = 1'000'000;
+                           s.warmup = 0;
+                           s.keep_queues = true;
+                       }));
+    all.push_back(make("stream-backlog-read",
+                       "3 consumers each reading a filled stream (--queue) from the start to its end (x-stream-offset "
+                       "first, prefetch 1,000, ack multiple every 100), no producer",
+                       [stream](Scenario& s) {
+                           stream(s);
+                           s.producers = 0;
+                           s.consumers = 3;
+                           s.prefetch = 1000;
+                           s.multi_ack = 100;
+                           s.messages = 1'000'000;
+                           s.warmup = 0;
                            s.consumer_args.emplace_back("x-stream-offset", "first");
                        }));
     // Not in "all" (compare.py's scenarios run on both brokers; RabbitMQ has no such exchange

@@ -46,6 +46,10 @@ struct Scenario {
     bool persistent = false;
     std::vector<std::pair<std::string, std::string>> queue_args;
     bool keep_queues = false;  // leave the queues (and what they hold) on the broker after the run
+    // Non-empty: the one queue is this one, e.g. a stream another run filled and kept (its
+    // declaration must match). A run with consumers, no producers and `messages` > 0 reads it:
+    // it ends when each consumer has received `messages`, and measures from the subscriptions.
+    std::string queue_name;
     // basic.consume's arguments, string-valued (x-stream-offset first).
     std::vector<std::pair<std::string, std::string>> consumer_args;
 

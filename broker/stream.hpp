@@ -89,7 +89,7 @@ private:
     };
 
     std::size_t index_of(std::uint64_t offset);  // entries_.size() when gone or not yet written
-    MessageRef load(Entry& entry);
+    MessageRef load(std::size_t index);
     bool passes(const Consumer& consumer, const Message& message) const;
     void sort_restored();
     void add_to_segments(std::uint64_t offset, std::uint32_t size, std::int64_t timestamp_ms);
@@ -113,7 +113,12 @@ private:
     std::uint64_t last_chunk_start_ = 0;
     std::int64_t last_append_tick_ = -1;
     // Read back from disk, kept so that consumers reading close together share them.
-    std::deque<std::uint64_t> loaded_;
+    struct Loaded {
+        std::uint64_t offset = 0;
+        std::uint32_t size = 0;
+    };
+    std::deque<Loaded> loaded_;
+    std::uint64_t loaded_bytes_ = 0;
     std::unordered_map<std::string, std::uint64_t> tracked_;
     std::vector<std::string> tracked_dirty_;
     bool flush_scheduled_ = false;
