@@ -268,3 +268,30 @@ TEST_CASE("a connection closed while a body is read into its message", "[content
     conn.feed(std::span<const std::byte>(frames).subspan(head + space.size()));
     b.settle();
 }
+
+TEST_CASE("after large bodies, small messages are read in large reads again", "[content][stream]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.declare_queue(1, "q");
+    Connection& conn = c.connection();
+    auto big = c.encode_publish(1, "", "q", pattern(64 * 1024));
+    conn.feed(std::span<const std::byte>(big));
+    REQUIRE(conn.read_space(256 * 1024).size() < 4096);  // short reads while bodies are large
+    std::vector<std::byte> small;
+    for (int i = 0; i < 200; ++i) {
+        auto frames = c.encode_publish(1, "", "q", "small " + std::to_string(i));
+        small.insert(small.end(), frames.begin(), frames.end());
+    }
+    conn.feed(std::span<const std::byte>(small));
+    CHECK(conn.read_space(256 * 1024).size() >= 64 * 1024);
+    b.settle();
+    c.get(1, "q", true);
+    c.deliveries();
+    for (int i = 0; i < 200; ++i) {
+        c.get(1, "q", true);
+        auto got = c.deliveries();
+        REQUIRE(got.size() == 1);
+        CHECK(got[0].body == "small " + std::to_string(i));
+    }
+}
