@@ -92,9 +92,10 @@ void TlsSession::keep_input() {
 }
 
 bool TlsSession::has_buffered() const {
-    // SSL_pending: the rest of a record already decrypted. (SSL_has_pending would also count a
-    // partial record waiting for its end, which only new input completes.)
-    return !in_.empty() || SSL_pending(ssl_.get()) > 0;
+    // What OpenSSL holds (the rest of a record decrypted) counts unless the last read found only
+    // part of a record, which new input must complete. (Reading ahead, one BIO call for many
+    // records instead of two per record, measured no better.)
+    return !in_.empty() || (!wants_input_ && SSL_has_pending(ssl_.get()) == 1);
 }
 
 void TlsSession::start_reads() {
@@ -111,9 +112,12 @@ TlsSession::Status TlsSession::read(std::span<std::byte> into, std::size_t& n) {
     int ret = SSL_read(ssl_.get(), into.data(), static_cast<int>(std::min<std::size_t>(into.size(), INT_MAX)));
     if (ret > 0) {
         n = static_cast<std::size_t>(ret);
+        wants_input_ = false;
         return Status::Ok;
     }
-    return failure(ret);
+    Status status = failure(ret);
+    wants_input_ = status == Status::WantRead;
+    return status;
 }
 
 bool TlsSession::write(std::span<const std::byte> plain) {

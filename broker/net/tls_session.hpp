@@ -75,6 +75,7 @@ private:
     std::span<const std::byte> in_;
     std::vector<std::byte> kept_;  // input kept by keep_input(); usually empty
     bool input_is_kept_ = false;
+    bool wants_input_ = false;  // the last read() needed more input
     std::vector<std::byte> out_;
     std::size_t out_sent_ = 0;
     asio::error_code error_;
