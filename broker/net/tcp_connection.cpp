@@ -42,9 +42,9 @@ PeerInfo peer_of(const asio::ip::tcp::socket& socket) {
 }
 }  // namespace
 
-template <bool Tls>
-TcpConnection<Tls>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket,
-                                  std::function<void(Transport&)> on_closed) requires(!is_tls)
+template <class Stream>
+TcpConnection<Stream>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket,
+                                     std::function<void(Transport&)> on_closed) requires(!is_tls)
     : loop_(loop), socket_(std::move(socket)), on_closed_(std::move(on_closed)), deadline_(loop.io()) {
     asio::error_code ec;
     socket_.set_option(asio::ip::tcp::no_delay(true), ec);
@@ -55,9 +55,9 @@ TcpConnection<Tls>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket,
     make_core();
 }
 
-template <bool Tls>
-TcpConnection<Tls>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket, TlsSetup tls,
-                                  std::function<void(Transport&)> on_closed) requires(is_tls)
+template <class Stream>
+TcpConnection<Stream>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket, TlsSetup tls,
+                                     std::function<void(Transport&)> on_closed) requires(is_tls)
     : loop_(loop),
       socket_(std::move(socket)),
       tls_(std::move(tls)),
@@ -71,16 +71,16 @@ TcpConnection<Tls>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket,
     log::peer(log::Level::Debug, peer_.address, "accepting AMQPS connection from {}", peer_.address);
 }
 
-template <bool Tls>
-TcpConnection<Tls>::~TcpConnection() = default;
+template <class Stream>
+TcpConnection<Stream>::~TcpConnection() = default;
 
-template <bool Tls>
-void TcpConnection<Tls>::make_core() {
+template <class Stream>
+void TcpConnection<Stream>::make_core() {
     core_ = std::make_unique<Connection>(loop_.broker(), *this, std::move(peer_));
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::start() {
+template <class Stream>
+void TcpConnection<Stream>::start() {
     if constexpr (is_tls) {
         // A client that connects and says nothing, or stops half-way, holds a socket and a
         // handshake's memory: it gets handshake_timeout, then is dropped.
@@ -94,8 +94,8 @@ void TcpConnection<Tls>::start() {
     }
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::on_handshake(const asio::error_code& ec) {
+template <class Stream>
+void TcpConnection<Stream>::on_handshake(const asio::error_code& ec) {
     if constexpr (is_tls) {
         if (phase_ != Phase::Handshake) return;  // timed out, or the broker is shutting down
         if (ec) {
@@ -122,8 +122,8 @@ void TcpConnection<Tls>::on_handshake(const asio::error_code& ec) {
     }
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::on_handshake_timeout() {
+template <class Stream>
+void TcpConnection<Stream>::on_handshake_timeout() {
     if constexpr (is_tls) {
         if (phase_ != Phase::Handshake) return;
         log::peer(log::Level::Warning, peer_.address, "TLS handshake with {} timed out after {} ms; closing",
@@ -132,8 +132,8 @@ void TcpConnection<Tls>::on_handshake_timeout() {
     }
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::start_read() {
+template <class Stream>
+void TcpConnection<Stream>::start_read() {
     if (reading_ || phase_ == Phase::Closed || phase_ == Phase::Handshake) return;
     if (phase_ == Phase::Open && !core_->wants_read()) return;
     reading_ = true;
@@ -153,8 +153,8 @@ void TcpConnection<Tls>::start_read() {
                             [self = self()](const asio::error_code& ec, std::size_t n) { self->on_read(ec, n); });
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::on_read(const asio::error_code& ec, std::size_t n) {
+template <class Stream>
+void TcpConnection<Stream>::on_read(const asio::error_code& ec, std::size_t n) {
     if (phase_ == Phase::Closed) {
         reading_ = false;
         return;
@@ -185,8 +185,8 @@ void TcpConnection<Tls>::on_read(const asio::error_code& ec, std::size_t n) {
 }
 
 // The peer closed its end, or reading failed: the connection ends.
-template <bool Tls>
-void TcpConnection<Tls>::on_input_end(const std::string& reason) {
+template <class Stream>
+void TcpConnection<Stream>::on_input_end(const std::string& reason) {
     reading_ = false;
     Broker::TimeScope scope(loop_.broker());
     core_->on_transport_closed(reason);
@@ -196,8 +196,8 @@ void TcpConnection<Tls>::on_input_end(const std::string& reason) {
 // A bug or an exhausted resource (an allocation that failed) while handling this connection's
 // input: it alone is closed, with 541 INTERNAL_ERROR as RabbitMQ does; every other client
 // carries on.
-template <bool Tls>
-void TcpConnection<Tls>::fail_internal(std::string_view what) {
+template <class Stream>
+void TcpConnection<Stream>::fail_internal(std::string_view what) {
     log::error("internal error on connection: {}; closing it", what);
     try {
         core_->close_with_error(protocol::AmqpError{protocol::ReplyCode::InternalError, "INTERNAL_ERROR", {}});
@@ -207,15 +207,15 @@ void TcpConnection<Tls>::fail_internal(std::string_view what) {
     close_transport();
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::output_ready() {
+template <class Stream>
+void TcpConnection<Stream>::output_ready() {
     if (flush_queued_ || phase_ == Phase::Closed) return;
     flush_queued_ = true;
     loop_.want_flush(shared_from_this());
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::flush() {
+template <class Stream>
+void TcpConnection<Stream>::flush() {
     flush_queued_ = false;
     if (writing_ || phase_ == Phase::Closed || !core_) return;
     // Deliveries and replies may depend on records still buffered for the disk.
@@ -253,8 +253,8 @@ void TcpConnection<Tls>::flush() {
 // True when all of it is written: the usual case, a send per connection per loop turn with no
 // completion handler and no extra turn. Otherwise (the socket's buffer is full, or an error)
 // the rest goes through async_write, which reports an error as before.
-template <bool Tls>
-bool TcpConnection<Tls>::write_now() {
+template <class Stream>
+bool TcpConnection<Stream>::write_now() {
     if constexpr (!is_tls) {
         std::size_t first = 0;  // the first piece not completely written
         while (first < gather_.size()) {
@@ -273,8 +273,8 @@ bool TcpConnection<Tls>::write_now() {
 // What on_written does after a complete write, inside the loop turn that wrote: the turn
 // ends after this, so only what end_write() asks for (a queue to dispatch) needs another turn,
 // and that asks for one itself.
-template <bool Tls>
-void TcpConnection<Tls>::end_write_now() {
+template <class Stream>
+void TcpConnection<Stream>::end_write_now() {
     writing_ = false;
     if (owes_end_write()) core_->end_write();
     if (phase_ == Phase::Closed) return;
@@ -283,14 +283,14 @@ void TcpConnection<Tls>::end_write_now() {
 
 // Whether the write that ended was of the core's output (begin_write), rather than only of
 // records the TLS session made by itself.
-template <bool Tls>
-bool TcpConnection<Tls>::owes_end_write() {
+template <class Stream>
+bool TcpConnection<Stream>::owes_end_write() {
     if constexpr (is_tls) return std::exchange(tls_.core_write, false);
     return true;
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::on_written(const asio::error_code& ec) {
+template <class Stream>
+void TcpConnection<Stream>::on_written(const asio::error_code& ec) {
     writing_ = false;
     Broker::TimeScope scope(loop_.broker());
     if (owes_end_write()) core_->end_write();
@@ -305,8 +305,8 @@ void TcpConnection<Tls>::on_written(const asio::error_code& ec) {
     loop_.schedule_turn_end();
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::close_transport() {
+template <class Stream>
+void TcpConnection<Stream>::close_transport() {
     if (phase_ == Phase::Closing || phase_ == Phase::Closed) return;
     phase_ = Phase::Closing;
     deadline_.expires_after(linger_time);
@@ -317,8 +317,8 @@ void TcpConnection<Tls>::close_transport() {
     start_read();    // input is discarded from now on (a blocked connection had no read pending)
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::await_peer_close() {
+template <class Stream>
+void TcpConnection<Stream>::await_peer_close() {
     if (phase_ != Phase::Open) return;
     phase_ = Phase::AwaitingPeer;
     output_ready();
@@ -327,13 +327,13 @@ void TcpConnection<Tls>::await_peer_close() {
 
 // The client does not read: what is pending would never be written. Close now; the write in
 // flight completes with operation_aborted and releases this object.
-template <bool Tls>
-void TcpConnection<Tls>::abort_transport() {
+template <class Stream>
+void TcpConnection<Stream>::abort_transport() {
     finish_close();
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::read_state_changed() {
+template <class Stream>
+void TcpConnection<Stream>::read_state_changed() {
     if (phase_ == Phase::Open) start_read();
 }
 
@@ -341,8 +341,8 @@ void TcpConnection<Tls>::read_state_changed() {
 // its end (so that it sees a close rather than a reset), within the linger time. Over TLS the
 // FIN is preceded by close_notify, so that the client sees a clean end of stream rather than a
 // truncation; reading then goes on until the peer's close_notify or FIN.
-template <bool Tls>
-void TcpConnection<Tls>::shut_down_send() {
+template <class Stream>
+void TcpConnection<Stream>::shut_down_send() {
     if (send_shut_down_) return;
     if constexpr (is_tls) {
         if (!tls_.close_notify_made) {
@@ -362,8 +362,8 @@ void TcpConnection<Tls>::shut_down_send() {
     start_read();
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::finish_close() {
+template <class Stream>
+void TcpConnection<Stream>::finish_close() {
     if (phase_ == Phase::Closed) return;
     phase_ = Phase::Closed;
     auto keep = shared_from_this();  // on_closed_ lets the Server's reference go
@@ -377,8 +377,8 @@ void TcpConnection<Tls>::finish_close() {
     if (on_closed_) on_closed_(*this);
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::force_close(std::string_view reason) {
+template <class Stream>
+void TcpConnection<Stream>::force_close(std::string_view reason) {
     if (phase_ == Phase::Closing || phase_ == Phase::Closed) return;
     if (!core_) {
         finish_close();  // still in the TLS handshake: nothing to say in AMQP
@@ -390,7 +390,7 @@ void TcpConnection<Tls>::force_close(std::string_view reason) {
     close_transport();
 }
 
-template class TcpConnection<false>;
-template class TcpConnection<true>;
+template class TcpConnection<asio::ip::tcp::socket>;
+template class TcpConnection<TlsSession>;
 
 }  // namespace warren::broker::net

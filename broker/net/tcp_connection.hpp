@@ -31,10 +31,11 @@ struct TlsSetup {
     std::chrono::milliseconds handshake_timeout{5000};
 };
 
-template <bool Tls>
+// Stream: asio::ip::tcp::socket for plain AMQP, TlsSession for AMQPS (the socket is ours in both).
+template <class Stream>
 class TcpConnection final : public Transport {
 public:
-    static constexpr bool is_tls = Tls;
+    static constexpr bool is_tls = std::is_same_v<Stream, TlsSession>;
 
     // `on_closed` runs once the socket is closed (the Server then lets go of the connection).
     TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket,
@@ -119,7 +120,7 @@ private:
     asio::steady_timer deadline_;
 };
 
-using PlainConnection = TcpConnection<false>;
-using TlsConnection = TcpConnection<true>;
+using PlainConnection = TcpConnection<asio::ip::tcp::socket>;
+using TlsConnection = TcpConnection<TlsSession>;
 
 }  // namespace warren::broker::net

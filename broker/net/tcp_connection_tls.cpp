@@ -37,8 +37,8 @@ std::vector<std::byte>& stage_buffer() {
 }  // namespace
 
 // Runs the handshake as far as the input allows and sends what it makes.
-template <bool Tls>
-void TcpConnection<Tls>::tls_handshake_step() {
+template <class Stream>
+void TcpConnection<Stream>::tls_handshake_step() {
     if constexpr (is_tls) {
         if (phase_ != Phase::Handshake) return;
         TlsSession::Status status = tls_.session.handshake();
@@ -72,8 +72,8 @@ void TcpConnection<Tls>::tls_handshake_step() {
 
 // The socket has input (or, with `resume`, the session has input from before): one recv, then
 // every complete record is decrypted into the core while it wants to read.
-template <bool Tls>
-void TcpConnection<Tls>::tls_on_readable(const asio::error_code& ec, bool resume) {
+template <class Stream>
+void TcpConnection<Stream>::tls_on_readable(const asio::error_code& ec, bool resume) {
     if constexpr (is_tls) {
         if (phase_ == Phase::Closed) {
             reading_ = false;
@@ -134,8 +134,8 @@ void TcpConnection<Tls>::tls_on_readable(const asio::error_code& ec, bool resume
 
 // Decrypts the session's input into the core while it wants to read; while closing, into a
 // scratch space, only to see the peer's close_notify. Ends the connection when the peer does.
-template <bool Tls>
-void TcpConnection<Tls>::tls_decrypt() {
+template <class Stream>
+void TcpConnection<Stream>::tls_decrypt() {
     if constexpr (is_tls) {
         auto& session = tls_.session;
         while ((phase_ == Phase::Open && core_->wants_read()) || phase_ == Phase::AwaitingPeer ||
@@ -161,8 +161,8 @@ void TcpConnection<Tls>::tls_decrypt() {
 // Writes gather_ (and whatever the session made by itself): in the turn if the socket takes it
 // all, else from tls_on_writable. A failure is reported from a handler of its own, as Asio
 // reports the plain variant's.
-template <bool Tls>
-void TcpConnection<Tls>::tls_flush() {
+template <class Stream>
+void TcpConnection<Stream>::tls_flush() {
     if constexpr (is_tls) {
         switch (tls_write()) {
             case Sent::All:
@@ -180,8 +180,8 @@ void TcpConnection<Tls>::tls_flush() {
     }
 }
 
-template <bool Tls>
-typename TcpConnection<Tls>::Sent TcpConnection<Tls>::tls_write() {
+template <class Stream>
+typename TcpConnection<Stream>::Sent TcpConnection<Stream>::tls_write() {
     if constexpr (is_tls) {
         while (true) {
             if (Sent sent = tls_send(); sent != Sent::All) return sent;
@@ -193,8 +193,8 @@ typename TcpConnection<Tls>::Sent TcpConnection<Tls>::tls_write() {
 }
 
 // Sends the session's records; on a full socket, waits for it to drain (tls_on_writable).
-template <bool Tls>
-typename TcpConnection<Tls>::Sent TcpConnection<Tls>::tls_send() {
+template <class Stream>
+typename TcpConnection<Stream>::Sent TcpConnection<Stream>::tls_send() {
     if constexpr (is_tls) {
         auto& session = tls_.session;
         while (session.has_output()) {
@@ -219,8 +219,8 @@ typename TcpConnection<Tls>::Sent TcpConnection<Tls>::tls_send() {
 }
 
 // Encrypts the next write_chunk of gather_ into the session's output.
-template <bool Tls>
-bool TcpConnection<Tls>::tls_encrypt_chunk() {
+template <class Stream>
+bool TcpConnection<Stream>::tls_encrypt_chunk() {
     if constexpr (is_tls) {
         auto& t = tls_;
         auto& stage = stage_buffer();
@@ -247,8 +247,8 @@ bool TcpConnection<Tls>::tls_encrypt_chunk() {
     return false;
 }
 
-template <bool Tls>
-void TcpConnection<Tls>::tls_on_writable(const asio::error_code& ec) {
+template <class Stream>
+void TcpConnection<Stream>::tls_on_writable(const asio::error_code& ec) {
     if constexpr (is_tls) {
         if (phase_ == Phase::Closed) {
             writing_ = false;
@@ -276,13 +276,13 @@ void TcpConnection<Tls>::tls_on_writable(const asio::error_code& ec) {
     }
 }
 
-template void TcpConnection<true>::tls_handshake_step();
-template void TcpConnection<true>::tls_on_readable(const asio::error_code&, bool);
-template void TcpConnection<true>::tls_decrypt();
-template void TcpConnection<true>::tls_flush();
-template TcpConnection<true>::Sent TcpConnection<true>::tls_write();
-template TcpConnection<true>::Sent TcpConnection<true>::tls_send();
-template bool TcpConnection<true>::tls_encrypt_chunk();
-template void TcpConnection<true>::tls_on_writable(const asio::error_code&);
+template void TcpConnection<TlsSession>::tls_handshake_step();
+template void TcpConnection<TlsSession>::tls_on_readable(const asio::error_code&, bool);
+template void TcpConnection<TlsSession>::tls_decrypt();
+template void TcpConnection<TlsSession>::tls_flush();
+template TcpConnection<TlsSession>::Sent TcpConnection<TlsSession>::tls_write();
+template TcpConnection<TlsSession>::Sent TcpConnection<TlsSession>::tls_send();
+template bool TcpConnection<TlsSession>::tls_encrypt_chunk();
+template void TcpConnection<TlsSession>::tls_on_writable(const asio::error_code&);
 
 }  // namespace warren::broker::net
