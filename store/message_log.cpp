@@ -326,8 +326,10 @@ void MessageLog::roll_back() {
 }
 
 // The segments sealed since the last flush are whole on disk now: each gets its index, written
-// like the segments (one write, from the loop, to the page cache) and synced with the sidecars
-// by the sync thread. A failure costs nothing but a slower recovery: the segment is read whole.
+// like the segments (one write, from the loop, to the page cache). It is not synced: recovery
+// checks it against its segment before using it, so one lost or torn in a power cut only means
+// that segment is read whole; no fdatasync (and journal commit) competes with the confirms'.
+// A failed write costs the same and nothing else.
 void MessageLog::write_indexes() {
     for (Segment* s : index_due_) {
         if (!s->doomed && s->indexable && s->file && s->index_records != 0) {
@@ -337,7 +339,6 @@ void MessageLog::write_indexes() {
                                              s->last_crc, s->index_records, s->index);
                 st) {
                 s->has_index_file = true;
-                dirty_.push_back({std::move(file), SyncClass::Sidecar});
             } else {
                 warn(fmt::format("store: cannot write {}: {} (after a crash its segment is read whole)", path,
                                  st.error().message));

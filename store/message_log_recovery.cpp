@@ -398,9 +398,8 @@ void MessageLog::index_recovered(Segment& s, RecoveryStats& stats, RecoveryScrat
         if (file) (void)fs_.unlink(path);
         return;
     }
-    s.has_index_file = true;
+    s.has_index_file = true;  // not synced, as at run time (write_indexes)
     ++stats.indexes_written;
-    sync_.mark_dirty(file, SyncClass::Sidecar);
 }
 
 void MessageLog::scan_sidecar(File& file, const std::string& path, RecoveryStats& stats, RecoveryScratch& scratch) {

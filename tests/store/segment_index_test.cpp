@@ -187,25 +187,33 @@ TEST_CASE("a torn, corrupt or mismatched index is refused, said so, and its segm
 
 TEST_CASE("a failed index write costs only a full read of its segment", "[store][index]") {
     FaultFileSystem fs;
-    Syncer s;
     std::vector<std::string> lines;
-    LogOptions o = small_segments();
-    o.warn = [&](std::string_view line) { lines.emplace_back(line); };
-    auto log = fresh_log(fs, s.service, o);
-    for (int i = 1; i <= 30; ++i) log->append(message(std::string(200, 'b'), {{1, std::uint64_t(i)}}).record());
-    // The first index write puts 20 bytes in the file and fails (a full disk).
-    fs.inject({FaultFileSystem::Op::Write, 1, std::errc::no_space_on_device, 20, ".idx"});
-    REQUIRE(log->flush());  // the messages are stored all the same
-    REQUIRE_FALSE(s.sync().error);
+    {
+        Syncer s;
+        LogOptions o = small_segments();
+        o.warn = [&](std::string_view line) { lines.emplace_back(line); };
+        auto log = fresh_log(fs, s.service, o);
+        for (int i = 1; i <= 30; ++i) log->append(message(std::string(200, 'b'), {{1, std::uint64_t(i)}}).record());
+        // The first index write puts 20 bytes in the file and fails (a full disk).
+        fs.inject({FaultFileSystem::Op::Write, 1, std::errc::no_space_on_device, 20, ".idx"});
+        REQUIRE(log->flush());  // the messages are stored all the same
+        REQUIRE_FALSE(s.sync().error);
+    }
     REQUIRE_FALSE(lines.empty());
     CHECK_THAT(lines[0], Catch::Contains(path_of(1, "idx")) && Catch::Contains("cannot write"));
     CHECK_FALSE(fs.exists(path_of(1, "idx")));  // the torn one is removed
     CHECK(fs.exists(path_of(2, "idx")));
-    auto image = fs.crash_image(FaultFileSystem::CrashMode::LoseUnsynced);
-    Outcome r = recover_from(*image);
-    CHECK(r.r.entries.size() == 30);
-    CHECK(r.r.stats.bad_indexes == 0);
-    CHECK(r.r.stats.indexed_segments == r.r.stats.segments - 2);  // segment 1 and the head read whole
+    SECTION("killed: the files as written") {
+        Outcome r = recover_from(fs);
+        CHECK(r.r.entries.size() == 30);
+        CHECK(r.r.stats.bad_indexes == 0);
+        CHECK(r.r.stats.indexed_segments == r.r.stats.segments - 2);  // segment 1 and the head read whole
+    }
+    SECTION("a power cut: indexes are not synced, so what is left of them is refused") {
+        Outcome r = recover_from(*fs.crash_image(FaultFileSystem::CrashMode::LoseUnsynced));
+        CHECK(r.r.entries.size() == 30);
+        CHECK(r.r.stats.indexed_segments == 0);
+    }
 }
 
 TEST_CASE("a segment whose flush failed gets no index", "[store][index]") {
