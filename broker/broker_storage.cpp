@@ -374,12 +374,18 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (stats->live || stats->records)
-        log::info("storage: vhost '{}': {} messages back in their queues from {} in {} ms ({} dropped with "
-                  "their queue, {} bad records skipped, {} torn tails cut)",
-                  vh.name(), stats->live,
-                  stats->checkpoint ? std::string("the clean shutdown's checkpoint")
-                                    : fmt::format("{} records", stats->records),
-                  ms, stats->dropped, stats->bad_records, stats->torn_tails);
+        log::info(
+            "storage: vhost '{}': {} messages back in their queues from {} in {} ms ({} dropped with "
+            "their queue, {} bad records skipped, {} torn tails cut{})",
+            vh.name(), stats->live,
+            stats->checkpoint ? std::string("the clean shutdown's checkpoint")
+                              : fmt::format("{} records", stats->records),
+            ms, stats->dropped, stats->bad_records, stats->torn_tails,
+            stats->checkpoint
+                ? std::string()
+                : fmt::format(
+                      "; {} of {} segments read from their index{}", stats->indexed_segments, stats->segments,
+                      stats->bad_indexes ? fmt::format(", {} indexes refused", stats->bad_indexes) : std::string()));
     return stats->live;
 }
 

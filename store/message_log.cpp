@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "store/format.hpp"
+#include "store/segment_index.hpp"
 
 namespace warren::store {
 
@@ -76,6 +77,7 @@ Segment& MessageLog::roll() {
     if (head_) {
         head_->sealed = true;
         if (head_->live == 0) doom(*head_);
+        if (head_->indexable) index_due_.push_back(head_);
         // Its buffer is needed until the flush; the new head starts small and grows once.
     }
     Segment& s = add_segment(next_number_++);
@@ -100,6 +102,27 @@ Location MessageLog::append(const MessageRecord& m) {
     h.seq = next_seq_++;
     h.type = RecordType::Message;
     seal_record(p, h);
+    s->last_seq = h.seq;
+    s->last_crc = peek_record_header(p).crc;
+    if (s->indexable) {
+        // What recovery needs of this record, without the body: the segment's index once sealed.
+        if (s->index.empty()) begin_index(s->index);
+        append_index_entry(s->index,
+                           {offset,
+                            static_cast<std::uint32_t>(total),
+                            static_cast<std::uint32_t>(m.body.size()),
+                            m.ttl_ms,
+                            m.publish_ms,
+                            m.priority,
+                            m.flags,
+                            {}},
+                           {p + record_header_size + message_fixed_size, m.queues.size() * queue_entry_size});
+        ++s->index_records;
+        if (s->index.size() > options_.max_record_size) {
+            s->indexable = false;  // one record could not hold it: recovery reads this segment whole
+            s->index = Buffer();
+        }
+    }
     s->live += m.queues.size();
     s->pending_pairs += m.queues.size();
     if (!s->queued_write) {
@@ -182,6 +205,7 @@ Status MessageLog::flush() {
         return status;
     }
     commit();
+    write_indexes();
     delete_doomed();
     sync_.mark_dirty(dirty_);
     ++stats_.flushes;
@@ -281,6 +305,8 @@ void MessageLog::roll_back() {
         if (s->pending.empty()) continue;
         s->live -= s->pending_pairs - s->pending_settled;
         s->pending.clear();
+        s->indexable = false;  // its index holds the dropped records
+        s->index = Buffer();
         s->pending_pairs = s->pending_settled = 0;
         s->sealed = true;
         if (s == head_) head_ = nullptr;
@@ -299,6 +325,31 @@ void MessageLog::roll_back() {
     undo_.clear();
 }
 
+// The segments sealed since the last flush are whole on disk now: each gets its index, written
+// like the segments (one write, from the loop, to the page cache). It is not synced: recovery
+// checks it against its segment before using it, so one lost or torn in a power cut only means
+// that segment is read whole; no fdatasync (and journal commit) competes with the confirms'.
+// A failed write costs the same and nothing else.
+void MessageLog::write_indexes() {
+    for (Segment* s : index_due_) {
+        if (!s->doomed && s->indexable && s->file && s->index_records != 0) {
+            const std::string path = path_of(s->number, "idx");
+            std::shared_ptr<File> file;
+            if (Status st = write_index_file(fs_, path, file, s->number, options_.epoch, s->written, s->last_seq,
+                                             s->last_crc, s->index_records, s->index);
+                st) {
+                s->has_index_file = true;
+            } else {
+                warn(fmt::format("store: cannot write {}: {} (after a crash its segment is read whole)", path,
+                                 st.error().message));
+                if (file) (void)fs_.unlink(path);
+            }
+        }
+        s->index = Buffer();
+    }
+    index_due_.clear();
+}
+
 void MessageLog::delete_doomed() {
     for (Segment* s : doomed_) {
         // The segment first: a crash between the two leaves an orphan sidecar, which recovery
@@ -307,6 +358,8 @@ void MessageLog::delete_doomed() {
             if (!file) continue;
             if (Status st = fs_.unlink(path_of(s->number, ext)); !st) warn("store: " + st.error().message);
         }
+        if (s->has_index_file)
+            if (Status st = fs_.unlink(path_of(s->number, "idx")); !st) warn("store: " + st.error().message);
         if (s->file || s->sidecar) dirty_.push_back({dir_handle_, SyncClass::Directory});
         if (read_segment_ == s->number) read_buffer_.clear();
         std::uint32_t number = s->number;

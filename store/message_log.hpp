@@ -152,15 +152,22 @@ private:
     void commit();
     void roll_back();
     void delete_doomed();
+    void write_indexes();
     Result<const std::byte*> load(Segment& segment, std::uint32_t offset, std::size_t read_ahead);
     std::string path_of(std::uint32_t number, const char* extension) const;
     void warn(const std::string& line) const;
 
     // Recovery (message_log_recovery.cpp).
     struct RecoveryScratch;
-    void recover_segment(std::uint32_t number, bool has_sidecar, const Visitor& visit, RecoveryStats& stats,
-                         RecoveryScratch& scratch);
+    void recover_segment(std::uint32_t number, bool has_sidecar, bool has_index, const Visitor& visit,
+                         RecoveryStats& stats, RecoveryScratch& scratch);
     void scan_sidecar(File& file, const std::string& path, RecoveryStats& stats, RecoveryScratch& scratch);
+    // The segment's records from its .idx, if it proves itself and matches the segment's size.
+    bool read_segment_index(std::uint32_t number, File& segment, std::uint64_t segment_size, RecoveryStats& stats,
+                            RecoveryScratch& scratch);
+    // Writes the .idx of a segment recovery has just read whole, so the next one need not.
+    void index_recovered(Segment& s, RecoveryStats& stats, RecoveryScratch& scratch, std::uint64_t last_seq,
+                         std::uint32_t last_crc);
     // The checkpoint, if there is one that matches the files: true when it was used.
     bool recover_from_checkpoint(const Visitor& visit, RecoveryStats& stats);
 
@@ -181,6 +188,7 @@ private:
     std::vector<Segment*> unflushed_segments_;
     std::vector<Segment*> unflushed_sidecars_;
     std::vector<Segment*> doomed_;
+    std::vector<Segment*> index_due_;  // sealed since the last flush: their .idx is written after it
     struct Undo {
         File* file;
         std::uint64_t size;
