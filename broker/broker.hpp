@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <variant>
+#include <utility>
 #include <vector>
 
 #include "broker/auth.hpp"
@@ -231,6 +232,10 @@ public:
     // Frames received on every connection: the event loop's measure of input pressure.
     void count_frame_received() { ++frames_received_; }
     std::uint64_t frames_received() const { return frames_received_; }
+    // An ack gave credit back to a consumer that had none left: its next deliveries wait for
+    // this turn's end, so the event loop does not pause after it (input batching).
+    void note_credit_freed() { credit_freed_ = true; }
+    bool take_credit_freed() { return std::exchange(credit_freed_, false); }
     // A held message released now, due at `deadline`. One whose deadline passed before the
     // broker started (released at once on start-up, by design) is not counted. The clock is read
     // here, not the turn's cached time: a batch's later releases wait for its earlier ones
@@ -343,6 +348,7 @@ private:
     ChurnCounters churn_;
     MessageSizes message_sizes_;
     std::uint64_t frames_received_ = 0;
+    bool credit_freed_ = false;
     ReleaseLateness release_lateness_;
     TimePoint release_floor_{};  // when storage was recovered: earlier deadlines are not counted
     std::vector<Queue*> dirty_;

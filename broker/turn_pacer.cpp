@@ -3,7 +3,7 @@
 
 namespace warren::broker {
 
-Duration TurnPacer::turn_ended(TimePoint now, std::size_t bytes, std::uint64_t frames_total) {
+Duration TurnPacer::turn_ended(TimePoint now, std::size_t bytes, std::uint64_t frames_total, bool credit_freed) {
     if (settings_.interval.count() <= 0) return Duration::zero();
     if (!started_) {
         started_ = true;
@@ -21,7 +21,7 @@ Duration TurnPacer::turn_ended(TimePoint now, std::size_t bytes, std::uint64_t f
         window_frames_ = frames_total;
     }
     Duration pause = Duration::zero();
-    if (pacing_ && bytes > 0 && bytes < settings_.light_turn_bytes && now < next_turn_) {
+    if (pacing_ && !credit_freed && bytes > 0 && bytes < settings_.light_turn_bytes && now < next_turn_) {
         pause = next_turn_ - now;
         ++pauses_;
     }

@@ -32,7 +32,10 @@ public:
     // A loop turn ended at `now`, having read `bytes` from sockets since the previous one;
     // `frames_total` is the broker's running count of frames received. Returns how long the
     // loop should pause before it polls the sockets again (zero: not at all).
-    Duration turn_ended(TimePoint now, std::size_t bytes, std::uint64_t frames_total);
+    // `credit_freed`: an ack in this turn gave credit back to a consumer that had none, so a
+    // client waits on this turn's deliveries to send its next acks: no pause (a prefetch-bound
+    // consumer's throughput is its prefetch per round trip, and a pause would lengthen each).
+    Duration turn_ended(TimePoint now, std::size_t bytes, std::uint64_t frames_total, bool credit_freed = false);
 
     bool pacing() const { return pacing_; }
     std::uint64_t pauses() const { return pauses_; }

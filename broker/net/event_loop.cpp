@@ -69,7 +69,8 @@ void EventLoop::turn_end() {
 // meanwhile, and the next turn reads and answers many clients' frames with a system call each
 // where it would otherwise have woken for every frame. Timers are late by the pause at most.
 void EventLoop::pace() {
-    auto pause = pacer_.turn_ended(std::chrono::steady_clock::now(), turn_bytes_, broker_.frames_received());
+    auto pause = pacer_.turn_ended(std::chrono::steady_clock::now(), turn_bytes_, broker_.frames_received(),
+                                   broker_.take_credit_freed());
     turn_bytes_ = 0;
     if (pause <= Duration::zero()) return;
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(pause).count();

@@ -69,7 +69,7 @@ TEST_CASE("a high frame rate spaces light turns by the interval", "[pacer]") {
     CHECK(paused >= Duration(9ms));
 }
 
-TEST_CASE("a turn that read much, or nothing, is not followed by a pause", "[pacer]") {
+TEST_CASE("a turn that read much, or nothing, or freed a consumer's credit is not followed by a pause", "[pacer]") {
     TurnPacer p(settings());
     Load load{p};
     load.run(400'000, 5us, 200, 20ms);
@@ -77,6 +77,9 @@ TEST_CASE("a turn that read much, or nothing, is not followed by a pause", "[pac
     auto frames = static_cast<std::uint64_t>(load.frames);
     CHECK(p.turn_ended(load.now + 1us, 64 * 1024, frames) == Duration::zero());  // bulk input
     CHECK(p.turn_ended(load.now + 2us, 0, frames) == Duration::zero());          // a timer's turn
+    // An ack that gave a starved consumer credit: its deliveries are this turn's; no pause.
+    CHECK(p.turn_ended(load.now + 3us, 200, frames, true) == Duration::zero());
+    CHECK(p.turn_ended(load.now + 4us, 200, frames) > Duration::zero());
 }
 
 TEST_CASE("pacing stops when the frame rate falls below the lower threshold", "[pacer]") {
