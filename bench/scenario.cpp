@@ -123,16 +123,18 @@ std::vector<Scenario> build_presets() {
                 s.consumers = 0;
             }));
     }
+    // Three consumers, each reading the whole stream from its start.
+    auto three_readers = [stream](Scenario& s) {
+        stream(s);
+        s.consumers = 3;
+        s.prefetch = 1000;
+        s.multi_ack = 100;
+        s.consumer_args.emplace_back("x-stream-offset", "first");
+    };
     all.push_back(make("stream-read-3",
                        "3 consumers each reading one stream from the start (x-stream-offset first, prefetch 1,000, "
                        "ack multiple every 100) while a producer publishes 16 B with confirms (window 256)",
-                       [stream](Scenario& s) {
-                           stream(s);
-                           s.consumers = 3;
-                           s.prefetch = 1000;
-                           s.multi_ack = 100;
-                           s.consumer_args.emplace_back("x-stream-offset", "first");
-                       }));
+                       [three_readers](Scenario& s) { three_readers(s); }));
     // A backlog on disk (behind the broker's in-memory tail) read from the start: compare.py
     // fills a stream with stream-backlog-fill and then times stream-backlog-read on it (--queue).
     all.push_back(make("stream-backlog-fill",
@@ -148,15 +150,11 @@ std::vector<Scenario> build_presets() {
     all.push_back(make("stream-backlog-read",
                        "3 consumers each reading a filled stream (--queue) from the start to its end (x-stream-offset "
                        "first, prefetch 1,000, ack multiple every 100), no producer",
-                       [stream](Scenario& s) {
-                           stream(s);
+                       [three_readers](Scenario& s) {
+                           three_readers(s);
                            s.producers = 0;
-                           s.consumers = 3;
-                           s.prefetch = 1000;
-                           s.multi_ack = 100;
                            s.messages = 1'000'000;
                            s.warmup = 0;
-                           s.consumer_args.emplace_back("x-stream-offset", "first");
                        }));
     // Not in "all" (compare.py's scenarios run on both brokers; RabbitMQ has no such exchange
     // without a plugin): run it by name.

@@ -229,9 +229,14 @@ public:
     const ChurnCounters& churn() const { return churn_; }
     MessageSizes& message_sizes() { return message_sizes_; }
     const MessageSizes& message_sizes() const { return message_sizes_; }
-    // Frames received on every connection: the event loop's measure of input pressure.
-    void count_frame_received() { ++frames_received_; }
-    std::uint64_t frames_received() const { return frames_received_; }
+    // Frames and bytes received on every connection, counted where the core reads them: the
+    // event loop's measure of input pressure (input batching), whatever the transport.
+    struct InputCounters {
+        std::uint64_t frames = 0;
+        std::uint64_t bytes = 0;
+    };
+    InputCounters& input() { return input_; }
+    const InputCounters& input() const { return input_; }
     // An ack gave credit back to a consumer that had none left: its next deliveries wait for
     // this turn's end, so the event loop does not pause after it (input batching).
     void note_credit_freed() { credit_freed_ = true; }
@@ -347,7 +352,7 @@ private:
     Stats totals_;  // the sum of the vhosts' (overview)
     ChurnCounters churn_;
     MessageSizes message_sizes_;
-    std::uint64_t frames_received_ = 0;
+    InputCounters input_;
     bool credit_freed_ = false;
     ReleaseLateness release_lateness_;
     TimePoint release_floor_{};  // when storage was recovered: earlier deadlines are not counted

@@ -79,6 +79,7 @@ bool Connection::partial_frame_is_content() const {
 
 void Connection::on_read(std::size_t n) {
     bytes_received_ += n;
+    broker_.input().bytes += n;
     stats_.add(Stat::recv_oct, n);
     stats_.add(Stat::recv_cnt);
     if (vhost_) {
@@ -186,7 +187,7 @@ void Connection::process_input() {
             break;
         }
         input_pos_ += parsed.consumed;
-        broker_.count_frame_received();
+        ++broker_.input().frames;
         if (parsed.frame.type == FrameType::Body && parsed.frame.payload.size() >= stream_threshold)
             large_bodies_ = large_body_seen_ = true;
         if (!handle_frame(parsed.frame)) break;

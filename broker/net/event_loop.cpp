@@ -69,9 +69,10 @@ void EventLoop::turn_end() {
 // meanwhile, and the next turn reads and answers many clients' frames with a system call each
 // where it would otherwise have woken for every frame. Timers are late by the pause at most.
 void EventLoop::pace() {
-    auto pause = pacer_.turn_ended(std::chrono::steady_clock::now(), turn_bytes_, broker_.frames_received(),
+    const auto& input = broker_.input();
+    auto pause = pacer_.turn_ended(std::chrono::steady_clock::now(), input.bytes - bytes_at_last_turn_, input.frames,
                                    broker_.take_credit_freed());
-    turn_bytes_ = 0;
+    bytes_at_last_turn_ = input.bytes;
     if (pause <= Duration::zero()) return;
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(pause).count();
     timespec ts{static_cast<std::time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};

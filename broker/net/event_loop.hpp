@@ -27,8 +27,6 @@ public:
     void schedule_turn_end();
     // The connection has output; it is written at the end of this loop turn.
     void want_flush(std::shared_ptr<Transport> connection);
-    // A connection read `bytes` from its socket (input batching counts a turn's input).
-    void note_read(std::size_t bytes) { turn_bytes_ += bytes; }
 
 private:
     void turn_end();
@@ -45,7 +43,7 @@ private:
     std::vector<std::shared_ptr<Transport>> flush_;
     std::vector<std::shared_ptr<Transport>> flushing_;
     TurnPacer pacer_;
-    std::size_t turn_bytes_ = 0;
+    std::uint64_t bytes_at_last_turn_ = 0;  // Broker::input().bytes when the last turn ended
 };
 
 }  // namespace warren::broker::net

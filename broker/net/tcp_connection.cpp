@@ -174,7 +174,6 @@ void TcpConnection<Stream>::on_read(const asio::error_code& ec, std::size_t n) {
     {
         Broker::TimeScope scope(loop_.broker());
         try {
-            loop_.note_read(n);
             core_->on_read(n);
         } catch (const std::exception& e) {
             fail_internal(e.what());

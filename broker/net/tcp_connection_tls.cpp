@@ -145,10 +145,7 @@ void TcpConnection<Stream>::tls_decrypt() {
             std::size_t n = 0;
             switch (session.read(space, n)) {
                 case TlsSession::Status::Ok:
-                    if (!discard) {
-                        loop_.note_read(n);
-                        core_->on_read(n);
-                    }
+                    if (!discard) core_->on_read(n);
                     break;
                 case TlsSession::Status::WantRead:
                     return;
