@@ -84,12 +84,13 @@ def log(msg):
 
 class WarrenBroker:
     """build-release/broker/warren --port N --bind 127.0.0.1, in its own temp dir and process group, with its
-    data directory there. fsync_confirms None starts the executable with --port and --bind only (the
-    reflector takes nothing else). halt() stops it and keeps the data for the next start()."""
+    data directory there and `config` (a dict) in its configuration file. config None starts the
+    executable with --port and --bind only (the reflector takes nothing else). halt() stops it and
+    keeps the data for the next start()."""
 
-    def __init__(self, exe, fsync_confirms=True, tmp_root=None):
+    def __init__(self, exe, config, tmp_root=None):
         self.exe = exe
-        self.fsync_confirms = fsync_confirms
+        self.config = config
         self.tmp_root = tmp_root
         self.proc = None
         self.port = None
@@ -115,10 +116,10 @@ class WarrenBroker:
         if self.tmp is None:
             self.tmp = tempfile.mkdtemp(prefix="warren-bench-warren-", dir=self.tmp_root)
             self.port = free_port()
-            if self.fsync_confirms is not None:
+            if self.config is not None:
                 with open(os.path.join(self.tmp, "warren.json"), "w") as f:
-                    json.dump({"data_dir": self.data_dir, "fsync_confirms": self.fsync_confirms}, f)
-        if self.fsync_confirms is not None:
+                    json.dump(dict(self.config, data_dir=self.data_dir), f)
+        if self.config is not None:
             cmd += ["--config", os.path.join(self.tmp, "warren.json")]
         cmd += ["--port", str(self.port), "--bind", "127.0.0.1"]
         with open(self.log_path, "a") as out:
@@ -201,6 +202,27 @@ class Rabbit:
         if self.started:
             self.node.stop()
             self.started = False
+
+
+def json_object(text):
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}")
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("a JSON object is needed")
+    return value
+
+
+def is_reflector(args):
+    return bool(args.warren_exe) and "reflector" in os.path.basename(args.warren_exe)
+
+
+def warren_config(args, fsync_confirms):
+    """The configuration a Warren variant starts with; None for the reflector, which takes none."""
+    if is_reflector(args):
+        return None
+    return dict(args.warren_config, fsync_confirms=fsync_confirms)
 
 
 def run(cmd, **kw):
@@ -634,7 +656,7 @@ def run_recovery(family, exes, warren_exe, args):
         out["error"] = f"{free / 1e9:.1f} GB free, {needed / 1e9:.1f} GB needed"
         return out
     if family == "warren":
-        broker = WarrenBroker(warren_exe, fsync_confirms=True, tmp_root=args.tmp_dir)
+        broker = WarrenBroker(warren_exe, warren_config(args, fsync_confirms=True), tmp_root=args.tmp_dir)
         extra = []
     else:
         broker = Rabbit(tmp_root=args.tmp_dir, boot_timeout=cap)
@@ -740,8 +762,12 @@ def main():
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-release"))
     ap.add_argument("--no-build", action="store_true", help="use the executables already in --build-dir")
-    ap.add_argument("--warren-exe", help="the broker run as \"warren\" (default: <build-dir>/broker/warren); "
-                    "<build-dir>/bench/warren-bench-reflector measures the load generator's own ceiling")
+    ap.add_argument("--warren-exe", help="the broker run as \"warren\" (default: <build-dir>/broker/warren), "
+                    "e.g. another build for an A/B run; <build-dir>/bench/warren-bench-reflector measures the "
+                    "load generator's own ceiling")
+    ap.add_argument("--warren-config", type=json_object, default={},
+                    help="a JSON object added to Warren's configuration file, e.g. '{\"input_batching_us\": 0}' "
+                    "(fsync_confirms and data_dir are set per variant)")
     ap.add_argument("--variants", default=",".join(DURABLE_VARIANTS),
                     help="the broker variants of the durable scenarios (default: all four); the stream scenarios "
                     "run against those of them that are not rabbitmq-quorum")
@@ -772,9 +798,6 @@ def main():
     exes = {"bench": os.path.join(args.build_dir, "bench", "warren-bench"),
             "go": os.path.join(args.build_dir, "bench", "warren-bench-go")}
     warren_exe = os.path.abspath(args.warren_exe or os.path.join(args.build_dir, "broker", "warren"))
-    # A --warren-exe (the reflector) takes --port and --bind only: no configuration, no data directory.
-    fsync_options = {"warren": None, "warren-nofsync": None} if args.warren_exe else \
-        {"warren": True, "warren-nofsync": False}
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
@@ -803,8 +826,8 @@ def main():
     log(f"compare: {sum(len(m) for _, m in plan)} scenario/mode pairs x {args.repeat} runs x {families}"
         f"{' + recovery' if RECOVERY in scenarios else ''}; load average {report['machine']['loadavg']}")
 
-    make = {"warren": lambda: WarrenBroker(warren_exe, fsync_options["warren"], args.tmp_dir),
-            "warren-nofsync": lambda: WarrenBroker(warren_exe, fsync_options["warren-nofsync"], args.tmp_dir),
+    make = {"warren": lambda: WarrenBroker(warren_exe, warren_config(args, True), args.tmp_dir),
+            "warren-nofsync": lambda: WarrenBroker(warren_exe, warren_config(args, False), args.tmp_dir),
             "rabbitmq": lambda: Rabbit(args.tmp_dir)}
     running = {}  # broker process name -> started broker, reused by the throughput scenarios
     status = 0
@@ -865,7 +888,7 @@ def main():
                 report["fdatasync"].append(dict(probe, when="before the recovery scenario"))
                 log(f"compare: {fmt_probe(probe)}")
             for family in families:
-                if family == "warren" and args.warren_exe:
+                if family == "warren" and is_reflector(args):
                     continue  # the reflector stores nothing
                 result = run_recovery(family, exes, warren_exe, args)
                 if not result.get("ok"):
