@@ -501,3 +501,36 @@ TEST_CASE("a handshake cut at every byte of the ClientHello waits, then complete
         REQUIRE(server.has_output());                     // ServerHello and the rest
     }
 }
+
+TEST_CASE("records left unread when the reader stops survive the reuse of the receive buffer", "[tls]") {
+    Pair p;
+    p.handshake();
+    std::vector<std::byte> wire, expected;
+    for (int i = 0; i < 3; ++i) {
+        auto plain = pattern(100 + 50 * static_cast<std::size_t>(i));
+        auto record = p.client_record(plain);
+        wire.insert(wire.end(), record.begin(), record.end());
+        expected.insert(expected.end(), plain.begin(), plain.end());
+    }
+    p.give(wire);
+    // The core stops wanting input after one record (backpressure): the rest stays in the session.
+    TlsSession::start_reads();
+    std::vector<std::byte> into(64 * 1024);
+    std::size_t n = 0;
+    REQUIRE(p.server.read(into, n) == Status::Ok);
+    std::vector<std::byte> got(into.begin(), into.begin() + static_cast<std::ptrdiff_t>(n));
+    p.reuse_input_buffer();
+    CHECK(p.server.has_buffered());
+    // Resumed later with nothing new from the socket: one more record, and it stops again.
+    REQUIRE(p.server.read(into, n) == Status::Ok);
+    got.insert(got.end(), into.begin(), into.begin() + static_cast<std::ptrdiff_t>(n));
+    p.server.keep_input();
+    CHECK(p.server.has_buffered());
+    // Then to the end, and then with a fourth record.
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == expected);
+    p.give(p.client_record(bytes_of("fourth")));
+    got.clear();
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == bytes_of("fourth"));
+}
