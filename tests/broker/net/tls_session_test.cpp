@@ -534,3 +534,23 @@ TEST_CASE("records left unread when the reader stops survive the reuse of the re
     CHECK(p.read_all(got) == Status::WantRead);
     CHECK(got == bytes_of("fourth"));
 }
+
+TEST_CASE("after a read that used up the input, nothing is buffered and a read would want more", "[tls]") {
+    // The transport stops reading on has_buffered() false rather than call SSL_read to learn it.
+    Pair p;
+    p.handshake();
+    auto first = p.client_record(bytes_of("one"));
+    auto second = p.client_record(bytes_of("two"));
+    std::vector<std::byte> wire(first.begin(), first.end());
+    wire.insert(wire.end(), second.begin(), second.end());
+    p.give(wire);
+    TlsSession::start_reads();
+    std::vector<std::byte> into(1024);
+    std::size_t n = 0;
+    REQUIRE(p.server.read(into, n) == Status::Ok);
+    CHECK(p.server.has_buffered());  // the second record
+    REQUIRE(p.server.read(into, n) == Status::Ok);
+    CHECK(std::string(reinterpret_cast<const char*>(into.data()), n) == "two");
+    CHECK_FALSE(p.server.has_buffered());
+    CHECK(p.server.read(into, n) == Status::WantRead);
+}
