@@ -146,6 +146,9 @@ void TcpConnection<Stream>::tls_decrypt() {
             switch (session.read(space, n)) {
                 case TlsSession::Status::Ok:
                     if (!discard) core_->on_read(n);
+                    // Input used up, nothing left inside OpenSSL: another SSL_read could only
+                    // fail for want of input (one per receive, that is per record in client loads).
+                    if (!session.has_buffered()) return;
                     break;
                 case TlsSession::Status::WantRead:
                     return;

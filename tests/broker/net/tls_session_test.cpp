@@ -1,0 +1,556 @@
+// TlsSession (broker/net/tls_session.hpp), a server session, driven against an OpenSSL client over
+// memory BIOs: no sockets. The server's certificate is made here, in memory, and written to a
+// temporary folder for make_tls_context, the function the listeners use.
+#include "broker/net/tls_session.hpp"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "broker/net/tls_context.hpp"
+
+namespace {
+
+using warren::broker::TlsOptions;
+using warren::broker::net::describe_tls_error;
+using warren::broker::net::make_tls_context;
+using warren::broker::net::TlsContextPtr;
+using warren::broker::net::TlsSession;
+using Status = TlsSession::Status;
+
+constexpr std::size_t max_record_data = 16 * 1024;
+constexpr std::size_t record_header = 5;
+
+std::vector<std::byte> bytes_of(std::string_view s) {
+    const auto* p = reinterpret_cast<const std::byte*>(s.data());
+    return {p, p + s.size()};
+}
+
+std::vector<std::byte> pattern(std::size_t n) {
+    std::vector<std::byte> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 7 + i / 251) & 0xff);
+    return v;
+}
+
+// A self-signed P-256 certificate for CN=localhost, written as PEM into a fresh folder, and the
+// server context made from it (once for the whole run: key generation is the slow part).
+struct ServerFiles {
+    std::filesystem::path dir;
+    TlsOptions options;
+
+    ServerFiles() {
+        std::random_device rd;
+        dir = std::filesystem::temp_directory_path() / ("warren-tls-session-test-" + std::to_string(rd()));
+        std::filesystem::create_directories(dir);
+        EVP_PKEY* key = EVP_EC_gen("P-256");
+        REQUIRE(key);
+        X509* cert = X509_new();
+        X509_set_version(cert, 2);
+        ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+        X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+        X509_gmtime_adj(X509_getm_notAfter(cert), 3600L * 24 * 365);
+        X509_NAME* name = X509_get_subject_name(cert);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("localhost"), -1,
+                                   -1, 0);
+        X509_set_issuer_name(cert, name);
+        X509_set_pubkey(cert, key);
+        REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
+        options.certfile = (dir / "cert.pem").string();
+        options.keyfile = (dir / "key.pem").string();
+        FILE* f = std::fopen(options.certfile.c_str(), "w");
+        REQUIRE(f);
+        PEM_write_X509(f, cert);
+        std::fclose(f);
+        f = std::fopen(options.keyfile.c_str(), "w");
+        REQUIRE(f);
+        PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+        std::fclose(f);
+        X509_free(cert);
+        EVP_PKEY_free(key);
+    }
+    ~ServerFiles() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+};
+
+TlsContextPtr server_context() {
+    static ServerFiles files;
+    static TlsContextPtr context = [] {
+        auto result = make_tls_context(files.options, "tls_listeners[0]");
+        INFO(result.error);
+        REQUIRE(result.context);
+        return result.context;
+    }();
+    return context;
+}
+
+// One server session and one OpenSSL client (memory BIOs) at a given protocol version. The test
+// moves bytes between them itself, so that it decides how the server's input is cut.
+struct Pair {
+    std::string verify_failure;
+    TlsSession server{server_context(), verify_failure};
+    SSL_CTX* client_ctx = SSL_CTX_new(TLS_client_method());
+    SSL* client = nullptr;
+    BIO* to_client = nullptr;      // the client reads from it
+    BIO* from_client = nullptr;    // the client writes to it
+    std::vector<std::byte> input;  // the server's input buffer (as the connection's receive buffer)
+
+    explicit Pair(int version = TLS1_3_VERSION) {
+        REQUIRE(client_ctx);
+        SSL_CTX_set_min_proto_version(client_ctx, version);
+        SSL_CTX_set_max_proto_version(client_ctx, version);
+        SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, nullptr);
+        client = SSL_new(client_ctx);
+        to_client = BIO_new(BIO_s_mem());
+        from_client = BIO_new(BIO_s_mem());
+        SSL_set_bio(client, to_client, from_client);
+        SSL_set_connect_state(client);
+    }
+    ~Pair() {
+        SSL_free(client);
+        SSL_CTX_free(client_ctx);
+    }
+    Pair(const Pair&) = delete;
+    Pair& operator=(const Pair&) = delete;
+
+    // What the client wrote and the server has not been given yet.
+    std::vector<std::byte> client_output() {
+        std::vector<std::byte> out(static_cast<std::size_t>(BIO_ctrl_pending(from_client)));
+        if (!out.empty()) REQUIRE(BIO_read(from_client, out.data(), static_cast<int>(out.size())) == int(out.size()));
+        return out;
+    }
+    // Hands the server's records to the client.
+    void deliver_server_output() {
+        while (server.has_output()) {
+            auto out = server.output();
+            REQUIRE(BIO_write(to_client, out.data(), static_cast<int>(out.size())) == int(out.size()));
+            server.output_sent(out.size());
+        }
+    }
+    // Gives the server `bytes` as one receive would; the caller's buffer is then overwritten, as
+    // the connection reuses its receive buffer, so anything the session keeps must be its own copy.
+    void give(std::span<const std::byte> bytes) {
+        REQUIRE_FALSE(server.has_input());
+        input.assign(bytes.begin(), bytes.end());
+        server.set_input(input);
+    }
+    void reuse_input_buffer() {
+        server.keep_input();
+        std::fill(input.begin(), input.end(), std::byte{0xAA});
+    }
+
+    // Runs the handshake to its end; the client reads its session tickets (TLS 1.3) later.
+    void handshake() {
+        Status server_status = Status::WantRead;
+        for (int round = 0; round < 10; ++round) {
+            int ret = SSL_do_handshake(client);
+            if (ret != 1) REQUIRE(SSL_get_error(client, ret) == SSL_ERROR_WANT_READ);
+            auto bytes = client_output();
+            if (!bytes.empty()) give(bytes);
+            if (server_status != Status::Ok) server_status = server.handshake();
+            REQUIRE((server_status == Status::Ok || server_status == Status::WantRead));
+            reuse_input_buffer();
+            deliver_server_output();
+            if (ret == 1 && server_status == Status::Ok) return;
+        }
+        FAIL("the handshake did not finish in 10 rounds");
+    }
+
+    // The client's records for `plain`, one SSL_write (so one record up to 16 KiB).
+    std::vector<std::byte> client_record(std::span<const std::byte> plain) {
+        REQUIRE(SSL_write(client, plain.data(), static_cast<int>(plain.size())) == int(plain.size()));
+        return client_output();
+    }
+
+    // Reads what the server has into `got` until it wants input; returns the last status.
+    Status read_all(std::vector<std::byte>& got, std::size_t space = 64 * 1024) {
+        TlsSession::start_reads();
+        std::vector<std::byte> into(space);
+        while (true) {
+            std::size_t n = 0;
+            Status status = server.read(into, n);
+            if (status != Status::Ok) {
+                reuse_input_buffer();
+                return status;
+            }
+            REQUIRE(n > 0);
+            REQUIRE(n <= into.size());
+            got.insert(got.end(), into.begin(), into.begin() + static_cast<std::ptrdiff_t>(n));
+        }
+    }
+
+    // Everything the client can read from the server's records so far.
+    std::vector<std::byte> client_reads() {
+        std::vector<std::byte> got;
+        std::vector<std::byte> buf(64 * 1024);
+        while (true) {
+            int n = SSL_read(client, buf.data(), static_cast<int>(buf.size()));
+            if (n <= 0) {
+                REQUIRE(SSL_get_error(client, n) == SSL_ERROR_WANT_READ);
+                return got;
+            }
+            got.insert(got.end(), buf.begin(), buf.begin() + n);
+        }
+    }
+};
+
+// The sizes of the TLS records in `wire`, which must be whole records.
+std::vector<std::size_t> record_lengths(std::span<const std::byte> wire) {
+    std::vector<std::size_t> lengths;
+    while (!wire.empty()) {
+        REQUIRE(wire.size() >= record_header);
+        std::size_t len = (std::to_integer<std::size_t>(wire[3]) << 8) | std::to_integer<std::size_t>(wire[4]);
+        REQUIRE(wire.size() >= record_header + len);
+        lengths.push_back(len);
+        wire = wire.subspan(record_header + len);
+    }
+    return lengths;
+}
+
+int version_named(const std::string& name) {
+    return name == "TLS 1.2" ? TLS1_2_VERSION : TLS1_3_VERSION;
+}
+
+}  // namespace
+
+TEST_CASE("a TLS client completes the handshake and data flows both ways", "[tls]") {
+    const std::string name = GENERATE(std::string("TLS 1.2"), std::string("TLS 1.3"));
+    INFO(name);
+    Pair p(version_named(name));
+    p.handshake();
+    CHECK(SSL_version(p.server.native_handle()) == version_named(name));
+    CHECK(SSL_version(p.client) == version_named(name));
+
+    p.give(p.client_record(bytes_of("AMQP publish")));
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == bytes_of("AMQP publish"));
+    CHECK_FALSE(p.server.has_buffered());
+
+    auto reply = pattern(1000);
+    REQUIRE(p.server.write(reply));
+    CHECK(p.server.has_output());
+    p.deliver_server_output();
+    CHECK_FALSE(p.server.has_output());
+    CHECK(p.client_reads() == reply);
+}
+
+TEST_CASE("a record cut at any byte reads as a whole once the rest arrives", "[tls]") {
+    const std::string name = GENERATE(std::string("TLS 1.2"), std::string("TLS 1.3"));
+    INFO(name);
+    Pair p(version_named(name));
+    p.handshake();
+    const auto plain = pattern(300);
+    for (std::size_t cut = 1; cut < 400; ++cut) {
+        auto record = p.client_record(plain);
+        if (cut >= record.size()) break;
+        INFO("cut after byte " << cut << " of " << record.size());
+        std::vector<std::byte> got;
+        p.give(std::span(record).first(cut));
+        REQUIRE(p.read_all(got) == Status::WantRead);
+        REQUIRE(got.empty());
+        // The session kept the first part itself: the buffer it came in has been overwritten.
+        p.give(std::span(record).subspan(cut));
+        REQUIRE(p.read_all(got) == Status::WantRead);
+        REQUIRE(got == plain);
+    }
+}
+
+TEST_CASE("a record handed in one byte at a time reads as a whole", "[tls]") {
+    Pair p;
+    p.handshake();
+    const auto plain = pattern(200);
+    auto record = p.client_record(plain);
+    std::vector<std::byte> got;
+    for (std::size_t i = 0; i < record.size(); ++i) {
+        p.give(std::span(record).subspan(i, 1));
+        REQUIRE(p.read_all(got) == Status::WantRead);
+        if (i + 1 < record.size()) REQUIRE(got.empty());
+    }
+    CHECK(got == plain);
+}
+
+TEST_CASE("many records in one read are all decrypted, in order", "[tls]") {
+    const std::string name = GENERATE(std::string("TLS 1.2"), std::string("TLS 1.3"));
+    INFO(name);
+    Pair p(version_named(name));
+    p.handshake();
+    std::vector<std::byte> wire, expected;
+    for (int i = 0; i < 200; ++i) {
+        auto plain = bytes_of("message " + std::to_string(i) + ";");
+        auto record = p.client_record(plain);
+        wire.insert(wire.end(), record.begin(), record.end());
+        expected.insert(expected.end(), plain.begin(), plain.end());
+    }
+    // And half of one more, which the session keeps for the next read.
+    auto last = p.client_record(bytes_of("the last one"));
+    wire.insert(wire.end(), last.begin(), last.begin() + 10);
+    p.give(wire);
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == expected);
+    p.give(std::span(last).subspan(10));
+    got.clear();
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == bytes_of("the last one"));
+}
+
+TEST_CASE("a record larger than the read space is handed out in pieces", "[tls]") {
+    Pair p;
+    p.handshake();
+    const auto plain = pattern(10000);
+    p.give(p.client_record(plain));
+    std::vector<std::byte> got;
+    TlsSession::start_reads();
+    std::vector<std::byte> into(4096);
+    std::size_t n = 0;
+    REQUIRE(p.server.read(into, n) == Status::Ok);
+    CHECK(n == 4096);
+    got.insert(got.end(), into.begin(), into.end());
+    // The rest of the record is in OpenSSL, not in the input: the connection must read on.
+    CHECK(p.server.has_buffered());
+    CHECK(p.read_all(got, 4096) == Status::WantRead);
+    CHECK(got == plain);
+    CHECK_FALSE(p.server.has_buffered());
+}
+
+TEST_CASE("a large write becomes full 16 KiB records, sent in any pieces", "[tls]") {
+    const std::string name = GENERATE(std::string("TLS 1.2"), std::string("TLS 1.3"));
+    INFO(name);
+    Pair p(version_named(name));
+    p.handshake();
+    const auto plain = pattern(200 * 1024 + 5);
+    REQUIRE(p.server.write(plain));
+    auto out = p.server.output();
+    std::vector<std::byte> wire(out.begin(), out.end());
+    auto lengths = record_lengths(wire);
+    REQUIRE(lengths.size() == 13);  // 12 full records and 8 KiB + 5 bytes
+    for (std::size_t i = 0; i + 1 < lengths.size(); ++i) {
+        CHECK(lengths[i] >= max_record_data);
+        CHECK(lengths[i] <= max_record_data + 256);
+    }
+    // Sent as a socket would take it: 1000 bytes at a time.
+    while (p.server.has_output()) {
+        auto piece = p.server.output().first(std::min<std::size_t>(1000, p.server.output().size()));
+        REQUIRE(BIO_write(p.to_client, piece.data(), static_cast<int>(piece.size())) == int(piece.size()));
+        p.server.output_sent(piece.size());
+    }
+    CHECK(p.server.output().empty());
+    CHECK(p.client_reads() == plain);
+}
+
+TEST_CASE("the client's close_notify ends the server's reading", "[tls]") {
+    const std::string name = GENERATE(std::string("TLS 1.2"), std::string("TLS 1.3"));
+    INFO(name);
+    Pair p(version_named(name));
+    p.handshake();
+    auto record = p.client_record(bytes_of("bye"));
+    REQUIRE(SSL_shutdown(p.client) == 0);  // sent, the server's not received yet
+    auto close = p.client_output();
+    record.insert(record.end(), close.begin(), close.end());
+    p.give(record);
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::Closed);
+    CHECK(got == bytes_of("bye"));  // the data before the close_notify is not lost
+}
+
+TEST_CASE("the server's close_notify reaches the client after its last data", "[tls]") {
+    const std::string name = GENERATE(std::string("TLS 1.2"), std::string("TLS 1.3"));
+    INFO(name);
+    Pair p(version_named(name));
+    p.handshake();
+    REQUIRE(p.server.write(bytes_of("connection.close-ok")));
+    p.server.shutdown();
+    p.deliver_server_output();
+    std::vector<std::byte> buf(100);
+    int n = SSL_read(p.client, buf.data(), static_cast<int>(buf.size()));
+    REQUIRE(n == 19);
+    n = SSL_read(p.client, buf.data(), static_cast<int>(buf.size()));
+    CHECK(n == 0);
+    CHECK(SSL_get_error(p.client, n) == SSL_ERROR_ZERO_RETURN);
+    CHECK((SSL_get_shutdown(p.client) & SSL_RECEIVED_SHUTDOWN) != 0);
+    // The client answers; the server sees the close while it reads on for it.
+    REQUIRE(SSL_shutdown(p.client) == 1);
+    p.give(p.client_output());
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::Closed);
+    CHECK(got.empty());
+}
+
+TEST_CASE("a record whose bytes were changed is a TLS error", "[tls]") {
+    const std::string name = GENERATE(std::string("TLS 1.2"), std::string("TLS 1.3"));
+    INFO(name);
+    Pair p(version_named(name));
+    p.handshake();
+    auto record = p.client_record(pattern(100));
+    record[record.size() - 20] ^= std::byte{0x01};
+    p.give(record);
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::Failed);
+    CHECK(got.empty());
+    CHECK(p.server.error());
+    CHECK_FALSE(describe_tls_error(p.server.error(), {}).empty());
+}
+
+TEST_CASE("a truncated record followed by the next one is a TLS error", "[tls]") {
+    Pair p;
+    p.handshake();
+    auto first = p.client_record(pattern(100));
+    auto second = p.client_record(pattern(100));
+    std::vector<std::byte> wire(first.begin(), first.end() - 30);
+    wire.insert(wire.end(), second.begin(), second.end());
+    p.give(wire);
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::Failed);
+    CHECK(got.empty());
+    CHECK(p.server.error());
+}
+
+TEST_CASE("a record header declaring more than TLS allows is refused without waiting for it", "[tls]") {
+    Pair p;
+    p.handshake();
+    const std::byte header[] = {std::byte{23}, std::byte{3}, std::byte{3}, std::byte{0xff}, std::byte{0xff}};
+    p.give(header);
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::Failed);
+    CHECK(p.server.error());
+}
+
+TEST_CASE("random bytes after the handshake are a TLS error, never a crash", "[tls]") {
+    std::mt19937 rng(11);
+    for (int round = 0; round < 20; ++round) {
+        INFO("round " << round);
+        Pair p;
+        p.handshake();
+        std::vector<std::byte> garbage(64 + rng() % 2000);
+        for (auto& b : garbage) b = static_cast<std::byte>(rng());
+        // Every other round a valid-looking header: application data, its length exactly the rest.
+        if (round % 2 == 0) {
+            std::size_t len = garbage.size() - record_header;
+            garbage[0] = std::byte{23};
+            garbage[1] = std::byte{3};
+            garbage[2] = std::byte{3};
+            garbage[3] = static_cast<std::byte>(len >> 8);
+            garbage[4] = static_cast<std::byte>(len & 0xff);
+        }
+        p.give(garbage);
+        std::vector<std::byte> got;
+        Status status = p.read_all(got);
+        // A length running past the input waits for more; anything complete fails.
+        if (status == Status::WantRead) {
+            CHECK(round % 2 == 1);
+        } else {
+            CHECK(status == Status::Failed);
+            CHECK(p.server.error());
+        }
+        CHECK(got.empty());
+    }
+}
+
+TEST_CASE("plain AMQP on the TLS port fails the handshake with a hint", "[tls]") {
+    std::string verify_failure;
+    TlsSession server(server_context(), verify_failure);
+    std::vector<std::byte> header = bytes_of(std::string("AMQP\0\0\x09\x01", 8));
+    server.set_input(header);
+    CHECK(server.handshake() == Status::Failed);
+    CHECK(server.error());
+    CHECK(describe_tls_error(server.error(), verify_failure).find("does not speak TLS") != std::string::npos);
+    // Whatever the server answers is a TLS alert, never application data.
+    if (server.has_output()) CHECK(std::to_integer<int>(server.output()[0]) == 21);
+}
+
+TEST_CASE("garbage during the handshake fails it", "[tls]") {
+    std::string verify_failure;
+    TlsSession server(server_context(), verify_failure);
+    // A handshake record header, then a ClientHello with an absurd length.
+    const std::byte bytes[] = {std::byte{22}, std::byte{3},    std::byte{1},    std::byte{0},    std::byte{8},
+                               std::byte{1},  std::byte{0xff}, std::byte{0xff}, std::byte{0xff}, std::byte{3},
+                               std::byte{3},  std::byte{0},    std::byte{0}};
+    server.set_input(bytes);
+    CHECK(server.handshake() == Status::Failed);
+    CHECK(server.error());
+}
+
+TEST_CASE("a handshake cut at every byte of the ClientHello waits, then completes", "[tls]") {
+    Pair probe;
+    REQUIRE(SSL_do_handshake(probe.client) != 1);
+    const auto hello = probe.client_output();
+    REQUIRE(hello.size() > record_header);
+    for (std::size_t cut = 1; cut < hello.size(); ++cut) {
+        INFO("cut after byte " << cut << " of " << hello.size());
+        std::string verify_failure;
+        TlsSession server(server_context(), verify_failure);
+        std::vector<std::byte> buffer(hello.begin(), hello.begin() + static_cast<std::ptrdiff_t>(cut));
+        server.set_input(buffer);
+        REQUIRE(server.handshake() == Status::WantRead);
+        REQUIRE_FALSE(server.has_output());
+        server.keep_input();
+        buffer.assign(hello.begin() + static_cast<std::ptrdiff_t>(cut), hello.end());
+        server.set_input(buffer);
+        REQUIRE(server.handshake() == Status::WantRead);  // the client's Finished is to come
+        REQUIRE(server.has_output());                     // ServerHello and the rest
+    }
+}
+
+TEST_CASE("records left unread when the reader stops survive the reuse of the receive buffer", "[tls]") {
+    Pair p;
+    p.handshake();
+    std::vector<std::byte> wire, expected;
+    for (int i = 0; i < 3; ++i) {
+        auto plain = pattern(100 + 50 * static_cast<std::size_t>(i));
+        auto record = p.client_record(plain);
+        wire.insert(wire.end(), record.begin(), record.end());
+        expected.insert(expected.end(), plain.begin(), plain.end());
+    }
+    p.give(wire);
+    // The core stops wanting input after one record (backpressure): the rest stays in the session.
+    TlsSession::start_reads();
+    std::vector<std::byte> into(64 * 1024);
+    std::size_t n = 0;
+    REQUIRE(p.server.read(into, n) == Status::Ok);
+    std::vector<std::byte> got(into.begin(), into.begin() + static_cast<std::ptrdiff_t>(n));
+    p.reuse_input_buffer();
+    CHECK(p.server.has_buffered());
+    // Resumed later with nothing new from the socket: one more record, and it stops again.
+    REQUIRE(p.server.read(into, n) == Status::Ok);
+    got.insert(got.end(), into.begin(), into.begin() + static_cast<std::ptrdiff_t>(n));
+    p.server.keep_input();
+    CHECK(p.server.has_buffered());
+    // Then to the end, and then with a fourth record.
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == expected);
+    p.give(p.client_record(bytes_of("fourth")));
+    got.clear();
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == bytes_of("fourth"));
+}
+
+TEST_CASE("after a read that used up the input, nothing is buffered and a read would want more", "[tls]") {
+    // The transport stops reading on has_buffered() false rather than call SSL_read to learn it.
+    Pair p;
+    p.handshake();
+    auto first = p.client_record(bytes_of("one"));
+    auto second = p.client_record(bytes_of("two"));
+    std::vector<std::byte> wire(first.begin(), first.end());
+    wire.insert(wire.end(), second.begin(), second.end());
+    p.give(wire);
+    TlsSession::start_reads();
+    std::vector<std::byte> into(1024);
+    std::size_t n = 0;
+    REQUIRE(p.server.read(into, n) == Status::Ok);
+    CHECK(p.server.has_buffered());  // the second record
+    REQUIRE(p.server.read(into, n) == Status::Ok);
+    CHECK(std::string(reinterpret_cast<const char*>(into.data()), n) == "two");
+    CHECK_FALSE(p.server.has_buffered());
+    CHECK(p.server.read(into, n) == Status::WantRead);
+}
