@@ -370,7 +370,7 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     });
     if (!stats) return fmt::format("cannot read the messages of vhost '{}': {}", vh.name(), stats.error().message);
     for (const Returned& r : returned) log.ret(r.location, r.queue_id, r.delivery_count);
-    vh.set_storage(std::make_unique<VHostStorage>(log, clock_));
+    vh.set_storage(std::make_unique<VHostStorage>(log, *this));
     vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (stats->live || stats->records)

@@ -16,9 +16,13 @@
 namespace warren::broker {
 
 namespace {
-// Entries whose bodies stay in memory behind the tail, and bodies read back from disk kept for
-// other consumers reading close behind.
+// Entries whose bodies stay in memory behind the tail (at most this many, and this many body
+// bytes), and bodies read back from disk kept for other consumers reading close behind. The
+// byte bound keeps the bodies a publisher's allocations cycle through in the CPU's cache:
+// 2048 bodies of 1 KiB, freed 2 MiB after they were written, cost 15% more CPU per message
+// published (cold frees, cold body copies) than 256 (bench: stream-publish-1k).
 constexpr std::size_t memory_window = 2048;
+constexpr std::uint64_t memory_window_bytes = std::uint64_t{256} << 10;
 constexpr std::size_t loaded_cache = 4096;
 constexpr std::uint64_t loaded_cache_bytes = std::uint64_t{32} << 20;
 // A read from disk loads this many entries at once (or this many body bytes, at least one entry):
@@ -51,6 +55,8 @@ void Stream::append(const MessageRef& message) {
     const bool rolled = segments_.empty() || segments_.back().bytes + e.size > settings_.segment_bytes;
     add_to_segments(e.offset, e.size, e.timestamp_ms);
     entries_.push_back(std::move(e));
+    ++window_count_;
+    window_bytes_ += entries_.back().size;
     if (rolled) apply_retention();
 }
 
@@ -175,7 +181,7 @@ MessageRef Stream::load(std::size_t i) {
         loaded_.pop_front();
         loaded_bytes_ -= old.size;
         std::size_t k = index_of(old.offset);
-        if (k < entries_.size() && entries_[k].offset == old.offset && entries_.size() - k > memory_window)
+        if (k < entries_.size() && entries_[k].offset == old.offset && k < entries_.size() - window_count_)
             entries_[k].message.reset();
     }
     return m;
@@ -416,11 +422,26 @@ void Stream::flush_tracked_offsets() {
     tracked_dirty_.clear();
 }
 
+// The window ends where the newest memory_window entries or memory_window_bytes of bodies do.
+// Each entry leaves it once, so this costs nothing per turn beyond the entries that leave.
+void Stream::shrink_window() {
+    if (window_count_ > entries_.size()) {  // retention took entries from under it
+        window_count_ = entries_.size();
+        window_bytes_ = 0;
+        for (std::size_t i = 0; i < entries_.size(); ++i) window_bytes_ += entries_[i].size;
+    }
+    while (window_count_ > memory_window || (window_count_ > 1 && window_bytes_ > memory_window_bytes)) {
+        window_bytes_ -= entries_[entries_.size() - window_count_].size;
+        --window_count_;
+    }
+}
+
 void Stream::page_out() {
+    shrink_window();
     VHostStorage* storage = queue_.vhost().storage();
-    if (!storage || entries_.size() <= memory_window) return;
+    if (!storage || window_count_ == entries_.size()) return;
     // Walk back from the window's edge to where bodies were already let go.
-    for (std::size_t i = entries_.size() - memory_window; i-- > 0;) {
+    for (std::size_t i = entries_.size() - window_count_; i-- > 0;) {
         Entry& e = entries_[i];
         if (!e.message) break;
         if (!e.location || !storage->is_written(e.location)) continue;
@@ -434,6 +455,8 @@ void Stream::forget_stored() {
     for (const Entry& e : entries_)
         if (e.location) storage->forget(e.location);
     entries_.clear();
+    window_count_ = 0;
+    window_bytes_ = 0;
 }
 
 // A stream's entries carry their append time where other queues' carry a deadline.

@@ -94,6 +94,7 @@ private:
     void sort_restored();
     void add_to_segments(std::uint64_t offset, std::uint32_t size, std::int64_t timestamp_ms);
     void apply_retention();
+    void shrink_window();
     void commit(const std::string& name, std::uint64_t offset);
     StreamGroup* find_group(std::string_view name);
     void rebalance(StreamGroup& group, const Consumer* leaving = nullptr);
@@ -107,6 +108,9 @@ private:
     std::deque<Segment> segments_;
     std::uint64_t next_ = 0;
     std::uint64_t total_bytes_ = 0;
+    // The newest entries, whose bodies page_out() leaves in memory, and their body bytes.
+    std::size_t window_count_ = 0;
+    std::uint64_t window_bytes_ = 0;
     bool unsorted_ = false;
     // "last" starts at the last chunk: the messages appended at one instant (one read of a
     // publisher's socket), as RabbitMQ's osiris writes a batch as one chunk.

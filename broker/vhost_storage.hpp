@@ -13,13 +13,13 @@
 
 namespace warren::broker {
 
-class Clock;
+class Broker;
 class DelayedExchange;
 class Queue;
 
 class VHostStorage {
 public:
-    VHostStorage(store::MessageLog& log, Clock& clock);
+    VHostStorage(store::MessageLog& log, const Broker& broker);
 
     store::MessageLog& log() { return log_; }
 
@@ -65,7 +65,7 @@ public:
 
 private:
     store::MessageLog& log_;
-    Clock& clock_;
+    const Broker& broker_;  // for the time (Broker::unix_ms, cached per loop turn)
     std::vector<store::QueueEntryRef> scratch_;
     std::vector<Queue*> page_out_;
     std::vector<DelayedExchange*> page_out_exchanges_;

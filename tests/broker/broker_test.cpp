@@ -1,5 +1,6 @@
-// The broker's clock cache and the memory it accounts for the alarm. Broker::now() may return a
-// cached time only inside a TimeScope (one event-loop handler); outside one it reads the clock.
+// The broker's clock cache and the memory it accounts for the alarm. Broker::now() and unix_ms()
+// may return a cached time only inside a TimeScope (one event-loop handler); outside one they read
+// the clock.
 #include <catch2/catch.hpp>
 
 #include "support/test_client.hpp"
@@ -32,6 +33,24 @@ TEST_CASE("inside a time scope now() is read once, and the next scope reads it a
     b.clock.advance(1s);
     Broker::TimeScope next(*b.broker);
     CHECK(b.broker->now() == start + 2s);
+}
+
+TEST_CASE("unix_ms() is cached like now(): once per time scope, read on every call outside one", "[clock]") {
+    TestBroker b;
+    const std::int64_t start = b.clock.unix_ms();
+    CHECK(b.broker->unix_ms() == start);
+    b.clock.advance(1s);
+    CHECK(b.broker->unix_ms() == start + 1000);
+    {
+        Broker::TimeScope scope(*b.broker);
+        CHECK(b.broker->unix_ms() == start + 1000);
+        b.clock.advance(1s);
+        CHECK(b.broker->unix_ms() == start + 1000);  // one handler, one instant
+    }
+    CHECK(b.broker->unix_ms() == start + 2000);
+    b.clock.advance(1s);
+    Broker::TimeScope next(*b.broker);
+    CHECK(b.broker->unix_ms() == start + 3000);
 }
 
 TEST_CASE("a connection accepted after the loop was idle gets the whole handshake timeout", "[clock][connection]") {

@@ -634,6 +634,40 @@ TEST_CASE("a stream and its tracked offsets survive a restart", "[streams][stora
     CHECK(offset_of(more[0]) == 5);
 }
 
+TEST_CASE("a stream keeps the newest 2,048 bodies or 256 KiB of them in memory; readers read the rest from disk",
+          "[streams][storage]") {
+    auto fs = std::make_shared<warren::store::FaultFileSystem>();
+    TestBroker b(storage_config(), fs);
+    TestClient c(b);
+    c.open_channel(1);
+    declare_stream(c, "small");
+    declare_stream(c, "large");
+    const std::size_t count_before = warren::broker::live_message_count();
+    for (int i = 0; i < 3000; ++i) c.publish(1, "", "small", "m" + std::to_string(i));
+    b.settle();
+    CHECK(warren::broker::live_message_count() - count_before == 2048);
+
+    const std::size_t bytes_before = warren::broker::live_message_bytes();
+    for (int i = 0; i < 1000; ++i) c.publish(1, "", "large", std::string(1000, static_cast<char>('a' + i % 26)));
+    b.settle();
+    // 256 KiB of 1,000-byte bodies: 262 of the 1,000, each with its header and properties.
+    const std::size_t held = warren::broker::live_message_bytes() - bytes_before;
+    INFO("bytes of bodies held: " << held);
+    CHECK(held >= 262 * 1000);
+    CHECK(held < 263 * 1100);
+
+    c.qos(1, 1000);
+    c.consume(1, "large", "r", false, table({{"x-stream-offset", std::string("first")}}));
+    c.take<BasicConsumeOk>();
+    b.settle();
+    auto ds = c.deliveries();
+    REQUIRE(ds.size() == 1000);
+    for (std::size_t i = 0; i < ds.size(); ++i) {
+        REQUIRE(offset_of(ds[i]) == static_cast<std::int64_t>(i));
+        REQUIRE(ds[i].body == std::string(1000, static_cast<char>('a' + i % 26)));
+    }
+}
+
 TEST_CASE("readers of a backlog on disk far apart share reads of the log: one pread serves many messages",
           "[streams][storage]") {
     auto fs = std::make_shared<warren::store::FaultFileSystem>();

@@ -1,5 +1,6 @@
 // Shared setup for the amqplib interop tests: the broker URL comes from the Python fixture
-// (tests/interop/python/test_node_amqplib.py) in AMQP_URL; every test names its own queues.
+// (tests/interop/python/test_node_amqplib.py) in AMQP_URL, and so does INTEROP_RESTART_URL;
+// every test names its own queues.
 'use strict';
 const crypto = require('node:crypto');
 const amqp = require('amqplib');
@@ -26,4 +27,12 @@ async function closeAll() {
   }
 }
 
-module.exports = { unique, connect, closeAll };
+// Restarts the broker (SIGTERM, then the same data on the same port) through the Python
+// fixture; resolves once it accepts connections again. Connections open before it are gone.
+async function restartBroker() {
+  const res = await fetch(process.env.INTEROP_RESTART_URL, { method: 'POST' });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`broker restart: ${res.status} ${text}`);
+}
+
+module.exports = { unique, connect, closeAll, restartBroker };
