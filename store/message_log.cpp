@@ -1,9 +1,11 @@
 // MessageLog: appends and events buffered per segment, written at flush, segments deleted when
-// settled. Runs on the event loop; the only system calls are in flush() (and read()).
+// settled, the head segment zero-filled ahead (by the sync service's extender). Runs on the event
+// loop; the only system calls are in flush() (and read()).
 #include "store/message_log.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "store/format.hpp"
@@ -183,6 +185,7 @@ Status MessageLog::flush() {
     }
     commit();
     delete_doomed();
+    preallocate_head();
     sync_.mark_dirty(dirty_);
     ++stats_.flushes;
     return {};
@@ -320,12 +323,58 @@ void MessageLog::delete_doomed() {
     }
 }
 
+// Asks the extender for more zeros once fewer than half a step are left ahead of the head's
+// writes, up to the segment size (a segment rolls before its records pass it, so a sealed one
+// keeps less than a record of zeros). Costs two atomic loads per flush otherwise.
+void MessageLog::preallocate_head() {
+    Segment* s = head_;
+    if (options_.preallocate == 0 || !s || s->sealed || !s->file || s->no_preallocation) return;
+    if (!s->zeros) s->zeros = std::make_shared<Preallocation>();
+    Preallocation& z = *s->zeros;
+    if (z.busy.load(std::memory_order_acquire)) return;
+    if (z.failed.load(std::memory_order_relaxed)) {
+        // Once per segment (a full disk): it is written by appending, as without preallocation.
+        warn(fmt::format("store: cannot zero-fill {} ahead of its writes ({}); appending instead",
+                         s->file->path(), sync_.preallocation_error()));
+        s->no_preallocation = true;
+        return;
+    }
+    const std::uint64_t end = z.end.load(std::memory_order_relaxed);
+    if (end >= options_.segment_size || s->written + options_.preallocate / 2 < end) return;
+    const std::uint64_t to = std::min(options_.segment_size, std::max(end, s->written) + options_.preallocate);
+    if (to <= s->written) return;  // a record larger than the segment size
+    z.busy.store(true, std::memory_order_relaxed);
+    sync_.preallocate(s->file, to, s->zeros);
+}
+
+// Cuts every segment back to its logical size (the zeros after its last record), for the
+// checkpoint, which describes files by their sizes.
+Status MessageLog::trim_preallocation() {
+    sync_.wait_for_preallocations();
+    for (const auto& s : segments_) {
+        if (!s || s->doomed || !s->file) continue;
+        auto size = s->file->size();
+        if (!size) return size.error();
+        if (*size == s->written) continue;
+        if (std::error_code e = s->file->truncate(s->written))
+            return make_error(e, fmt::format("truncate {}: {}", s->file->path(), e.message()));
+        if (std::error_code e = s->file->sync())
+            return make_error(e, fmt::format("fdatasync {}: {}", s->file->path(), e.message()));
+        if (s->zeros) s->zeros->end.store(s->written, std::memory_order_relaxed);
+    }
+    return {};
+}
+
 LogStats MessageLog::stats() const {
     LogStats out = stats_;
     for (const auto& s : segments_) {
         if (!s) continue;
         ++out.segments;
         out.bytes_on_disk += s->written + s->sidecar_written;
+        if (s->zeros && !s->sealed) {
+            const std::uint64_t end = s->zeros->end.load(std::memory_order_relaxed);
+            if (end > s->written) out.preallocated_bytes += end - s->written;
+        }
         out.unflushed_bytes += s->pending.size() + s->events.size();
         out.live_pairs += s->live;
     }

@@ -1,7 +1,8 @@
 // The message log of one vhost: persistent messages in append-only segment files, and what
 // happened to them (delivered, returned, acked) in each segment's sidecar. The loop calls it
 // directly; appends and events are buffered and written by flush(), one write per file; syncing
-// is the SyncService's. A segment is deleted once every (message, queue) pair in it is settled.
+// and zero-filling the head segment ahead of its writes are the SyncService's. A segment is
+// deleted once every (message, queue) pair in it is settled.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,9 @@ struct LogOptions {
     std::uint32_t epoch = 0;                                 // written in every record and file header
     std::size_t read_ahead = std::size_t{256} << 10;         // bytes read at once by read()
     std::uint32_t max_record_size = std::uint32_t{1} << 30;  // payload bound; larger lengths are corrupt
+    // Zero-fill the head segment this far ahead of its writes (the sync service's extender), so
+    // that a sync after an append flushes data only, not the file system's journal. 0: off.
+    std::uint64_t preallocate = 0;
     WarnSink warn;                                           // one line per problem found
 };
 
@@ -65,7 +69,8 @@ struct RecoveredEntry {
 
 struct LogStats {
     std::uint64_t segments = 0;
-    std::uint64_t bytes_on_disk = 0;  // .seg and .evt bytes written
+    std::uint64_t bytes_on_disk = 0;  // .seg and .evt bytes written (their logical sizes)
+    std::uint64_t preallocated_bytes = 0;  // zeros ahead of the head segment's records
     std::uint64_t unflushed_bytes = 0;
     std::uint64_t live_pairs = 0;
     std::uint64_t appends = 0;
@@ -130,6 +135,8 @@ public:
     // recover() reads this instead of every segment and sidecar. It is used only if no file
     // changed since, and deleted once read. Refused (an error) when the pairs do not add up to
     // what the log counts per segment: then the next start reads the segments as after a crash.
+    // It waits for the sync service's extender and cuts the zeros off the segments first, so
+    // that every file's size is its logical size (shutdown only: it blocks).
     Status write_checkpoint(std::span<const RecoveredEntry> pairs);
 
     LogStats stats() const;
@@ -152,6 +159,8 @@ private:
     void commit();
     void roll_back();
     void delete_doomed();
+    void preallocate_head();
+    Status trim_preallocation();
     Result<const std::byte*> load(Segment& segment, std::uint32_t offset, std::size_t read_ahead);
     std::string path_of(std::uint32_t number, const char* extension) const;
     void warn(const std::string& line) const;

@@ -74,6 +74,7 @@ Status MessageLog::write_checkpoint(std::span<const RecoveredEntry> pairs) {
                               fmt::format("store: checkpoint pair at {:x} is not a written record", e.location));
         ++counted[s->number];
     }
+    if (Status st = trim_preallocation(); !st) return st;
     std::vector<const Segment*> files;
     for (const auto& s : segments_) {
         if (!s || s->doomed) continue;

@@ -35,6 +35,8 @@ public:
     }
     std::error_code truncate(std::uint64_t) override { return {}; }
     Result<std::uint64_t> size() override { return std::uint64_t{0}; }
+    Result<std::uint64_t> append_zeros(std::uint64_t size) override { return size; }
+    std::error_code sync_zeros() override { return {}; }
     const std::string& path() const override { return name_; }
 
 private:
