@@ -334,8 +334,8 @@ void MessageLog::preallocate_head() {
     if (z.busy.load(std::memory_order_acquire)) return;
     if (z.failed.load(std::memory_order_relaxed)) {
         // Once per segment (a full disk): it is written by appending, as without preallocation.
-        warn(fmt::format("store: cannot zero-fill {} ahead of its writes ({}); appending instead",
-                         s->file->path(), sync_.preallocation_error()));
+        warn(fmt::format("store: cannot zero-fill {} ahead of its writes ({}); appending instead", s->file->path(),
+                         sync_.preallocation_error()));
         s->no_preallocation = true;
         return;
     }

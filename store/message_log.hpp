@@ -69,7 +69,7 @@ struct RecoveredEntry {
 
 struct LogStats {
     std::uint64_t segments = 0;
-    std::uint64_t bytes_on_disk = 0;  // .seg and .evt bytes written (their logical sizes)
+    std::uint64_t bytes_on_disk = 0;       // .seg and .evt bytes written (their logical sizes)
     std::uint64_t preallocated_bytes = 0;  // zeros ahead of the head segment's records
     std::uint64_t unflushed_bytes = 0;
     std::uint64_t live_pairs = 0;

@@ -92,7 +92,9 @@ public:
             std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - end));
             ssize_t w = ::write(append_fd_, zeros.data(), n);
             if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) return w < 0 ? errno_error("write (zeros)", path_) : make_error(std::errc::io_error, fmt::format("write (zeros) {}: wrote nothing", path_));
+            if (w <= 0)
+                return w < 0 ? errno_error("write (zeros)", path_)
+                             : make_error(std::errc::io_error, fmt::format("write (zeros) {}: wrote nothing", path_));
             // With O_APPEND the file offset is where this write ended.
             off_t at = ::lseek(append_fd_, 0, SEEK_CUR);
             if (at < 0) return errno_error("lseek", path_);

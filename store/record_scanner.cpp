@@ -128,8 +128,8 @@ RecordScanner::Item RecordScanner::end_at(std::uint64_t pos) {
         // Past the end of the file, or past the data into zeros that go on after it. A record
         // that ends exactly at the end of the file is whole, and bad (as without zeros).
         const std::uint64_t declared = pos + record_header_size + h.payload_size;
-        tail_.torn = has_record_magic(p) && h.payload_size <= max_payload_ && declared > pos + data &&
-                     declared != size_;
+        tail_.torn =
+            has_record_magic(p) && h.payload_size <= max_payload_ && declared > pos + data && declared != size_;
     }
     return {Step::End, pos};
 }

@@ -37,9 +37,9 @@ struct DirtyFile {
 // `end` only steers when the writer asks again: a write never depends on it for durability, as
 // a round's fdatasync syncs whatever a write past the zeros changed (size, blocks) as well.
 struct Preallocation {
-    std::atomic<std::uint64_t> end{0};      // the file is allocated and durable up to here
-    std::atomic<bool> busy{false};          // asked for and not done yet
-    std::atomic<bool> failed{false};        // the last try failed (see SyncService::preallocation_error)
+    std::atomic<std::uint64_t> end{0};  // the file is allocated and durable up to here
+    std::atomic<bool> busy{false};      // asked for and not done yet
+    std::atomic<bool> failed{false};    // the last try failed (see SyncService::preallocation_error)
 };
 
 struct SyncResult {
@@ -55,8 +55,8 @@ struct SyncStats {
     std::uint64_t delayed_rounds = 0;   // rounds that waited to gather a burst
     std::uint64_t gathered_requests = 0;  // requests that arrived during those waits
     std::uint64_t partial_rounds = 0;     // rounds that left the sidecars for later
-    std::uint64_t preallocations = 0;         // zero-fills done and synced
-    std::uint64_t preallocated_bytes = 0;     // zeros they appended
+    std::uint64_t preallocations = 0;     // zero-fills done and synced
+    std::uint64_t preallocated_bytes = 0;  // zeros they appended
     std::uint64_t preallocation_failures = 0;
 };
 
