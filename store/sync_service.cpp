@@ -64,7 +64,8 @@ void SyncService::preallocate(std::shared_ptr<File> file, std::uint64_t size, st
 
 void SyncService::wait_for_preallocations() {
     std::unique_lock lock(mutex_);
-    extend_idle_.wait(lock, [&] { return extensions_.empty() && !extending_; });
+    // Once stopped, what is still queued is never done: only the running one counts.
+    extend_idle_.wait(lock, [&] { return !extending_ && (extensions_.empty() || stop_); });
 }
 
 std::string SyncService::preallocation_error() const {
