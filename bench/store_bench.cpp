@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
     for (bool overwrite : {false, true}) {
         auto file = *fs.open(base + "/fsync-probe", OpenMode::CreateTruncate);
         if (overwrite) {
-            if (!file->append_zeros(200 * 4096) || file->sync_zeros()) std::exit(1);
+            if (!file->append_zeros(200 * 4096, 0) || file->sync_zeros()) std::exit(1);
         }
         std::string page(4096, 'p');
         std::vector<double> us;

@@ -208,7 +208,8 @@ public:
     }
 
     // Zeros appended at the end as it is now: one pending write, which a crash may keep in part.
-    Result<std::uint64_t> append_zeros(std::uint64_t size) override {
+    // No capacity model: `keep_free` is not checked (an Extend fault stands for a full disk).
+    Result<std::uint64_t> append_zeros(std::uint64_t size, std::uint64_t) override {
         std::lock_guard lock(s_->mutex);
         if (is_dir_ || !writable_) return io_error(std::errc::bad_file_descriptor, "write (zeros)", path_);
         const std::uint64_t end = node_->data.size();

@@ -333,18 +333,22 @@ void MessageLog::preallocate_head() {
     Preallocation& z = *s->zeros;
     if (z.busy.load(std::memory_order_acquire)) return;
     if (z.failed.load(std::memory_order_relaxed)) {
-        // Once per segment (a full disk): it is written by appending, as without preallocation.
-        warn(fmt::format("store: cannot zero-fill {} ahead of its writes ({}); appending instead", s->file->path(),
-                         sync_.preallocation_error()));
+        // This segment is written by appending from now on, as without preallocation. Said
+        // once until a zero-fill works again (a disk near full refuses each segment's).
+        if (!preallocation_warned_)
+            warn(fmt::format("store: cannot zero-fill {} ahead of its writes ({}); appending instead",
+                             s->file->path(), sync_.preallocation_error()));
+        preallocation_warned_ = true;
         s->no_preallocation = true;
         return;
     }
     const std::uint64_t end = z.end.load(std::memory_order_relaxed);
+    if (end > 0) preallocation_warned_ = false;
     if (end >= options_.segment_size || s->written + options_.preallocate / 2 < end) return;
     const std::uint64_t to = std::min(options_.segment_size, std::max(end, s->written) + options_.preallocate);
     if (to <= s->written) return;  // a record larger than the segment size
     z.busy.store(true, std::memory_order_relaxed);
-    sync_.preallocate(s->file, to, s->zeros);
+    sync_.preallocate(s->file, to, options_.preallocate_keep_free, s->zeros);
 }
 
 // Cuts every segment back to its logical size (the zeros after its last record), for the

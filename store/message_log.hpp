@@ -42,6 +42,9 @@ struct LogOptions {
     // Zero-fill the head segment this far ahead of its writes (the sync service's extender), so
     // that a sync after an append flushes data only, not the file system's journal. 0: off.
     std::uint64_t preallocate = 0;
+    // ... but only while this much stays free on the file system: near a full disk the space is
+    // for the sidecars' and definitions' writes, which zeros reserved in a segment would starve.
+    std::uint64_t preallocate_keep_free = std::uint64_t{64} << 20;
     WarnSink warn;                                           // one line per problem found
 };
 
@@ -186,6 +189,7 @@ private:
     Segment* head_ = nullptr;  // takes appends; null until the first append after open or a failure
     std::uint64_t next_seq_ = 1;
     bool recovered_ = false;
+    bool preallocation_warned_ = false;  // a failed zero-fill was reported, none worked since
 
     std::vector<Segment*> unflushed_segments_;
     std::vector<Segment*> unflushed_sidecars_;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,7 +72,7 @@ public:
         return static_cast<std::uint64_t>(st.st_size);
     }
 
-    Result<std::uint64_t> append_zeros(std::uint64_t size) override {
+    Result<std::uint64_t> append_zeros(std::uint64_t size, std::uint64_t keep_free) override {
         // A second open file description of the same inode (even if renamed or unlinked since),
         // with O_APPEND: the kernel places each write at the end under the inode's lock.
         if (append_fd_ < 0) {
@@ -88,6 +89,14 @@ public:
         struct stat st {};
         if (::fstat(append_fd_, &st) != 0) return errno_error("fstat", path_);
         std::uint64_t end = static_cast<std::uint64_t>(st.st_size);
+        if (end >= size) return end;
+        struct statvfs fs {};
+        if (::fstatvfs(append_fd_, &fs) != 0) return errno_error("fstatvfs", path_);
+        const std::uint64_t free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+        if (free < size - end || free - (size - end) < keep_free)
+            return make_error(std::errc::no_space_on_device,
+                              fmt::format("{}: {} bytes free, fewer than {} to zero-fill and {} to keep free", path_,
+                                          free, size - end, keep_free));
         while (end < size) {
             std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - end));
             ssize_t w = ::write(append_fd_, zeros.data(), n);

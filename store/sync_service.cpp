@@ -54,10 +54,11 @@ void SyncService::mark_dirty(std::shared_ptr<File> file, SyncClass order) {
     dirty_.push_back({std::move(file), order});
 }
 
-void SyncService::preallocate(std::shared_ptr<File> file, std::uint64_t size, std::shared_ptr<Preallocation> state) {
+void SyncService::preallocate(std::shared_ptr<File> file, std::uint64_t size, std::uint64_t keep_free,
+                              std::shared_ptr<Preallocation> state) {
     {
         std::lock_guard lock(mutex_);
-        extensions_.push_back({std::move(file), size, std::move(state)});
+        extensions_.push_back({std::move(file), size, keep_free, std::move(state)});
     }
     extend_wake_.notify_one();
 }
@@ -193,7 +194,7 @@ void SyncService::run_extender() {
             extending_ = true;
         }
         const std::uint64_t before = x.state->end.load(std::memory_order_relaxed);
-        auto end = x.file->append_zeros(x.size);
+        auto end = x.file->append_zeros(x.size, x.keep_free);
         std::error_code sync_error = end ? x.file->sync_zeros() : std::error_code{};
         {
             std::lock_guard lock(mutex_);

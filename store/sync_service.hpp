@@ -87,11 +87,13 @@ public:
     void mark_dirty(std::span<const DirtyFile> files);
     void mark_dirty(std::shared_ptr<File> file, SyncClass order);
 
-    // Loop thread: the extender appends zeros to `file` until it holds `size` bytes and syncs them
+    // Loop thread: the extender appends zeros to `file` until it holds `size` bytes (leaving
+    // `keep_free` bytes free on its file system, or none at all) and syncs them
     // (File::append_zeros, sync_zeros), then updates `state` (the caller set state->busy). A
     // failed append only leaves the file as it is (its writer goes on appending); a failed sync
     // fails the storage as a round's would: this and every later ticket fail.
-    void preallocate(std::shared_ptr<File> file, std::uint64_t size, std::shared_ptr<Preallocation> state);
+    void preallocate(std::shared_ptr<File> file, std::uint64_t size, std::uint64_t keep_free,
+                     std::shared_ptr<Preallocation> state);
     // Blocks until the extender has nothing queued or running (shutdown and tests; never the loop).
     void wait_for_preallocations();
     // The last preallocation failure, one line naming the file.
@@ -129,6 +131,7 @@ private:
     struct Extension {
         std::shared_ptr<File> file;
         std::uint64_t size = 0;
+        std::uint64_t keep_free = 0;
         std::shared_ptr<Preallocation> state;
     };
     std::deque<Extension> extensions_;

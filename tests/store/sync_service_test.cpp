@@ -36,7 +36,7 @@ public:
     }
     std::error_code truncate(std::uint64_t) override { return {}; }
     Result<std::uint64_t> size() override { return std::uint64_t{0}; }
-    Result<std::uint64_t> append_zeros(std::uint64_t size) override { return size; }
+    Result<std::uint64_t> append_zeros(std::uint64_t size, std::uint64_t) override { return size; }
     std::error_code sync_zeros() override { return {}; }
     const std::string& path() const override { return name_; }
 
@@ -160,7 +160,7 @@ TEST_CASE("a zero-fill that fails its fdatasync during a round fails that round'
     fs.inject({FaultFileSystem::Op::ExtendSync, 1, std::errc::io_error});
     auto state = std::make_shared<Preallocation>();
     state->busy = true;
-    s.service.preallocate(a, 4096, state);
+    s.service.preallocate(a, 4096, 0, state);
     s.service.wait_for_preallocations();  // zero-fills do not wait for held syncs
     CHECK_FALSE(state->busy);
     CHECK(state->failed);
@@ -181,7 +181,7 @@ TEST_CASE("a zero-fill appends after what was written, syncs it, and reports whe
     REQUIRE_FALSE((*fs.open_directory("/d"))->sync());  // its name
     auto state = std::make_shared<Preallocation>();
     state->busy = true;
-    s.service.preallocate(a, 100, state);
+    s.service.preallocate(a, 100, 0, state);
     s.service.wait_for_preallocations();
     CHECK_FALSE(state->busy);
     CHECK_FALSE(state->failed);
