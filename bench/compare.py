@@ -14,7 +14,11 @@ broker it starts is stopped on exit, including Ctrl-C and SIGTERM.
 Durable scenarios (durable-*) run against four variants: Warren with fsync_confirms true and with
 it false (each its own process, data directory in its temp dir), and RabbitMQ's durable classic
 queue and its quorum queue (one node); they get a table of their own with the two ratios the goals
-name, and the disk's own fdatasync latency measured beside them. "recovery" fills a durable queue
+name, and the disk's own fdatasync latency measured beside them. Stream scenarios (stream-*) run
+against three: both Warren variants (RabbitMQ's streams never fsync before confirming, so no-fsync
+is the like-for-like one) and RabbitMQ's stream queue; "stream-backlog-read" first fills a stream
+with --backlog-messages 16 B messages (stream-backlog-fill, kept), then times 3 consumers each
+reading it from the start to its end. "recovery" fills a durable queue
 with --recovery-messages persistent 1 KiB messages, stops the broker (SIGTERM, then SIGKILL),
 restarts it and times the start-up, and reads the broker's RSS full and after restart.
 
@@ -45,7 +49,8 @@ from rabbit_node import RabbitNode, find_server_script, free_port, wait_for_port
 
 SCENARIOS = ["default", "autoack", "prefetch100", "body-1k", "body-64k", "body-1m", "fanout3", "queues10",
              "confirm1000", "latency-1k", "latency-10k", "latency-50k", "latency-100k", "many-connections",
-             "memory-1m-queued", "memory-1000-idle", "durable-1k", "durable-1k-q4", "recovery"]
+             "memory-1m-queued", "memory-1000-idle", "durable-1k", "durable-1k-q4", "stream-publish-16b",
+             "stream-publish-1k", "stream-read-3", "stream-backlog-read", "recovery"]
 BROKERS = ["warren", "rabbitmq"]
 MODES = ["pipelined", "client", "go"]
 RECOVERY = "recovery"
@@ -61,6 +66,8 @@ VARIANTS = {
     "rabbitmq-quorum": {"family": "rabbitmq", "process": "rabbitmq", "bench_args": ["--queue-type", "quorum"]},
 }
 DURABLE_VARIANTS = ["warren", "warren-nofsync", "rabbitmq", "rabbitmq-quorum"]
+STREAM_VARIANTS = ["warren", "warren-nofsync", "rabbitmq"]  # "rabbitmq": its stream queue (the scenario's type)
+BACKLOG = "stream-backlog-read"
 
 
 class Interrupted(Exception):
@@ -262,9 +269,18 @@ def is_durable(scenario):
     return scenario.startswith("durable-")
 
 
+def is_stream(scenario):
+    return scenario.startswith("stream-")
+
+
 def variants_for(scenario, families, durable_variants):
     """The broker variants a scenario runs against, in the order of the first run."""
-    names = durable_variants if is_durable(scenario) else BROKERS
+    if is_durable(scenario):
+        names = durable_variants
+    elif is_stream(scenario):
+        names = [v for v in durable_variants if v in STREAM_VARIANTS]
+    else:
+        names = BROKERS
     return [n for n in names if VARIANTS[n]["family"] in families]
 
 
@@ -290,7 +306,7 @@ def go_scenarios(bench_go):
 
 
 def run_bench(exes, broker, scenario, mode, args, extra=(), timeout=None):
-    memory = is_memory(scenario) or scenario == "durable-fill"
+    memory = is_memory(scenario) or scenario in ("durable-fill", "stream-backlog-fill", BACKLOG)
     exe = exes["go"] if mode == "go" else exes["bench"]
     cmd = [exe, "--host", "127.0.0.1", "--port", str(broker.port), "--scenario", scenario, "--json",
            "--broker-pid", str(broker.pid)]
@@ -316,6 +332,19 @@ def run_bench(exes, broker, scenario, mode, args, extra=(), timeout=None):
     return result
 
 
+def run_backlog(exes, broker, mode, args, extra=()):
+    """stream-backlog-read: fills a stream (kept on the broker), then times its reading from the
+    start; the read deletes it. One result: the read's, with the fill's rate."""
+    n = str(args.backlog_messages)
+    fill = run_bench(exes, broker, "stream-backlog-fill", mode, args, extra=["--messages", n, *extra])
+    if not fill.get("ok") or not fill.get("queues"):
+        return dict(fill, scenario=BACKLOG, ok=False, error=f"the fill failed: {fill.get('error')}")
+    read = run_bench(exes, broker, BACKLOG, mode, args, extra=["--queue", fill["queues"][0], "--messages", n, *extra])
+    read["fill_publish_rate"] = fill.get("publish_rate")
+    read["fill_broker_cpu_us_per_msg"] = fill.get("broker_cpu_us_per_msg")
+    return read
+
+
 # The numbers compared per scenario: (label, how to get it from a result, True if higher is better).
 def metrics_for(scenario):
     if is_memory(scenario):
@@ -327,7 +356,9 @@ def metrics_for(scenario):
                 ("latency p50 us", pct("p50"), False),
                 ("latency p99 us", pct("p99"), False),
                 ("latency p99.9 us", pct("p999"), False)]
-    label = "deliveries/s" if scenario == "fanout3" else "consumed msg/s"
+    if scenario.startswith("stream-publish-"):  # no consumer: the confirmed publish rate
+        return [("published msg/s", lambda r: r["publish_rate"], True)]
+    label = "deliveries/s" if scenario in ("fanout3", "stream-read-3", BACKLOG) else "consumed msg/s"
     metrics = [(label, lambda r: r["consume_rate"], True)]
     if scenario in ("queues10", "many-connections"):
         # Fairness: the slowest queue's delivery rate over the mean rate of all queues.
@@ -399,6 +430,38 @@ def markdown(rows, brokers):
                      f"{fmt_ratio(cpu.get('rabbitmq_over_warren'))}") if cpu else " | | "
         lines.append(f"| {row['scenario']} | {row['mode']} | {row['metric']} | {fmt_value(row.get('warren'))} | "
                      f"{fmt_value(row.get('rabbitmq'))} | {fmt_ratio(row.get('advantage'))} | {cpu_cells} |")
+    return "\n".join(lines)
+
+
+# ---- stream scenarios: Warren with and without fsync beside RabbitMQ's stream queue
+
+def summarize_streams(results, plan, variants):
+    rows = []
+    for scenario, modes in plan:
+        if not is_stream(scenario):
+            continue
+        label, get, _ = metrics_for(scenario)[0]
+        for mode in modes:
+            row = {"scenario": scenario, "mode": mode, "metric": label}
+            for v in variants:
+                row[v], row[v + "_runs"] = median_of(results, v, scenario, mode, get)
+                row[v + "_cpu"], row[v + "_cpu_runs"] = median_of(results, v, scenario, mode, broker_cpu)
+            row["fsync_over_rabbitmq"] = ratio(row.get("warren"), row.get("rabbitmq"), True)
+            row["nofsync_over_rabbitmq"] = ratio(row.get("warren-nofsync"), row.get("rabbitmq"), True)
+            rows.append(row)
+    return rows
+
+
+def markdown_streams(rows):
+    lines = ["| Scenario | Load | Metric | Warren fsync | Warren no-fsync | RabbitMQ stream | Warren fsync / RabbitMQ "
+             "| Warren no-fsync / RabbitMQ | CPU µs/msg: Warren fsync | Warren no-fsync | RabbitMQ |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['scenario']} | {r['mode']} | {r['metric']} | {fmt_value(r.get('warren'))} | "
+                     f"{fmt_value(r.get('warren-nofsync'))} | {fmt_value(r.get('rabbitmq'))} | "
+                     f"{fmt_ratio(r.get('fsync_over_rabbitmq'))} | {fmt_ratio(r.get('nofsync_over_rabbitmq'))} | "
+                     f"{fmt_value(r.get('warren_cpu'))} | {fmt_value(r.get('warren-nofsync_cpu'))} | "
+                     f"{fmt_value(r.get('rabbitmq_cpu'))} |")
     return "\n".join(lines)
 
 
@@ -680,7 +743,8 @@ def main():
     ap.add_argument("--warren-exe", help="the broker run as \"warren\" (default: <build-dir>/broker/warren); "
                     "<build-dir>/bench/warren-bench-reflector measures the load generator's own ceiling")
     ap.add_argument("--variants", default=",".join(DURABLE_VARIANTS),
-                    help="the broker variants of the durable scenarios (default: all four)")
+                    help="the broker variants of the durable scenarios (default: all four); the stream scenarios "
+                    "run against those of them that are not rabbitmq-quorum")
     ap.add_argument("--tmp-dir", help="where the brokers' temp dirs (and data) go, and where fdatasync is "
                     "measured (default: the system's temp dir)")
     ap.add_argument("--recovery-messages", type=int, default=1_000_000,
@@ -692,6 +756,8 @@ def main():
     ap.add_argument("--recovery-rabbitmq-args", default="",
                     help="warren-bench options for RabbitMQ's queue in the recovery scenario, e.g. "
                     "\"--queue-arg x-queue-mode=lazy\" or \"--queue-type quorum\"")
+    ap.add_argument("--backlog-messages", type=int, default=1_000_000,
+                    help="messages in the stream that stream-backlog-read reads (default 1,000,000)")
     ap.add_argument("--results-dir", default=os.path.join(BENCH_DIR, "results"))
     args = ap.parse_args()
 
@@ -773,7 +839,9 @@ def main():
                         except RuntimeError as e:
                             broker = None
                             result = {"scenario": scenario, "ok": False, "error": f"{process} did not start: {e}"}
-                    if broker is not None:
+                    if broker is not None and scenario == BACKLOG:
+                        result = run_backlog(exes, broker, mode, args, VARIANTS[name]["bench_args"])
+                    elif broker is not None:
                         result = run_bench(exes, broker, scenario, mode, args, VARIANTS[name]["bench_args"])
                     result.update({"broker": name, "repeat": rep + 1, "mode": mode})
                     if not result.get("ok"):
@@ -811,12 +879,15 @@ def main():
         for broker in running.values():
             broker.stop()
 
-    general_plan = [(s, m) for s, m in plan if not is_durable(s)]
+    general_plan = [(s, m) for s, m in plan if not is_durable(s) and not is_stream(s)]
     rows = summarize(report["runs"], general_plan, families)
     durable_rows = summarize_durable(report["runs"], plan, [v for v in durable_variants
                                                             if VARIANTS[v]["family"] in families])
     report["summary"] = rows
     report["durable_summary"] = durable_rows
+    stream_rows = summarize_streams(report["runs"], plan, [v for v in durable_variants if v in STREAM_VARIANTS
+                                                           and VARIANTS[v]["family"] in families])
+    report["stream_summary"] = stream_rows
     report["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     report["machine"]["loadavg_end"] = os.getloadavg()
     os.makedirs(args.results_dir, exist_ok=True)
@@ -834,6 +905,10 @@ def main():
               "(/proc/<pid>/stat, all threads) over the measured window, per message consumed (per message "
               "published when nothing consumes).\nLoad: pipelined = warren-bench batching, client = warren-bench "
               "with a send per publish and per ack, go = amqp091-go.")
+    if stream_rows:
+        print("\nStreams (x-queue-type stream), Warren with fsync_confirms true and false beside RabbitMQ's "
+              "stream queue, which confirms without fsync (medians):\n")
+        print(markdown_streams(stream_rows))
     if durable_rows:
         print("\nDurable queues, persistent messages, publisher confirms, consumers acking each message "
               "(consumed msg/s, medians):\n")

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -47,6 +48,9 @@ public:
     const std::string& error() const { return error_; }
     std::uint32_t frame_max() const { return frame_max_; }
     bool is_blocked() const { return blocked_; }  // connection.blocked from the broker
+    // When the bytes being handed to on_frame were read (steady clock, ns): set at each read of
+    // an event's rounds, so a frame read in a later round is not timed at the event's start.
+    std::uint64_t read_at_ns() const { return read_at_ns_; }
 
     // Handles an epoll event: completes the connect, reads everything available, answers the
     // handshake, and hands each frame for channel 1 after the handshake to on_frame(const Frame&).
@@ -97,6 +101,7 @@ private:
     bool want_write_ = false;
     bool client_like_ = false;
     protocol::ByteBuffer in_;
+    std::uint64_t read_at_ns_ = 0;
     std::size_t read_chunk_ = 16 * 1024;  // grows to 1 MiB for busy connections, stays small for idle ones
     protocol::ByteBuffer out_;
     std::size_t out_pos_ = 0;  // bytes of out_ already sent
@@ -121,6 +126,9 @@ void Connection::on_event(std::uint32_t events, OnFrame&& on_frame) {
             std::size_t space = next_read_size();
             std::size_t got = read_some();
             if (got == 0) break;
+            read_at_ns_ = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                         std::chrono::steady_clock::now().time_since_epoch())
+                                                         .count());
             process_frames(on_frame);
             if (got < space) break;
         }

@@ -44,9 +44,13 @@ scenario parameters (override the preset):
   --max-inflight N  --messages N  --idle-connections N  --settle S
   --durable           declare the queues durable
   --persistent        publish with delivery_mode 2
-  --queue-type T      x-queue-type T (classic, quorum); quorum queues are durable
+  --queue-type T      x-queue-type T (classic, quorum, stream); quorum queues and streams are durable,
+                      and each consumer of a stream reads every message
   --queue-arg K=V     another queue argument with a string value (x-queue-mode=lazy); repeatable
+  --consumer-arg K=V  a basic.consume argument with a string value (x-stream-offset=first); repeatable
   --keep-queues       leave the queues and their messages on the broker (JSON "queues" names them)
+  --queue NAME        use the queue NAME (declared with the scenario's arguments) instead of a new one;
+                      with --producers 0 and --messages N, each consumer reads N from it, timed
   --timeout S         seconds allowed to publish and confirm --messages (600)
   --max-delay-ms N    publish to a delayed-message exchange with x-delay 0..N ms (lateness, peak RSS)
   --threads N         generator threads, each with its own queues (1; at most one per queue)
@@ -78,13 +82,15 @@ std::string text_line(const Result& r) {
         auto mib = [](std::optional<long> kib) {
             return kib ? fmt::format("{:.1f} MiB", static_cast<double>(*kib) / 1024) : std::string("n/a");
         };
-        line += fmt::format(" published {} in {:.1f} s ({} msg/s), delivered {}", group_digits(static_cast<double>(r.published)),
-                            r.seconds, group_digits(r.publish_rate), group_digits(static_cast<double>(r.consumed)));
+        line += fmt::format(" published {} in {:.1f} s ({} msg/s), delivered {}",
+                            group_digits(static_cast<double>(r.published)), r.seconds, group_digits(r.publish_rate),
+                            group_digits(static_cast<double>(r.consumed)));
         line += fmt::format("  lateness p50 {} p99 {} p99.9 {} max {}", format_ns(r.latency_p50),
                             format_ns(r.latency_p99), format_ns(r.latency_p999), format_ns(r.latency_max));
         if (r.early) line += fmt::format("  EARLY {}", r.early);
-        line += fmt::format("  held max {}  broker rss peak {} (before {})", group_digits(static_cast<double>(r.backlog_max)),
-                            mib(r.rss_peak_kib), mib(r.rss_before_kib));
+        line +=
+            fmt::format("  held max {}  broker rss peak {} (before {})",
+                        group_digits(static_cast<double>(r.backlog_max)), mib(r.rss_peak_kib), mib(r.rss_before_kib));
         if (r.broker_cpu_seconds && r.seconds > 0)
             line += fmt::format("  broker cpu {:.0f}%", *r.broker_cpu_seconds / r.seconds * 100);
         return line;
@@ -124,6 +130,8 @@ nlohmann::json to_json(const Result& r) {
     const Scenario& s = r.scenario;
     nlohmann::json queue_args = nlohmann::json::object();
     for (const auto& [key, value] : s.queue_args) queue_args[key] = value;
+    nlohmann::json consumer_args = nlohmann::json::object();
+    for (const auto& [key, value] : s.consumer_args) consumer_args[key] = value;
     nlohmann::json j;
     j["scenario"] = s.name;
     j["description"] = s.description;
@@ -148,6 +156,7 @@ nlohmann::json to_json(const Result& r) {
                    {"durable", s.durable},
                    {"persistent", s.persistent},
                    {"queue_args", queue_args},
+                   {"consumer_args", consumer_args},
                    {"keep_queues", s.keep_queues},
                    {"threads", r.threads}};
     j["ok"] = r.error.empty();
@@ -276,13 +285,19 @@ int main(int argc, char** argv) {
     param("--timeout", [](Scenario& s, const std::string& v) { s.count_timeout = std::stod(v); });
     param("--queue-type", [](Scenario& s, const std::string& v) {
         s.queue_args.emplace_back("x-queue-type", v);
-        if (v == "quorum") s.durable = true;  // RabbitMQ refuses a transient quorum queue
+        if (v == "quorum" || v == "stream") s.durable = true;  // RabbitMQ refuses transient ones
     });
     param("--queue-arg", [](Scenario& s, const std::string& v) {
         std::size_t eq = v.find('=');
         if (eq == 0 || eq == std::string::npos) throw std::invalid_argument(v);
         s.queue_args.emplace_back(v.substr(0, eq), v.substr(eq + 1));
     });
+    param("--consumer-arg", [](Scenario& s, const std::string& v) {
+        std::size_t eq = v.find('=');
+        if (eq == 0 || eq == std::string::npos) throw std::invalid_argument(v);
+        s.consumer_args.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    });
+    param("--queue", [](Scenario& s, const std::string& v) { s.queue_name = v; });
     param("--threads", [](Scenario& s, const std::string& v) { s.threads = std::max(1, std::stoi(v)); });
     param("--max-delay-ms",
           [](Scenario& s, const std::string& v) { s.max_delay_ms = static_cast<std::uint32_t>(std::stoul(v)); });
@@ -330,9 +345,10 @@ int main(int argc, char** argv) {
     for (const std::string& name : split(scenario_names, ',')) {
         if (name == "all") {
             // Not the ones that leave their queues behind (durable-fill): "all" cleans up after itself;
-            // nor the delayed ones, which need a plugin on RabbitMQ.
+            // nor the delayed ones, which need a plugin on RabbitMQ; nor those that read a queue
+            // another run filled (stream-backlog-read).
             for (const Scenario& s : warren::bench::presets())
-                if (!s.keep_queues && s.max_delay_ms == 0) runs.push_back(s);
+                if (!s.keep_queues && s.max_delay_ms == 0 && !(s.producers == 0 && s.messages > 0)) runs.push_back(s);
         } else if (name == "custom") {
             runs.emplace_back();
         } else if (const Scenario* s = warren::bench::find_preset(name)) {

@@ -82,8 +82,7 @@ std::vector<Scenario> build_presets() {
                            s.persistent = true;
                            s.confirm = 256;
                        }));
-    all.push_back(make("durable-1k-q4",
-                       "durable-1k on 4 queues, each with its own producer (window 256) and consumer",
+    all.push_back(make("durable-1k-q4", "durable-1k on 4 queues, each with its own producer (window 256) and consumer",
                        [](Scenario& s) {
                            s.body = 1024;
                            s.durable = true;
@@ -105,6 +104,57 @@ std::vector<Scenario> build_presets() {
                            s.settle = 2;
                            s.measures_memory = true;
                            s.keep_queues = true;
+                       }));
+    // Streams over AMQP 0-9-1, as RabbitMQ (3.9+) defines them: a durable queue of type stream;
+    // a consumer must set a prefetch and ack manually (RabbitMQ refuses a stream consumer
+    // without basic.qos), and reads from where x-stream-offset says.
+    auto stream = [](Scenario& s) {
+        s.durable = true;
+        s.persistent = true;
+        s.queue_args.emplace_back("x-queue-type", "stream");
+        s.confirm = 256;
+    };
+    for (auto [name, body] :
+         {std::pair{"stream-publish-16b", std::size_t{16}}, {"stream-publish-1k", std::size_t{1024}}}) {
+        all.push_back(
+            make(name, "publishing into one stream, confirms (window 256), no consumer", [stream, body](Scenario& s) {
+                stream(s);
+                s.body = body;
+                s.consumers = 0;
+            }));
+    }
+    // Three consumers, each reading the whole stream from its start.
+    auto three_readers = [stream](Scenario& s) {
+        stream(s);
+        s.consumers = 3;
+        s.prefetch = 1000;
+        s.multi_ack = 100;
+        s.consumer_args.emplace_back("x-stream-offset", "first");
+    };
+    all.push_back(make("stream-read-3",
+                       "3 consumers each reading one stream from the start (x-stream-offset first, prefetch 1,000, "
+                       "ack multiple every 100) while a producer publishes 16 B with confirms (window 256)",
+                       [three_readers](Scenario& s) { three_readers(s); }));
+    // A backlog on disk (behind the broker's in-memory tail) read from the start: compare.py
+    // fills a stream with stream-backlog-fill and then times stream-backlog-read on it (--queue).
+    all.push_back(make("stream-backlog-fill",
+                       "fills a stream with 1,000,000 16 B messages (confirms, window 10,000) and keeps it",
+                       [stream](Scenario& s) {
+                           stream(s);
+                           s.consumers = 0;
+                           s.confirm = 10'000;
+                           s.messages = 1'000'000;
+                           s.warmup = 0;
+                           s.keep_queues = true;
+                       }));
+    all.push_back(make("stream-backlog-read",
+                       "3 consumers each reading a filled stream (--queue) from the start to its end (x-stream-offset "
+                       "first, prefetch 1,000, ack multiple every 100), no producer",
+                       [three_readers](Scenario& s) {
+                           three_readers(s);
+                           s.producers = 0;
+                           s.messages = 1'000'000;
+                           s.warmup = 0;
                        }));
     // Not in "all" (compare.py's scenarios run on both brokers; RabbitMQ has no such exchange
     // without a plugin): run it by name.

@@ -46,6 +46,12 @@ struct Scenario {
     bool persistent = false;
     std::vector<std::pair<std::string, std::string>> queue_args;
     bool keep_queues = false;  // leave the queues (and what they hold) on the broker after the run
+    // Non-empty: the one queue is this one, e.g. a stream another run filled and kept (its
+    // declaration must match). A run with consumers, no producers and `messages` > 0 reads it:
+    // it ends when each consumer has received `messages`, and measures from the subscriptions.
+    std::string queue_name;
+    // basic.consume's arguments, string-valued (x-stream-offset first).
+    std::vector<std::pair<std::string, std::string>> consumer_args;
 
     std::size_t body = 16;  // bytes; the first 8 carry the send time, so latency needs >= 8
     bool no_ack = false;
@@ -74,6 +80,13 @@ struct Scenario {
     std::uint32_t max_delay_ms = 0;
 
     int total_consumers() const { return consumers * queues; }
+    // A stream (x-queue-type stream) keeps what is read: each of its consumers gets every message.
+    bool stream() const {
+        for (const auto& [key, value] : queue_args) {
+            if (key == "x-queue-type" && value == "stream") return true;
+        }
+        return false;
+    }
     int flows() const { return fanout ? 1 : queues; }
 };
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <variant>
+#include <utility>
 #include <vector>
 
 #include "broker/auth.hpp"
@@ -228,6 +229,31 @@ public:
     const ChurnCounters& churn() const { return churn_; }
     MessageSizes& message_sizes() { return message_sizes_; }
     const MessageSizes& message_sizes() const { return message_sizes_; }
+    // Frames and bytes received on every connection, counted where the core reads them: the
+    // event loop's measure of input pressure (input batching), whatever the transport.
+    struct InputCounters {
+        std::uint64_t frames = 0;
+        std::uint64_t bytes = 0;
+    };
+    InputCounters& input() { return input_; }
+    const InputCounters& input() const { return input_; }
+    // An ack gave credit back to a consumer that had none left: its next deliveries wait for
+    // this turn's end, so the event loop does not pause after it (input batching).
+    void note_credit_freed() { credit_freed_ = true; }
+    bool take_credit_freed() { return std::exchange(credit_freed_, false); }
+    // A held message released now, due at `deadline`. One whose deadline passed before the
+    // broker started (released at once on start-up, by design) is not counted. The clock is read
+    // here, not the turn's cached time: a batch's later releases wait for its earlier ones
+    // (reads of paged-out bodies), and that wait is lateness too.
+    void note_release(TimePoint deadline) {
+        if (deadline < release_floor_) return;
+        const TimePoint t = clock_.now();
+        release_lateness_.observe(t > deadline
+                                      ? static_cast<std::uint64_t>(
+                                            std::chrono::duration_cast<std::chrono::microseconds>(t - deadline).count())
+                                      : 0);
+    }
+    const ReleaseLateness& release_lateness() const { return release_lateness_; }
     // At shutdown, while every part of the broker is still alive: each connection releases its
     // channels, consumers and exclusive queues, so nothing is left for destructors to untangle.
     void tear_down_connections(std::string_view reason);
@@ -326,6 +352,10 @@ private:
     Stats totals_;  // the sum of the vhosts' (overview)
     ChurnCounters churn_;
     MessageSizes message_sizes_;
+    InputCounters input_;
+    bool credit_freed_ = false;
+    ReleaseLateness release_lateness_;
+    TimePoint release_floor_{};  // when storage was recovered: earlier deadlines are not counted
     std::vector<Queue*> dirty_;
     std::vector<Queue*> running_;  // the batch run_pending() is dispatching
     bool work_scheduled_ = false;

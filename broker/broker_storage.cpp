@@ -223,11 +223,22 @@ std::string Broker::start_storage(std::function<void(std::function<void()>)> pos
     for (auto& [name, vh] : vhosts_) vh->set_durability(durability_.get());
     std::string snapshot =
         definitions::snapshot(collect(vhosts_, auth_, global_parameters_, next_vhost_id_, next_stored_queue_id_));
-    if (auto s = durability_->meta().compact(std::as_bytes(std::span(snapshot.data(), snapshot.size()))); !s)
-        return fmt::format("cannot write the definitions snapshot: {}", s.error().message);
+    store::MetaLog& meta = durability_->meta();
+    const std::uint32_t generation = meta.generation();
+    if (auto s = meta.compact(std::as_bytes(std::span(snapshot.data(), snapshot.size()))); !s) {
+        // A full disk must not keep the broker from starting on it. When the snapshot failed
+        // before its rename, the log just replayed is still current and readable: what was
+        // rebuilt is what it replays to (defaults included), so the broker goes on appending
+        // to it. Otherwise there is no log to record changes in.
+        if (meta.needs_compaction() || meta.generation() != generation)
+            return fmt::format("cannot write the definitions snapshot: {}", s.error().message);
+        log::warning("storage: cannot write the definitions snapshot ({}); the current definitions log stays in use",
+                     s.error().message);
+    }
 
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    release_floor_ = now();
     log::info("storage: {} ready in {} ms: {} vhosts, {} users, {} policies, {} exchanges, {} queues, {} bindings, "
               "{} messages restored{}",
               config_.data_dir, ms, vhosts_.size(), auth_.users().size(), policies, exchanges, queues, bindings,
@@ -363,12 +374,18 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (stats->live || stats->records)
-        log::info("storage: vhost '{}': {} messages back in their queues from {} in {} ms ({} dropped with "
-                  "their queue, {} bad records skipped, {} torn tails cut)",
-                  vh.name(), stats->live,
-                  stats->checkpoint ? std::string("the clean shutdown's checkpoint")
-                                    : fmt::format("{} records", stats->records),
-                  ms, stats->dropped, stats->bad_records, stats->torn_tails);
+        log::info(
+            "storage: vhost '{}': {} messages back in their queues from {} in {} ms ({} dropped with "
+            "their queue, {} bad records skipped, {} torn tails cut{})",
+            vh.name(), stats->live,
+            stats->checkpoint ? std::string("the clean shutdown's checkpoint")
+                              : fmt::format("{} records", stats->records),
+            ms, stats->dropped, stats->bad_records, stats->torn_tails,
+            stats->checkpoint
+                ? std::string()
+                : fmt::format(
+                      "; {} of {} segments read from their index{}", stats->indexed_segments, stats->segments,
+                      stats->bad_indexes ? fmt::format(", {} indexes refused", stats->bad_indexes) : std::string()));
     return stats->live;
 }
 

@@ -124,6 +124,7 @@ std::optional<QueueSnapshot> BrokerView::queue(std::string_view vhost, std::stri
     // A stream's messages are read, never taken: all of them are ready, as RabbitMQ reports.
     s.message_bytes_ready = q->stream() ? q->stream()->bytes() : q->message_bytes();
     s.messages_ram = q->messages_in_memory();
+    s.messages_delayed = q->messages_delayed();
     s.consumers = q->consumer_count();
     s.memory = queue_base_bytes + q->messages_in_memory() * per_message_bytes + q->message_bytes();
     if (q->consumer_count() > 0) {
@@ -142,6 +143,9 @@ std::optional<QueueSnapshot> BrokerView::queue(std::string_view vhost, std::stri
     if (q->exclusive_owner())
         if (Connection* owner = broker_.find_connection(q->exclusive_owner()))
             s.owner_connection = connection_name(*owner);
+    if (q->policy()) s.policy = q->policy()->name;
+    if (q->operator_policy()) s.operator_policy = q->operator_policy()->name;
+    s.effective_policy_definition = effective_policy_definition(q->policy().get(), q->operator_policy().get());
     s.stats = StatsSnapshot::of(q->stats());
     s.idle_since_ms = last_change_ms(q->stats());
     return s;
@@ -156,14 +160,29 @@ std::optional<ExchangeSnapshot> BrokerView::exchange(std::string_view vhost, std
     VHost* vh = broker_.find_vhost(vhost);
     ExchangeEntry* x = vh ? vh->find_exchange(name) : nullptr;
     if (!x) return std::nullopt;
-    return ExchangeSnapshot{vh->name(),
-                            x->name,
-                            std::string(exchanges::exchange_type_name(x->type)),
-                            x->durable,
-                            x->auto_delete,
-                            x->internal,
-                            x->arguments,
-                            StatsSnapshot::of(x->stats)};
+    // The declared type: x-delayed-message for the plugin's, as RabbitMQ lists it.
+    ExchangeSnapshot s;
+    s.vhost = vh->name();
+    s.name = x->name;
+    s.type = std::string(x->type_name());
+    s.durable = x->durable;
+    s.auto_delete = x->auto_delete;
+    s.internal = x->internal;
+    s.arguments = x->arguments;
+    if (x->policy) s.policy = x->policy->name;
+    s.stats = StatsSnapshot::of(x->stats);
+    if (x->delayed) s.messages_delayed = x->messages_delayed();
+    return s;
+}
+
+DelayedTotals BrokerView::delayed_totals() const {
+    DelayedTotals t;
+    for (const std::string& name : vhost_names()) {
+        VHost* vh = broker_.find_vhost(name);
+        for (const auto& [qname, q] : vh->queues()) t.queues += q->messages_delayed();
+        for (const auto& [xname, x] : vh->exchanges()) t.exchanges += x->messages_delayed();
+    }
+    return t;
 }
 
 std::vector<BindingSnapshot> BrokerView::bindings_from(std::string_view vhost, std::string_view exchange) const {

@@ -34,12 +34,15 @@ struct QueueSnapshot {
     std::string type;  // "classic", "quorum" or "stream"
     std::uint64_t messages_ready = 0, messages_unacknowledged = 0;
     std::uint64_t message_bytes_ready = 0, messages_ram = 0;
+    std::uint64_t messages_delayed = 0;  // waiting out a retry backoff (RabbitMQ 4.3's name)
     std::uint64_t consumers = 0, memory = 0;
     std::optional<double> consumer_utilisation;  // none without consumers
     std::string owner_connection;                // the exclusive owner's connection name
     std::string exclusive_consumer_tag;          // an exclusive consumer's tag
     std::optional<std::string> single_active_consumer_tag;
     std::int64_t idle_since_ms = 0;  // wall clock: when a counter last changed
+    // The policy and operator policy that apply (empty: none) and their merged definition (JSON).
+    std::string policy, operator_policy, effective_policy_definition = "{}";
     StatsSnapshot stats;
 };
 
@@ -47,7 +50,16 @@ struct ExchangeSnapshot {
     std::string vhost, name, type;
     bool durable = false, auto_delete = false, internal = false;
     protocol::FieldTable arguments;
+    std::string policy;  // the policy that applies (empty: none)
     StatsSnapshot stats;
+    // Held until their x-delay ends (the plugin's messages_delayed); only for an exchange that
+    // is or was delayed.
+    std::optional<std::uint64_t> messages_delayed;
+};
+
+// Delayed messages summed over a broker's queues (retry backoffs) and exchanges (x-delay).
+struct DelayedTotals {
+    std::uint64_t queues = 0, exchanges = 0;
 };
 
 struct BindingSnapshot {
@@ -107,6 +119,8 @@ public:
     StatsSnapshot vhost_stats(std::string_view name) const;
     StatsSnapshot totals() const;
     ObjectTotals object_totals() const;
+    // One constant-time count per queue and exchange, summed (no message is walked).
+    DelayedTotals delayed_totals() const;
 
     // Names sorted as RabbitMQ lists them (by name); then one snapshot per call.
     std::vector<std::string> queue_names(std::string_view vhost) const;

@@ -23,7 +23,9 @@ Channel::~Channel() {
     ++connection_.broker().churn().channels_closed;
 }
 
-VHost& Channel::vhost() const { return *connection_.vhost(); }
+VHost& Channel::vhost() const {
+    return *connection_.vhost();
+}
 
 // ---- dispatch -------------------------------------------------------------------------------
 
@@ -34,34 +36,62 @@ struct ChannelDispatch {
     template <class M>
     Status operator()(const M& m) const {
         using T = std::decay_t<M>;
-        if constexpr (std::is_same_v<T, ChannelFlow>) return c.on_channel_flow(m);
-        else if constexpr (std::is_same_v<T, ChannelClose>) return c.on_channel_close(m);
-        else if constexpr (std::is_same_v<T, ExchangeDeclare>) return c.on_exchange_declare(m);
-        else if constexpr (std::is_same_v<T, ExchangeDelete>) return c.on_exchange_delete(m);
-        else if constexpr (std::is_same_v<T, ExchangeBind>) return c.on_exchange_bind(m);
-        else if constexpr (std::is_same_v<T, ExchangeUnbind>) return c.on_exchange_unbind(m);
-        else if constexpr (std::is_same_v<T, QueueDeclare>) return c.on_queue_declare(m);
-        else if constexpr (std::is_same_v<T, QueueBind>) return c.on_queue_bind(m);
-        else if constexpr (std::is_same_v<T, QueueUnbind>) return c.on_queue_unbind(m);
-        else if constexpr (std::is_same_v<T, QueuePurge>) return c.on_queue_purge(m);
-        else if constexpr (std::is_same_v<T, QueueDelete>) return c.on_queue_delete(m);
-        else if constexpr (std::is_same_v<T, BasicQos>) return c.on_basic_qos(m);
-        else if constexpr (std::is_same_v<T, BasicConsume>) return c.on_basic_consume(m);
-        else if constexpr (std::is_same_v<T, BasicCancel>) return c.on_basic_cancel(m);
-        else if constexpr (std::is_same_v<T, BasicPublish>) return c.on_basic_publish(m);
-        else if constexpr (std::is_same_v<T, BasicGet>) return c.on_basic_get(m);
-        else if constexpr (std::is_same_v<T, BasicAck>) return c.on_basic_ack(m);
-        else if constexpr (std::is_same_v<T, BasicReject>) return c.on_basic_reject(m);
-        else if constexpr (std::is_same_v<T, BasicNack>) return c.on_basic_nack(m);
-        else if constexpr (std::is_same_v<T, BasicRecoverAsync>) return c.on_basic_recover_async(m);
-        else if constexpr (std::is_same_v<T, BasicRecover>) return c.on_basic_recover(m);
-        else if constexpr (std::is_same_v<T, TxSelect>) return c.on_tx_select(m);
-        else if constexpr (std::is_same_v<T, TxCommit>) return c.on_tx_commit(m);
-        else if constexpr (std::is_same_v<T, TxRollback>) return c.on_tx_rollback(m);
-        else if constexpr (std::is_same_v<T, ConfirmSelect>) return c.on_confirm_select(m);
-        else if constexpr (std::is_same_v<T, AccessRequest>) return c.on_access_request(m);
-        else if constexpr (T::has_content) return c.on_server_content_method(T::id);
-        else return texts::unimplemented_method(T::id);
+        if constexpr (std::is_same_v<T, ChannelFlow>)
+            return c.on_channel_flow(m);
+        else if constexpr (std::is_same_v<T, ChannelClose>)
+            return c.on_channel_close(m);
+        else if constexpr (std::is_same_v<T, ExchangeDeclare>)
+            return c.on_exchange_declare(m);
+        else if constexpr (std::is_same_v<T, ExchangeDelete>)
+            return c.on_exchange_delete(m);
+        else if constexpr (std::is_same_v<T, ExchangeBind>)
+            return c.on_exchange_bind(m);
+        else if constexpr (std::is_same_v<T, ExchangeUnbind>)
+            return c.on_exchange_unbind(m);
+        else if constexpr (std::is_same_v<T, QueueDeclare>)
+            return c.on_queue_declare(m);
+        else if constexpr (std::is_same_v<T, QueueBind>)
+            return c.on_queue_bind(m);
+        else if constexpr (std::is_same_v<T, QueueUnbind>)
+            return c.on_queue_unbind(m);
+        else if constexpr (std::is_same_v<T, QueuePurge>)
+            return c.on_queue_purge(m);
+        else if constexpr (std::is_same_v<T, QueueDelete>)
+            return c.on_queue_delete(m);
+        else if constexpr (std::is_same_v<T, BasicQos>)
+            return c.on_basic_qos(m);
+        else if constexpr (std::is_same_v<T, BasicConsume>)
+            return c.on_basic_consume(m);
+        else if constexpr (std::is_same_v<T, BasicCancel>)
+            return c.on_basic_cancel(m);
+        else if constexpr (std::is_same_v<T, BasicPublish>)
+            return c.on_basic_publish(m);
+        else if constexpr (std::is_same_v<T, BasicGet>)
+            return c.on_basic_get(m);
+        else if constexpr (std::is_same_v<T, BasicAck>)
+            return c.on_basic_ack(m);
+        else if constexpr (std::is_same_v<T, BasicReject>)
+            return c.on_basic_reject(m);
+        else if constexpr (std::is_same_v<T, BasicNack>)
+            return c.on_basic_nack(m);
+        else if constexpr (std::is_same_v<T, BasicRecoverAsync>)
+            return c.on_basic_recover_async(m);
+        else if constexpr (std::is_same_v<T, BasicRecover>)
+            return c.on_basic_recover(m);
+        else if constexpr (std::is_same_v<T, TxSelect>)
+            return c.on_tx_select(m);
+        else if constexpr (std::is_same_v<T, TxCommit>)
+            return c.on_tx_commit(m);
+        else if constexpr (std::is_same_v<T, TxRollback>)
+            return c.on_tx_rollback(m);
+        else if constexpr (std::is_same_v<T, ConfirmSelect>)
+            return c.on_confirm_select(m);
+        else if constexpr (std::is_same_v<T, AccessRequest>)
+            return c.on_access_request(m);
+        else if constexpr (T::has_content)
+            return c.on_server_content_method(T::id);
+        else
+            return texts::unimplemented_method(T::id);
     }
 };
 
@@ -124,8 +154,8 @@ void Channel::begin_close(const AmqpError& error) {
     log::peer(log::Level::Info, connection_.peer().address, "channel {} on connection {} closed by the broker: {}", id_,
               connection_.peer().address, log::escaped(error.text, 512));
     const std::string text = wire_reply_text(error.text);
-    connection_.send_method(id_, ChannelClose{static_cast<std::uint16_t>(error.code), text,
-                                              error.method.class_id, error.method.method_id});
+    connection_.send_method(
+        id_, ChannelClose{static_cast<std::uint16_t>(error.code), text, error.method.class_id, error.method.method_id});
     close_down();
     closing_ = true;
 }
@@ -172,11 +202,23 @@ namespace {
 // x-delivery-count, the number of times it was returned to the queue. RabbitMQ's quorum queues
 // also put it (0) on the first basic.get of a message, though not on its first basic.deliver.
 // The message's properties with one header set (the rest as published).
+// Every delivery from a stream goes through here (x-stream-offset), once per reader: when the
+// key is new to the headers, which is the usual case, its entry is appended to the table's
+// bytes as they are, without decoding the table into a FieldTable and encoding it again.
 ByteBuffer properties_with_header(const Message& m, std::string_view key, std::int64_t value) {
     BasicProperties props = m.decoded_properties();
-    FieldTable headers = props.has(property_flag::headers) ? props.headers.to_table() : FieldTable{};
-    headers.set(std::string(key), value);
-    ByteBuffer header_bytes = encode_table_body(headers);
+    ByteBuffer header_bytes;
+    if (!props.has(property_flag::headers) || !props.headers.find(key)) {
+        Writer w(header_bytes);
+        if (props.has(property_flag::headers)) w.bytes(props.headers.bytes());
+        w.shortstr(key);
+        w.u8(static_cast<std::uint8_t>(field_type::int64));
+        w.u64(static_cast<std::uint64_t>(value));
+    } else {
+        FieldTable headers = props.headers.to_table();
+        headers.set(std::string(key), value);
+        header_bytes = encode_table_body(headers);
+    }
     props.headers = TableView::trusted(header_bytes.span());
     props.set_flag(property_flag::headers);
     ByteBuffer out;
@@ -235,7 +277,7 @@ void Channel::deliver(Consumer& consumer, Queue& queue, QueuedMessage& message, 
     }
     const QueuedMessage& sent = consumer.no_ack ? message : unacked_.back().message;
     queue.on_delivered(sent, consumer.no_ack);
-    if (stream_offset) queue.stream()->on_delivered(consumer, *stream_offset);
+    if (stream_offset) queue.stream()->on_delivered(consumer, *stream_offset, tag);
     out.add_paced(out.bytes_since(mark));
     ++next_delivery_tag_;
     {

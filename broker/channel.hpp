@@ -60,6 +60,9 @@ public:
     // unless a message body is being received); then body_written() with the count.
     std::span<std::byte> body_write_space();
     Status body_written(std::size_t n);
+    // The message whose body body_write_space() points into (empty when none): a read into it
+    // keeps it alive, and body_written() is called only if it is still the one being received.
+    const MessageRef& body_message() const { return pending_message_; }
     // The method whose content is being read (basic.publish, or a server-only method a client sent).
     protocol::MethodId content_method() const { return content_method_; }
 

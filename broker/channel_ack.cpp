@@ -4,6 +4,7 @@
 // they reach the front.
 #include <algorithm>
 
+#include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/channel_errors.hpp"
 #include "broker/connection.hpp"
@@ -22,6 +23,8 @@ Status Channel::collect(std::uint64_t tag, bool multiple, MethodId method, std::
     };
     auto take = [&](Unacked& e) {
         e.live = false;
+        if (global_prefetch_count_ && unacked_live_ + tx_held_ == global_prefetch_count_)
+            connection_.broker().note_credit_freed();
         --unacked_live_;
         // In a transaction the prefetch credit comes back at commit, as in RabbitMQ.
         if (tx_mode_)
@@ -53,7 +56,9 @@ Status Channel::collect(std::uint64_t tag, bool multiple, MethodId method, std::
 }
 
 void Channel::release_credit(Unacked& e) {
-    if (e.consumer && e.consumer->unacked) --e.consumer->unacked;
+    if (!e.consumer || !e.consumer->unacked) return;
+    if (e.consumer->prefetch && e.consumer->unacked == e.consumer->prefetch) connection_.broker().note_credit_freed();
+    --e.consumer->unacked;
 }
 
 void Channel::pop_settled_front() {
@@ -76,6 +81,7 @@ void Channel::requeue_entry(Unacked&& entry, ReturnReason why) {
     if (!entry.message.message) return;  // already settled by a commit that threw half-way
     if (Queue* q = queue_for(entry.queue)) {
         q->remove_unacked();
+        if (Stream* s = q->stream()) s->on_returned(*this, entry.tag);
         q->requeue(std::move(entry.message), why);
     }
     else
@@ -104,10 +110,11 @@ void Channel::settle(std::vector<Unacked>& entries, bool ack, bool requeue, Retu
         } else if (ack) {
             q->stats().add(Stat::ack);
             if (Stream* s = q->stream())
-                s->on_acked(e.consumer, e.message.seq() - 1);  // credit only; the message stays
+                s->on_acked(e.consumer, e.message.seq() - 1, *this, e.tag);  // credit only; the message stays
             else
                 q->on_acked(e.message);
         } else if (requeue) {
+            if (Stream* s = q->stream()) s->on_returned(*this, e.tag);
             q->requeue(std::move(e.message), why);
         } else {
             q->dead_letter(std::move(e.message), DeadLetterReason::Rejected);

@@ -53,8 +53,12 @@ Status Channel::on_basic_consume(const BasicConsume& m) {
     Queue* q = nullptr;
     if (Status s = find_queue_for(m.queue.view(), q, Permission::Read)) return s;
     std::optional<std::uint64_t> stream_start;
-    if (q->stream())
+    if (q->stream()) {
         if (Status s = check_stream_consume(m, *q, stream_start)) return s;
+    } else if (m.arguments.find(stream_args::group)) {
+        return errors::precondition(fmt::format("invalid arg '{}' for {}: consumer groups read stream queues only",
+                                                stream_args::group, resource_name("queue", q->name(), vhost().name())));
+    }
     std::int32_t priority = 0;
     if (auto p = m.arguments.find("x-priority")) {
         auto value = p->as_integer();
@@ -84,6 +88,7 @@ Status Channel::on_basic_consume(const BasicConsume& m) {
         consumer->stream_filter = parse_stream_filter(m.arguments);
         if (auto name = m.arguments.find(stream_args::consumer_name); name && name->as_string())
             consumer->stream_name = *name->as_string();
+        if (auto group = m.arguments.find(stream_args::group)) consumer->stream_group = *group->as_string();
     }
     Consumer& ref = *consumer;
     consumers_.emplace(tag, std::move(consumer));
@@ -112,7 +117,24 @@ Status Channel::check_stream_consume(const BasicConsume& m, Queue& q, std::optio
     if (global_prefetch_count_)
         return amqp_error(ReplyCode::NotImplemented, fmt::format("{} does not support global qos", resource));
     Stream& stream = *q.stream();
-    if (auto name = m.arguments.find(stream_args::consumer_name); name && name->as_string())
+    // A group member starts after the group's tracked offset; when it gets the partition, it
+    // goes on from where the previous owner stopped (Stream::try_handover).
+    std::optional<protocol::FieldRef> name = m.arguments.find(stream_args::consumer_name);
+    if (auto group = m.arguments.find(stream_args::group)) {
+        auto text = group->as_string();
+        if (!text || text->empty() || text->size() > 255)
+            return errors::precondition(
+                fmt::format("invalid arg '{}' for {}: expected a group name (a string of 1 to "
+                            "255 bytes), got {}",
+                            stream_args::group, resource, rabbit_type_name(group->type())));
+        if (name)
+            return errors::precondition(
+                fmt::format("invalid arg '{}' for {}: a group member's offset is tracked under "
+                            "its group's name; omit {}",
+                            stream_args::consumer_name, resource, stream_args::consumer_name));
+        name = group;
+    }
+    if (name && name->as_string())
         if (auto tracked = stream.tracked_offset(std::string(*name->as_string()))) {
             start = std::max(*tracked + 1, stream.first_offset());
             return std::nullopt;

@@ -81,8 +81,10 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
             if (!v) return "none";
             return fmt::format("the value '{}' of type '{}'", rabbit_value_text(*v), rabbit_type_name(v->type()));
         };
+        // The declared arguments are compared, not what a policy adds (rabbit_exchange's
+        // equivalence check reads the arguments only).
         auto requested_ae = alternate_exchange_of(arguments);
-        if (requested_ae != x->alternate_exchange)
+        if (requested_ae != alternate_exchange_of(x->arguments))
             return errors::precondition(fmt::format("inequivalent arg 'alternate-exchange' for {}: received {} but current is {}",
                                                     resource, describe(arguments, args::alternate_exchange),
                                                     describe(x->arguments, args::alternate_exchange)));
@@ -91,7 +93,7 @@ Status Channel::on_exchange_declare(const ExchangeDeclare& m) {
         if (!x->plugin_delayed_type) {
             const FieldValue* v = arguments.find(args::delayed_exchange);
             const bool requested = v && v->get_if<bool>() && *v->get_if<bool>();
-            if (requested != (x->delayed != nullptr))
+            if (requested != x->declared_delayed)
                 return errors::precondition(fmt::format("inequivalent arg '{}' for {}: received {} but current is {}",
                                                         args::delayed_exchange, resource,
                                                         describe(arguments, args::delayed_exchange),

@@ -194,7 +194,7 @@ Status Channel::publish(MessageRef message) {
                                    connection_.user())),
                                BasicPublish::id);
     }
-    if (x->delayed && message->has_headers()) {
+    if (x->delaying && message->has_headers()) {
         // The plugin routes a message whose x-delay it cannot read, or that is beyond its
         // largest timer, at once, as if it had none; Warren refuses it, naming the header.
         DelayHeader delay = read_delay_header(message->decoded_properties().headers);

@@ -211,6 +211,8 @@ void apply_keys(const json& doc, Config& c) {
             c.fsync_confirms = get_bool(v, key);
         } else if (key == "sync_interval_ms") {
             c.sync_interval_ms = get_uint(v, key, 1, 60'000);
+        } else if (key == "input_batching_us") {
+            c.input_batching_us = get_uint(v, key, 0, 10'000);
         } else if (key == "disk_free_limit") {
             c.disk_free_limit = get_uint(v, key, 0, std::numeric_limits<std::uint64_t>::max());
         } else if (key == "segment_size") {

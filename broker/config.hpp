@@ -94,6 +94,9 @@ struct Config {
     // queues), with a sync at least every sync_interval_ms.
     bool fsync_confirms = true;
     std::uint64_t sync_interval_ms = 200;
+    // Input batching (broker/turn_pacer.hpp): under more than 100,000 frames a second, a loop
+    // turn that read little is followed by a pause of at most this long; 0 disables it.
+    std::uint64_t input_batching_us = 100;
     // Below this many free bytes on the data directory's file system, publishers are blocked.
     std::uint64_t disk_free_limit = 50'000'000;
     // Message segment files roll over past this size.

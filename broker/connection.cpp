@@ -278,10 +278,14 @@ const OutputQueue* Connection::begin_write() {
 
 void Connection::end_write() {
     const bool was_paused = output_pauses_reading();
+    // Deliveries stop only at the high-water mark (Channel::can_deliver), and only a write's end
+    // takes output away: a connection that was below the mark held back no queue, and waking
+    // its queues again would cost a dispatch pass and a loop turn per write.
+    const bool was_writable = is_writable();
     writing_ = false;
     in_flight_.clear();
     in_flight_.trim(1024 * 1024);
-    if (state_ == State::Open && is_writable()) {
+    if (state_ == State::Open && !was_writable && is_writable()) {
         for (auto& [id, channel] : channels_) channel->on_output_drained();
     }
     if (was_paused && wants_read()) host_.read_state_changed();

@@ -187,6 +187,8 @@ public:
 private:
     void process_input();
     bool start_body_stream(std::span<const std::byte> available);
+    std::size_t partial_frame_rest() const;
+    bool partial_frame_is_content() const;
     void report_channel_status(Channel& channel, const protocol::AmqpError& error);
     bool handle_frame(const protocol::Frame& frame);  // false: stop processing input
     void handle_protocol_header();
@@ -227,7 +229,14 @@ private:
     // after them, its frame-end octet.
     std::uint16_t stream_channel_ = 0;
     std::uint32_t stream_remaining_ = 0;
-    bool direct_read_ = false;  // the last read_space() pointed into a message body
+    // The message the last read_space() pointed into (empty: it pointed into input_). Held
+    // so that the read cannot land in freed memory if the channel drops the message meanwhile.
+    MessageRef direct_target_;
+    // The connection is publishing large bodies: reads stop short of the next body (see
+    // read_space), so that the body is read into its message rather than into input_.
+    bool large_bodies_ = false;
+    bool large_body_seen_ = false;  // a large body frame was handled during this read
+    bool peeked_ = false;           // the last read_space() was a short one (large_bodies_)
     OutputQueue pending_;
     OutputQueue in_flight_;
     bool writing_ = false;

@@ -32,6 +32,10 @@ struct Consumer {
     std::string stream_name;        // x-stream-consumer-name: its offset is tracked by the broker
     // For a named consumer: its deliveries not yet acked (offset, acked), oldest first.
     std::deque<std::pair<std::uint64_t, bool>> stream_outstanding;
+    // x-stream-group: a member of that consumer group, which reads only while it owns the
+    // partition (its offset is tracked under the group's name, in the group's ledger).
+    std::string stream_group;
+    bool group_owner = false;
 };
 
 }  // namespace warren::broker

@@ -171,6 +171,7 @@ void VHost::route_dead_letter(DeadLetter& d) {
                      log::escaped(resource_name("queue", queue_name, name_)), log::escaped(resource_name_for(*target)));
         return true;
     });
+    for (Queue* target : targets) target->note_dead_letter_received();
     enqueue_routed(dead, targets);
     hold_routed(dead, held);
 }

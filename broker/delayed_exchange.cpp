@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "broker/broker.hpp"
+#include "broker/held_checkpoint.hpp"
 #include "broker/log.hpp"
 #include "broker/rabbit_text.hpp"
 #include "broker/vhost.hpp"
@@ -100,8 +101,10 @@ void DelayedExchange::on_due() {
     const TimePoint now = vhost_.broker().now();
     VHostStorage* storage = vhost_.storage();
     for (std::size_t n = 0; n < release_budget; ++n) {
-        std::optional<QueuedMessage> due = held_.pop_due(now);
+        TimePoint deadline{};
+        std::optional<QueuedMessage> due = held_.pop_due(now, &deadline);
         if (!due) break;
+        vhost_.broker().note_release(deadline);
         MessageRef m = std::move(due->message);
         if (storage && is_stored(*m)) {
             // Settled here; the queues it reaches store it again, each as it would a publish.
@@ -133,16 +136,10 @@ void DelayedExchange::shut_down() {
 void DelayedExchange::checkpoint(std::vector<store::RecoveredEntry>& out, TimePoint now, std::int64_t now_ms) const {
     if (!stored_id_) return;
     held_.for_each([&](const DelayedMessages::View& v) {
-        if (v.message ? !is_stored(*v.message) : v.transient) return;
-        store::RecoveredEntry e;
-        e.queue_id = stored_id_;
-        e.queue_seq = v.seq;
-        e.location = v.location;
-        e.body_size = v.message ? static_cast<std::uint32_t>(v.message->body_size()) : 0;
-        e.priority = v.message ? v.message->priority() : 0;
-        e.has_deadline = true;
-        e.deadline_ms = now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(v.at - now).count();
-        out.push_back(e);
+        auto e = held_checkpoint_entry(v, stored_id_, v.message && is_stored(*v.message));
+        if (!e) return;
+        e->deadline_ms = wall_ms(v.at, now, now_ms);  // an exchange's deadline is its release
+        out.push_back(*e);
     });
 }
 

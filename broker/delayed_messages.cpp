@@ -115,7 +115,7 @@ void DelayedMessages::admit_due(std::int64_t now) {
     fresh_min_ = left_min;
 }
 
-std::optional<QueuedMessage> DelayedMessages::pop_due(TimePoint now) {
+std::optional<QueuedMessage> DelayedMessages::pop_due(TimePoint now, TimePoint* deadline) {
     const std::int64_t n = count_of(now);
     admit_due(n);
     while (!heap_.empty() && heap_.front().at <= n) {
@@ -130,6 +130,7 @@ std::optional<QueuedMessage> DelayedMessages::pop_due(TimePoint now) {
             expiry_.erase(it);
         }
         const auto count = static_cast<std::uint16_t>(e.packed >> QueuedMessage::seq_bits);
+        if (deadline) *deadline = time_of(e.at);
         if (Message* m = message_of(e)) {
             --in_memory_;
             return QueuedMessage(MessageRef(m), seq, expires, count);

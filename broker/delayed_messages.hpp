@@ -47,8 +47,8 @@ public:
     std::optional<TimePoint> next_deadline() const;
     // The earliest message if its deadline is at or before `now`, read back from disk if it was
     // paged out; nullopt when nothing is due. A message that cannot be read back is dropped (the
-    // pager logged and settled it) and the next one is tried.
-    std::optional<QueuedMessage> pop_due(TimePoint now);
+    // pager logged and settled it) and the next one is tried. `deadline` gets the message's.
+    std::optional<QueuedMessage> pop_due(TimePoint now, TimePoint* deadline = nullptr);
     // Arms the timer at the earliest deadline left (after a batch of pop_due()).
     void rearm();
     // The timer off (the owner is going away, or the broker is shutting down).

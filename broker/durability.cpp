@@ -143,7 +143,7 @@ void Durability::end_turn() {
     } else if (!fsync_confirms_) {
         complete(t, true);
     } else {
-        in_sync_.push_back({t, sync_->request_sync(events)});
+        in_sync_.push_back({t, sync_->request_sync(events), std::chrono::steady_clock::now()});
         // A round that left the sidecars behind still owes them to the periodic sync.
         written_unsynced_ = !events;
     }
@@ -151,8 +151,11 @@ void Durability::end_turn() {
 
 void Durability::on_synced(const store::SyncResult& result) {
     if (result.error) fail_storage(fmt::format("fdatasync failed: {}", result.message));
+    const auto now = std::chrono::steady_clock::now();
     while (!in_sync_.empty() && in_sync_.front().sync_ticket <= result.ticket) {
         std::uint64_t t = in_sync_.front().ticket;
+        if (!result.error)
+            commit_latency_.observe(std::chrono::duration<double>(now - in_sync_.front().requested).count());
         in_sync_.pop_front();
         complete(t, !result.error);
     }

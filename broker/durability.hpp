@@ -6,6 +6,7 @@
 // by the sync thread (fsync_confirms true), and failed if either went wrong.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -52,6 +53,10 @@ public:
 
     bool fsync_confirms() const { return fsync_confirms_; }
     store::SyncStats sync_stats() const { return sync_->stats(); }
+    // From the end of a turn whose records someone waits for (a publisher confirm, a redrive's
+    // HTTP answer) to their being stored: the storage's share of a confirm's latency, once per
+    // waited-for turn (not per message). Two clock reads per such turn.
+    const store::SyncLatency& commit_latency() const { return commit_latency_; }
 
     // ---- tickets
     // The ticket that covers everything buffered up to now. Asking for it makes the end of this
@@ -129,7 +134,9 @@ private:
     struct InSync {
         std::uint64_t ticket;       // ours
         std::uint64_t sync_ticket;  // the SyncService's
+        std::chrono::steady_clock::time_point requested;
     };
+    store::SyncLatency commit_latency_;
     std::deque<InSync> in_sync_;
     std::map<std::uint64_t, std::vector<Done>> waiters_;
 

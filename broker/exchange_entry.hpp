@@ -37,7 +37,12 @@ struct ExchangeEntry {
     std::unique_ptr<exchanges::Exchange> router;
     // Declared as the plugin's x-delayed-message type (routing as its x-delayed-type argument says).
     bool plugin_delayed_type = false;
-    // Non-null for a delayed exchange: the messages waiting for their x-delay.
+    // Declared delayed: the plugin's type or x-delayed-exchange = true.
+    bool declared_delayed = false;
+    // Holds messages with a positive x-delay now: declared so, or its policy's delayed-message.
+    bool delaying = false;
+    // Non-null once the exchange has delayed (the messages waiting for their x-delay). It stays
+    // when a policy stops making the exchange delayed: what waits is still released when due.
     std::unique_ptr<DelayedExchange> delayed;
     // Bindings where this exchange is the destination: source exchange id -> count.
     std::uint32_t bound_as_destination = 0;

@@ -3,6 +3,9 @@
 #include <asio.hpp>
 
 #include <sys/resource.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <cstdio>
 #include <iostream>
@@ -38,6 +41,16 @@ int main(int argc, char** argv) {
         files.rlim_cur = files.rlim_max;
         setrlimit(RLIMIT_NOFILE, &files);
     }
+
+#ifdef __GLIBC__
+    // Large message bodies come from the heap, and freed heap memory is kept for the next ones
+    // (up to 64 MiB of it): glibc's defaults give back the top of the heap once 2 MiB of it are
+    // free, so a flow of 1 MiB messages grew and shrank the heap about every ten messages and
+    // took some 40 page faults (zeroed pages) per message, about 15 % of the broker's CPU time.
+    // The memory alarm counts messages and buffers, not RSS, so the kept memory does not raise it.
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
 
     // The TLS files before anything else: a bad certificate is a start-up error naming its key.
     net::TlsContexts tls = net::load_tls_contexts(config.tls_listeners);

@@ -50,9 +50,13 @@ constexpr std::array<std::string_view, 17> ignored_keys = {"ha-mode",
                                                            "federation-upstream",
                                                            "federation-upstream-set"};
 
-constexpr std::array<std::string_view, 7> operator_keys = {
-    "expires",       "message-ttl", "max-length", "max-length-bytes", "max-in-memory-length", "max-in-memory-bytes",
-    "delivery-limit"};
+// RabbitMQ 4.3 lets operator policies set the delayed-retry keys of its own (not LavinMQ's
+// multiplier, nor Warren's jitter).
+constexpr std::array<std::string_view, 10> operator_keys = {
+    "expires",          "message-ttl",          "max-length",
+    "max-length-bytes", "max-in-memory-length", "max-in-memory-bytes",
+    "delivery-limit",   "delayed-retry-type",   "delayed-retry-min",
+    "delayed-retry-max"};
 
 // A JSON value as Erlang's ~p prints the term RabbitMQ decoded it to.
 std::string erlang_term(const json& v) {
@@ -135,6 +139,46 @@ std::optional<std::string> check_key(const std::string& key, const json& v, Poli
             return bad("overflow value");
         return std::nullopt;
     }
+    if (key == "delayed-retry-type") {
+        const std::string s = v.is_string() ? v.get<std::string>() : "";
+        if (s == "all")
+            d.retry.type = RetryType::All;
+        else if (s == "failed")
+            d.retry.type = RetryType::Failed;
+        else if (s == "returned")
+            d.retry.type = RetryType::Returned;
+        else if (s == "disabled")
+            d.retry.type = RetryType::Disabled;
+        else
+            return fmt::format("{} is not a valid delayed retry type. Must be one of: all, failed, returned, disabled",
+                               erlang_term(v));
+        return std::nullopt;
+    }
+    // rabbit_quorum_queue:validate_policy0/2's texts; Warren also bounds the delays by its
+    // largest timer, as it does the x- arguments.
+    auto retry_number = [&](std::optional<std::uint64_t>& out, std::string_view what, std::int64_t min,
+                            std::uint64_t max, std::string_view must) -> std::optional<std::string> {
+        auto n = non_negative(v, min);
+        if (!n || *n > max)
+            return fmt::format("{} is not a valid delayed retry {}. Must be {}", erlang_term(v), what, must);
+        out = *n;
+        return std::nullopt;
+    };
+    if (key == "delayed-retry-min")
+        return retry_number(d.retry.min_ms, "minimum delay", 1, max_retry_delay_ms,
+                            "a positive integer (at most 4294967295)");
+    if (key == "delayed-retry-max")
+        return retry_number(d.retry.max_ms, "maximum delay", 1, max_retry_delay_ms,
+                            "a positive integer (at most 4294967295)");
+    if (key == "delayed-retry-multiplier")
+        return retry_number(d.retry.multiplier, "multiplier", 1, max_retry_delay_ms, "a positive integer");
+    if (key == "delayed-retry-jitter")
+        return retry_number(d.retry.jitter_percent, "jitter", 0, 100, "an integer from 0 to 100");
+    if (key == "delayed-message") {
+        if (!v.is_boolean()) return bad("delayed-message value");
+        d.delayed_message = v.get<bool>();
+        return std::nullopt;
+    }
     if (key == "queue-mode") {
         if (!v.is_string() || (v.get<std::string>() != "default" && v.get<std::string>() != "lazy"))
             return bad("queue-mode value");
@@ -203,6 +247,17 @@ std::variant<Policy, PolicyError> make_policy(const PolicySpec& spec, PolicyKind
         if (auto e = check_key(key, value, p.keys, known)) return PolicyError{"definition", *e};
         if (!known) unknown.push_back(json::array({key, value}));
     }
+    // rabbit_quorum_queue:validate_delayed_retry_constraints/1, once every key is known good.
+    if (unknown.empty()) {
+        const RetryArgs& r = p.keys.retry;
+        if (r.type && *r.type != RetryType::Disabled && !r.min_ms)
+            return PolicyError{"definition", fmt::format("delayed-retry-min is required when delayed-retry-type is {}",
+                                                         retry_type_name(*r.type))};
+        if (r.min_ms && r.max_ms && *r.max_ms < *r.min_ms)
+            return PolicyError{"definition", fmt::format("delayed-retry-max ({}) must not be smaller than "
+                                                         "delayed-retry-min ({})",
+                                                         *r.max_ms, *r.min_ms)};
+    }
     if (!unknown.empty()) {
         std::string list;
         for (const json& kv : unknown)
@@ -264,6 +319,20 @@ QueueArgs effective_queue_args(const QueueArgs& declared, const protocol::FieldT
     return a;
 }
 
+RetryArgs effective_retry_policy(const Policy* policy, const Policy* op) {
+    RetryArgs r = policy ? policy->keys.retry : RetryArgs{};
+    if (!op) return r;
+    const RetryArgs& o = op->keys.retry;
+    if (o.type) r.type = o.type;
+    if (o.min_ms) r.min_ms = r.min_ms ? std::max(*r.min_ms, *o.min_ms) : *o.min_ms;
+    if (o.max_ms) r.max_ms = r.max_ms ? std::min(*r.max_ms, *o.max_ms) : *o.max_ms;
+    return r;
+}
+
+bool policy_delays(const Policy* policy) {
+    return policy && policy->keys.delayed_message.value_or(false);
+}
+
 std::optional<std::string> effective_alternate_exchange(const protocol::FieldTable& arguments, const Policy* policy) {
     if (const auto* ae = arguments.find(args::alternate_exchange); ae && ae->as_string()) return *ae->as_string();
     if (policy) return policy->keys.alternate_exchange;
@@ -277,10 +346,11 @@ std::string effective_policy_definition(const Policy* policy, const Policy* op) 
         const json op_definition = json::parse(op->definition);
         for (const auto& [key, value] : op_definition.items()) {
             auto it = out.find(key);
-            if (it != out.end() && it->is_number_integer() && value.is_number_integer())
-                *it = std::min(it->get<std::int64_t>(), value.get<std::int64_t>());
-            else if (it == out.end())
-                out[key] = value;
+            if (it == out.end() || key == "delayed-retry-type")
+                out[key] = value;  // the operator policy's type wins (rabbit_quorum_queue)
+            else if (it->is_number_integer() && value.is_number_integer())
+                *it = key == "delayed-retry-min" ? std::max(it->get<std::int64_t>(), value.get<std::int64_t>())
+                                                 : std::min(it->get<std::int64_t>(), value.get<std::int64_t>());
         }
     }
     return out.dump();

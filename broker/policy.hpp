@@ -14,6 +14,7 @@
 
 #include "broker/permission_regex.hpp"
 #include "broker/queue_args.hpp"
+#include "broker/retry_settings.hpp"
 #include "protocol/field_table.hpp"
 
 namespace warren::broker {
@@ -34,6 +35,10 @@ struct PolicyDefinition {
     std::optional<std::uint64_t> delivery_limit;
     std::optional<Overflow> overflow;
     std::optional<std::string> queue_mode;  // accepted; every queue pages to disk the same way
+    // delayed-retry-type, -min, -max (RabbitMQ 4.3), -multiplier (LavinMQ), -jitter (Warren).
+    RetryArgs retry;
+    // LavinMQ's delayed-message: true makes an exchange hold messages by their x-delay.
+    std::optional<bool> delayed_message;
     // Keys RabbitMQ knows and Warren accepts without acting on them (ha-mode, queue-version, ...).
     std::vector<std::string> ignored;
 };
@@ -91,6 +96,14 @@ const PolicyRef* match_policy(const std::vector<PolicyRef>& policies, std::strin
 // `raw` is the declared table: it tells a declared value from a default.
 QueueArgs effective_queue_args(const QueueArgs& declared, const protocol::FieldTable& raw, const Policy* policy,
                                const Policy* operator_policy);
+
+// The retry keys of a policy and an operator policy merged as RabbitMQ 4.3's rabbit_quorum_queue:
+// merge_policy_value/3 merges them: the operator policy's type, the larger minimum, the smaller
+// maximum; multiplier and jitter only a policy sets. Empty when neither has any.
+RetryArgs effective_retry_policy(const Policy* policy, const Policy* operator_policy);
+
+// Whether a policy makes an exchange delayed (LavinMQ's delayed-message key).
+bool policy_delays(const Policy* policy);
 
 // An exchange's alternate exchange: its argument when it has one, else its policy's.
 std::optional<std::string> effective_alternate_exchange(const protocol::FieldTable& arguments, const Policy* policy);

@@ -9,6 +9,7 @@
 #include "broker/broker.hpp"
 #include "broker/channel.hpp"
 #include "broker/dead_letter.hpp"
+#include "broker/held_checkpoint.hpp"
 #include "broker/scope_guard.hpp"
 #include "broker/stream.hpp"
 #include "broker/vhost.hpp"
@@ -191,6 +192,8 @@ void Queue::dead_letter(QueuedMessage m, DeadLetterReason reason) {
 void Queue::push_dead_letter(QueuedMessage m, DeadLetterReason reason) {
     // Without a dead-letter exchange the message is dropped, as in RabbitMQ.
     if (!args_.dead_letter_exchange) return;
+    ++dead_lettered_[static_cast<std::size_t>(reason)];
+    ++vhost_.dead_lettered[static_cast<std::size_t>(reason)];
     vhost_.broker().push_dead_letter(
         DeadLetter{&vhost_, name_, *args_.dead_letter_exchange, args_.dead_letter_routing_key, std::move(m), reason});
 }
@@ -311,6 +314,7 @@ std::optional<Duration> Queue::oldest_age(TimePoint now) const {
 
 void Queue::add_consumer(Consumer& consumer) {
     consumers_.push_back(&consumer);
+    if (stream_) stream_->on_consumer_added(consumer);
     if (consumer.exclusive) exclusive_consumer_ = true;
     had_consumers_ = true;
     touch();
@@ -348,6 +352,9 @@ void Queue::set_policies(PolicyRef policy, PolicyRef operator_policy) {
     operator_policy_ = std::move(operator_policy);
     QueueArgs before = args_;
     args_ = effective_queue_args(declared_args_, raw_args_, policy_.get(), operator_policy_.get());
+    // Retry keys: from now on for each return; messages already waiting keep their deadlines.
+    const RetryArgs retry_policy = effective_retry_policy(policy_.get(), operator_policy_.get());
+    apply_retry_policy(retry_policy.empty() ? nullptr : &retry_policy);
     if (args_.expires_ms != before.expires_ms) {
         // rabbit_amqqueue_process:init_exp/2: the timer starts again with the new value.
         if (expires_timer_) vhost_.broker().timers().cancel(expires_timer_);
@@ -396,8 +403,10 @@ void Queue::on_retry_due() {
     const TimePoint now = vhost_.broker().now();
     bool released = false;
     for (std::size_t n = 0; n < budget; ++n) {
-        std::optional<QueuedMessage> due = retrying_.pop_due(now);
+        TimePoint deadline{};
+        std::optional<QueuedMessage> due = retrying_.pop_due(now, &deadline);
         if (!due) break;
+        vhost_.broker().note_release(deadline);
         if (due->is_expired(now)) {
             dead_letter(std::move(*due), DeadLetterReason::Expired);
             continue;
@@ -529,29 +538,16 @@ void Queue::checkpoint(std::vector<store::RecoveredEntry>& out, TimePoint now, s
         e.priority = r.priority;
         e.delivery_count = r.delivery_count;
         e.has_deadline = true;
-        e.deadline_ms =
-            r.expires_at == TimePoint{}
-                ? -1
-                : now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(r.expires_at - now).count();
+        e.deadline_ms = r.expires_at == TimePoint{} ? -1 : wall_ms(r.expires_at, now, now_ms);
         out.push_back(e);
     });
-    auto unix_ms = [&](TimePoint t) {
-        return now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count();
-    };
     retrying_.for_each([&](const DelayedMessages::View& v) {
-        if (v.message ? !is_stored(*v.message) : v.transient) return;
-        store::RecoveredEntry e;
-        e.queue_id = stored_id_;
-        e.queue_seq = v.seq;
-        e.location = v.location;
-        e.body_size = v.message ? static_cast<std::uint32_t>(v.message->body_size()) : 0;
-        e.priority = v.message ? v.message->priority() : 0;
-        e.delivery_count = v.delivery_count;
-        e.has_deadline = true;
-        e.deadline_ms = v.expires_at == TimePoint{} ? -1 : unix_ms(v.expires_at);
+        auto e = held_checkpoint_entry(v, stored_id_, v.message && is_stored(*v.message));
+        if (!e) return;
+        e->deadline_ms = v.expires_at == TimePoint{} ? -1 : wall_ms(v.expires_at, now, now_ms);
         // Held until the earlier of its retry and its TTL: either way it is released then.
-        e.hold_until_ms = unix_ms(v.at);
-        out.push_back(e);
+        e->hold_until_ms = wall_ms(v.at, now, now_ms);
+        out.push_back(*e);
     });
 }
 

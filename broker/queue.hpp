@@ -3,6 +3,7 @@
 // with credit, consumer priorities, single active consumer). Owned by its VHost.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -78,8 +79,8 @@ public:
 
     // ---- retry with backoff (retry_settings.hpp)
     const RetrySettings& retry() const { return retry_; }
-    // The settings a policy gives (null: none), merged with the queue's arguments; for the
-    // policy code once it exists. Messages already waiting keep their deadlines.
+    // The settings a policy gives (null: none), merged with the queue's arguments (set_policies
+    // calls it). Messages already waiting keep their deadlines.
     void apply_retry_policy(const RetryArgs* policy);
     // x-delivery-limit as declared, or 20 when retries are on and none is declared.
     std::optional<std::uint64_t> delivery_limit() const;
@@ -155,6 +156,12 @@ public:
     void settle_taken(const Message& message) { settle_stored(message); }
     // When the ready messages arrived (the age of the oldest), and how many have.
     const ArrivalIndex& arrivals() const { return arrivals_; }
+    // Messages this queue dead-lettered (it has a dead-letter exchange), by DeadLetterReason, and
+    // dead letters routed into it since the broker started (what makes it a dead-letter queue
+    // for Prometheus). Counted off the publish path, as dead letters are routed.
+    const std::array<std::uint64_t, 4>& dead_lettered() const { return dead_lettered_; }
+    std::uint64_t dead_letters_received() const { return dead_letters_received_; }
+    void note_dead_letter_received() { ++dead_letters_received_; }
     // The age of the oldest ready message; nullopt when empty or unknown.
     std::optional<Duration> oldest_age(TimePoint now) const;
 
@@ -236,6 +243,8 @@ private:
     DelayedMessages retrying_;  // returned messages waiting out their backoff
     std::uint64_t next_seq_ = 1;
     bool page_out_wanted_ = false;
+    std::array<std::uint64_t, 4> dead_lettered_{};
+    std::uint64_t dead_letters_received_ = 0;
 
     std::vector<Consumer*> consumers_;  // in registration order
     std::size_t round_robin_ = 0;

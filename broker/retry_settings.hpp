@@ -2,7 +2,7 @@
 // closed channel) waits before it is ready again. The queue arguments of RabbitMQ 4.3
 // (x-delayed-retry-type, -min, -max) and LavinMQ 2.11 (-min, -max, -multiplier), plus
 // x-delayed-retry-jitter of Warren's, are parsed here, and resolve_retry() is the one place that
-// turns a queue's arguments (and, once policies exist, its policy's keys) into what it does.
+// turns a queue's arguments and its policies' delayed-retry-* keys into what it does.
 #pragma once
 
 #include <cstdint>
@@ -79,9 +79,9 @@ struct RetrySettings {
 // The one place a queue's retry settings come from. A queue declared with only
 // x-delayed-retry-min retries every return (LavinMQ's reading; RabbitMQ 4.3 would not retry):
 // see the README. With x-delayed-retry-type and no multiplier, max defaults to min (RabbitMQ
-// 4.3); otherwise there is no cap but 2^32-1 ms. `policy` (policy keys, later): its type,
-// multiplier and jitter win over the arguments; min and max take the lower of the two
-// (RabbitMQ's rule for its policy keys).
+// 4.3); otherwise there is no cap but 2^32-1 ms. `policy` (effective_retry_policy, policy.hpp):
+// its type, multiplier and jitter win over the arguments; min and max take the lower of the two
+// (rabbit_quorum_queue:get_delayed_retry_config/1).
 RetrySettings resolve_retry(const RetryArgs& arguments, const RetryArgs* policy = nullptr);
 
 // The delivery limit retries have when none is declared (RabbitMQ 4's quorum queues, LavinMQ).

@@ -62,6 +62,24 @@ struct MessageSizes {
     }
 };
 
+// How late the broker hands out held messages (delayed exchanges, retry backoffs): the time of
+// the loop turn that releases one minus its deadline, in microseconds. What lateness a client
+// sees on top of this is the loop's other work and the delivery's way out. A few compares per
+// release.
+struct ReleaseLateness {
+    static constexpr std::array<std::uint64_t, 11> bounds_us{1'000,   2'000,   5'000,   10'000,    20'000,   50'000,
+                                                             100'000, 200'000, 500'000, 1'000'000, 5'000'000};
+    std::array<std::uint64_t, bounds_us.size() + 1> counts{};  // per bucket, not cumulative
+    std::uint64_t sum_us = 0, max_us = 0;
+    void observe(std::uint64_t us) {
+        std::size_t i = 0;
+        while (i < bounds_us.size() && us > bounds_us[i]) ++i;
+        ++counts[i];
+        sum_us += us;
+        if (us > max_us) max_us = us;
+    }
+};
+
 class Stats {
 public:
     // The hot path: one add.

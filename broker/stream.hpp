@@ -13,10 +13,12 @@
 
 #include "broker/message.hpp"
 #include "broker/stream_args.hpp"
+#include "broker/stream_group.hpp"
 #include "store/message_log.hpp"
 
 namespace warren::broker {
 
+class Channel;
 class Queue;
 struct Consumer;
 
@@ -49,9 +51,16 @@ public:
     bool dispatch(std::size_t budget);
     // A consumer acked its delivery of `offset`: for a named consumer, the offset it has
     // processed everything up to is remembered (and written to the definitions log).
-    void on_delivered(Consumer& consumer, std::uint64_t offset);
-    void on_acked(Consumer* consumer, std::uint64_t offset);
+    // `tag` is the delivery's tag on the consumer's channel; `consumer` is null once cancelled.
+    void on_delivered(Consumer& consumer, std::uint64_t offset, std::uint64_t tag);
+    void on_acked(Consumer* consumer, std::uint64_t offset, const Channel& channel, std::uint64_t tag);
+    // A delivery went back unacked (its channel closed, a consumer timeout, a nack): nothing
+    // moves in the log, but a group hands the partition on and the next owner reads it again.
+    void on_returned(const Channel& channel, std::uint64_t tag);
+    void on_consumer_added(Consumer& consumer);
     void on_consumer_removed(Consumer& consumer);
+    // Consumer groups reading this partition (x-stream-group).
+    const std::vector<StreamGroup>& groups() const { return groups_; }
     // The last offset acked by consumers named `name` (everything before it acked too).
     std::optional<std::uint64_t> tracked_offset(const std::string& name) const;
     void set_tracked_offset(const std::string& name, std::uint64_t offset) { tracked_[name] = offset; }
@@ -80,11 +89,16 @@ private:
     };
 
     std::size_t index_of(std::uint64_t offset);  // entries_.size() when gone or not yet written
-    MessageRef load(Entry& entry);
+    MessageRef load(std::size_t index);
     bool passes(const Consumer& consumer, const Message& message) const;
     void sort_restored();
     void add_to_segments(std::uint64_t offset, std::uint32_t size, std::int64_t timestamp_ms);
     void apply_retention();
+    void commit(const std::string& name, std::uint64_t offset);
+    StreamGroup* find_group(std::string_view name);
+    void rebalance(StreamGroup& group, const Consumer* leaving = nullptr);
+    void try_handover(StreamGroup& group);
+    void settle_group_delivery(StreamGroup& group, const Channel& channel, std::uint64_t tag, StreamGroup::State to);
     std::uint64_t first_of_timestamp(std::int64_t ms);
 
     Queue& queue_;
@@ -99,10 +113,16 @@ private:
     std::uint64_t last_chunk_start_ = 0;
     std::int64_t last_append_tick_ = -1;
     // Read back from disk, kept so that consumers reading close together share them.
-    std::deque<std::uint64_t> loaded_;
+    struct Loaded {
+        std::uint64_t offset = 0;
+        std::uint32_t size = 0;
+    };
+    std::deque<Loaded> loaded_;
+    std::uint64_t loaded_bytes_ = 0;
     std::unordered_map<std::string, std::uint64_t> tracked_;
     std::vector<std::string> tracked_dirty_;
     bool flush_scheduled_ = false;
+    std::vector<StreamGroup> groups_;
 };
 
 }  // namespace warren::broker

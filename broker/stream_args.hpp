@@ -23,6 +23,7 @@ inline constexpr std::string_view filter = "x-stream-filter";
 inline constexpr std::string_view match_unfiltered = "x-stream-match-unfiltered";
 inline constexpr std::string_view filter_value = "x-stream-filter-value";  // a message header
 inline constexpr std::string_view consumer_name = "x-stream-consumer-name";
+inline constexpr std::string_view group = "x-stream-group";  // Warren's consumer groups
 }  // namespace stream_args
 
 // RabbitMQ's default x-stream-max-segment-size-bytes.

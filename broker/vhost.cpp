@@ -69,20 +69,26 @@ ExchangeEntry& VHost::add_exchange(std::string name, ExchangeType type, bool dur
         x->alternate_exchange = *ae->as_string();
     x->arguments = std::move(arguments);
     x->router = exchanges::make_exchange(type, x->arguments);
-    if (delayed != DelayedMode::None) {
-        x->plugin_delayed_type = delayed == DelayedMode::PluginType;
-        x->delayed = std::make_unique<DelayedExchange>(*this, *x);
-        // Its held messages are stored as a durable queue's are, under an id from the same
-        // sequence (the message log knows only ids), recorded with the exchange.
-        if (durable && (stored_id || durability_))
-            x->delayed->set_stored_id(stored_id ? stored_id : broker_.allocate_stored_queue_id());
-    }
+    x->plugin_delayed_type = delayed == DelayedMode::PluginType;
+    x->declared_delayed = delayed != DelayedMode::None;
+    x->delaying = x->declared_delayed;
+    // A stored id without a declared delay: a policy made the exchange delayed before a restart,
+    // and its held messages come back under that id.
+    if (x->declared_delayed || stored_id) make_delayed(*x, stored_id);
     ExchangeEntry& ref = *x;
     exchanges_by_id_[x->id] = x.get();
     exchanges_[x->name] = std::move(x);
     apply_policies(ref);
     record_exchange(ref);
     return ref;
+}
+
+void VHost::make_delayed(ExchangeEntry& x, std::uint32_t stored_id) {
+    x.delayed = std::make_unique<DelayedExchange>(*this, x);
+    // Its held messages are stored as a durable queue's are, under an id from the same
+    // sequence (the message log knows only ids), recorded with the exchange.
+    if (x.durable && (stored_id || durability_))
+        x.delayed->set_stored_id(stored_id ? stored_id : broker_.allocate_stored_queue_id());
 }
 
 void VHost::delete_exchange(ExchangeEntry& exchange) {
@@ -249,7 +255,7 @@ void VHost::route_keys(ExchangeEntry& exchange, const exchanges::RoutingInput& i
         // A delayed exchange holds the message (wherever routing reaches it, as the plugin's
         // route/3 runs for every exchange of the graph); it goes on when its delay ends. Held is
         // not unroutable: the alternate exchange is not asked.
-        if (held && x->delayed && x != no_hold && read_delay_header(input.headers).delays()) {
+        if (held && x->delaying && x != no_hold && read_delay_header(input.headers).delays()) {
             if (std::find(held->begin(), held->end(), x) == held->end()) held->push_back(x);
             continue;
         }

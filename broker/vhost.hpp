@@ -3,6 +3,7 @@
 // reply texts live in the channel handlers; this class keeps the state consistent.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -99,7 +100,8 @@ public:
     void put_policy(PolicyKind kind, Policy policy);
     bool erase_policy(PolicyKind kind, std::string_view name);
     void apply_policies(Queue& queue);
-    void apply_policies(ExchangeEntry& exchange);
+    // Returns true when a policy has just made the exchange delayed (it is to be recorded again).
+    bool apply_policies(ExchangeEntry& exchange);
 
     // ---- bindings
     // Returns false if the identical binding existed already.
@@ -155,10 +157,14 @@ public:
     // Counters, for logs and later for metrics.
     std::uint64_t dead_letters_dropped_no_exchange = 0;
     std::uint64_t dead_letters_dropped_cycle = 0;
+    // Messages this vhost's queues dead-lettered, by DeadLetterReason (kept when a queue goes).
+    std::array<std::uint64_t, 4> dead_lettered{};
 
 private:
     // Definitions records for durable changes (no-ops without a durability).
     void record_exchange(const ExchangeEntry& x);
+    // Gives `x` its DelayedExchange, stored under `stored_id` (0: a new id if it is durable).
+    void make_delayed(ExchangeEntry& x, std::uint32_t stored_id);
     void record_exchange_deleted(const ExchangeEntry& x);
     void record_queue(const Queue& q);
     void record_queue_deleted(const Queue& q);

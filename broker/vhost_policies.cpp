@@ -38,18 +38,28 @@ void VHost::apply_policies(Queue& queue) {
     queue.set_policies(std::move(policy), std::move(operator_policy));
 }
 
-void VHost::apply_policies(ExchangeEntry& x) {
+bool VHost::apply_policies(ExchangeEntry& x) {
     // The default exchange routes by queue name alone (rabbit_exchange:route/2): no policy.
-    if (x.name.empty()) return;
+    if (x.name.empty()) return false;
     const PolicyRef* p = match_policy(policies_, x.name, false);
     const PolicyRef* op = match_policy(operator_policies_, x.name, false);
     x.policy = p ? *p : nullptr;
     x.operator_policy = op ? *op : nullptr;
     x.alternate_exchange = effective_alternate_exchange(x.arguments, x.policy.get());
+    // LavinMQ's delayed-message turns delaying on (never off: a declared delay stays). Not on
+    // the built-in amq.* exchanges: they are not recorded, so what they held could not be
+    // found again after a restart.
+    x.delaying = x.declared_delayed || (policy_delays(x.policy.get()) && !x.name.starts_with("amq."));
+    if (!x.delaying || x.delayed) return false;
+    make_delayed(x, 0);
+    return true;
 }
 
 void VHost::apply_policies_everywhere() {
-    for (auto& [name, x] : exchanges_) apply_policies(*x);
+    // An exchange a policy made delayed is recorded again, with the id its messages are stored
+    // under.
+    for (auto& [name, x] : exchanges_)
+        if (apply_policies(*x)) record_exchange(*x);
     // A queue over a new length limit pushes what it drops onto the dead-letter list; the
     // caller drains it (nothing here deletes a queue).
     for (auto& [name, q] : queues_) apply_policies(*q);

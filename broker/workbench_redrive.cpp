@@ -96,7 +96,7 @@ void settle_when_stored(Queue& q, std::vector<std::uint64_t> locations, std::uin
 
 }  // namespace
 
-ActionResult redrive(Queue& q, const ActionRequest& req, const RedriveTarget& target) {
+ActionResult redrive(Queue& q, const ActionRequest& req, const RedriveTarget& target, const MayPublish& may_publish) {
     ActionResult r;
     std::vector<std::uint64_t> seqs = select(q, req, r);
     VHost& vh = q.vhost();
@@ -122,6 +122,15 @@ ActionResult redrive(Queue& q, const ActionRequest& req, const RedriveTarget& ta
         ExchangeEntry* x = vh.find_exchange(to->exchange);
         if (!x) {
             fail(r, h, fmt::format("no exchange '{}' in vhost '{}'", to->exchange, vh.name()));
+            continue;
+        }
+        if (x->internal) {
+            // As basic.publish refuses it: only exchanges route into an internal exchange.
+            fail(r, h, fmt::format("exchange '{}' is internal: clients cannot publish to it", x->name));
+            continue;
+        }
+        if (may_publish && !may_publish(x->name)) {
+            fail(r, h, fmt::format("access refused: no write permission on exchange '{}'", x->name));
             continue;
         }
         MessageRef copy = Message::create(x->name, to->routing_key, m->properties(), m->body_size());

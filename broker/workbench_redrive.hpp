@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,7 +63,12 @@ struct ActionResult {
     static constexpr std::size_t max_failures = 100;
 };
 
-ActionResult redrive(Queue& queue, const ActionRequest& request, const RedriveTarget& target);
+// Whether the caller may publish to an exchange (the management API's write permission, checked
+// per message since each may go back to a different origin); unset: any exchange.
+using MayPublish = std::function<bool(std::string_view exchange)>;
+
+ActionResult redrive(Queue& queue, const ActionRequest& request, const RedriveTarget& target,
+                     const MayPublish& may_publish = {});
 ActionResult delete_messages(Queue& queue, const ActionRequest& request);
 
 }  // namespace warren::broker::workbench

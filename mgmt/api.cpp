@@ -8,6 +8,7 @@
 #include "broker/vhost.hpp"
 #include "mgmt/api_call.hpp"
 #include "mgmt/prometheus.hpp"
+#include "mgmt/prometheus_warren.hpp"
 #include "mgmt/console/static_files.hpp"
 
 namespace warren::mgmt {
@@ -99,6 +100,7 @@ void Api::handle_metrics(const HttpRequest& request, Respond respond) {
         for (const std::string& s : target->segments) path += (path.size() > 1 ? "/" : "") + s;
     std::optional<std::string> text;
     if (request.method == "GET" || request.method == "HEAD") text = prometheus_text(broker_, view_, path);
+    if (text) warren_metrics(*text, broker_, health_default_, path == "/metrics/per-object");
     if (!text) {
         r.status = 404;
         r.content_type = "text/plain";
@@ -165,6 +167,8 @@ void Api::route(Call& call) {
             if (s.size() == 4 && s[3] == "topic-permissions") return get_topic_permissions(call);
             if (s.size() <= 3) return get_vhosts(call);
         }
+        if (top == "queues" && s.size() >= 5 && (s[4] == "messages" || s[4] == "dead-letter-health"))
+            return get_workbench(call);
         if (top == "queues") return get_queues(call);
         if (top == "exchanges") return get_exchanges(call);
         if (top == "bindings") return get_bindings(call);
@@ -179,6 +183,7 @@ void Api::route(Call& call) {
         if ((top == "parameters" || top == "global-parameters") && s.size() <= 4) return get_empty_list(call);
         if (top == "definitions" && s.size() <= 3) return get_definitions(call);
         if (top == "health") return get_health(call);
+        if (top == "stream" && s.size() == 5 && s[2] == "super-streams") return super_stream(call);
         if (top == "extensions" && s.size() == 2) return call.reply_json(json::array());
         if (top == "cluster-name" && s.size() == 2) return call.reply_json(json{{"name", node_name()}});
         return call.not_found();
@@ -198,6 +203,8 @@ void Api::route(Call& call) {
             if (s.size() == 4 && call.is("DELETE")) return delete_queue(call, *vh, name);
             if (s.size() == 5 && s[4] == "contents" && call.is("DELETE")) return purge_queue(call, *vh, name);
             if (s.size() == 5 && s[4] == "get" && call.is("POST")) return get_messages(call, *vh, name);
+            if (s.size() == 6 && s[4] == "messages" && (s[5] == "redrive" || s[5] == "delete") && call.is("POST"))
+                return workbench_action(call, *vh, name, s[5] == "redrive");
         } else {
             if (s.size() == 4 && call.is("PUT")) return put_exchange(call, *vh, name);
             if (s.size() == 4 && call.is("DELETE")) return delete_exchange(call, *vh, name);
@@ -205,6 +212,7 @@ void Api::route(Call& call) {
         }
         return call.method_not_allowed();
     }
+    if (top == "stream" && s.size() == 5 && s[2] == "super-streams") return super_stream(call);
     if (top == "bindings" && s.size() == 7 && call.is("POST")) return post_binding(call);
     if (top == "bindings" && s.size() == 8 && call.is("DELETE")) return delete_binding(call);
     if (top == "connections" && s.size() == 3 && call.is("DELETE")) {

@@ -11,6 +11,7 @@
 
 #include "broker/auth.hpp"
 #include "broker/broker_view.hpp"
+#include "broker/dead_letter_health.hpp"
 #include "mgmt/auth.hpp"
 #include "mgmt/http_types.hpp"
 #include "mgmt/json_shapes.hpp"
@@ -19,6 +20,7 @@
 
 namespace warren::broker {
 class Broker;
+class Queue;
 class VHost;
 }  // namespace warren::broker
 
@@ -148,6 +150,17 @@ private:
     void delete_policy(Call& call, const std::string& vhost, const std::string& name);
     void post_all_definitions(Call& call);
 
+    // ---- the dead-letter workbench (api_workbench.cpp): Warren's own, RabbitMQ has none
+    // GET .../messages, .../messages/unacked, .../dead-letter-health of /api/queues/{vhost}/{name}.
+    void get_workbench(Call& call);
+    void browse_messages(Call& call, broker::Queue& queue);
+    void browse_unacked(Call& call, broker::Queue& queue);
+    void get_dead_letter_health(Call& call, broker::Queue& queue);
+    // POST .../messages/redrive and .../messages/delete.
+    void workbench_action(Call& call, broker::VHost& vhost, const std::string& name, bool redrive);
+    // ---- super streams: /api/stream/super-streams/{vhost}/{name} (api_super_streams.cpp)
+    void super_stream(Call& call);
+
     // ---- lists built in pieces (api.cpp)
     // Each key gives the objects it stands for (none, if it is gone by then), piece by piece.
     template <class Key>
@@ -169,6 +182,10 @@ private:
 
     broker::Broker& broker_;
     broker::BrokerView view_;
+    // Dead-letter health between reads: one book for the default error header (the API's and
+    // Prometheus's reads), one for the headers an API caller chooses, so neither restarts the
+    // other's census.
+    broker::workbench::HealthBook health_default_, health_chosen_;
     Post post_;
     std::vector<std::uint16_t> listener_ports_;
     std::string management_bind = "127.0.0.1";

@@ -1,11 +1,12 @@
 // Policies and operator policies through the API (/api/policies, /api/operator-policies), and
-// the import of a whole broker's definitions (POST /api/definitions) through the Broker's own
-// import, as RabbitMQ 3.10 answers them (the export is built in pieces: api_read.cpp). Changes go through the Broker's admin API, which checks
-// them whole (RabbitMQ's validation texts), applies them at once and stores them; the answer
-// waits until they are stored.
+// definitions imports (POST /api/definitions and /api/definitions/{vhost}) through the Broker's
+// own import, as RabbitMQ 3.10 answers them (the export is built in pieces: api_read.cpp).
+// Changes go through the Broker's admin API, which checks them whole (RabbitMQ's validation
+// texts), applies them at once and stores them; the answer waits until they are stored.
 #include <fmt/format.h>
 
 #include "broker/broker.hpp"
+#include "broker/log.hpp"
 #include "mgmt/api.hpp"
 #include "mgmt/api_call.hpp"
 #include "mgmt/auth_json.hpp"
@@ -111,6 +112,39 @@ void Api::post_all_definitions(Call& call) {
     if (!require(call, Need::Administrator)) return;
     if (call.request.body.empty()) return call.bad_request("failed_to_parse_json");
     if (auto e = broker_.import_definitions(call.request.body)) {
+        if (e->kind == broker::AdminError::Kind::Storage) return call.error(500, "internal_error", e->text);
+        return call.bad_request(e->text);
+    }
+    answer_change(call, 204, true);
+}
+
+// POST /api/definitions/{vhost}: RabbitMQ's per-vhost import takes the vhost's own sections
+// (parameters, policies, queues, exchanges, bindings), puts every entry in the named vhost
+// whatever its "vhost" field says, and ignores the broker-wide ones (users, vhosts,
+// permissions, topic permissions, global parameters). It goes through the same all-or-nothing
+// import as the whole-broker form.
+void Api::post_definitions(Call& call) {
+    if (!require(call, Need::Administrator)) return;
+    const std::string& vhost = call.seg()[2];
+    if (!broker_.find_vhost(vhost)) return call.not_found();
+    if (call.request.body.empty()) return call.bad_request("failed_to_parse_json");
+    json body = json::parse(call.request.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return call.bad_request("failed_to_parse_json");
+    json scoped = json::object();
+    for (const char* key : {"parameters", "policies", "queues", "exchanges", "bindings"}) {
+        auto it = body.find(key);
+        if (it == body.end()) continue;
+        json section = *it;
+        if (section.is_array())
+            for (json& entry : section)
+                if (entry.is_object()) entry["vhost"] = vhost;
+        scoped[key] = std::move(section);
+    }
+    for (const char* key : {"users", "vhosts", "permissions", "topic_permissions", "global_parameters"})
+        if (auto it = body.find(key); it != body.end() && it->is_array() && !it->empty())
+            log::warning("definitions import into vhost '{}': '{}' ignored, as RabbitMQ's per-vhost import does", vhost,
+                         key);
+    if (auto e = broker_.import_definitions(scoped.dump())) {
         if (e->kind == broker::AdminError::Kind::Storage) return call.error(500, "internal_error", e->text);
         return call.bad_request(e->text);
     }

@@ -36,6 +36,7 @@ json exchange_types() {
 void Api::get_overview(Call& call) {
     const auto totals = view_.totals();
     const auto counts = view_.object_totals();
+    const auto delayed = view_.delayed_totals();
     json listeners = json::array();
     for (std::uint16_t port : listener_ports_)
         listeners.push_back(json{
@@ -77,7 +78,9 @@ void Api::get_overview(Call& call) {
                  {"messages_ready", totals[Stat::messages_ready]},
                  {"messages_ready_details", rate(totals.rate_of(Stat::messages_ready))},
                  {"messages_unacknowledged", totals[Stat::messages_unacknowledged]},
-                 {"messages_unacknowledged_details", rate(totals.rate_of(Stat::messages_unacknowledged))}}},
+                 {"messages_unacknowledged_details", rate(totals.rate_of(Stat::messages_unacknowledged))},
+                 {"messages_delayed", delayed.queues},
+                 {"exchange_messages_delayed", delayed.exchanges}}},
            {"object_totals", json{{"connections", counts.connections},
                                   {"channels", counts.channels},
                                   {"consumers", counts.consumers},

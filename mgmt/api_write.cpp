@@ -16,6 +16,7 @@
 #include "mgmt/api.hpp"
 #include "mgmt/api_call.hpp"
 #include "mgmt/erlang_hash.hpp"
+#include "mgmt/message_json.hpp"
 #include "protocol/basic_properties.hpp"
 #include "protocol/reply_code.hpp"
 
@@ -44,42 +45,6 @@ std::string resource(std::string_view kind, std::string_view name, std::string_v
 std::string inequivalent(std::string_view arg, const std::string& res, const std::string& received,
                          const std::string& current) {
     return fmt::format("inequivalent arg '{}' for {}: received '{}' but current is '{}'", arg, res, received, current);
-}
-
-bool is_utf8(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        const std::size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
-        if (n == 4 || i + n >= s.size()) return false;
-        for (std::size_t k = 1; k <= n; ++k)
-            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
-        i += n + 1;
-    }
-    return true;
-}
-
-json properties_json(const broker::Message& m) {
-    const BasicProperties p = m.decoded_properties();
-    json o = json::object();
-    using namespace property_flag;
-    if (p.has(content_type)) o["content_type"] = std::string(p.content_type);
-    if (p.has(content_encoding)) o["content_encoding"] = std::string(p.content_encoding);
-    if (p.has(headers)) o["headers"] = table_json(p.headers.to_table());
-    if (p.has(delivery_mode)) o["delivery_mode"] = p.delivery_mode;
-    if (p.has(priority)) o["priority"] = p.priority;
-    if (p.has(correlation_id)) o["correlation_id"] = std::string(p.correlation_id);
-    if (p.has(reply_to)) o["reply_to"] = std::string(p.reply_to);
-    if (p.has(expiration)) o["expiration"] = std::string(p.expiration);
-    if (p.has(message_id)) o["message_id"] = std::string(p.message_id);
-    if (p.has(timestamp)) o["timestamp"] = p.timestamp;
-    if (p.has(type)) o["type"] = std::string(p.type);
-    if (p.has(user_id)) o["user_id"] = std::string(p.user_id);
-    if (p.has(app_id)) o["app_id"] = std::string(p.app_id);
-    if (p.has(cluster_id)) o["cluster_id"] = std::string(p.cluster_id);
-    // RabbitMQ shows no properties as an empty list (an Erlang proplist), not {}.
-    if (o.empty()) return json::array();
-    return o;
 }
 
 }  // namespace
@@ -202,18 +167,18 @@ void Api::get_messages(Call& call, broker::VHost& vh, const std::string& name) {
         auto m = q->take_one();
         if (!m) break;
         const broker::Message& msg = *m->message;
-        std::string payload(reinterpret_cast<const char*>(msg.body().data()), msg.body().size());
+        std::span<const std::byte> payload = msg.body();
         const std::uint64_t bytes = payload.size();
-        if (truncate && payload.size() > *truncate) payload.resize(*truncate);
-        const bool as_string = encoding == "auto" && is_utf8(payload);
+        if (truncate && payload.size() > *truncate) payload = payload.first(*truncate);
+        Payload shown = encode_payload(payload, encoding, "base64");
         json j{{"payload_bytes", bytes},
                {"redelivered", m->redelivered()},
                {"exchange", std::string(msg.exchange())},
                {"routing_key", std::string(msg.routing_key())},
                {"message_count", q->message_count()},
-               {"properties", properties_json(msg)},
-               {"payload", as_string ? payload : broker::base64_encode(std::as_bytes(std::span(payload)))},
-               {"payload_encoding", as_string ? "string" : "base64"}};
+               {"properties", properties_json(msg.decoded_properties())},
+               {"payload", std::move(shown.text)},
+               {"payload_encoding", std::move(shown.encoding)}};
         out.push_back(std::move(j));
         q->stats().add(broker::Stat::get);
         vh.stats().add(broker::Stat::get);
@@ -452,89 +417,6 @@ void Api::delete_connection(Call& call, std::uint64_t id) {
     if (const std::string* r = call.request.header("x-reason")) reason = *r;
     c->close_with_error(amqp_error(ReplyCode::ConnectionForced, fmt::format("CONNECTION_FORCED - {}", reason)));
     call.reply(204);
-}
-
-void Api::post_definitions(Call& call) {
-    if (!require(call, Need::Administrator)) return;
-    if (call.request.body.empty()) return call.bad_request("failed_to_parse_json");
-    json body = json::parse(call.request.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) return call.bad_request("failed_to_parse_json");
-    const auto& s = call.seg();
-    std::optional<std::string> only_vhost;
-    if (s.size() == 3) {
-        if (!broker_.find_vhost(s[2])) return call.not_found();
-        only_vhost = s[2];
-    }
-    // Policies and parameters change behaviour: refused until the broker has them, not ignored.
-    for (const char* key : {"policies", "parameters"})
-        if (auto it = body.find(key); it != body.end() && it->is_array() && !it->empty())
-            return call.bad_request(fmt::format("{} are not supported by this broker yet", key));
-    auto vhost_of = [&](const json& item) -> broker::VHost* {
-        std::string v = only_vhost ? *only_vhost : item.value("vhost", std::string());
-        return broker_.find_vhost(v);
-    };
-    auto each = [&](const char* key) {
-        auto it = body.find(key);
-        return it != body.end() && it->is_array() ? *it : json::array();
-    };
-    bool durable = false;
-    // Exchanges, then queues, then bindings, as RabbitMQ imports them.
-    for (const json& x : each("exchanges")) {
-        broker::VHost* vh = vhost_of(x);
-        const std::string name = x.value("name", std::string());
-        if (!vh) return call.bad_request(fmt::format("vhost_not_found for exchange '{}'", name));
-        auto type = exchanges::parse_exchange_type(x.value("type", std::string()));
-        if (!type) return call.bad_request(fmt::format("unknown exchange type for exchange '{}'", name));
-        if (name.empty() || name.starts_with("amq.") || vh->find_exchange(name)) continue;
-        auto args = table_from_json(x.value("arguments", json::object()));
-        if (!args) return call.bad_request("arguments must be an object");
-        if (auto invalid = exchanges::validate_exchange_arguments(*type, *args)) return call.bad_request(*invalid);
-        const bool d = flag(x, "durable", true);
-        durable = durable || d;
-        vh->add_exchange(name, *type, d, flag(x, "auto_delete", false), flag(x, "internal", false), std::move(*args));
-    }
-    for (const json& q : each("queues")) {
-        broker::VHost* vh = vhost_of(q);
-        const std::string name = q.value("name", std::string());
-        if (!vh) return call.bad_request(fmt::format("vhost_not_found for queue '{}'", name));
-        if (name.empty() || name.starts_with("amq.") || vh->find_queue(name)) continue;
-        auto args = table_from_json(q.value("arguments", json::object()));
-        if (!args) return call.bad_request("arguments must be an object");
-        broker::QueueArgsResult parsed = broker::parse_queue_args(*args, resource("queue", name, vh->name()));
-        if (!parsed.args) return call.bad_request(parsed.error);
-        const bool d = flag(q, "durable", true);
-        durable = durable || d;
-        vh->add_queue(name, broker::QueueFlags{d, false, flag(q, "auto_delete", false)}, *parsed.args, *args, 0);
-    }
-    for (const json& b : each("bindings")) {
-        broker::VHost* vh = vhost_of(b);
-        if (!vh) return call.bad_request("vhost_not_found for a binding");
-        broker::ExchangeEntry* source = vh->find_exchange(b.value("source", std::string()));
-        const std::string dest = b.value("destination", std::string());
-        const bool to_exchange = b.value("destination_type", std::string("queue")) == "exchange";
-        if (!source || source == &vh->default_exchange()) continue;
-        exchanges::Destination destination;
-        if (to_exchange) {
-            broker::ExchangeEntry* d = vh->find_exchange(dest);
-            if (!d) continue;
-            destination = d->as_destination();
-        } else {
-            broker::Queue* q = vh->find_queue(dest);
-            if (!q) continue;
-            destination = q->as_destination();
-        }
-        auto args = table_from_json(b.value("arguments", json::object()));
-        if (!args) return call.bad_request("arguments must be an object");
-        const std::string key = b.value("routing_key", std::string());
-        if (auto problem = source->router->validate_binding(*args)) return call.bad_request(*problem);
-        if (auto problem = source->router->validate_binding_key(key)) return call.bad_request(*problem);
-        vh->bind(*source, destination, key, *args);
-        durable = true;
-    }
-    for (const char* key : {"users", "permissions", "topic_permissions", "vhosts", "global_parameters"})
-        if (!each(key).empty())
-            log::warning("definitions import: '{}' skipped (this broker has its default user and vhost only)", key);
-    answer_change(call, 204, durable);
 }
 
 }  // namespace warren::mgmt

@@ -39,6 +39,8 @@ public:
     void field(std::string_view key, long long v) { field(key, static_cast<std::int64_t>(v)); }
     void field(std::string_view key, double v);
     void null(std::string_view key);
+    // A string, or null when it is empty (RabbitMQ's "none" for names and tags).
+    void string_or_null(std::string_view key, std::string_view v) { v.empty() ? null(key) : field(key, v); }
     // A value already rendered as JSON text.
     void raw(std::string_view key, std::string_view json_text);
     // A field table as an object (AMQP values as JSON values).

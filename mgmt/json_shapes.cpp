@@ -159,9 +159,10 @@ void write_queue(JsonOut& w, const broker::QueueSnapshot& q) {
     w.field("type", q.type);
     w.field("node", node_name());
     w.field("state", "running");
-    w.null("policy");
-    w.null("operator_policy");
-    w.raw("effective_policy_definition", "{}");
+    // RabbitMQ: the policy's name, or null when none applies; the two definitions merged.
+    w.string_or_null("policy", q.policy);
+    w.string_or_null("operator_policy", q.operator_policy);
+    w.raw("effective_policy_definition", q.effective_policy_definition);
     w.field("consumers", q.consumers);
     if (q.consumer_utilisation) {
         w.field("consumer_utilisation", *q.consumer_utilisation);
@@ -171,10 +172,7 @@ void write_queue(JsonOut& w, const broker::QueueSnapshot& q) {
         w.field("consumer_utilisation", 0);
         w.field("consumer_capacity", 0);
     }
-    if (q.exclusive_consumer_tag.empty())
-        w.null("exclusive_consumer_tag");
-    else
-        w.field("exclusive_consumer_tag", q.exclusive_consumer_tag);
+    w.string_or_null("exclusive_consumer_tag", q.exclusive_consumer_tag);
     if (q.single_active_consumer_tag)
         w.field("single_active_consumer_tag", *q.single_active_consumer_tag);
     else
@@ -192,6 +190,7 @@ void write_queue(JsonOut& w, const broker::QueueSnapshot& q) {
     w.field("messages_unacknowledged_ram", q.messages_unacknowledged);
     w.field("messages_persistent", 0);
     w.field("messages_paged_out", q.messages_ready - std::min(q.messages_ready, q.messages_ram));
+    w.field("messages_delayed", q.messages_delayed);  // RabbitMQ 4.3's quorum queues: retry backoffs
     w.field("message_bytes", q.message_bytes_ready);
     w.field("message_bytes_ready", q.message_bytes_ready);
     w.field("message_bytes_unacknowledged", 0);
@@ -220,9 +219,11 @@ void write_exchange(JsonOut& w, const broker::ExchangeSnapshot& x) {
     w.field("auto_delete", x.auto_delete);
     w.field("internal", x.internal);
     w.table("arguments", x.arguments);
-    w.null("policy");
+    w.string_or_null("policy", x.policy);
     w.field("user_who_performed_action", "rmq-internal");
     write_message_stats(w, x.stats, {Stat::publish_in, Stat::publish_out}, false);
+    // The delayed-message plugin's exchange info: messages waiting for their x-delay.
+    if (x.messages_delayed) w.field("messages_delayed", *x.messages_delayed);
 }
 
 void write_binding(JsonOut& w, const broker::BindingSnapshot& b) {

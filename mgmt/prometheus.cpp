@@ -321,6 +321,51 @@ void per_object_metrics(Text& t, const broker::BrokerView& view) {
                  static_cast<std::uint64_t>(ch.consumers));
 }
 
+// Warren's own families (RabbitMQ has none for delayed messages): the release lateness, and what
+// waits out a retry backoff in queues and what delayed exchanges hold, summed at /metrics, per
+// object at /metrics/per-object. Each object's count is kept as it changes, so a scrape reads
+// one number per object.
+void delayed_metrics(Text& t, const broker::Broker& broker, const broker::BrokerView& view, bool per_object) {
+    constexpr const char* queue_name = "warren_queue_messages_delayed";
+    constexpr const char* queue_help = "Messages waiting out a retry backoff before they are ready again";
+    constexpr const char* exchange_name = "warren_exchange_messages_delayed";
+    constexpr const char* exchange_help = "Messages a delayed exchange holds until their x-delay ends";
+    // The broker's own release lateness: what its timer adds, apart from the client's view.
+    const broker::ReleaseLateness& late = broker.release_lateness();
+    constexpr const char* late_name = "warren_delayed_release_lateness_seconds";
+    t.family(late_name, "histogram",
+             "How late held messages (delayed exchanges, retry backoffs) are released after their deadline");
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < late.counts.size(); ++i) {
+        cumulative += late.counts[i];
+        const std::string le = i < late.bounds_us.size() ? fmt::format("{}", late.bounds_us[i] / 1e6) : "+Inf";
+        t.sample("warren_delayed_release_lateness_seconds_bucket", fmt::format("le=\"{}\"", le), cumulative);
+    }
+    t.sample("warren_delayed_release_lateness_seconds_count", "", cumulative);
+    t.sample("warren_delayed_release_lateness_seconds_sum", "", static_cast<double>(late.sum_us) / 1e6);
+    t.family("warren_delayed_release_lateness_max_seconds", "gauge",
+             "The latest release of a held message after its deadline since the broker started");
+    t.sample("warren_delayed_release_lateness_max_seconds", "", static_cast<double>(late.max_us) / 1e6);
+    if (!per_object) {
+        const broker::DelayedTotals totals = view.delayed_totals();
+        t.one(queue_name, "gauge", queue_help, totals.queues);
+        t.one(exchange_name, "gauge", exchange_help, totals.exchanges);
+        return;
+    }
+    t.family(queue_name, "gauge", queue_help);
+    for (const std::string& v : view.vhost_names())
+        for (const std::string& q : view.queue_names(v))
+            if (auto snap = view.queue(v, q))
+                t.sample(queue_name, fmt::format("vhost=\"{}\",queue=\"{}\"", label(v), label(q)),
+                         snap->messages_delayed);
+    t.family(exchange_name, "gauge", exchange_help);
+    for (const std::string& v : view.vhost_names())
+        for (const std::string& x : view.exchange_names(v))
+            if (auto snap = view.exchange(v, x); snap && snap->messages_delayed)
+                t.sample(exchange_name, fmt::format("vhost=\"{}\",exchange=\"{}\"", label(v), label(x)),
+                         *snap->messages_delayed);
+}
+
 }  // namespace
 
 std::optional<std::string> prometheus_text(const broker::Broker& broker, const broker::BrokerView& view,
@@ -330,6 +375,7 @@ std::optional<std::string> prometheus_text(const broker::Broker& broker, const b
     Text t;
     node_metrics(t, broker, view, per_object);
     if (per_object) per_object_metrics(t, view);
+    delayed_metrics(t, broker, view, per_object);
     return t.take();
 }
 

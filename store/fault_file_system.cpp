@@ -95,6 +95,8 @@ struct FaultFileSystem::State {
     bool short_writes = false;
     bool hold = false;
     std::size_t waiting_syncs = 0;
+    bool hold_zeros = false;
+    std::size_t waiting_zero_syncs = 0;
     std::uint64_t ops = 0;
     std::uint64_t freeze_at = UINT64_MAX;
     std::uint64_t sync_count = 0;
@@ -225,7 +227,13 @@ public:
     }
 
     std::error_code sync_zeros() override {
-        std::lock_guard lock(s_->mutex);
+        std::unique_lock lock(s_->mutex);
+        if (s_->hold_zeros) {
+            ++s_->waiting_zero_syncs;
+            s_->held_cv.notify_all();
+            s_->held_cv.wait(lock, [&] { return !s_->hold_zeros; });
+            --s_->waiting_zero_syncs;
+        }
         if (auto f = s_->fault(FaultFileSystem::Op::ExtendSync, path_)) return std::make_error_code(f->error);
         if (!s_->mutate()) return std::make_error_code(std::errc::io_error);
         ++s_->zero_sync_count;
@@ -392,6 +400,17 @@ void FaultFileSystem::hold_syncs(bool on) {
     std::lock_guard lock(state_->mutex);
     state_->hold = on;
     state_->held_cv.notify_all();
+}
+
+void FaultFileSystem::hold_zero_syncs(bool on) {
+    std::lock_guard lock(state_->mutex);
+    state_->hold_zeros = on;
+    state_->held_cv.notify_all();
+}
+
+void FaultFileSystem::wait_for_held_zero_syncs(std::size_t count) {
+    std::unique_lock lock(state_->mutex);
+    state_->held_cv.wait(lock, [&] { return state_->waiting_zero_syncs >= count; });
 }
 
 void FaultFileSystem::wait_for_held_syncs(std::size_t count) {

@@ -57,9 +57,12 @@ public:
     // While held, sync() waits (the sync thread stalls in fdatasync) until released.
     void hold_syncs(bool on);
     void wait_for_held_syncs(std::size_t count);
+    // Likewise for sync_zeros() alone (the extender stalls after appending its zeros).
+    void hold_zero_syncs(bool on);
+    void wait_for_held_zero_syncs(std::size_t count);
     std::uint64_t syncs() const;       // file and directory syncs done (sync(), not sync_zeros())
     std::uint64_t zero_syncs() const;  // sync_zeros() calls that succeeded
-    std::uint64_t reads() const;  // pread calls
+    std::uint64_t reads() const;       // pread calls
 
     std::unique_ptr<FaultFileSystem> crash_image(CrashMode mode, std::uint64_t seed = 0) const;
 

@@ -30,7 +30,8 @@ std::optional<FileHeader> decode_file_header(std::span<const std::byte> bytes) {
         magic != static_cast<std::uint32_t>(FileKind::Sidecar) &&
         magic != static_cast<std::uint32_t>(FileKind::MetaLog) &&
         magic != static_cast<std::uint32_t>(FileKind::Snapshot) &&
-        magic != static_cast<std::uint32_t>(FileKind::Checkpoint))
+        magic != static_cast<std::uint32_t>(FileKind::Checkpoint) &&
+        magic != static_cast<std::uint32_t>(FileKind::Index))
         return std::nullopt;
     FileHeader h;
     h.kind = static_cast<FileKind>(magic);

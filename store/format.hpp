@@ -21,11 +21,12 @@ inline constexpr std::uint16_t format_version = 2;
 inline constexpr std::size_t file_header_size = 32;
 
 enum class FileKind : std::uint32_t {
-    Segment = 0x47455357,   // "WSEG"
-    Sidecar = 0x54564557,   // "WEVT"
-    MetaLog = 0x474f4c57,   // "WLOG"
-    Snapshot = 0x504e5357,  // "WSNP"
+    Segment = 0x47455357,     // "WSEG"
+    Sidecar = 0x54564557,     // "WEVT"
+    MetaLog = 0x474f4c57,     // "WLOG"
+    Snapshot = 0x504e5357,    // "WSNP"
     Checkpoint = 0x504b4357,  // "WCKP"
+    Index = 0x58444957,       // "WIDX"
 };
 
 // The version written into (and the newest read from) files of this kind.
@@ -49,11 +50,12 @@ inline constexpr std::size_t record_header_size = 32;
 inline constexpr std::uint32_t record_magic = 0x43455257;  // "WREC"
 
 enum class RecordType : std::uint8_t {
-    Message = 1,   // .seg: one message and the queues it is in
-    Events = 2,    // .evt: deliver / return / ack events about messages of one segment
-    Entry = 3,     // meta log: one opaque definitions record
-    Snapshot = 4,  // meta snapshot: the opaque definitions as of a generation
+    Message = 1,     // .seg: one message and the queues it is in
+    Events = 2,      // .evt: deliver / return / ack events about messages of one segment
+    Entry = 3,       // meta log: one opaque definitions record
+    Snapshot = 4,    // meta snapshot: the opaque definitions as of a generation
     Checkpoint = 5,  // a message log's unsettled pairs at a clean shutdown
+    Index = 6,       // .idx: what a sealed segment's records are, without their bodies
 };
 
 struct RecordHeader {

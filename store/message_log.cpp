@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "store/format.hpp"
+#include "store/segment_index.hpp"
 
 namespace warren::store {
 
@@ -78,6 +79,7 @@ Segment& MessageLog::roll() {
     if (head_) {
         head_->sealed = true;
         if (head_->live == 0) doom(*head_);
+        if (head_->indexable) index_due_.push_back(head_);
         // Its buffer is needed until the flush; the new head starts small and grows once.
     }
     Segment& s = add_segment(next_number_++);
@@ -102,6 +104,27 @@ Location MessageLog::append(const MessageRecord& m) {
     h.seq = next_seq_++;
     h.type = RecordType::Message;
     seal_record(p, h);
+    s->last_seq = h.seq;
+    s->last_crc = peek_record_header(p).crc;
+    if (s->indexable) {
+        // What recovery needs of this record, without the body: the segment's index once sealed.
+        if (s->index.empty()) begin_index(s->index);
+        append_index_entry(s->index,
+                           {offset,
+                            static_cast<std::uint32_t>(total),
+                            static_cast<std::uint32_t>(m.body.size()),
+                            m.ttl_ms,
+                            m.publish_ms,
+                            m.priority,
+                            m.flags,
+                            {}},
+                           {p + record_header_size + message_fixed_size, m.queues.size() * queue_entry_size});
+        ++s->index_records;
+        if (s->index.size() > options_.max_record_size) {
+            s->indexable = false;  // one record could not hold it: recovery reads this segment whole
+            s->index = Buffer();
+        }
+    }
     s->live += m.queues.size();
     s->pending_pairs += m.queues.size();
     if (!s->queued_write) {
@@ -184,6 +207,7 @@ Status MessageLog::flush() {
         return status;
     }
     commit();
+    write_indexes();
     delete_doomed();
     preallocate_head();
     sync_.mark_dirty(dirty_);
@@ -284,6 +308,8 @@ void MessageLog::roll_back() {
         if (s->pending.empty()) continue;
         s->live -= s->pending_pairs - s->pending_settled;
         s->pending.clear();
+        s->indexable = false;  // its index holds the dropped records
+        s->index = Buffer();
         s->pending_pairs = s->pending_settled = 0;
         s->sealed = true;
         if (s == head_) head_ = nullptr;
@@ -302,6 +328,61 @@ void MessageLog::roll_back() {
     undo_.clear();
 }
 
+// The segments sealed since the last flush are whole on disk now: each gets its index, written
+// like the segments (one write, from the loop, to the page cache). It is not synced: recovery
+// checks it against its segment before using it, so one lost or torn in a power cut only means
+// that segment is read whole; no fdatasync (and journal commit) competes with the confirms'.
+// A failed write costs the same and nothing else.
+void MessageLog::write_indexes() {
+    std::size_t waiting = 0;
+    for (Segment* s : index_due_) {
+        if (!s->doomed && s->indexable && s->file && s->index_records != 0) {
+            // The extender may still be zero-filling it (asked before it was sealed): its index
+            // waits for a later flush, as the zeros must be cut first.
+            if (s->zeros && s->zeros->busy.load(std::memory_order_acquire)) {
+                index_due_[waiting++] = s;
+                continue;
+            }
+            if (cut_zeros(*s)) write_index(*s);
+        }
+        s->index = Buffer();
+    }
+    index_due_.resize(waiting);
+}
+
+void MessageLog::write_index(Segment& s) {
+    const std::string path = path_of(s.number, "idx");
+    std::shared_ptr<File> file;
+    if (Status st = write_index_file(fs_, path, file, s.number, options_.epoch, s.written, s.last_seq, s.last_crc,
+                                     s.index_records, s.index);
+        st) {
+        s.has_index_file = true;
+    } else {
+        warn(fmt::format("store: cannot write {}: {} (after a crash its segment is read whole)", path,
+                         st.error().message));
+        if (file) (void)fs_.unlink(path);
+    }
+}
+
+// A segment that was zero-filled ahead ends in zeros after its last record; its index describes
+// it as ending at that record, and recovery trusts an index only for a segment of exactly the
+// size it describes, so the zeros go first. Not synced: if a crash loses the cut but keeps the
+// index, the sizes differ, the index is refused and the segment read whole (zeros are unused
+// space to recovery). False (no index then) when the cut fails.
+bool MessageLog::cut_zeros(Segment& s) {
+    if (!s.zeros) return true;  // never zero-filled: it ends at its last record
+    auto size = s.file->size();
+    if (size && *size == s.written) return true;
+    std::error_code e = size ? s.file->truncate(s.written) : std::error_code{};
+    if (size && !e) {
+        s.zeros->end.store(s.written, std::memory_order_relaxed);
+        return true;
+    }
+    warn(fmt::format("store: cannot cut the zeros off {}: {} (it gets no index)", s.file->path(),
+                     size ? e.message() : size.error().message));
+    return false;
+}
+
 void MessageLog::delete_doomed() {
     for (Segment* s : doomed_) {
         // The segment first: a crash between the two leaves an orphan sidecar, which recovery
@@ -310,6 +391,8 @@ void MessageLog::delete_doomed() {
             if (!file) continue;
             if (Status st = fs_.unlink(path_of(s->number, ext)); !st) warn("store: " + st.error().message);
         }
+        if (s->has_index_file)
+            if (Status st = fs_.unlink(path_of(s->number, "idx")); !st) warn("store: " + st.error().message);
         if (s->file || s->sidecar) dirty_.push_back({dir_handle_, SyncClass::Directory});
         if (read_segment_ == s->number) read_buffer_.clear();
         std::uint32_t number = s->number;
@@ -336,8 +419,8 @@ void MessageLog::preallocate_head() {
         // This segment is written by appending from now on, as without preallocation. Said
         // once until a zero-fill works again (a disk near full refuses each segment's).
         if (!preallocation_warned_)
-            warn(fmt::format("store: cannot zero-fill {} ahead of its writes ({}); appending instead",
-                             s->file->path(), sync_.preallocation_error()));
+            warn(fmt::format("store: cannot zero-fill {} ahead of its writes ({}); appending instead", s->file->path(),
+                             sync_.preallocation_error()));
         preallocation_warned_ = true;
         s->no_preallocation = true;
         return;

@@ -45,7 +45,7 @@ struct LogOptions {
     // ... but only while this much stays free on the file system: near a full disk the space is
     // for the sidecars' and definitions' writes, which zeros reserved in a segment would starve.
     std::uint64_t preallocate_keep_free = std::uint64_t{64} << 20;
-    WarnSink warn;                                           // one line per problem found
+    WarnSink warn;  // one line per problem found
 };
 
 // A (message, queue) pair still unsettled when the log ended, as recover() hands it over.
@@ -164,15 +164,24 @@ private:
     void delete_doomed();
     void preallocate_head();
     Status trim_preallocation();
+    void write_indexes();
+    void write_index(Segment& s);
+    bool cut_zeros(Segment& s);
     Result<const std::byte*> load(Segment& segment, std::uint32_t offset, std::size_t read_ahead);
     std::string path_of(std::uint32_t number, const char* extension) const;
     void warn(const std::string& line) const;
 
     // Recovery (message_log_recovery.cpp).
     struct RecoveryScratch;
-    void recover_segment(std::uint32_t number, bool has_sidecar, const Visitor& visit, RecoveryStats& stats,
-                         RecoveryScratch& scratch);
+    void recover_segment(std::uint32_t number, bool has_sidecar, bool has_index, const Visitor& visit,
+                         RecoveryStats& stats, RecoveryScratch& scratch);
     void scan_sidecar(File& file, const std::string& path, RecoveryStats& stats, RecoveryScratch& scratch);
+    // The segment's records from its .idx, if it proves itself and matches the segment's size.
+    bool read_segment_index(std::uint32_t number, File& segment, std::uint64_t segment_size, RecoveryStats& stats,
+                            RecoveryScratch& scratch);
+    // Writes the .idx of a segment recovery has just read whole, so the next one need not.
+    void index_recovered(Segment& s, RecoveryStats& stats, RecoveryScratch& scratch, std::uint64_t last_seq,
+                         std::uint32_t last_crc);
     // The checkpoint, if there is one that matches the files: true when it was used.
     bool recover_from_checkpoint(const Visitor& visit, RecoveryStats& stats);
 
@@ -194,6 +203,9 @@ private:
     std::vector<Segment*> unflushed_segments_;
     std::vector<Segment*> unflushed_sidecars_;
     std::vector<Segment*> doomed_;
+    // Sealed, their .idx not written yet: by the flush that writes their last records, or a later
+    // one while the extender is still zero-filling them.
+    std::vector<Segment*> index_due_;
     struct Undo {
         File* file;
         std::uint64_t size;

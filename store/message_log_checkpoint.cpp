@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 
 #include "store/bytes.hpp"
 #include "store/format.hpp"
@@ -174,11 +175,13 @@ bool MessageLog::recover_from_checkpoint(const Visitor& visit, RecoveryStats& st
     auto names = fs_.list(dir_);
     if (!names) return refuse("cannot list the directory");
     std::size_t seen = 0;
+    std::set<std::uint32_t> indexed;  // segments with an .idx (deleted with them)
     for (const std::string& name : *names) {
         if (name.size() != 12 || name[8] != '.') continue;
         const std::string ext = name.substr(9);
-        if (ext != "seg" && ext != "evt") continue;
         std::uint32_t number = static_cast<std::uint32_t>(std::strtoul(name.substr(0, 8).c_str(), nullptr, 16));
+        if (ext == "idx") indexed.insert(number);
+        if (ext != "seg" && ext != "evt") continue;
         auto it = described.find(number);
         if (it == described.end()) return refuse(fmt::format("{} is not in the checkpoint", name));
         auto f = fs_.open(join_path(dir_, name), OpenMode::Read);
@@ -226,10 +229,13 @@ bool MessageLog::recover_from_checkpoint(const Visitor& visit, RecoveryStats& st
         if (live[number] == 0) {
             if (fs_.unlink(path_of(number, "seg"))) ++stats.deleted_files;
             if (sizes.evt && fs_.unlink(path_of(number, "evt"))) ++stats.deleted_files;
+            if (indexed.contains(number) && fs_.unlink(path_of(number, "idx"))) ++stats.deleted_files;
             sync_.mark_dirty(dir_handle_, SyncClass::Directory);
             continue;
         }
         Segment& s = add_segment(number);
+        s.has_index_file = indexed.contains(number);
+        s.indexable = false;
         s.file = std::move(opened_files[number].seg);
         s.written = sizes.seg;
         s.sidecar = std::move(opened_files[number].evt);

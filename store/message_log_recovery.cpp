@@ -6,9 +6,11 @@
 #include <map>
 #include <stdexcept>
 
+#include "store/bytes.hpp"
 #include "store/format.hpp"
 #include "store/message_log.hpp"
 #include "store/record_scanner.hpp"
+#include "store/segment_index.hpp"
 
 namespace warren::store {
 
@@ -39,7 +41,7 @@ struct Pair {
 bool parse_name(const std::string& name, std::uint32_t& number, std::string& extension) {
     if (name.size() != 12 || name[8] != '.') return false;
     extension = name.substr(9);
-    if (extension != "seg" && extension != "evt") return false;
+    if (extension != "seg" && extension != "evt" && extension != "idx") return false;
     number = 0;
     for (int i = 0; i < 8; ++i) {
         char c = name[i];
@@ -54,6 +56,7 @@ bool parse_name(const std::string& name, std::uint32_t& number, std::string& ext
 
 struct MessageLog::RecoveryScratch {
     Buffer window;
+    Buffer index;  // an .idx read, or one being built
     std::vector<Record> records;
     std::vector<Pair> pairs;
     std::uint64_t max_seq = 0;
@@ -130,12 +133,16 @@ Result<RecoveryStats> MessageLog::recover(const Visitor& visit) {
     if (recovered_) throw std::logic_error("store: MessageLog::recover called twice");
     auto names = fs_.list(dir_);
     if (!names) return names.error();
-    std::map<std::uint32_t, std::pair<bool, bool>> numbers;  // segment, sidecar
+    struct Files {
+        bool seg = false, evt = false, idx = false;
+    };
+    std::map<std::uint32_t, Files> numbers;
     for (const std::string& name : *names) {
         std::uint32_t number;
         std::string extension;
         if (!parse_name(name, number, extension)) continue;
-        (extension == "seg" ? numbers[number].first : numbers[number].second) = true;
+        Files& f = numbers[number];
+        (extension == "seg" ? f.seg : extension == "evt" ? f.evt : f.idx) = true;
     }
     RecoveryStats stats;
     if (recover_from_checkpoint(visit, stats)) {
@@ -146,13 +153,14 @@ Result<RecoveryStats> MessageLog::recover(const Visitor& visit) {
     std::uint32_t max_number = 0;
     for (const auto& [number, has] : numbers) {
         max_number = std::max(max_number, number);
-        if (!has.first) {
-            // A sidecar whose segment is gone (a crash between the two unlinks).
-            if (fs_.unlink(path_of(number, "evt"))) ++stats.deleted_files;
+        if (!has.seg) {
+            // A sidecar or index whose segment is gone (a crash between the unlinks).
+            if (has.evt && fs_.unlink(path_of(number, "evt"))) ++stats.deleted_files;
+            if (has.idx && fs_.unlink(path_of(number, "idx"))) ++stats.deleted_files;
             sync_.mark_dirty(dir_handle_, SyncClass::Directory);
             continue;
         }
-        recover_segment(number, has.second, visit, stats, scratch);
+        recover_segment(number, has.evt, has.idx, visit, stats, scratch);
     }
     // New segments get numbers above every file seen, so no stale sidecar is ever reused.
     next_number_ = max_number + 1;
@@ -161,8 +169,8 @@ Result<RecoveryStats> MessageLog::recover(const Visitor& visit) {
     return stats;
 }
 
-void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, const Visitor& visit, RecoveryStats& stats,
-                                 RecoveryScratch& scratch) {
+void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, bool has_index, const Visitor& visit,
+                                 RecoveryStats& stats, RecoveryScratch& scratch) {
     const std::string path = path_of(number, "seg");
     auto opened = fs_.open(path, OpenMode::ReadWrite);
     Result<std::uint64_t> size = opened ? (*opened)->size() : Result<std::uint64_t>(opened.error());
@@ -177,12 +185,21 @@ void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, const V
     scratch.pairs.clear();
     scratch.hint = 0;
     std::uint64_t good_end = 0;
+    std::uint64_t last_seq = 0;  // of this segment's last message record
+    std::uint32_t last_crc = 0;
+    bool indexed = false;
     if (*size < file_header_size) {
         // Created, but its header never reached the disk whole: no records.
         cut_tail(file, path, {0, *size, 0, true}, stats, options_.warn);
     } else {
         HeaderCheck header = check_header(file, FileKind::Segment, path, stats, options_.warn);
         if (header == HeaderCheck::Unreadable || header == HeaderCheck::TooNew) return;
+        // A sealed segment's index stands for its records, whose checksums are checked when they
+        // are read; reading the header above proved the segment readable, as a scan would.
+        indexed = header == HeaderCheck::Good && has_index && read_segment_index(number, file, *size, stats, scratch);
+        if (indexed) good_end = *size;
+    }
+    if (!indexed && *size >= file_header_size) {
         RecordScanner scan(file, *size, file_header_size, options_.max_record_size, scratch.window);
         for (bool more = true; more;) {
             auto item = scan.next();
@@ -197,6 +214,8 @@ void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, const V
                         break;
                     }
                     ++stats.records;
+                    last_seq = item.header.seq;
+                    last_crc = item.header.crc;
                     scratch.records.push_back({static_cast<std::uint32_t>(item.offset),
                                                static_cast<std::uint32_t>(item.length),
                                                static_cast<std::uint32_t>(view->body.size()), view->ttl_ms,
@@ -281,20 +300,109 @@ void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, const V
         }
     }
     stats.live += live;
+    if (!scratch.records.empty()) ++stats.segments;
+    if (indexed) ++stats.indexed_segments;
     if (live == 0) {
         // Everything in it is settled: the segment first, then its sidecar (see delete_doomed).
         if (fs_.unlink(path)) ++stats.deleted_files;
         if (sidecar && fs_.unlink(path_of(number, "evt"))) ++stats.deleted_files;
+        if (has_index && fs_.unlink(path_of(number, "idx"))) ++stats.deleted_files;
         sync_.mark_dirty(dir_handle_, SyncClass::Directory);
         return;
     }
     Segment& s = add_segment(number);
+    s.has_index_file = has_index;
     s.file = std::move(*opened);
     s.written = good_end;
     s.sidecar = std::move(sidecar);
     s.sidecar_written = sidecar_end;
     s.live = live;
     s.sealed = true;  // appends go to a new segment: offsets past a cut tail are never reused
+    s.indexable = false;
+    if (!indexed) index_recovered(s, stats, scratch, last_seq, last_crc);
+}
+
+bool MessageLog::read_segment_index(std::uint32_t number, File& file_of_segment, std::uint64_t segment_size,
+                                    RecoveryStats& stats, RecoveryScratch& scratch) {
+    const std::string path = path_of(number, "idx");
+    auto refuse = [&](const std::string& why) {
+        ++stats.bad_indexes;
+        report_problem(stats, options_.warn, path, 0, why + "; reading the segment instead");
+        scratch.records.clear();
+        scratch.pairs.clear();
+        return false;
+    };
+    auto file = fs_.open(path, OpenMode::Read);
+    if (!file) return refuse("cannot open: " + file.error().message);
+    auto size = (*file)->size();
+    if (!size) return refuse("unreadable: " + size.error().message);
+    if (*size > std::uint64_t{options_.max_record_size} + file_header_size + record_header_size)
+        return refuse("index too large");
+    scratch.index.resize(static_cast<std::size_t>(*size));
+    auto got = read_fully(**file, {scratch.index.data(), scratch.index.size()}, 0);
+    if (!got || *got != *size) return refuse("index unreadable");
+    std::string why;
+    auto summary = read_index(
+        scratch.index.span(), number, segment_size, options_.max_record_size,
+        [&](const IndexRecord& r) {
+            scratch.records.push_back({r.offset, r.size, r.body_size, r.ttl_ms, r.publish_ms,
+                                       static_cast<std::uint32_t>(scratch.pairs.size()), r.queues.size(), r.priority,
+                                       r.flags});
+            for (std::uint32_t i = 0; i < r.queues.size(); ++i)
+                scratch.pairs.push_back({r.queues[i].queue_id, r.queues[i].queue_seq});
+        },
+        why);
+    if (!summary) return refuse(why);
+    // Its last record must be the one the index was made from (seq and checksum): an index
+    // that outlived its segment never stands for a later segment of the same number and size.
+    std::byte last[record_header_size];
+    auto read = read_fully(file_of_segment, last, summary->last_offset);
+    if (!read || *read != record_header_size) return refuse("the segment's last record is unreadable");
+    RecordHeader h = peek_record_header(last);
+    if (!has_record_magic(last) || h.seq != summary->last_seq || h.crc != summary->last_crc)
+        return refuse("the segment's last record is not the one indexed");
+    scratch.max_seq = std::max(scratch.max_seq, summary->last_seq);
+    stats.records += scratch.records.size();
+    return true;
+}
+
+void MessageLog::index_recovered(Segment& s, RecoveryStats& stats, RecoveryScratch& scratch, std::uint64_t last_seq,
+                                 std::uint32_t last_crc) {
+    // Only a segment whose file ends where its last good record does (its tail was cut), and
+    // whose message records follow each other with nothing between (what an index describes).
+    auto size = s.file->size();
+    if (scratch.records.empty() || !size || *size != s.written) return;
+    std::uint64_t next = file_header_size;
+    for (const Record& r : scratch.records) {
+        if (r.offset != next) return;
+        next += r.size;
+    }
+    if (next != s.written) return;
+    Buffer& payload = scratch.index;
+    begin_index(payload);
+    Buffer queues;
+    for (const Record& r : scratch.records) {
+        queues.resize(std::size_t{r.pair_count} * queue_entry_size);
+        for (std::uint32_t i = 0; i < r.pair_count; ++i) {
+            const Pair& p = scratch.pairs[r.first_pair + i];
+            put_u32(queues.data() + i * queue_entry_size, p.queue_id);
+            put_u64(queues.data() + i * queue_entry_size + 4, p.queue_seq);
+        }
+        append_index_entry(payload, {r.offset, r.size, r.body_size, r.ttl_ms, r.publish_ms, r.priority, r.flags, {}},
+                           queues.span());
+    }
+    if (payload.size() > options_.max_record_size) return;
+    const std::string path = path_of(s.number, "idx");
+    std::shared_ptr<File> file;
+    if (Status st = write_index_file(fs_, path, file, s.number, options_.epoch, s.written, last_seq, last_crc,
+                                     static_cast<std::uint32_t>(scratch.records.size()), payload);
+        !st) {
+        report_problem(stats, options_.warn, path, 0, "cannot write: " + st.error().message);
+        if (file) (void)fs_.unlink(path);
+        return;
+    }
+    s.has_index_file = true;  // not synced, as at run time (write_indexes)
+    ++stats.indexes_written;
 }
 
 void MessageLog::scan_sidecar(File& file, const std::string& path, RecoveryStats& stats, RecoveryScratch& scratch) {

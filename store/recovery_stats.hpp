@@ -31,6 +31,10 @@ struct RecoveryStats {
     std::uint64_t deleted_files = 0;     // settled segments, orphan sidecars, stale meta files
     std::uint64_t stale_events = 0;      // events about records that are not there (ignored)
     bool checkpoint = false;             // read from a clean shutdown's checkpoint, not the segments
+    std::uint64_t segments = 0;          // segments with records (message log)
+    std::uint64_t indexed_segments = 0;  // of those, read from their index instead of their records
+    std::uint64_t bad_indexes = 0;       // indexes that failed their checks (the segment was read)
+    std::uint64_t indexes_written = 0;   // indexes written for segments read whole
     std::vector<Problem> problems;       // the first max_problems
 
     static constexpr std::size_t max_problems = 100;

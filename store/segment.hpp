@@ -20,6 +20,15 @@ struct Segment {
     std::uint64_t sidecar_written = 0;
     Buffer pending;                     // records (and, first, the file header) to write at `written`
     Buffer events;                      // events to write as one record at `sidecar_written`
+    // The index entries of its records (segment_index.hpp), written as its .idx once it is
+    // sealed and whole; `indexable` is false once that cannot describe it (a failed flush cut
+    // records off, or the entries outgrew a record).
+    Buffer index;
+    std::uint32_t index_records = 0;
+    std::uint64_t last_seq = 0;  // of its newest record
+    std::uint32_t last_crc = 0;  // of its newest record
+    bool indexable = true;
+    bool has_index_file = false;        // a .idx exists (delete it with the segment)
     std::uint64_t live = 0;             // unsettled pairs, buffered ones included
     std::uint64_t pending_pairs = 0;    // pairs of the records in `pending`
     std::uint64_t pending_settled = 0;  // of those, settled already

@@ -139,9 +139,13 @@ void SyncService::run() {
                                 [](const DirtyFile& a, const DirtyFile& b) { return a.file == b.file; }),
                     batch.end());
         std::size_t synced = 0;
+        SyncLatency took;
         for (const DirtyFile& d : batch) {
             if (error) break;
-            if (std::error_code e = d.file->sync()) {
+            const auto started = std::chrono::steady_clock::now();
+            std::error_code e = d.file->sync();
+            took.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+            if (e) {
                 error = e;
                 message = fmt::format("fdatasync {}: {}", d.file->path(), e.message());
             }
@@ -162,6 +166,7 @@ void SyncService::run() {
             delay_.round_finished(CommitDelay::Clock::now());
             ++stats_.rounds;
             stats_.files_synced += synced;
+            stats_.fdatasync.add(took);
         }
         settled_.notify_all();
         SyncResult result{target, error, message};

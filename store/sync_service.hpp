@@ -5,6 +5,7 @@
 // fdatasync flushes data only. Neither touches broker state, only File handles shared with the logs.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -48,16 +49,36 @@ struct SyncResult {
     std::string message;       // names the file whose sync failed
 };
 
+// How long fdatasync calls took, in Prometheus-style buckets (seconds, upper bounds; counts per
+// bucket, not cumulative). Filled on the sync thread, off the event loop.
+struct SyncLatency {
+    static constexpr std::array<double, 12> bounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                   0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+    std::array<std::uint64_t, bounds.size() + 1> counts{};
+    double sum = 0;  // seconds
+    void observe(double seconds) {
+        std::size_t i = 0;
+        while (i < bounds.size() && seconds > bounds[i]) ++i;
+        ++counts[i];
+        sum += seconds;
+    }
+    void add(const SyncLatency& o) {
+        for (std::size_t i = 0; i < counts.size(); ++i) counts[i] += o.counts[i];
+        sum += o.sum;
+    }
+};
+
 struct SyncStats {
     std::uint64_t rounds = 0;
     std::uint64_t files_synced = 0;
     std::uint64_t requests = 0;
-    std::uint64_t delayed_rounds = 0;   // rounds that waited to gather a burst
-    std::uint64_t gathered_requests = 0;  // requests that arrived during those waits
-    std::uint64_t partial_rounds = 0;     // rounds that left the sidecars for later
-    std::uint64_t preallocations = 0;     // zero-fills done and synced
+    std::uint64_t delayed_rounds = 0;      // rounds that waited to gather a burst
+    std::uint64_t gathered_requests = 0;   // requests that arrived during those waits
+    std::uint64_t partial_rounds = 0;      // rounds that left the sidecars for later
+    std::uint64_t preallocations = 0;      // zero-fills done and synced
     std::uint64_t preallocated_bytes = 0;  // zeros they appended
     std::uint64_t preallocation_failures = 0;
+    SyncLatency fdatasync;  // each file's fdatasync (or fsync) call
 };
 
 class SyncService {
@@ -68,8 +89,7 @@ public:
     // `post` runs a function on the loop thread (asio::post); `on_synced` is what it runs.
     // Without `post`, on_synced runs on the sync thread.
     // `max_delay` caps the wait before a round that gathers a burst (CommitDelay); zero turns it off.
-    SyncService(Post post, Completion on_synced,
-                std::chrono::microseconds max_delay = std::chrono::microseconds{2000});
+    SyncService(Post post, Completion on_synced, std::chrono::microseconds max_delay = std::chrono::microseconds{2000});
     // Finishes the rounds already requested, then stops the thread.
     ~SyncService();
     // The same, now: after it, nothing is posted any more (the loop the post function reaches

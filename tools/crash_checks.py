@@ -5,7 +5,14 @@ import time
 
 import pika.exceptions
 
-from crash_clients import KEEP, KEEP_PUBLISHER, LOW_WATERMARK, QUEUES, ROUTES, parse_id
+import pika
+
+from crash_clients import (DELAYED_PUBLISHER, DELAYED_Q, KEEP, KEEP_PUBLISHER, LOW_WATERMARK,
+                           QUEUES, RETRY_MAX_MS, RETRY_PUBLISHER, RETRY_Q, ROUTES, STREAM,
+                           STREAM_PUBLISHER, STREAM_READER, parse_id)
+
+STREAM_MARKER = 99  # the "publisher" of the message each stream check appends
+STREAM_WHOLE, STREAM_TAIL = 20000, 2000
 
 
 class Summary:
@@ -27,6 +34,18 @@ class Summary:
         self.low_memory_rounds = 0
         self.keep_checked = self.keep_retired = 0
         self.keep = {"reads": {}, "retired": set()}  # message id -> checks that read it
+        self.delayed_confirmed = self.delayed_checked = self.delayed_duplicates = 0
+        self.delayed_twice = 0  # of the duplicates: two copies in the queue (released again)
+        self.retry_confirmed = self.retry_checked = self.retry_duplicates = 0
+        self.retry_waits = 0  # nacks sent: returns that waited out a backoff
+        self.taken = set()  # delayed and retried messages the checks took (acknowledged for good)
+        # The stream: every id confirmed so far, what the last check read (offset -> id), where
+        # it found the named reader resuming (None: not yet known).
+        self.stream = {"confirmed": set(), "log": [], "resume": None}
+        self.stream_confirmed = self.stream_read = self.stream_reader_acked = 0
+        self.stream_replayed = self.stream_replayed_max = 0
+        self.stream_replayed_by_stop = {}  # how Warren stopped -> acked messages replayed
+        self.stream_vanished = 0  # delivered to the reader before the crash, unconfirmed, gone
 
     def kills(self):
         return self.stops["kill"] + self.shutdown_kills + self.stops["startup kills"]
@@ -61,6 +80,20 @@ class Summary:
             "quorum queue kept across rounds (transient messages): %d read by the checks, %d "
             "acknowledged, %d there now" % (self.keep_checked, self.keep_retired,
                                             len(self.keep["reads"])),
+            "delayed exchange: %d confirmed, %d read by the checks, %d duplicates (%d released again: "
+            "Warren died in the turn that released them; the rest a basic.ack on its way)" % (
+                self.delayed_confirmed, self.delayed_checked, self.delayed_duplicates,
+                self.delayed_twice),
+            "retry with backoff: %d confirmed, %d returns with a backoff, %d read by the checks, "
+            "%d duplicates (a basic.ack on its way)" % (
+                self.retry_confirmed, self.retry_waits, self.retry_checked, self.retry_duplicates),
+            "stream: %d confirmed, %d messages there now, %d read by the checks; named reader: "
+            "%d acked in the rounds, %d acked ones replayed after a restart (at most %d at once; "
+            "by stop: %s), %d unconfirmed deliveries gone after the restart" % (
+                self.stream_confirmed, len(self.stream["log"]), self.stream_read,
+                self.stream_reader_acked, self.stream_replayed, self.stream_replayed_max,
+                ", ".join("%s %d" % kv for kv in sorted(self.stream_replayed_by_stop.items())),
+                self.stream_vanished),
             "lost: %d" % self.lost,
             "acked and returned: %d" % self.acked_returned,
             "duplicates (a basic.ack on its way when Warren stopped): %d" % self.duplicates,
@@ -275,3 +308,268 @@ def check_round(summary, round_no, results, drained, fsync):
                     if summary.lost <= 20:
                         summary.violation("round %d: %s lost %s (confirmed, never acked)" % (
                             round_no, q, mid))
+
+
+def read_out_waiting(broker, summary, round_no, queue, until, expected):
+    """Consumes `queue` until the wall clock passes `until`, every id in `expected` has come and
+    nothing more came for 0.5 s (or 60 s more have passed), then acknowledges everything in one
+    transaction: [(id, redelivered, x-delivery-count, arrival time)] in delivery order. For the
+    delayed queue, whose messages come out of the exchange as their deadlines pass, and the
+    retry queue, whose returned messages come back once their backoff is over."""
+    conn = broker.connect()
+    ch = conn.channel()
+    ch.tx_select()
+    ch.basic_qos(prefetch_count=0)
+    got = []
+    ch.basic_consume(queue, lambda c, m, p, b: got.append((m, p, b, time.time())))
+    hard = max(until, time.time()) + 60
+    last = (0, time.time())
+    while time.time() < hard:
+        conn.process_data_events(time_limit=0.1)
+        if len(got) != last[0]:
+            last = (len(got), time.time())
+        ids = {parse_id(b) for _, _, b, _ in got}
+        if time.time() > until and expected <= ids and time.time() - last[1] > 0.5:
+            break
+    else:
+        summary.violation("round %d: %s: still waiting for %d messages after 60 s" % (
+            round_no, queue, len(expected - {parse_id(b) for _, _, b, _ in got})))
+    if got:
+        ch.basic_ack(got[-1][0].delivery_tag, multiple=True)
+    ch.tx_commit()
+    conn.close()
+    return [(parse_id(b), m.redelivered, (p.headers or {}).get("x-delivery-count"), t)
+            for m, p, b, t in got]
+
+
+def check_delayed(broker, summary, round_no, results):
+    """crash.delayed after the restart, once every deadline of the round has passed: each
+    confirmed delayed message is there or was acknowledged by the round's consumer, none came
+    before its deadline, none twice in the queue at once. Allowed duplicates: a message the
+    round's consumer acknowledged with basic.ack (the ack on its way), or one Warren released in
+    the loop turn it died in (the queue's copy is written before the exchange's release record,
+    so the exchange releases it again)."""
+    pub = next((r for r in results if r["role"] == "publisher" and
+                r["number"] == DELAYED_PUBLISHER), None)
+    consumer = next((r for r in results if r.get("queue") == DELAYED_Q), None)
+    deadlines = pub["deadlines"] if pub else {}
+    confirmed = {(round_no, DELAYED_PUBLISHER, seq) for seq in (pub["acked"] if pub else ())}
+    acked = set(consumer["acked"]) if consumer else set()
+    summary.delayed_confirmed += len(confirmed)
+    until = max(deadlines.values(), default=0) + 0.2
+    drained = read_out_waiting(broker, summary, round_no, DELAYED_Q, until, confirmed - acked)
+    arrivals = dict(consumer["arrived"]) if consumer else {}
+    present = set()
+    for mid, redelivered, count, at in drained:
+        summary.delayed_checked += 1
+        if mid in summary.taken:
+            summary.acked_returned += 1
+            summary.violation("round %d: %s holds %s, taken by an earlier check" % (
+                round_no, DELAYED_Q, mid))
+            continue
+        if mid[0] != round_no or mid[2] not in deadlines:
+            summary.violation("round %d: %s holds %s, not published in this round" % (
+                round_no, DELAYED_Q, mid))
+            continue
+        if mid in present or mid in acked:
+            summary.duplicates += 1
+            summary.delayed_duplicates += 1
+            summary.delayed_twice += mid in present
+        present.add(mid)
+        arrivals.setdefault(mid, at)
+    for mid, at in arrivals.items():
+        # The deadline was taken before the publish; Warren's is its own clock at the publish,
+        # in whole milliseconds after a restart: 5 ms of slack.
+        deadline = deadlines.get(mid[2])
+        if deadline is not None and at < deadline - 0.005:
+            summary.violation("round %d: %s: %s came %.0f ms before its deadline" % (
+                round_no, DELAYED_Q, mid, (deadline - at) * 1000))
+    missing = confirmed - present - acked
+    summary.lost += len(missing)
+    for mid in sorted(missing)[:20]:
+        summary.violation("round %d: %s lost %s (confirmed, never acked)" % (round_no, DELAYED_Q, mid))
+    summary.taken |= present
+
+
+def check_retry(broker, summary, round_no, results):
+    """crash.retry after the restart, once any backoff has ended: each confirmed message is there
+    or was acknowledged; its x-delivery-count never went back below what the consumer saw, and
+    is at most its returns (nacks) plus one (the crash returning a delivery in flight). Allowed
+    duplicates: a message the consumer acknowledged with basic.ack (the ack on its way)."""
+    pub = next((r for r in results if r["role"] == "publisher" and
+                r["number"] == RETRY_PUBLISHER), None)
+    retrier = next((r for r in results if r["role"] == "retrier"), None)
+    confirmed = {(round_no, RETRY_PUBLISHER, seq) for seq in (pub["acked"] if pub else ())}
+    acked = set(retrier["acked"]) if retrier else set()
+    nacks = retrier["nacks"] if retrier else {}
+    seen = retrier["seen"] if retrier else {}
+    summary.retry_confirmed += len(confirmed)
+    summary.retry_waits += sum(nacks.values())
+    until = time.time() + RETRY_MAX_MS / 1000.0 + 0.2
+    drained = read_out_waiting(broker, summary, round_no, RETRY_Q, until, confirmed - acked)
+    present = set()
+    for mid, redelivered, count, _ in drained:
+        summary.retry_checked += 1
+        if mid in summary.taken:
+            summary.acked_returned += 1
+            summary.violation("round %d: %s holds %s, taken by an earlier check" % (
+                round_no, RETRY_Q, mid))
+            continue
+        if mid[0] != round_no or pub is None or mid[2] > pub["sent"]:
+            summary.violation("round %d: %s holds %s, not published in this round" % (
+                round_no, RETRY_Q, mid))
+            continue
+        if mid in present:
+            summary.violation("round %d: %s holds %s twice" % (round_no, RETRY_Q, mid))
+        present.add(mid)
+        if mid in acked:
+            summary.duplicates += 1
+            summary.retry_duplicates += 1
+        count = count or 0
+        if count < seen.get(mid, 0) or count > nacks.get(mid, 0) + 1:
+            summary.violation("round %d: %s: %s back with x-delivery-count %d; the consumer saw "
+                              "%d and returned it %d times" % (round_no, RETRY_Q, mid, count,
+                                                               seen.get(mid, 0), nacks.get(mid, 0)))
+    missing = confirmed - present - acked
+    summary.lost += len(missing)
+    for mid in sorted(missing)[:20]:
+        summary.violation("round %d: %s lost %s (confirmed, never acked)" % (round_no, RETRY_Q, mid))
+    summary.taken |= present
+
+
+def _stream_consume(conn, ch, arguments, want, prefetch, wait=60, ack=True):
+    """Consumes the stream with `arguments` until `want` deliveries came (or `wait` s passed),
+    acking each (credit) if `ack`: [(offset, id)]; closes the channel. (Never more than `want`
+    may be on their way at the close: pika would return them with basic.nack, which a stream
+    answers by closing the connection.)"""
+    got = []
+
+    def on(c, m, p, b):
+        got.append(((p.headers or {}).get("x-stream-offset"), parse_id(b)))
+        if ack:
+            c.basic_ack(m.delivery_tag)
+    ch.basic_qos(prefetch_count=prefetch)
+    ch.basic_consume(STREAM, on, arguments=arguments)
+    deadline = time.monotonic() + wait
+    while len(got) < want and time.monotonic() < deadline:
+        conn.process_data_events(time_limit=0.2)
+    ch.close()
+    return got
+
+
+def check_stream(broker, summary, round_no, results, stop="kill"):
+    """The stream after the restart, read whole from `first` by an unnamed consumer (past
+    STREAM_WHOLE messages, every tenth round; the others from STREAM_TAIL before the end of what
+    the last check read): every confirmed message there once, in publication order, at offsets
+    0, 1, 2, ...; what the last check read is still there at the same offsets (append-only:
+    unconfirmed messages may be gone only if no check saw them). The round's named reader
+    started exactly where the last check found it resuming and got each message from there in
+    order; after the restart it resumes no earlier than that (the stored offset never goes back)
+    and no later than right after its last ack (at-least-once: it may replay acks of about the
+    last second), and every message before that point was delivered to it (it skips nothing).
+    Then the check appends a confirmed marker message, so that the named reader always has a
+    message to resume at, and reads where it resumes without acking (which does not move the stored offset)."""
+    state = summary.stream
+    pub = next((r for r in results if r["role"] == "publisher" and
+                r["number"] == STREAM_PUBLISHER), None)
+    reader = next((r for r in results if r["role"] == "stream-reader"), None)
+    confirmed = {(round_no, STREAM_PUBLISHER, seq) for seq in (pub["acked"] if pub else ())}
+    summary.stream_confirmed += len(confirmed)
+    state["confirmed"] |= confirmed
+    conn = broker.connect()
+    count = conn.channel().queue_declare(STREAM, passive=True).method.message_count
+    # Long runs: past STREAM_WHOLE messages, nine rounds in ten read only the tail (what the
+    # last check read, verified then, is taken as it was): the checks stay linear in the rounds.
+    before = state["log"]
+    base = 0
+    if len(before) > STREAM_WHOLE and round_no % 10:
+        base = min(count, len(before) - STREAM_TAIL)
+    where = {"x-stream-offset": base if base else "first"}
+    log = _stream_consume(conn, conn.channel(), where, count - base,
+                          max(1, min(1000, count - base)))
+    summary.stream_read += len(log)
+    if len(log) != count - base:
+        summary.violation("round %d: %s said %d messages, delivered %d from offset %d" % (
+            round_no, STREAM, count, len(log), base))
+    ids = before[:base] + [mid for _, mid in log]
+    if [o for o, _ in log] != list(range(base, base + len(log))):
+        summary.violation("round %d: %s: offsets from %d are not %d, %d, ...: %s" % (
+            round_no, STREAM, base, base, base + 1, [o for o, _ in log][:20]))
+    if len(set(ids)) != len(ids):
+        summary.violation("round %d: %s holds a message twice" % (round_no, STREAM))
+    if ids != sorted(ids):
+        bad = next(i for i in range(1, len(ids)) if ids[i] < ids[i - 1])
+        summary.violation("round %d: %s: %s at offset %d after %s" % (
+            round_no, STREAM, ids[bad], bad, ids[bad - 1]))
+    if ids[:len(before)] != before:
+        changed = next((i for i in range(len(before)) if i >= len(ids) or ids[i] != before[i]))
+        summary.lost += 1
+        summary.violation("round %d: %s: offset %d held %s at the last check, now %s" % (
+            round_no, STREAM, changed, before[changed],
+            ids[changed] if changed < len(ids) else "nothing"))
+    for mid in ids[len(before):]:
+        if mid[0] != round_no or mid[1] != STREAM_PUBLISHER or pub is None or mid[2] > pub["sent"]:
+            summary.violation("round %d: %s holds %s, not published in this round" % (
+                round_no, STREAM, mid))
+    missing = state["confirmed"] - set(ids)
+    summary.lost += len(missing)
+    for mid in sorted(missing)[:20]:
+        summary.violation("round %d: %s lost %s (confirmed)" % (round_no, STREAM, mid))
+
+    # The round's named reader: from the last check's resume point, each message in order.
+    start = state["resume"] if state["resume"] is not None else 0
+    delivered = reader["delivered"] if reader else []
+    acked = reader["acked"] if reader else []
+    summary.stream_reader_acked += len(acked)
+    if delivered and delivered[0][0] != start:
+        summary.violation("round %d: the named reader started at offset %s, the check found it "
+                          "resuming at %d" % (round_no, delivered[0][0], start))
+    got = {}
+    for i, (offset, mid) in enumerate(delivered):
+        if offset != start + i:
+            summary.violation("round %d: the named reader got offset %s after %s" % (
+                round_no, offset, delivered[i - 1][0] if i else None))
+            break
+        if offset >= len(ids) or ids[offset] != mid:
+            # Delivered before the crash, never confirmed, not in the log after the restart.
+            if mid in state["confirmed"]:
+                summary.violation("round %d: the named reader got %s at offset %d, the stream "
+                                  "holds %s there" % (round_no, mid, offset,
+                                                      ids[offset] if offset < len(ids) else None))
+            summary.stream_vanished += 1
+            continue
+        got[offset] = mid
+
+    # Where it resumes now: the marker makes sure there is a message to resume at.
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", STREAM, b"%d.%d.0|" % (round_no, STREAM_MARKER),
+                     pika.BasicProperties(delivery_mode=2))
+    marker = (round_no, STREAM_MARKER, 0)
+    state["confirmed"].add(marker)
+    ch.close()
+    first = _stream_consume(conn, conn.channel(), {"x-stream-offset": "first",
+                                                   "x-stream-consumer-name": STREAM_READER},
+                            1, 1, wait=5, ack=False)
+    conn.close()
+    state["log"] = ids + [marker]
+    if not first:
+        summary.violation("round %d: the named reader gets nothing after the restart" % round_no)
+        state["resume"] = None
+        return
+    resume = first[0][0]
+    latest = max([start] + [o + 1 for o in acked if o in got])
+    if resume < start:
+        summary.violation("round %d: the named reader resumes at offset %d, before %d where it "
+                          "resumed at the last check" % (round_no, resume, start))
+    elif resume > latest:
+        skipped = [ids[o] for o in range(latest, min(resume, len(ids)))]
+        summary.lost += len(skipped)
+        summary.violation("round %d: the named reader resumes at offset %d, past %d (its last "
+                          "ack of a message still there, plus one): it skips %s" % (
+                              round_no, resume, latest, skipped[:5]))
+    replayed = len([o for o in acked if o >= resume])
+    summary.stream_replayed += replayed
+    summary.stream_replayed_max = max(summary.stream_replayed_max, replayed)
+    summary.stream_replayed_by_stop[stop] = summary.stream_replayed_by_stop.get(stop, 0) + replayed
+    state["resume"] = resume

@@ -1,7 +1,9 @@
-"""The client processes of tools/crash_test.py, forked by its driver: publishers with confirms,
-consumers acking with basic.ack or in transactions, and a client declaring and deleting durable
-queues. Each runs until Warren closes its connection or dies, then sends the driver one dict
-through its pipe: what it sent, what was confirmed, delivered, acknowledged and committed.
+"""The client processes of tools/crash_test.py, forked by its driver: publishers with confirms
+(one of them of delayed messages, one into a stream), consumers acking with basic.ack or in
+transactions, one returning each message twice to a queue that retries with backoff, a named
+stream reader, and a client declaring and deleting durable queues. Each runs until Warren closes
+its connection or dies, then sends the driver one dict through its pipe: what it sent, what was
+confirmed, delivered, acknowledged and committed.
 """
 import random
 import signal
@@ -21,10 +23,34 @@ QUEUES = (DIRECT, TX_QUEUE, FAN_QUEUE)
 # check reads it all, acknowledges about a third for good and returns the rest.
 KEEP = "crash.keep"
 KEEP_PUBLISHER = 3
+# A durable delayed exchange (the plugin's type, routing direct) feeding crash.delayed: each
+# message waits a random 0-1.5 s; and crash.retry, whose consumer returns each message twice
+# (nack with requeue) before it acks it, so that most wait out a backoff (50, 100, ... 400 ms).
+DELAYED_X = "crash.later"
+DELAYED_Q = "crash.delayed"
+DELAYED_PUBLISHER = 4
+MAX_DELAY_MS = 1500
+RETRY_Q = "crash.retry"
+RETRY_PUBLISHER = 5
+RETRY_ARGS = {"x-delayed-retry-type": "all", "x-delayed-retry-min": 50, "x-delayed-retry-max": 400,
+              "x-delayed-retry-multiplier": 2, "x-delivery-limit": 1000000}
+RETRY_MAX_MS = 400
+RETRIES = 2  # returns per message before the consumer acks it
+# A durable stream (declared once, kept across rounds): a publisher with confirms appends to it,
+# and a reader named STREAM_READER (x-stream-offset first, server-side offset tracking) acks what
+# it reads; each check reads the whole stream and where the named reader resumes.
+STREAM = "crash.stream"
+STREAM_PUBLISHER = 6
+STREAM_READER = "crash.reader"
+STREAM_PREFETCH = 32
 # (number, exchange, routing key, window, most messages per round, delivery mode)
 PUBLISHERS = ((0, "", DIRECT, 256, None, 2), (1, "", DIRECT, 256, None, 2),
-              (2, FANOUT, "", 256, None, 2), (KEEP_PUBLISHER, "", KEEP, 16, 300, 1))
-ROUTES = {0: (DIRECT,), 1: (DIRECT,), 2: (TX_QUEUE, FAN_QUEUE), KEEP_PUBLISHER: (KEEP,)}
+              (2, FANOUT, "", 256, None, 2), (KEEP_PUBLISHER, "", KEEP, 16, 300, 1),
+              (DELAYED_PUBLISHER, DELAYED_X, "d", 64, 400, 2), (RETRY_PUBLISHER, "", RETRY_Q, 64, 300, 2),
+              (STREAM_PUBLISHER, "", STREAM, 64, 300, 2))
+ROUTES = {0: (DIRECT,), 1: (DIRECT,), 2: (TX_QUEUE, FAN_QUEUE), KEEP_PUBLISHER: (KEEP,),
+          DELAYED_PUBLISHER: (DELAYED_Q,), RETRY_PUBLISHER: (RETRY_Q,),
+          STREAM_PUBLISHER: (STREAM,)}
 # Every third round runs with a memory watermark the backlog passes: queues page everything out
 # (transient messages too) and publishers are blocked by the memory alarm now and then.
 LOW_WATERMARK = 8 * 1000 * 1000
@@ -39,8 +65,11 @@ def client_main(role, pipe, port, round_no, arg, seed):
         signal.signal(sig, signal.SIG_DFL)
     procs._libc.prctl(procs._PR_SET_PDEATHSIG, signal.SIGKILL)
     random.seed(seed)
-    client = {"publisher": Publisher, "acker": Acker, "tx": TxConsumer, "churn": Churn}[role](
-        port, round_no, arg)
+    if role == "publisher" and arg[0] == DELAYED_PUBLISHER:
+        role = "delayed-publisher"
+    client = {"publisher": Publisher, "delayed-publisher": DelayedPublisher, "acker": Acker,
+              "tx": TxConsumer, "retrier": Retrier, "stream-reader": StreamReader,
+              "churn": Churn}[role](port, round_no, arg)
     try:
         client.run()
     except Exception as e:  # reported: the driver decides whether it was expected
@@ -111,12 +140,17 @@ class Publisher(AsyncClient):
         while (len(self.outstanding) < self.window and self.conn.is_open and
                (self.limit is None or self.sent < self.limit)):
             self.sent += 1
-            # Sizes from 16 B to ~3 KiB: segments roll at different offsets every round.
-            pad = b"x" * ((self.sent * 7919 + self.number * 104729) % 3000)
+            # Sizes from 16 B to ~3 KiB: segments roll at different offsets every round (the
+            # stream's up to 300 B: each check reads all of it).
+            pad = b"x" * ((self.sent * 7919 + self.number * 104729) %
+                          (300 if self.number == STREAM_PUBLISHER else 3000))
             self.ch.basic_publish(self.exchange, self.routing_key,
                                   b"%d.%d.%d|" % (self.round_no, self.number, self.sent) + pad,
-                                  self.props)
+                                  self._properties())
             self.outstanding.add(self.sent)
+
+    def _properties(self):
+        return self.props
 
     def _confirm(self, frame):
         m = frame.method
@@ -136,17 +170,38 @@ class Publisher(AsyncClient):
                 "acked": self.acked, "nacked": self.nacked, "anomalies": self.anomalies}
 
 
+class DelayedPublisher(Publisher):
+    """A Publisher whose messages carry x-delay (0 to MAX_DELAY_MS ms, 0: routed at once); notes
+    each message's deadline (wall clock, taken before the publish) for the check."""
+
+    def __init__(self, port, round_no, arg):
+        super().__init__(port, round_no, arg)
+        self.deadlines = {}
+
+    def _properties(self):
+        delay = random.randint(0, MAX_DELAY_MS)
+        self.deadlines[self.sent] = time.time() + delay / 1000.0
+        return pika.BasicProperties(delivery_mode=2, headers={"x-delay": delay})
+
+    def result(self):
+        r = super().result()
+        r["deadlines"] = self.deadlines
+        return r
+
+
 def parse_id(body):
     r, p, s = body[:body.index(b"|")].split(b".")
     return int(r), int(p), int(s)
 
 
 class Acker(AsyncClient):
-    """Consumes a queue (prefetch 64) and acks each delivery with basic.ack, noting it first."""
+    """Consumes a queue (prefetch 64) and acks each delivery with basic.ack, noting it first
+    (and when it came, wall clock: for the delayed queue's deadlines)."""
 
     def __init__(self, port, round_no, arg):
         super().__init__(port, round_no, arg)
         self.delivered, self.acked, self.problems = [], [], []
+        self.arrived = {}
 
     def _channel(self, ch):
         ch.add_on_close_callback(self._channel_closed)
@@ -156,6 +211,7 @@ class Acker(AsyncClient):
     def _delivery(self, ch, method, props, body):
         mid = parse_id(body)
         self.delivered.append(mid)
+        self.arrived.setdefault(mid, time.time())
         if method.redelivered:
             self.problems.append("%s delivered redelivered with no crash since" % (mid,))
         self.acked.append(mid)  # noted before the ack leaves: absent later is then not lost
@@ -163,7 +219,64 @@ class Acker(AsyncClient):
 
     def result(self):
         return {"role": "acker", "queue": self.arg, "delivered": self.delivered,
-                "acked": self.acked, "committed": [], "problems": self.problems}
+                "acked": self.acked, "committed": [], "problems": self.problems,
+                "arrived": self.arrived}
+
+
+class Retrier(AsyncClient):
+    """Consumes crash.retry (prefetch 32): a delivery with x-delivery-count below RETRIES is
+    nacked with requeue (it waits out a backoff), the next acked with basic.ack; each noted
+    before it is sent, with the highest x-delivery-count seen."""
+
+    def __init__(self, port, round_no, arg):
+        super().__init__(port, round_no, arg)
+        self.delivered, self.acked, self.nacks, self.seen = [], [], {}, {}
+
+    def _channel(self, ch):
+        ch.add_on_close_callback(self._channel_closed)
+        ch.basic_qos(prefetch_count=32,
+                     callback=lambda _f: ch.basic_consume(self.arg, self._delivery))
+
+    def _delivery(self, ch, method, props, body):
+        mid = parse_id(body)
+        count = (props.headers or {}).get("x-delivery-count", 0)
+        self.delivered.append(mid)
+        self.seen[mid] = max(self.seen.get(mid, 0), count)
+        if count < RETRIES:
+            self.nacks[mid] = self.nacks.get(mid, 0) + 1
+            ch.basic_nack(method.delivery_tag, requeue=True)
+        else:
+            self.acked.append(mid)
+            ch.basic_ack(method.delivery_tag)
+
+    def result(self):
+        return {"role": "retrier", "queue": self.arg, "delivered": self.delivered,
+                "acked": self.acked, "nacks": self.nacks, "seen": self.seen}
+
+
+class StreamReader(AsyncClient):
+    """Reads the stream as the named reader STREAM_READER (x-stream-offset first: the broker's
+    stored offset wins once there is one), prefetch STREAM_PREFETCH, and acks each delivery with
+    basic.ack, noting (offset, id) when it comes and the offset before its ack leaves."""
+
+    def __init__(self, port, round_no, arg):
+        super().__init__(port, round_no, arg)
+        self.delivered, self.acked = [], []
+
+    def _channel(self, ch):
+        ch.add_on_close_callback(self._channel_closed)
+        ch.basic_qos(prefetch_count=STREAM_PREFETCH, callback=lambda _f: ch.basic_consume(
+            STREAM, self._delivery, arguments={"x-stream-offset": "first",
+                                               "x-stream-consumer-name": STREAM_READER}))
+
+    def _delivery(self, ch, method, props, body):
+        offset = (props.headers or {}).get("x-stream-offset")
+        self.delivered.append((offset, parse_id(body)))
+        self.acked.append(offset)
+        ch.basic_ack(method.delivery_tag)
+
+    def result(self):
+        return {"role": "stream-reader", "delivered": self.delivered, "acked": self.acked}
 
 
 class TxConsumer(AsyncClient):

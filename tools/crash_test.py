@@ -8,9 +8,15 @@ Every round runs client processes against Warren: three publishers of persistent
 confirms (window 256; two to a durable queue, one to a durable fanout exchange feeding two
 more), a consumer acking each delivery with basic.ack on each queue but one, whose consumer
 acks in transactions (its tx.commit-ok means "acked for sure"), a client declaring and deleting
-durable queues with bindings, and a publisher of transient messages to a quorum queue that
-outlives the rounds (each check reads it all, acknowledges a third, returns the rest). Every
-third round has a low memory watermark (paging, the memory alarm). Warren is then stopped, at
+durable queues with bindings, a publisher of transient messages to a quorum queue that
+outlives the rounds (each check reads it all, acknowledges a third, returns the rest), a
+publisher of persistent delayed messages (x-delay 0-1.5 s) to a durable x-delayed-message
+exchange feeding a queue with a basic.ack consumer, and one of persistent messages to a queue
+that retries with backoff (50-400 ms), whose consumer returns each message twice (nack with
+requeue) before it acks it, and a publisher of persistent messages with confirms to a
+durable stream kept across the rounds, read by a named reader (x-stream-consumer-name, from
+`first`, prefetch 32, basic.ack). Every third round has a low memory watermark (paging, the
+memory alarm). Warren is then stopped, at
 a random moment while they are busy (writes and fdatasyncs in flight; with a small
 segment_size, segments roll and are deleted as acks settle them):
   kill      SIGKILL
@@ -25,6 +31,21 @@ transaction) by the check:
   duplicates          (allowed) a message acknowledged with basic.ack, not committed, is back:
                       the ack was still on its way when Warren died, or when a SIGTERM
                       closed the connection (basic.ack has no reply: a consumer cannot know)
+  delayed, retried    after the restart the check waits until every deadline of the round has
+                      passed and every backoff could have ended, then reads both queues out:
+                      each confirmed message is there or was acked, no delayed one came before
+                      its deadline, x-delivery-count never goes back below what the consumer
+                      saw nor past its returns plus one; allowed duplicates: a basic.ack on its
+                      way, and a delayed message released in the loop turn Warren died in (the
+                      queue's copy is written before the exchange's release record)
+  stream              read whole from `first` (long runs: past 20,000 messages, every tenth
+                      round; the others read the tail): every confirmed message there once, in
+                      publication order, at offsets 0, 1, 2, ..., and what an earlier check read
+                      still there at the same offset; the named reader started where the last
+                      check found it resuming and got every message from there in order; after
+                      the restart it resumes no earlier than that and no later than right after
+                      its last ack (acked ones may be replayed: the offset is stored up to a
+                      second after the ack), so it skips nothing
   violations          also: a message twice in one queue, out of its publisher's order, one
                       delivered before the crash that does not come back redelivered with
                       x-delivery-count 1 (in the quorum queue: the number of checks that
@@ -49,10 +70,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "interop", "python"))
 
 import brokers  # noqa: E402
-from crash_checks import Summary, check_churn, check_keep, check_round, read_out  # noqa: E402
-from crash_clients import (CLIENT_TIMEOUT, DIRECT, FAN_QUEUE, FANOUT, KEEP,  # noqa: E402
-                           KEEP_PUBLISHER, LOW_WATERMARK, PUBLISHERS, QUEUES, TX_QUEUE,
-                           client_main)
+from crash_checks import (Summary, check_churn, check_delayed, check_keep,  # noqa: E402
+                          check_retry, check_round, check_stream, read_out)
+from crash_clients import (CLIENT_TIMEOUT, DELAYED_Q, DELAYED_X, DIRECT, FAN_QUEUE,  # noqa: E402
+                           FANOUT, KEEP, KEEP_PUBLISHER, LOW_WATERMARK, PUBLISHERS, QUEUES,
+                           RETRY_ARGS, RETRY_Q, STREAM, TX_QUEUE, client_main)
 
 
 def _config(fsync, segment_size, low_memory):
@@ -74,12 +96,19 @@ def _declare_topology(broker):
     # many checks have returned.
     ch.queue_declare(KEEP, durable=True, arguments={"x-queue-type": "quorum",
                                                     "x-delivery-limit": 1000000})
+    ch.exchange_declare(DELAYED_X, "x-delayed-message", durable=True,
+                        arguments={"x-delayed-type": "direct"})
+    ch.queue_declare(DELAYED_Q, durable=True)
+    ch.queue_bind(DELAYED_Q, DELAYED_X, "d")
+    ch.queue_declare(RETRY_Q, durable=True, arguments=RETRY_ARGS)
+    ch.queue_declare(STREAM, durable=True, arguments={"x-queue-type": "stream"})
     conn.close()
 
 
 def _start_clients(ctx, port, round_no, rng):
     specs = [("publisher", p) for p in PUBLISHERS]
-    specs += [("acker", DIRECT), ("tx", TX_QUEUE), ("acker", FAN_QUEUE), ("churn", None)]
+    specs += [("acker", DIRECT), ("tx", TX_QUEUE), ("acker", FAN_QUEUE), ("churn", None),
+              ("acker", DELAYED_Q), ("retrier", RETRY_Q), ("stream-reader", None)]
     clients = []
     for role, arg in specs:
         parent, child = ctx.Pipe(duplex=False)
@@ -187,6 +216,10 @@ def run(rounds, warren=None, seed=None, fsync_modes=(True, False), segment_size=
             _parse_start(summary, broker.log_text())
             drained = read_out(broker, summary, round_no)
             check_round(summary, round_no, results, drained, fsync)
+            check_delayed(broker, summary, round_no, results)
+            check_retry(broker, summary, round_no, results)
+            check_stream(broker, summary, round_no, results,
+                         stop + (", killed while starting" if startup_kill else ""))
             check_churn(broker, summary, round_no,
                          next((r for r in results if r["role"] == "churn"), None))
             check_keep(broker, summary, round_no,

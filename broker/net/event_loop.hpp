@@ -1,6 +1,7 @@
 // The glue between the broker core and Asio: one io_context on one thread. It runs the
 // broker's deferred work and flushes every connection's output once per loop turn, and keeps
-// one OS timer armed at the broker's next deadline.
+// one OS timer armed at the broker's next deadline. Under a high frame rate it paces its turns
+// (TurnPacer): a turn that read little is followed by a pause of at most input_batching_us.
 #pragma once
 
 #include <asio.hpp>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "broker/turn_pacer.hpp"
 
 namespace warren::broker::net {
 
@@ -29,6 +31,7 @@ public:
 private:
     void turn_end();
     void arm_timer();
+    void pace();
 
     asio::io_context& io_;
     Broker& broker_;
@@ -36,8 +39,11 @@ private:
     TimePoint timer_at_{};
     bool timer_armed_ = false;
     bool turn_end_scheduled_ = false;
+    bool collecting_output_ = false;  // turn_end() runs the broker's work: its output is flushed next
     std::vector<std::shared_ptr<Transport>> flush_;
     std::vector<std::shared_ptr<Transport>> flushing_;
+    TurnPacer pacer_;
+    std::uint64_t bytes_at_last_turn_ = 0;  // Broker::input().bytes when the last turn ended
 };
 
 }  // namespace warren::broker::net

@@ -17,7 +17,7 @@ public:
     // `context` is kept: a reload (SIGHUP) that replaces the listener's leaves this one as it is.
     TlsHttpStream(asio::ip::tcp::socket socket, TlsContextPtr context, std::string peer)
         : context_(std::move(context)), stream_(std::move(socket), *context_), peer_(std::move(peer)) {
-        record_verify_failure(stream_, verify_failure_);
+        record_verify_failure(stream_.native_handle(), verify_failure_);
     }
 
     void read_some(std::span<char> into, Done done) override {

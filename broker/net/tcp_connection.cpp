@@ -1,5 +1,6 @@
 // See tcp_connection.hpp. Both variants are compiled here (explicit instantiations below); the
-// TLS-only steps are `if constexpr`, so the plain variant's code is what it was before TLS.
+// TLS-only steps are `if constexpr` calls into tcp_connection_tls.cpp, so the plain variant's
+// code is what it was before TLS.
 #include "broker/net/tcp_connection.hpp"
 
 #include <fmt/format.h>
@@ -22,9 +23,6 @@ constexpr std::size_t read_chunk = 256 * 1024;
 constexpr auto linger_time = std::chrono::seconds(2);
 // While closing, input is read only to be discarded.
 constexpr std::size_t discard_chunk = 4096;
-// TLS: output is packed into chunks of this size (OpenSSL cuts them into 16 KiB records): the
-// copy a busy connection keeps is at most this large.
-constexpr std::size_t tls_write_chunk = 64 * 1024;
 
 PeerInfo peer_of(const asio::ip::tcp::socket& socket) {
     asio::error_code ec;
@@ -47,10 +45,12 @@ PeerInfo peer_of(const asio::ip::tcp::socket& socket) {
 template <class Stream>
 TcpConnection<Stream>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket,
                                      std::function<void(Transport&)> on_closed) requires(!is_tls)
-    : loop_(loop), stream_(std::move(socket)), on_closed_(std::move(on_closed)), deadline_(loop.io()) {
+    : loop_(loop), socket_(std::move(socket)), on_closed_(std::move(on_closed)), deadline_(loop.io()) {
     asio::error_code ec;
-    stream_.set_option(asio::ip::tcp::no_delay(true), ec);
-    peer_ = peer_of(stream_);
+    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    // flush() writes from the loop turn itself (write_now): the socket must never block it.
+    socket_.non_blocking(true, ec);
+    peer_ = peer_of(socket_);
     log::peer(log::Level::Debug, peer_.address, "accepting AMQP connection from {}", peer_.address);
     make_core();
 }
@@ -59,19 +59,16 @@ template <class Stream>
 TcpConnection<Stream>::TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket, TlsSetup tls,
                                      std::function<void(Transport&)> on_closed) requires(is_tls)
     : loop_(loop),
-      tls_{std::move(tls)},
-      stream_(std::move(socket), *tls_.setup.context),
+      socket_(std::move(socket)),
+      tls_(std::move(tls)),
       on_closed_(std::move(on_closed)),
       deadline_(loop.io()) {
     asio::error_code ec;
-    this->socket().set_option(asio::ip::tcp::no_delay(true), ec);
-    peer_ = peer_of(this->socket());
+    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    // The TLS variant receives and sends itself (recv/send), in the loop turn.
+    socket_.non_blocking(true, ec);
+    peer_ = peer_of(socket_);
     log::peer(log::Level::Debug, peer_.address, "accepting AMQPS connection from {}", peer_.address);
-    record_verify_failure(stream_, tls_.verify_failure);
-    // Asio asks OpenSSL to free a connection's record buffers whenever they are empty, which
-    // for a busy connection is an allocation and a free per record (a tenth of the broker's
-    // time with small messages). They are kept instead: about 34 KiB per TLS connection.
-    SSL_clear_mode(stream_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
 }
 
 template <class Stream>
@@ -91,8 +88,7 @@ void TcpConnection<Stream>::start() {
         deadline_.async_wait([self = self()](const asio::error_code& ec) {
             if (!ec) self->on_handshake_timeout();
         });
-        stream_.async_handshake(asio::ssl::stream_base::server,
-                                [self = self()](const asio::error_code& ec) { self->on_handshake(ec); });
+        tls_handshake_step();
     } else {
         start_read();
     }
@@ -111,13 +107,17 @@ void TcpConnection<Stream>::on_handshake(const asio::error_code& ec) {
             return;
         }
         deadline_.cancel();
-        peer_.tls = tls_peer_of(stream_, tls_.setup.verify_peer);
+        // The client's first AMQP bytes may have come with its last handshake message.
+        tls_.session.keep_input();
+        SSL* ssl = tls_.session.native_handle();
+        peer_.tls = tls_peer_of(ssl, tls_.setup.verify_peer);
         log::peer(log::Level::Debug, peer_.address, "TLS handshake with {} done: {}, {}", peer_.address,
-                  SSL_get_version(stream_.native_handle()), SSL_get_cipher_name(stream_.native_handle()));
+                  SSL_get_version(ssl), SSL_get_cipher_name(ssl));
         Broker::TimeScope scope(loop_.broker());
         make_core();
         phase_ = Phase::Open;
         start_read();
+        if (tls_.session.has_output()) output_ready();
         loop_.schedule_turn_end();  // arms the AMQP handshake timer the Connection just set
     }
 }
@@ -136,12 +136,20 @@ template <class Stream>
 void TcpConnection<Stream>::start_read() {
     if (reading_ || phase_ == Phase::Closed || phase_ == Phase::Handshake) return;
     if (phase_ == Phase::Open && !core_->wants_read()) return;
-    // TLS: once our close_notify is out, async_shutdown reads (and discards) until the peer's.
-    if (is_tls && send_shut_down_) return;
     reading_ = true;
+    if constexpr (is_tls) {
+        // Input left from before the core stopped reading (or from the handshake's last read)
+        // is handled first; otherwise wait until the socket has something (one large recv).
+        if (tls_.session.has_buffered())
+            asio::post(loop_.io(), [self = self()] { self->tls_on_readable({}, true); });
+        else
+            socket_.async_wait(asio::socket_base::wait_read,
+                               [self = self()](const asio::error_code& ec) { self->tls_on_readable(ec, false); });
+        return;
+    }
     auto space = core_->read_space(phase_ == Phase::Closing ? discard_chunk : read_chunk);
     if (phase_ == Phase::Closing) space = space.first(std::min(space.size(), discard_chunk));
-    stream_.async_read_some(asio::buffer(space.data(), space.size()),
+    socket_.async_read_some(asio::buffer(space.data(), space.size()),
                             [self = self()](const asio::error_code& ec, std::size_t n) { self->on_read(ec, n); });
 }
 
@@ -152,17 +160,8 @@ void TcpConnection<Stream>::on_read(const asio::error_code& ec, std::size_t n) {
         return;
     }
     if (ec) {
-        reading_ = false;
-        Broker::TimeScope scope(loop_.broker());
-        std::string reason;
-        if (ec == asio::error::eof || (is_tls && is_tls_close(ec)))
-            reason = "connection closed by the client";
-        else if constexpr (is_tls)
-            reason = fmt::format("TLS error: {}", describe_tls_error(ec, {}));
-        else
-            reason = fmt::format("socket error: {}", ec.message());
-        core_->on_transport_closed(reason);
-        finish_close();
+        on_input_end(ec == asio::error::eof ? std::string("connection closed by the client")
+                                            : fmt::format("socket error: {}", ec.message()));
         return;
     }
     if (phase_ == Phase::Closing) {
@@ -176,7 +175,6 @@ void TcpConnection<Stream>::on_read(const asio::error_code& ec, std::size_t n) {
         Broker::TimeScope scope(loop_.broker());
         try {
             core_->on_read(n);
-            if constexpr (is_tls) read_buffered_records();
         } catch (const std::exception& e) {
             fail_internal(e.what());
         }
@@ -186,25 +184,13 @@ void TcpConnection<Stream>::on_read(const asio::error_code& ec, std::size_t n) {
     start_read();
 }
 
-// Asio's SSL stream completes a read with one TLS record, and the next read with a record
-// already received would cost another loop turn. A client that sends a record per frame (the
-// Go client does) would make every frame a turn: the records already in the stream's buffers
-// are decrypted here instead, straight into the connection's buffer, until none is complete.
-// The stream's state stays consistent: no read operation is pending while this handler runs,
-// and whatever SSL_read leaves (a partial record) the next async_read_some continues from.
+// The peer closed its end, or reading failed: the connection ends.
 template <class Stream>
-void TcpConnection<Stream>::read_buffered_records() {
-    if constexpr (is_tls) {
-        SSL* ssl = stream_.native_handle();
-        while ((phase_ == Phase::Open && core_->wants_read()) || phase_ == Phase::AwaitingPeer) {
-            auto space = core_->read_space(read_chunk);
-            int n = SSL_read(ssl, space.data(), static_cast<int>(std::min<std::size_t>(space.size(), INT_MAX)));
-            // None: no whole record buffered. A close_notify or an error is seen by the next
-            // async_read_some (Asio clears OpenSSL's error queue before each operation).
-            if (n <= 0) return;
-            core_->on_read(static_cast<std::size_t>(n));
-        }
-    }
+void TcpConnection<Stream>::on_input_end(const std::string& reason) {
+    reading_ = false;
+    Broker::TimeScope scope(loop_.broker());
+    core_->on_transport_closed(reason);
+    finish_close();
 }
 
 // A bug or an exhausted resource (an allocation that failed) while handling this connection's
@@ -235,64 +221,79 @@ void TcpConnection<Stream>::flush() {
     // Deliveries and replies may depend on records still buffered for the disk.
     loop_.broker().flush_storage();
     const OutputQueue* out = core_->begin_write();
-    if (!out && core_->output_held()) return;  // output_ready() comes when the hold is released
-    if (!out) {
-        if (phase_ == Phase::Closing) shut_down_send();
+    // TLS: records the session made by itself (the end of the handshake, a key update's answer)
+    // go out even when the core has nothing.
+    bool tls_output = false;
+    if constexpr (is_tls) tls_output = tls_.session.has_output();
+    if (!out && !tls_output) {
+        // output_ready() comes when a hold is released
+        if (!core_->output_held() && phase_ == Phase::Closing) shut_down_send();
         return;
     }
     gather_.clear();
-    out->for_each_piece([&](std::span<const std::byte> piece) { gather_.emplace_back(piece.data(), piece.size()); });
+    if (out)
+        out->for_each_piece(
+            [&](std::span<const std::byte> piece) { gather_.emplace_back(piece.data(), piece.size()); });
     writing_ = true;
     if constexpr (is_tls) {
+        tls_.core_write = out != nullptr;
         tls_.gather_at = tls_.gather_offset = 0;
-        write_tls_chunk();
+        tls_flush();
     } else {
-        asio::async_write(stream_, gather_,
+        if (write_now()) {
+            end_write_now();
+            return;
+        }
+        asio::async_write(socket_, gather_,
                           [self = self()](const asio::error_code& ec, std::size_t) { self->on_written(ec); });
     }
 }
 
-// OpenSSL makes one record (and Asio one socket write) of each buffer it is given, and the
-// output is mostly small frames: they are copied into one chunk first. A chunk that would be a
-// single large piece (a big body) is written from where it is.
+// Writes as much of gather_ as the socket takes at once and drops what was written from it.
+// True when all of it is written: the usual case, a send per connection per loop turn with no
+// completion handler and no extra turn. Otherwise (the socket's buffer is full, or an error)
+// the rest goes through async_write, which reports an error as before.
 template <class Stream>
-void TcpConnection<Stream>::write_tls_chunk() {
-    if constexpr (is_tls) {
-        auto& t = tls_;
-        asio::const_buffer chunk;
-        const asio::const_buffer& first = gather_[t.gather_at];
-        if (t.gather_offset == 0 && first.size() >= tls_write_chunk) {
-            chunk = first;
-            ++t.gather_at;
-        } else {
-            t.staged.clear();
-            while (t.gather_at < gather_.size() && t.staged.size() < tls_write_chunk) {
-                const asio::const_buffer& piece = gather_[t.gather_at];
-                std::size_t take = std::min(piece.size() - t.gather_offset, tls_write_chunk - t.staged.size());
-                const auto* from = static_cast<const std::byte*>(piece.data()) + t.gather_offset;
-                t.staged.insert(t.staged.end(), from, from + take);
-                t.gather_offset += take;
-                if (t.gather_offset == piece.size()) {
-                    ++t.gather_at;
-                    t.gather_offset = 0;
-                }
-            }
-            chunk = asio::buffer(t.staged);
+bool TcpConnection<Stream>::write_now() {
+    if constexpr (!is_tls) {
+        std::size_t first = 0;  // the first piece not completely written
+        while (first < gather_.size()) {
+            asio::error_code ec;
+            std::size_t n = socket_.write_some(std::span(gather_).subspan(first), ec);
+            if (ec || n == 0) break;
+            while (first < gather_.size() && n >= gather_[first].size()) n -= gather_[first++].size();
+            if (n > 0) gather_[first] += n;
         }
-        asio::async_write(stream_, chunk, [self = self()](const asio::error_code& ec, std::size_t) {
-            if (!ec && self->tls_.gather_at < self->gather_.size() && self->phase_ != Phase::Closed)
-                self->write_tls_chunk();
-            else
-                self->on_written(ec);
-        });
+        gather_.erase(gather_.begin(), gather_.begin() + static_cast<std::ptrdiff_t>(first));
+        return gather_.empty();
     }
+    return false;
+}
+
+// What on_written does after a complete write, inside the loop turn that wrote: the turn
+// ends after this, so only what end_write() asks for (a queue to dispatch) needs another turn,
+// and that asks for one itself.
+template <class Stream>
+void TcpConnection<Stream>::end_write_now() {
+    writing_ = false;
+    if (owes_end_write()) core_->end_write();
+    if (phase_ == Phase::Closed) return;
+    if (core_->has_output() || phase_ == Phase::Closing) flush();
+}
+
+// Whether the write that ended was of the core's output (begin_write), rather than only of
+// records the TLS session made by itself.
+template <class Stream>
+bool TcpConnection<Stream>::owes_end_write() {
+    if constexpr (is_tls) return std::exchange(tls_.core_write, false);
+    return true;
 }
 
 template <class Stream>
 void TcpConnection<Stream>::on_written(const asio::error_code& ec) {
     writing_ = false;
     Broker::TimeScope scope(loop_.broker());
-    core_->end_write();
+    if (owes_end_write()) core_->end_write();
     if (phase_ == Phase::Closed) return;
     if (ec) {
         core_->on_transport_closed(fmt::format("socket error: {}", ec.message()));
@@ -339,18 +340,26 @@ void TcpConnection<Stream>::read_state_changed() {
 // Everything is written: send our FIN, then discard what the peer still sends until it closes
 // its end (so that it sees a close rather than a reset), within the linger time. Over TLS the
 // FIN is preceded by close_notify, so that the client sees a clean end of stream rather than a
-// truncation; async_shutdown then reads until the peer's close_notify or FIN.
+// truncation; reading then goes on until the peer's close_notify or FIN.
 template <class Stream>
 void TcpConnection<Stream>::shut_down_send() {
     if (send_shut_down_) return;
-    send_shut_down_ = true;
     if constexpr (is_tls) {
-        stream_.async_shutdown([self = self()](const asio::error_code&) { self->finish_close(); });
-    } else {
-        asio::error_code ignored;
-        stream_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-        start_read();
+        if (!tls_.close_notify_made) {
+            tls_.close_notify_made = true;
+            tls_.session.shutdown();
+            // Written like any output; flush() comes back here once it is out.
+            gather_.clear();
+            tls_.gather_at = tls_.gather_offset = 0;
+            writing_ = true;
+            tls_flush();
+            return;
+        }
     }
+    send_shut_down_ = true;
+    asio::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    start_read();
 }
 
 template <class Stream>
@@ -364,7 +373,7 @@ void TcpConnection<Stream>::finish_close() {
     }
     asio::error_code ignored;
     deadline_.cancel();
-    socket().close(ignored);
+    socket_.close(ignored);
     if (on_closed_) on_closed_(*this);
 }
 
@@ -382,6 +391,6 @@ void TcpConnection<Stream>::force_close(std::string_view reason) {
 }
 
 template class TcpConnection<asio::ip::tcp::socket>;
-template class TcpConnection<TlsStream>;
+template class TcpConnection<TlsSession>;
 
 }  // namespace warren::broker::net

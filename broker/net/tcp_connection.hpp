@@ -1,9 +1,9 @@
-// One TCP connection driving one sans-IO Connection, over a plain socket or a TLS stream: large
-// reads straight into the connection's read buffer, and one gathered write of all pending
+// One TCP connection driving one sans-IO Connection, over a plain socket or TLS: large reads
+// (plain: straight into the connection's read buffer), and one gathered write of all pending
 // output per loop turn. Owned by the Server until its socket is closed, whatever I/O is
 // pending: a connection that is neither read (memory alarm) nor written to is still open.
-// Pending Asio operations hold it too (shared_from_this). The TLS variant first runs the
-// handshake, bounded by a timer, and only then creates the Connection.
+// Pending Asio operations hold it too (shared_from_this). The TLS variant (its I/O in
+// tcp_connection_tls.cpp) first runs the handshake, bounded by a timer, then creates the Connection.
 #pragma once
 
 #include <asio.hpp>
@@ -16,6 +16,7 @@
 
 #include "broker/connection.hpp"
 #include "broker/net/tls_context.hpp"
+#include "broker/net/tls_session.hpp"
 #include "broker/net/transport.hpp"
 
 namespace warren::broker::net {
@@ -30,10 +31,11 @@ struct TlsSetup {
     std::chrono::milliseconds handshake_timeout{5000};
 };
 
+// Stream: asio::ip::tcp::socket for plain AMQP, TlsSession for AMQPS (the socket is ours in both).
 template <class Stream>
 class TcpConnection final : public Transport {
 public:
-    static constexpr bool is_tls = std::is_same_v<Stream, TlsStream>;
+    static constexpr bool is_tls = std::is_same_v<Stream, TlsSession>;
 
     // `on_closed` runs once the socket is closed (the Server then lets go of the connection).
     TcpConnection(EventLoop& loop, asio::ip::tcp::socket socket,
@@ -63,19 +65,25 @@ private:
     };
 
     std::shared_ptr<TcpConnection> self() { return std::static_pointer_cast<TcpConnection>(shared_from_this()); }
-    asio::ip::tcp::socket& socket() {
-        if constexpr (is_tls)
-            return stream_.next_layer();
-        else
-            return stream_;
-    }
     void make_core();
     void on_handshake(const asio::error_code& ec);
     void on_handshake_timeout();
     void start_read();
     void on_read(const asio::error_code& ec, std::size_t n);
-    void read_buffered_records();
-    void write_tls_chunk();
+    void on_input_end(const std::string& reason);
+    bool owes_end_write();
+    bool write_now();
+    // TLS only (tcp_connection_tls.cpp).
+    enum class Sent { All, Waiting, Failed };
+    void tls_handshake_step();
+    void tls_on_readable(const asio::error_code& ec, bool resume);
+    void tls_decrypt();
+    void tls_flush();
+    Sent tls_write();
+    Sent tls_send();
+    bool tls_encrypt_chunk();
+    void tls_on_writable(const asio::error_code& ec);
+    void end_write_now();
     void on_written(const asio::error_code& ec);
     void shut_down_send();
     void finish_close();
@@ -84,18 +92,21 @@ private:
     EventLoop& loop_;
     // What only the TLS variant has; the plain one gets an empty struct.
     struct TlsState {
+        explicit TlsState(TlsSetup s) : setup(std::move(s)), session(setup.context, verify_failure) {}
         TlsSetup setup;
         std::string verify_failure;  // why the client certificate was refused, if it was
-        // OpenSSL writes one record per buffer, so small pieces of output are packed into
-        // `staged` first; gather_at / gather_offset say how far gather_ has been written.
-        std::vector<std::byte> staged;
+        TlsSession session;          // after verify_failure, which its verify callback writes
+        // How far gather_ has been encrypted, and whether a write of the core's output is under
+        // way (rather than only the session's own records: the handshake's end, an alert).
         std::size_t gather_at = 0;
         std::size_t gather_offset = 0;
+        bool core_write = false;
+        bool close_notify_made = false;
+        int send_error = 0;  // errno of a failed send
     };
     struct NoTls {};
-    // Before stream_, which is made from its context and whose verify callback writes into it.
+    asio::ip::tcp::socket socket_;
     [[no_unique_address]] std::conditional_t<is_tls, TlsState, NoTls> tls_;
-    Stream stream_;
     std::function<void(Transport&)> on_closed_;
     PeerInfo peer_;  // moved into the Connection once it exists
     std::unique_ptr<Connection> core_;
@@ -104,12 +115,12 @@ private:
     bool reading_ = false;
     bool writing_ = false;
     bool flush_queued_ = false;
-    bool send_shut_down_ = false;  // our FIN (TLS: close_notify) is out
+    bool send_shut_down_ = false;  // our FIN (TLS: after close_notify) is out
     // The TLS handshake's deadline, then the linger after we close.
     asio::steady_timer deadline_;
 };
 
 using PlainConnection = TcpConnection<asio::ip::tcp::socket>;
-using TlsConnection = TcpConnection<TlsStream>;
+using TlsConnection = TcpConnection<TlsSession>;
 
 }  // namespace warren::broker::net

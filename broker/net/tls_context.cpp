@@ -220,23 +220,35 @@ TlsContextResult make_tls_context(const TlsOptions& options, std::string_view wh
     return result;
 }
 
-void record_verify_failure(TlsStream& stream, std::string& failure) {
-    stream.set_verify_callback([&failure](bool preverified, asio::ssl::verify_context& vc) {
-        if (!preverified && failure.empty()) {
-            X509_STORE_CTX* store = vc.native_handle();
-            X509* cert = X509_STORE_CTX_get_current_cert(store);
-            failure = fmt::format("client certificate '{}' (chain depth {}) refused: {}",
-                                  cert ? subject_of(cert) : std::string("?"), X509_STORE_CTX_get_error_depth(store),
-                                  X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)));
-        }
-        return preverified;  // the policy is the context's; this only records why
-    });
+namespace {
+// Where a session's verify callback records a refusal: the std::string given to
+// record_verify_failure, in the SSL's extra data.
+int failure_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
 }
 
-TlsPeer tls_peer_of(TlsStream& stream, bool verify_peer) {
+int on_verify(int preverified, X509_STORE_CTX* store) {
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* failure = ssl ? static_cast<std::string*>(SSL_get_ex_data(ssl, failure_index())) : nullptr;
+    if (!preverified && failure && failure->empty()) {
+        X509* cert = X509_STORE_CTX_get_current_cert(store);
+        *failure = fmt::format("client certificate '{}' (chain depth {}) refused: {}",
+                               cert ? subject_of(cert) : std::string("?"), X509_STORE_CTX_get_error_depth(store),
+                               X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)));
+    }
+    return preverified;  // the policy is the context's; this only records why
+}
+}  // namespace
+
+void record_verify_failure(SSL* ssl, std::string& failure) {
+    SSL_set_ex_data(ssl, failure_index(), &failure);
+    SSL_set_verify(ssl, SSL_get_verify_mode(ssl), on_verify);
+}
+
+TlsPeer tls_peer_of(SSL* ssl, bool verify_peer) {
     TlsPeer peer;
     peer.verify_peer = verify_peer;
-    SSL* ssl = stream.native_handle();
     X509* cert = SSL_get0_peer_certificate(ssl);
     if (!cert || SSL_get_verify_result(ssl) != X509_V_OK) return peer;
     peer.has_certificate = true;
@@ -272,10 +284,6 @@ std::string describe_tls_error(const asio::error_code& ec, std::string_view veri
     if (ec == asio::ssl::error::stream_truncated || ec == asio::error::eof)
         return "the client closed the connection during the handshake";
     return ec.message();
-}
-
-bool is_tls_close(const asio::error_code& ec) {
-    return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
 }
 
 }  // namespace warren::broker::net

@@ -5,9 +5,7 @@
 #pragma once
 
 #include <asio.hpp>
-
 #include <asio/ssl.hpp>
-
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,16 +35,13 @@ TlsContextResult make_tls_context(const TlsOptions& options, std::string_view wh
 // Makes `failure` receive, during the handshake, why the first client certificate that did not
 // verify was refused ("certificate 'CN=x' (chain depth 0): certificate has expired").
 // `failure` must outlive the handshake.
-void record_verify_failure(TlsStream& stream, std::string& failure);
+void record_verify_failure(SSL* ssl, std::string& failure);
 
 // What a finished handshake established, for the EXTERNAL mechanism.
-TlsPeer tls_peer_of(TlsStream& stream, bool verify_peer);
+TlsPeer tls_peer_of(SSL* ssl, bool verify_peer);
 
 // A TLS error in words: OpenSSL's reason, why the client certificate was refused if it was,
 // and a hint when the client does not speak TLS at all.
 std::string describe_tls_error(const asio::error_code& ec, std::string_view verify_failure);
-
-// Whether a read error is the peer closing its end (close_notify, or a bare TCP close).
-bool is_tls_close(const asio::error_code& ec);
 
 }  // namespace warren::broker::net

@@ -112,3 +112,28 @@ TEST_CASE("a deleted vhost stays deleted, and its messages are removed", "[auth]
     CHECK(b->broker->find_vhost("v2")->id() != id);
     CHECK_FALSE(b->broker->find_vhost("v2")->find_queue("d"));
 }
+
+// A full disk at start-up: the definitions snapshot written after recovery cannot be stored.
+// The broker starts anyway on the log it just replayed, and what it records next survives.
+TEST_CASE("a start whose definitions snapshot cannot be written keeps the current log", "[auth][storage]") {
+    auto fs = std::make_shared<warren::store::FaultFileSystem>();
+    {
+        auto b = start(fs);
+        REQUIRE_FALSE(b->broker->add_user("before", "pw", {"management"}));
+        b->settle();
+    }
+    auto full = crashed(*fs);
+    full->inject({warren::store::FaultFileSystem::Op::Write, 1, std::errc::no_space_on_device, 0, "snapshot.tmp"});
+    {
+        std::unique_ptr<TestBroker> b;
+        REQUIRE_NOTHROW(b = start(full));
+        CHECK(b->broker->auth().find_user("before"));
+        REQUIRE_FALSE(b->broker->add_user("after", "pw", {"management"}));
+        b->settle();
+    }
+    full->clear_faults();
+    auto b = start(crashed(*full));
+    CHECK(b->broker->auth().find_user("before"));
+    CHECK(b->broker->auth().find_user("after"));
+    CHECK(b->broker->auth().find_user("guest"));
+}

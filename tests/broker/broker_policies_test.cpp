@@ -172,6 +172,9 @@ TEST_CASE("a policy's alternate-exchange takes what an existing exchange cannot 
     REQUIRE_FALSE(b.broker->set_policy(spec("p", "^x$", R"({"alternate-exchange":"ae"})", 0, "exchanges")));
     c->publish(1, "x", "nowhere", "m");
     CHECK(drain_bodies(*c, 1, "unrouted") == std::vector<std::string>{"m"});
+    // A redeclare as declared is still equivalent: the policy's value is not an argument.
+    c->declare_exchange(1, "x", "direct");
+    CHECK(c->take<ChannelClose>().empty());
     REQUIRE_FALSE(b.broker->clear_policy("/", "p"));
     c->publish(1, "x", "nowhere", "m2");
     CHECK(drain_bodies(*c, 1, "unrouted").empty());

@@ -147,6 +147,15 @@ TEST_CASE("integer keys state their range", "[config]") {
     CHECK(r.error == "configuration key 'frame_max' must be an integer between 4096 and 4294967295");
     r = parse_config_json(R"({"heartbeat": true})");
     CHECK(r.error == "configuration key 'heartbeat' must be an integer between 0 and 65535");
+    r = parse_config_json(R"({"input_batching_us": 20000})");
+    CHECK(r.error == "configuration key 'input_batching_us' must be an integer between 0 and 10000");
+}
+
+TEST_CASE("input batching: 100 us by default, 0 switches it off", "[config]") {
+    CHECK(Config{}.input_batching_us == 100);
+    auto r = parse_config_json(R"({"input_batching_us": 0})");
+    REQUIRE(r.config);
+    CHECK(r.config->input_batching_us == 0);
 }
 
 TEST_CASE("text that is not JSON, or not an object, is refused", "[config]") {

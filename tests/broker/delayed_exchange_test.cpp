@@ -4,57 +4,12 @@
 // negative; no or a negative delay routes at once; mandatory, confirms, deletion, redeclare
 // and the errors for bad declarations and bad x-delay headers, as the plugin (or, where it says
 // nothing, Warren) gives them.
-#include "broker/delayed_exchange.hpp"
-
 #include <catch2/catch.hpp>
 
-#include "support/test_client.hpp"
+#include "support/delayed_test.hpp"
 
 using namespace warren::testing;
 using namespace std::chrono_literals;
-
-namespace {
-
-BasicProperties with_headers(const FieldTable& headers, ByteBuffer& storage) {
-    storage = encode_table_body(headers);
-    BasicProperties p;
-    p.headers = TableView::trusted(storage.span());
-    p.set_flag(property_flag::headers);
-    return p;
-}
-
-// Publishes `body` with x-delay `delay` (any field value) to `exchange`.
-void publish_delayed(TestClient& c, std::string_view exchange, std::string_view key, std::string_view body,
-                     FieldValue delay, bool mandatory = false, FieldTable extra = {}) {
-    extra.set("x-delay", std::move(delay));
-    ByteBuffer storage;
-    c.publish(1, exchange, key, body, with_headers(extra, storage), mandatory);
-}
-
-void declare_delayed(TestClient& c, std::string_view name, std::string_view underlying) {
-    c.declare_exchange(1, name, "x-delayed-message", table({{"x-delayed-type", std::string(underlying)}}));
-    REQUIRE(c.take<ExchangeDeclareOk>().size() == 1);
-}
-
-void declare_and_bind(TestClient& c, std::string_view queue, std::string_view exchange, std::string_view key,
-                      const FieldTable& binding_args = {}) {
-    c.declare_queue(1, queue);
-    c.take<QueueDeclareOk>();
-    c.bind_queue(1, queue, exchange, key, binding_args);
-    REQUIRE(c.take<QueueBindOk>().size() == 1);
-}
-
-std::size_t delayed_in(TestBroker& b, std::string_view exchange) {
-    return b.broker->default_vhost().find_exchange(exchange)->messages_delayed();
-}
-
-std::vector<std::string> bodies(std::vector<Delivery> ds) {
-    std::vector<std::string> out;
-    for (auto& d : ds) out.push_back(d.body);
-    return out;
-}
-
-}  // namespace
 
 TEST_CASE("a delayed message is routed when its delay ends, not before, by each underlying type", "[delayed]") {
     struct Case {

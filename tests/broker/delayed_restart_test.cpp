@@ -6,10 +6,9 @@
 // delayed publish is confirmed after its fdatasync.
 #include <catch2/catch.hpp>
 
-#include "broker/delayed_exchange.hpp"
 #include "broker/durability.hpp"
 #include "broker/vhost_storage.hpp"
-#include "support/storage_test.hpp"
+#include "support/delayed_test.hpp"
 
 using namespace warren::testing;
 using warren::store::FaultFileSystem;
@@ -19,48 +18,16 @@ namespace {
 
 constexpr std::int64_t start = 1'700'000'000;
 
-void declare_durable_delayed(TestClient& c, std::string_view name) {
-    ExchangeDeclare d;
-    d.exchange = name;
-    d.type = "x-delayed-message";
-    d.durable = true;
-    ByteBuffer args = encode_table_body(table({{"x-delayed-type", std::string("direct")}}));
-    d.arguments = TableView::trusted(args.span());
-    c.send(1, d);
-    REQUIRE(c.take<ExchangeDeclareOk>().size() == 1);
-}
-
-void declare_durable_queue(TestClient& c, std::string_view name, const FieldTable& args = {}) {
-    c.declare_queue(1, name, args, true);
-    REQUIRE(c.take<QueueDeclareOk>().size() == 1);
-}
-
-BasicProperties delayed_props(std::int32_t ms, ByteBuffer& storage, bool persistent_message = true) {
-    BasicProperties p = persistent_message ? persistent() : BasicProperties{};
-    storage = encode_table_body(table({{"x-delay", ms}}));
-    p.headers = TableView::trusted(storage.span());
-    p.set_flag(property_flag::headers);
-    return p;
-}
-
-void publish_delayed(TestClient& c, std::string_view body, std::int32_t ms, bool persistent_message = true) {
-    ByteBuffer storage;
-    c.publish(1, "later", "k", body, delayed_props(ms, storage, persistent_message));
+// A persistent (or transient) message to "later" by "k", held `ms`.
+void publish_later(TestClient& c, std::string_view body, std::int32_t ms, bool persistent_message = true) {
+    publish_delayed(c, "later", "k", body, ms, false, {}, persistent_message ? persistent() : BasicProperties{});
 }
 
 // A durable delayed exchange "later" bound to durable queue "q" by "k".
 void setup(TestClient& c) {
     c.open_channel(1);
-    declare_durable_delayed(c, "later");
-    declare_durable_queue(c, "q");
-    c.bind_queue(1, "q", "later", "k");
-    REQUIRE(c.take<QueueBindOk>().size() == 1);
-}
-
-warren::broker::ExchangeEntry& exchange(TestBroker& b, std::string_view name) {
-    auto* x = b.broker->default_vhost().find_exchange(name);
-    REQUIRE(x);
-    return *x;
+    declare_delayed(c, "later", "direct", true);
+    declare_and_bind(c, "q", "later", "k", {}, true);
 }
 
 }  // namespace
@@ -74,9 +41,9 @@ TEST_CASE(
         TestBroker b(storage_config(), fs, start);
         TestClient c(b);
         setup(c);
-        publish_delayed(c, "ten", 10'000);
-        publish_delayed(c, "twenty", 20'000);
-        publish_delayed(c, "transient", 10'000, false);
+        publish_later(c, "ten", 10'000);
+        publish_later(c, "twenty", 20'000);
+        publish_later(c, "transient", 10'000, false);
         b.advance(2000ms);
         CHECK(exchange(b, "later").messages_delayed() == 3);
     }                                               // as kill -9: no checkpoint; what was written survives
@@ -105,10 +72,10 @@ TEST_CASE(
         TestBroker b(storage_config(), fs, start);
         TestClient c(b);
         setup(c);
-        publish_delayed(c, "c", 30'000);
-        publish_delayed(c, "a", 10'000);
-        publish_delayed(c, "later-still", 90'000);
-        publish_delayed(c, "b", 20'000);
+        publish_later(c, "c", 30'000);
+        publish_later(c, "a", 10'000);
+        publish_later(c, "later-still", 90'000);
+        publish_later(c, "b", 20'000);
         c.close_connection();
         b.settle();
         b.broker->shut_down_storage();
@@ -130,7 +97,7 @@ TEST_CASE("a released message is stored again for the durable queues it reaches"
         TestBroker b(storage_config(), fs, start);
         TestClient c(b);
         setup(c);
-        publish_delayed(c, "m", 1000);
+        publish_later(c, "m", 1000);
         b.advance(1000ms);
         CHECK(b.queue("q")->message_count() == 1);
     }
@@ -151,10 +118,10 @@ TEST_CASE("a deleted delayed exchange's messages do not come back", "[delayed][s
         TestBroker b(storage_config(), fs, start);
         TestClient c(b);
         setup(c);
-        publish_delayed(c, "m", 10'000);
+        publish_later(c, "m", 10'000);
         c.send(1, ExchangeDelete{0, "later", false, false});
         c.take<ExchangeDeleteOk>();
-        declare_durable_delayed(c, "later");  // same name, new exchange: a new stored id
+        declare_delayed(c, "later", "direct", true);  // same name, new exchange: a new stored id
         b.settle();
     }
     TestBroker b(storage_config(), fs, start + 60);
@@ -168,10 +135,11 @@ TEST_CASE("a retrying message keeps its deadline and attempt count across a cras
         TestBroker b(storage_config(), fs, start);
         TestClient c(b);
         c.open_channel(1);
-        declare_durable_queue(c, "jobs",
-                              table({{"x-delayed-retry-type", std::string("all")},
-                                     {"x-delayed-retry-min", std::int32_t{10'000}},
-                                     {"x-delayed-retry-max", std::int32_t{60'000}}}));
+        declare_queue_ok(c, "jobs",
+                         table({{"x-delayed-retry-type", std::string("all")},
+                                {"x-delayed-retry-min", std::int32_t{10'000}},
+                                {"x-delayed-retry-max", std::int32_t{60'000}}}),
+                         true);
         c.publish(1, "", "jobs", "pdf", persistent());
         c.get(1, "jobs");
         c.reject(1, c.deliveries().at(0).delivery_tag(), true);  // attempt 1: 10 s
@@ -207,7 +175,7 @@ TEST_CASE(
             TestBroker b(storage_config(), fs, start);
             TestClient c(b);
             c.open_channel(1);
-            declare_durable_queue(c, "jobs", table({{"x-delayed-retry-min", std::int32_t{5000}}}));
+            declare_queue_ok(c, "jobs", table({{"x-delayed-retry-min", std::int32_t{5000}}}), true);
             c.publish(1, "", "jobs", "pdf", persistent());
             c.get(1, "jobs");
             c.nack(1, c.deliveries().at(0).delivery_tag(), false, true);
@@ -235,7 +203,7 @@ TEST_CASE("held messages leave memory once written and are read back when due", 
     TestBroker b(storage_config(), fs, start);
     TestClient c(b);
     setup(c);
-    for (int i = 0; i < 2000; ++i) publish_delayed(c, std::to_string(i), 5000 + (i * 7919) % 5000);
+    for (int i = 0; i < 2000; ++i) publish_later(c, std::to_string(i), 5000 + (i * 7919) % 5000);
     b.settle();
     auto& x = *exchange(b, "later").delayed;
     CHECK(x.messages_delayed() == 2000);
@@ -254,7 +222,7 @@ TEST_CASE("a stored delayed publish is confirmed after its fdatasync", "[delayed
     c.take<ConfirmSelectOk>();
     b.block_on_syncs = false;
     fs->hold_syncs(true);
-    publish_delayed(c, "m", 60'000);
+    publish_later(c, "m", 60'000);
     fs->wait_for_held_syncs(1);
     CHECK(c.take<BasicAck>().empty());
     fs->hold_syncs(false);

@@ -25,6 +25,10 @@ Policy policy(std::string name, std::string definition, std::int64_t priority = 
     return std::get<Policy>(std::move(made));
 }
 
+const Policy* ptr_of(const Policy& p) {
+    return &p;
+}
+
 PolicyRef ref(Policy p) {
     return std::make_shared<const Policy>(std::move(p));
 }
@@ -164,4 +168,67 @@ TEST_CASE("the effective definition merges both policies as the management API s
     Policy op = policy("o", R"({"max-length":2,"message-ttl":5})", 0, "^q", "all", PolicyKind::Operator);
     CHECK(effective_policy_definition(&p, &op) == R"({"dead-letter-exchange":"d","max-length":2,"message-ttl":5})");
     CHECK(effective_policy_definition(nullptr, nullptr) == "{}");
+}
+
+TEST_CASE("the delayed-retry keys are checked with RabbitMQ 4.3's texts", "[policy][retry]") {
+    CHECK(refusal(R"({"delayed-retry-type":"sometimes","delayed-retry-min":1})") ==
+          "<<\"sometimes\">> is not a valid delayed retry type. Must be one of: all, failed, returned, disabled");
+    CHECK(refusal(R"({"delayed-retry-min":0})") ==
+          "0 is not a valid delayed retry minimum delay. Must be a positive integer (at most 4294967295)");
+    CHECK(refusal(R"({"delayed-retry-max":"5"})") ==
+          "<<\"5\">> is not a valid delayed retry maximum delay. Must be a positive integer (at most 4294967295)");
+    CHECK(refusal(R"({"delayed-retry-min":4294967296})") ==
+          "4294967296 is not a valid delayed retry minimum delay. Must be a positive integer (at most 4294967295)");
+    CHECK(refusal(R"({"delayed-retry-multiplier":0})") ==
+          "0 is not a valid delayed retry multiplier. Must be a positive integer");
+    CHECK(refusal(R"({"delayed-retry-jitter":101})") ==
+          "101 is not a valid delayed retry jitter. Must be an integer from 0 to 100");
+    // rabbit_quorum_queue:validate_delayed_retry_constraints/1.
+    CHECK(refusal(R"({"delayed-retry-type":"failed"})") ==
+          "delayed-retry-min is required when delayed-retry-type is failed");
+    CHECK(refusal(R"({"delayed-retry-type":"disabled"})") == "");
+    CHECK(refusal(R"({"delayed-retry-min":500,"delayed-retry-max":100})") ==
+          "delayed-retry-max (100) must not be smaller than delayed-retry-min (500)");
+    Policy p = policy("p", R"({"delayed-retry-type":"returned","delayed-retry-min":100,"delayed-retry-max":800,)"
+                           R"("delayed-retry-multiplier":2,"delayed-retry-jitter":10})");
+    CHECK(p.keys.retry == RetryArgs{RetryType::Returned, 100, 800, 2, 10});
+    // Operator policies take RabbitMQ's three keys, not LavinMQ's multiplier nor Warren's jitter.
+    CHECK(refusal(R"({"delayed-retry-type":"all","delayed-retry-min":10,"delayed-retry-max":20})",
+                  PolicyKind::Operator) == "");
+    CHECK(refusal(R"({"delayed-retry-multiplier":2})", PolicyKind::Operator) ==
+          "[{<<\"delayed-retry-multiplier\">>,2}] are not recognised policy settings");
+}
+
+TEST_CASE("LavinMQ's delayed-message key takes a boolean", "[policy][delayed]") {
+    CHECK(refusal(R"({"delayed-message":"yes"})") == "<<\"yes\">> is not a valid delayed-message value");
+    CHECK(policy("p", R"({"delayed-message":true})").keys.delayed_message == true);
+    CHECK(policy_delays(nullptr) == false);
+    CHECK(policy_delays(ptr_of(policy("p", R"({"delayed-message":false})"))) == false);
+    CHECK(refusal(R"({"delayed-message":true})", PolicyKind::Operator) ==
+          "[{<<\"delayed-message\">>,true}] are not recognised policy settings");
+}
+
+TEST_CASE(
+    "retry keys merge as rabbit_quorum_queue merges them: the operator's type, the larger minimum, the "
+    "smaller maximum",
+    "[policy][retry][precedence]") {
+    Policy p = policy("p", R"({"delayed-retry-type":"all","delayed-retry-min":100,"delayed-retry-max":5000,)"
+                           R"("delayed-retry-multiplier":2})");
+    Policy op = policy("o", R"({"delayed-retry-type":"failed","delayed-retry-min":300,"delayed-retry-max":2000})", 0,
+                       "^q", "all", PolicyKind::Operator);
+    CHECK(effective_retry_policy(&p, &op) == RetryArgs{RetryType::Failed, 300, 2000, 2, std::nullopt});
+    CHECK(effective_retry_policy(&p, nullptr) == p.keys.retry);
+    CHECK(effective_retry_policy(nullptr, nullptr).empty());
+    CHECK(
+        effective_policy_definition(&p, &op) ==
+        R"({"delayed-retry-max":2000,"delayed-retry-min":300,"delayed-retry-multiplier":2,"delayed-retry-type":"failed"})");
+    // Against the arguments (resolve_retry): the policy's type wins, min and max take the lower.
+    RetryArgs declared{RetryType::Returned, 50, 10000, std::nullopt, 20};
+    RetryArgs merged = effective_retry_policy(&p, &op);
+    RetrySettings s = resolve_retry(declared, &merged);
+    CHECK(s.type == RetryType::Failed);
+    CHECK(s.min_ms == 50);
+    CHECK(s.max_ms == 2000);
+    CHECK(s.multiplier == 2u);
+    CHECK(s.jitter_percent == 20);
 }

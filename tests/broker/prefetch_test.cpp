@@ -181,3 +181,27 @@ TEST_CASE("a connection over its output mark does not hold up other consumers", 
     CHECK(b.queue("q")->message_count() == 0);
     CHECK_FALSE(slow.connection().is_writable());
 }
+
+// Input batching (TurnPacer) does not pause after an ack that gave a starved consumer credit:
+// the broker says so for the turn, once, and not for acks of a consumer that had credit left.
+TEST_CASE("an ack that frees a starved consumer's credit is reported to the event loop", "[prefetch][pacer]") {
+    TestBroker b;
+    TestClient c(b);
+    c.open_channel(1);
+    c.qos(1, 2);
+    c.declare_queue(1, "q");
+    c.publish_n(1, "", "q", 1);
+    c.consume(1, "q");
+    auto first = c.deliveries();
+    REQUIRE(first.size() == 1);
+    b.broker->take_credit_freed();
+    c.ack(1, first[0].method.as<BasicDeliver>()->delivery_tag);
+    CHECK_FALSE(b.broker->take_credit_freed());  // one of two credits in use: not starved
+    c.publish_n(1, "", "q", 3);
+    auto full = c.deliveries();
+    REQUIRE(full.size() == 2);
+    b.broker->take_credit_freed();
+    c.ack(1, full[0].method.as<BasicDeliver>()->delivery_tag);
+    CHECK(b.broker->take_credit_freed());
+    CHECK_FALSE(b.broker->take_credit_freed());
+}

@@ -5,27 +5,17 @@
 // are counted apart, purged with the queue, and refused as RabbitMQ refuses bad arguments.
 #include <catch2/catch.hpp>
 
-#include "support/test_client.hpp"
+#include "support/delayed_test.hpp"
 
 using namespace warren::testing;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::optional<std::int64_t> delivery_count(const Delivery& d) {
-    FieldTable h = d.headers();
-    const FieldValue* v = h.find("x-delivery-count");
-    return v ? v->as_integer() : std::nullopt;
-}
-
 // "q" with `args`, dead-lettering to "dlq"; a consumer on channel 1 (manual ack).
 void setup(TestClient& c, FieldTable args) {
     c.open_channel(1);
-    c.declare_queue(1, "dlq");
-    args.set("x-dead-letter-exchange", std::string(""));
-    args.set("x-dead-letter-routing-key", std::string("dlq"));
-    c.declare_queue(1, "q", args);
-    c.take<QueueDeclareOk>();
+    declare_dead_lettering(c, "q", "dlq", std::move(args));
     c.consume(1, "q", "worker");
 }
 
@@ -35,22 +25,6 @@ FieldTable retry_args(std::int32_t min, std::optional<std::int32_t> max = {}, st
     t.set("x-delayed-retry-min", min);
     if (max) t.set("x-delayed-retry-max", *max);
     return t;
-}
-
-// Advances the clock 1 ms at a time until a delivery comes; returns how long it took.
-std::chrono::milliseconds wait_for_delivery(TestBroker& b, TestClient& c, Delivery& out,
-                                            std::chrono::milliseconds limit = 100s) {
-    for (std::chrono::milliseconds waited{0}; waited <= limit; waited += 1ms) {
-        auto got = c.deliveries();
-        if (!got.empty()) {
-            REQUIRE(got.size() == 1);
-            out = got[0];
-            return waited;
-        }
-        b.advance(1ms);
-    }
-    FAIL("no delivery within the limit");
-    return limit;
 }
 
 }  // namespace

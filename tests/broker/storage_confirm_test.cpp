@@ -52,6 +52,12 @@ TEST_CASE("with fsync_confirms a stored publish is confirmed only after its fdat
     s.b.settle();
     // One sync was in flight for the first; the second joined the next round.
     CHECK(confirm_events(s.c) == std::vector<std::string>{"ack 1+", "ack 2+"});
+    // Both waits are in the confirm-wait histogram, once per waited-for turn.
+    const auto& waits = s.b.broker->durability()->commit_latency();
+    std::uint64_t n = 0;
+    for (std::uint64_t k : waits.counts) n += k;
+    CHECK(n >= 2);
+    CHECK(waits.sum > 0);
 }
 
 TEST_CASE("a transient publish is confirmed at once, not held behind a stored one", "[storage][confirm]") {

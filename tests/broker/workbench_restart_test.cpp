@@ -5,7 +5,7 @@
 
 #include "broker/durability.hpp"
 #include "broker/workbench_redrive.hpp"
-#include "support/storage_test.hpp"
+#include "support/delayed_test.hpp"
 
 using namespace warren::testing;
 using warren::store::FaultFileSystem;
@@ -15,11 +15,7 @@ namespace {
 
 void setup(TestClient& c, int messages) {
     c.open_channel(1);
-    c.declare_queue(1, "dead", {}, true);
-    c.declare_queue(
-        1, "work",
-        table({{"x-dead-letter-exchange", std::string("")}, {"x-dead-letter-routing-key", std::string("dead")}}), true);
-    REQUIRE(c.take<QueueDeclareOk>().size() == 2);
+    declare_dead_lettering(c, "work", "dead", {}, true);
     for (int i = 0; i < messages; ++i) {
         c.publish(1, "", "work", "job-" + std::to_string(i), persistent());
         c.get(1, "work");
@@ -28,8 +24,7 @@ void setup(TestClient& c, int messages) {
         c.reject(1, d[0].delivery_tag(), false);
     }
     // A durable declare-ok waits for a sync, which covers the dead letters written before it.
-    c.declare_queue(1, "sync-point", {}, true);
-    REQUIRE(c.take<QueueDeclareOk>().size() == 1);
+    declare_queue_ok(c, "sync-point", {}, true);
 }
 
 }  // namespace

@@ -284,6 +284,45 @@ TEST_CASE("redrive of selected handles or of a filter's matches to a chosen exch
     CHECK(drain_bodies(c, 1, "retry") == std::vector<std::string>{"b", "a", "c"});
 }
 
+TEST_CASE("a redrive to an exchange the caller may not publish to leaves the message where it is",
+          "[workbench][redrive]") {
+    TestBroker b;
+    TestClient c(b);
+    declare_pair(c);
+    dead_letter(c, {{"a", "Timeout"}, {"b", "Bad"}});
+    Queue* dead = b.queue("dead");
+    std::vector<std::string> asked;
+    const wb::MayPublish refuse_default = [&](std::string_view x) {
+        asked.emplace_back(x);
+        return !x.empty();
+    };
+
+    // The origin (the default exchange) is refused: both stay, each with the reason, dry run or not.
+    wb::ActionRequest dry;
+    dry.dry_run = true;
+    auto counted = wb::redrive(*dead, dry, {}, refuse_default);
+    CHECK(counted.done == 0);
+    CHECK(counted.failed == 2);
+    auto refused = wb::redrive(*dead, all(), {}, refuse_default);
+    CHECK(refused.done == 0);
+    CHECK(refused.failed == 2);
+    REQUIRE(refused.failures.size() == 2);
+    CHECK(refused.failures[0].reason.find("access refused") != std::string::npos);
+    CHECK(dead->message_count() == 2);
+    CHECK(b.queue("work")->message_count() == 0);
+    CHECK(asked == std::vector<std::string>{"", "", "", ""});
+
+    // A chosen exchange the caller may publish to: they move.
+    c.declare_queue(1, "retry");
+    c.take<QueueDeclareOk>();
+    c.bind_queue(1, "retry", "amq.direct", "again");
+    c.take<QueueBindOk>();
+    auto moved = wb::redrive(*dead, all(), {std::string("amq.direct"), std::string("again")}, refuse_default);
+    CHECK(moved.done == 2);
+    CHECK(dead->message_count() == 0);
+    CHECK(b.queue("retry")->message_count() == 2);
+}
+
 TEST_CASE("a redrive that cannot route a message, or that a full queue would refuse, leaves it where it is",
           "[workbench][redrive]") {
     TestBroker b;
@@ -389,4 +428,47 @@ TEST_CASE("browse pages through priority levels in delivery order one message at
     CHECK(wb::find_ready(*q, mid.selection.handles[0], 100)->body.text == "mid");
     CHECK(wb::delete_messages(*q, mid).done == 1);
     CHECK(drain_bodies(c, 1, "prio") == std::vector<std::string>{"top", "low-1", "low-2"});
+}
+
+TEST_CASE("a redrive to an internal exchange leaves the messages where they are", "[workbench][redrive]") {
+    TestBroker b;
+    TestClient c(b);
+    declare_pair(c);
+    dead_letter(c, {{"a", "x"}});
+    ExchangeDeclare d;
+    d.exchange = "inside";
+    d.type = "direct";
+    d.internal = true;
+    c.send(1, d);
+    c.take<ExchangeDeclareOk>();
+    c.bind_queue(1, "work", "inside", "k");
+    c.take<QueueBindOk>();
+    auto r = wb::redrive(*b.queue("dead"), all(), {std::string("inside"), std::string("k")});
+    CHECK(r.done == 0);
+    REQUIRE(r.failures.size() == 1);
+    CHECK(r.failures[0].reason.find("internal") != std::string::npos);
+    CHECK(b.queue("dead")->message_count() == 1);
+    CHECK(b.queue("work")->message_count() == 0);
+}
+
+TEST_CASE("queues count the messages they dead-letter, by reason, and the dead letters they receive",
+          "[workbench][dead-letter]") {
+    TestBroker b;
+    TestClient c(b);
+    declare_pair(c);
+    c.declare_queue(1, "plain");  // no dead-letter exchange: a rejected message is dropped, not counted
+    c.take<QueueDeclareOk>();
+    dead_letter(c, {{"a", "x"}, {"b", "y"}});
+    c.publish(1, "", "plain", "p");
+    c.get(1, "plain");
+    auto d = c.deliveries();
+    REQUIRE(d.size() == 1);
+    c.reject(1, d[0].delivery_tag(), false);
+    const auto rejected = static_cast<std::size_t>(DeadLetterReason::Rejected);
+    CHECK(b.queue("work")->dead_lettered()[rejected] == 2);
+    CHECK(b.queue("work")->dead_lettered()[static_cast<std::size_t>(DeadLetterReason::Expired)] == 0);
+    CHECK(b.queue("plain")->dead_lettered()[rejected] == 0);
+    CHECK(b.queue("dead")->dead_letters_received() == 2);
+    CHECK(b.queue("work")->dead_letters_received() == 0);
+    CHECK(b.queue("work")->vhost().dead_lettered[rejected] == 2);
 }

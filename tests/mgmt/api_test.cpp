@@ -190,3 +190,30 @@ TEST_CASE("the definitions export is built in pieces too, and lists what was dec
                                              "routing_key":"k","arguments":{"a":1}}])"));
     CHECK(d["users"][0]["name"] == "guest");
 }
+
+TEST_CASE("queues and delayed exchanges show their delayed messages; the plugin's type is listed as declared",
+          "[mgmt][delayed]") {
+    Harness h;
+    TestClient c(h.b);
+    c.open_channel(1);
+    c.declare_exchange(1, "later", "x-delayed-message", table({{"x-delayed-type", std::string("topic")}}));
+    c.declare_queue(1, "jobs", table({{"x-delayed-retry-min", std::int32_t{60000}}}));
+    ByteBuffer headers = encode_table_body(table({{"x-delay", std::int32_t{5000}}}));
+    BasicProperties p;
+    p.headers = TableView::trusted(headers.span());
+    p.set_flag(property_flag::headers);
+    c.publish(1, "later", "k", "m", p);
+    c.publish(1, "", "jobs", "job");
+    c.consume(1, "jobs", "w");
+    c.nack(1, c.deliveries().at(0).delivery_tag(), false, true);
+    auto later = json::parse(h.send("GET", "/api/exchanges/%2F/later")->body);
+    CHECK(later["type"] == "x-delayed-message");
+    CHECK(later["messages_delayed"] == 1);
+    CHECK_FALSE(json::parse(h.send("GET", "/api/exchanges/%2F/amq.direct")->body).contains("messages_delayed"));
+    auto jobs = json::parse(h.send("GET", "/api/queues/%2F/jobs")->body);
+    CHECK(jobs["messages_delayed"] == 1);
+    CHECK(jobs["messages_ready"] == 0);
+    auto overview = json::parse(h.send("GET", "/api/overview")->body);
+    CHECK(overview["queue_totals"]["messages_delayed"] == 1);
+    CHECK(overview["queue_totals"]["exchange_messages_delayed"] == 1);
+}

@@ -84,6 +84,12 @@ TEST_CASE("requests made while a sync is in flight join the next round", "[store
     CHECK(t2 < t3);
     CHECK(s.service.stats().rounds == 2);
     CHECK(s.service.stats().files_synced == 3);  // a; then a and b, once each
+    // Each fdatasync is timed: three in the histogram (round 1's, held, took some time).
+    const SyncLatency& took = s.service.stats().fdatasync;
+    std::uint64_t timed = 0;
+    for (std::uint64_t n : took.counts) timed += n;
+    CHECK(timed == 3);
+    CHECK(took.sum > 0);
     auto image = fs.crash_image(FaultFileSystem::CrashMode::LoseUnsynced);
     CHECK(image->contents("/d/a") == "first");
     CHECK(image->contents("/d/b") == "second");
@@ -204,6 +210,23 @@ TEST_CASE("a file deleted while its sync is pending is still synced, from the ha
     }  // the log's reference is gone; the service holds the other
     CHECK_FALSE(s.sync().error);
     CHECK(s.service.stats().files_synced == 1);
+}
+
+TEST_CASE("fdatasync times fall in the histogram bucket of their upper bound", "[store][sync]") {
+    SyncLatency t;
+    t.observe(0.0001);  // on a bound: that bucket
+    t.observe(0.0002);
+    t.observe(0.3);
+    t.observe(5.0);  // past the last bound: +Inf
+    CHECK(t.counts[0] == 1);
+    CHECK(t.counts[1] == 1);
+    CHECK(t.counts[11] == 1);
+    CHECK(t.counts[12] == 1);
+    SyncLatency sum;
+    sum.add(t);
+    sum.add(t);
+    CHECK(sum.counts[12] == 2);
+    CHECK(sum.sum == Approx(2 * 5.3003));
 }
 
 TEST_CASE("a round with nothing to sync costs no I/O", "[store][sync]") {

@@ -1,11 +1,14 @@
 // The web console in headless Chromium (Debian's `chromium`, driven by playwright-core pinned in
 // package-lock.json): log in, read the overview, find one queue among 10,000 by filter, publish,
-// get and purge and watch its count change, close a connection, export and re-import the
+// get and purge and watch its count change, redrive a dead letter from the workbench of a
+// dead-letter queue and watch its count change, close a connection, export and re-import the
 // definitions, visit the other pages, and see a 405 from a change the broker does not support
 // reported in its form. Run by
 // tests/interop/python/test_console.py, which starts the broker and passes:
 //   CONSOLE_URL (http://127.0.0.1:PORT/), CONSOLE_OUT (screenshots and the export go there),
-//   CONSOLE_QUEUE (the queue to find), CONSOLE_QUEUES (how many queues there are), CHROMIUM.
+//   CONSOLE_QUEUE (the queue to find), CONSOLE_QUEUES (how many queues there are), CHROMIUM,
+//   CONSOLE_DLQ (a queue holding three messages dead-lettered, rejected, from another queue, one
+//   of them taken with basic.get and not acknowledged).
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -78,6 +81,29 @@ async function main() {
     step('purge: the count goes to 0');
     await page.click('button:text("Purge messages")');
     await page.locator('#queue-messages', { hasText: /^0$/ }).waitFor();
+
+    step('the dead-letter workbench: browse a dead-letter queue, dry run, redrive one message to its origin');
+    const dlq = process.env.CONSOLE_DLQ;
+    await page.evaluate((hash) => { location.hash = hash; }, `#/queues/%2F/${encodeURIComponent(dlq)}`);
+    await page.locator('h1 .name', { hasText: dlq }).waitFor();
+    await page.locator('#queue-messages', { hasText: /^3$/ }).waitFor();  // 2 ready, 1 unacked
+    await page.locator('#wb-messages tbody tr').nth(1).waitFor();
+    assert.equal(await page.locator('#wb-messages tbody tr').count(), 2);
+    await page.locator('#wb-by-reason', { hasText: 'rejected: 2' }).waitFor();
+    await page.click('summary:text("Unacknowledged, with the consumers holding them")');
+    await page.locator('#wb-unacked tbody td', { hasText: '(basic.get)' }).waitFor();
+    assert.equal(await page.locator('#wb-unacked tbody tr').count(), 1);
+    await page.click('button:text("Dry run")');
+    await page.locator('#wb-status', { hasText: '2 would be redriven' }).waitFor();
+    await page.locator('#queue-messages', { hasText: /^3$/ }).waitFor();
+    await page.locator('#wb-messages tbody input[type=checkbox]').first().check();
+    await page.click('button:text("Redrive selected")');
+    await page.locator('#wb-status', { hasText: '1 redriven' }).waitFor();
+    await page.locator('#queue-messages', { hasText: /^2$/ }).waitFor();
+    assert.equal(await page.locator('#wb-messages tbody tr').count(), 1);
+    await page.screenshot({ path: path.join(out, 'workbench.png'), fullPage: true });
+    await page.locator('section', { has: page.locator('h2', { hasText: 'Dead-letter workbench' }) })
+      .screenshot({ path: path.join(out, 'workbench-panel.png') });  // the README's picture
 
     step('close the one AMQP connection from its page');
     await page.click('nav a[data-tab="/connections"]');

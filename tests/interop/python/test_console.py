@@ -19,6 +19,7 @@ NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 QUEUES = 10000
 NEEDLE = "console-needle"
+DLQ, DLQ_WORK = "console-dead-letters", "console-work"
 
 
 @unittest.skipIf(brokers.is_rabbitmq(), "Warren's own console: RabbitMQ serves another one")
@@ -72,10 +73,22 @@ class ConsoleTests(unittest.TestCase):
                                "(tests/interop/run.sh does)")
         cls.m = mgmt_http.start()
         # 10,000 queues in one import, the needle among them (not first, not last).
-        names = ["load-%05d" % i for i in range(QUEUES - 1)]
+        names = ["load-%05d" % i for i in range(QUEUES - 3)]  # with the needle and the two below: QUEUES
         names.insert(QUEUES // 2, NEEDLE)
         cls.m.ok("POST", "/api/definitions", {"queues": [
             {"name": n, "vhost": "/", "durable": False, "auto_delete": False, "arguments": {}} for n in names]})
+        # A dead-letter queue for the workbench: three messages rejected from its work queue (the
+        # test holds one unacked).
+        conn = cls.m.broker.connect()
+        ch = conn.channel()
+        ch.queue_declare(DLQ)
+        ch.queue_declare(DLQ_WORK, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": DLQ})
+        for cause in ("Timeout", "Bad", "Held"):
+            ch.basic_publish("", DLQ_WORK, b"job", pika.BasicProperties(headers={"error.cause": cause}))
+            method, _, _ = ch.basic_get(DLQ_WORK)
+            ch.basic_reject(method.delivery_tag, requeue=False)
+        ch.queue_declare(DLQ, passive=True)
+        conn.close()
 
     @classmethod
     def tearDownClass(cls):
@@ -84,16 +97,22 @@ class ConsoleTests(unittest.TestCase):
     def test_console_in_chromium(self):
         conn = self.m.broker.connect()
         try:
+            # The oldest dead letter, taken and not acknowledged: the workbench lists it as unacked.
+            method, _, _ = conn.channel().basic_get(DLQ)
+            self.assertIsNotNone(method)
             out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(brokers.WARREN))), "console-test")
             env = dict(os.environ, CONSOLE_URL="http://127.0.0.1:%d/" % self.m.http_port, CONSOLE_OUT=out,
-                       CONSOLE_QUEUE=NEEDLE, CONSOLE_QUEUES=str(QUEUES), CHROMIUM=CHROMIUM)
+                       CONSOLE_QUEUE=NEEDLE, CONSOLE_QUEUES=str(QUEUES), CHROMIUM=CHROMIUM,
+                       CONSOLE_DLQ=DLQ)
             res = subprocess.run([shutil.which("node") or "node", "console_browser.js"], cwd=NODE_DIR, env=env,
                                  capture_output=True, timeout=300)
             text = res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace")
             self.assertEqual(res.returncode, 0, "console_browser.js failed:\n" + text)
             self.assertIn("console test passed", text)
-            for shot in ("overview.png", "queues.png", "queue.png"):
+            for shot in ("overview.png", "queues.png", "queue.png", "workbench.png"):
                 self.assertGreater(os.path.getsize(os.path.join(out, shot)), 10000, shot)
+            # The workbench redrove one dead letter back to its work queue.
+            self.assertEqual(self.m.ok("GET", "/api/queues/%2F/" + DLQ_WORK)["messages_ready"], 1)
             # The connection the console closed is closed for its client too, with the reason given.
             with self.assertRaises(pika.exceptions.ConnectionClosedByBroker) as closed:
                 for _ in range(50):

@@ -1,9 +1,11 @@
 """The crash test (tools/crash_test.py), 20 rounds: Warren under publishers with confirms,
-consumers acking with basic.ack and in transactions, and a client declaring and deleting durable
-queues, killed at random moments (SIGKILL while busy, SIGKILL during a SIGTERM shutdown, again
-while it starts) or stopped cleanly, restarted on the same data directory each time, then read
-out and checked: nothing confirmed lost, nothing whose ack was committed back, every delivery in
-flight at the crash back redelivered. Rounds alternate between fsync_confirms true and false.
+consumers acking with basic.ack and in transactions, a client declaring and deleting durable
+queues, and a stream publisher with a named stream reader, killed at random moments (SIGKILL
+while busy, SIGKILL during a SIGTERM shutdown, again while it starts) or stopped cleanly,
+restarted on the same data directory each time, then read out and checked: nothing confirmed
+lost, nothing whose ack was committed back, every delivery in flight at the crash back
+redelivered, every confirmed stream message there once and in order, the named stream reader
+resuming at or before its last ack. Rounds alternate between fsync_confirms true and false.
 """
 import os
 import sys

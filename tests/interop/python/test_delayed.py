@@ -1,7 +1,8 @@
 """Delayed delivery and retry with backoff, with pika: the x-delayed-message exchange with each
 underlying type (routed when the delay ends, x-delay made negative), mandatory returns and
 confirms as the plugin gives them, its errors, LavinMQ's x-delayed-exchange, retry types, the
-delivery limit then dead-lettering, and delayed and retrying messages across a kill -9.
+delivery limit then dead-lettering, the delayed-message and delayed-retry-* policy keys with the
+counts the management API and /metrics show, and delayed and retrying messages across a kill -9.
 
 All Warren-only: Debian's RabbitMQ 3.10 has neither the community plugin nor RabbitMQ 4.3's
 delayed retry. Times are lower bounds only ("not before its deadline"), never speeds.
@@ -13,11 +14,15 @@ import signal
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import pika
 import pika.exceptions
+from prometheus_client.parser import text_string_to_metric_families
 
 import brokers
+import mgmt_http
+import procs
 from brokers import warren_only
 from helpers import channel_error, connection_error, consume_n, unique, wait_for
 
@@ -231,6 +236,80 @@ class RetryTests(Case):
                                       "it must be one of all, failed, returned, disabled\""):
             self.ch.queue_declare("jobs-x", arguments={"x-delayed-retry-type": "sometimes",
                                                        "x-delayed-retry-min": 100})
+
+
+@warren_only(REASON)
+class PolicyKeyTests(unittest.TestCase):
+    """The delayed keys as policy keys, set through the management API while queues and exchanges
+    exist, and the delayed counts the API and /metrics show."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.prometheus_port = procs.free_port()
+        cls.m = mgmt_http.start({"prometheus": {"bind": "127.0.0.1", "port": cls.prometheus_port}})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.m.stop()
+
+    def setUp(self):
+        self.conn = self.m.broker.connect()
+        self.addCleanup(lambda: self.conn.is_open and self.conn.close())
+        self.ch = self.conn.channel()
+
+    def policy(self, name, pattern, definition, apply_to="all", operator=False):
+        path = "/api/%s/%%2F/%s" % ("operator-policies" if operator else "policies", name)
+        self.m.ok("PUT", path, {"pattern": pattern, "apply-to": apply_to, "definition": definition})
+        self.addCleanup(lambda: self.m.request("DELETE", path))
+
+    def test_delayed_message_policy_makes_an_existing_exchange_delay(self):
+        x, q = unique("pol.events"), unique("pol.q")
+        self.ch.exchange_declare(x, "direct")
+        self.addCleanup(lambda: self.m.request("DELETE", "/api/exchanges/%%2F/%s" % x))
+        self.ch.queue_declare(q)
+        self.addCleanup(lambda: self.m.request("DELETE", "/api/queues/%%2F/%s" % q))
+        self.ch.queue_bind(q, x, "k")
+        self.policy("delay-" + x, "^%s$" % re.escape(x), {"delayed-message": True}, "exchanges")
+        published = time.monotonic()
+        self.ch.basic_publish(x, "k", b"later", delayed_props(800))
+        self.ch.basic_publish(x, "k", b"now")
+        status, shown, _ = self.m.get("/api/exchanges/%%2F/%s" % x)
+        self.assertEqual((status, shown["type"], shown["messages_delayed"]), (200, "direct", 1))
+        got = consume_n(self.conn, self.conn.channel(), q, 2)
+        self.assertGreaterEqual(time.monotonic() - published, 0.8)
+        self.assertEqual([b for _, _, b in got], [b"now", b"later"])
+        self.assertEqual(got[1][1].headers["x-delay"], -800)
+
+    def test_retry_policy_keys_reach_an_existing_queue_and_are_counted(self):
+        q = unique("pol.jobs")
+        self.ch.queue_declare(q)
+        self.addCleanup(lambda: self.m.request("DELETE", "/api/queues/%%2F/%s" % q))
+        self.policy("retry-" + q, "^%s$" % re.escape(q),
+                    {"delayed-retry-type": "all", "delayed-retry-min": 300, "delayed-retry-max": 5000,
+                     "delayed-retry-multiplier": 2}, "queues")
+        # An operator policy raises the minimum (the larger one wins, as RabbitMQ 4.3 merges them).
+        self.policy("op-" + q, "^%s$" % re.escape(q), {"delayed-retry-min": 600}, "queues", operator=True)
+        self.ch.basic_publish("", q, b"job")
+        got = []
+        ch = self.conn.channel()
+        ch.basic_consume(q, lambda c, m, p, b: got.append((m, p, time.monotonic())))
+        wait_for(self.conn, lambda: len(got) == 1)
+        ch.basic_nack(got[0][0].delivery_tag, requeue=True)
+        wait_for(self.conn, lambda: self.m.get("/api/queues/%%2F/%s" % q)[1]["messages_delayed"] == 1,
+                 what="messages_delayed 1")
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics/per-object" % self.prometheus_port) as r:
+            families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+        samples = [s for s in families["warren_queue_messages_delayed"].samples if s.labels.get("queue") == q]
+        self.assertEqual([s.value for s in samples], [1.0])
+        wait_for(self.conn, lambda: len(got) == 2, what="the retried delivery")
+        self.assertGreaterEqual(got[1][2] - got[0][2], 0.6)
+        self.assertEqual(got[1][1].headers["x-delivery-count"], 1)
+
+    def test_bad_retry_policy_gets_rabbitmq_text(self):
+        status, body, _ = self.m.request("PUT", "/api/policies/%2F/bad-retry",
+                                         {"pattern": ".*", "definition": {"delayed-retry-type": "failed"}})
+        self.assertEqual(status, 400)
+        self.assertIn("delayed-retry-min is required when delayed-retry-type is failed", body["reason"])
 
 
 @warren_only(REASON)

@@ -8,6 +8,7 @@ absolute; every queue feature works on a recovered queue. Tests marked Warren-on
 RabbitMQ 3.10 differs (run with --broker rabbitmq: the RabbitMQ fixture restarts too, but a
 restart takes it 5-10 s). The crash test with many clients is test_crash.py.
 """
+import re
 import threading
 import time
 import unittest
@@ -506,6 +507,46 @@ class ShutdownTests(RestartCase):
             self.assertRegex(log, r"storage: vhost '/': %d messages back in their queues from the "
                                   r"clean shutdown's checkpoint" % len(got))
             self.assertRegex(log, r"storage: \S+ ready in \d+ ms: .* \d+ messages restored")
+
+
+@warren_only("Warren's segment indexes")
+class SegmentIndexTests(unittest.TestCase):
+    """After a SIGKILL, the sealed segments are read from their indexes (the log says how many),
+    and every message comes back with what happened to it."""
+
+    def test_a_start_after_sigkill_reads_sealed_segments_from_their_indexes(self):
+        own = brokers.start_broker({"segment_size": 1 << 20})  # 1 MiB: a few sealed segments
+        try:
+            conn = own.connect()
+            ch = conn.channel()
+            ch.confirm_delivery()
+            q = unique("indexed")
+            ch.queue_declare(q, durable=True)
+            for n in range(80):  # 80 x 60 KiB: four sealed segments and a head
+                ch.basic_publish("", q, ("%03d" % n).encode() + b"." * 60000, PERSISTENT)
+            for _ in range(5):  # the first five settled
+                method, _, _ = ch.basic_get(q)
+                ch.basic_ack(method.delivery_tag)
+            method, _, body = ch.basic_get(q)  # the sixth delivered, not acknowledged
+            self.assertEqual(body[:3], b"005")
+            ch.basic_qos(prefetch_count=1)  # a round trip: the ack and the delivery are written
+            own.halt(kill=True)
+            own.start_again()
+            log = own.log_text()
+            m = re.search(r"storage: vhost '/': 75 messages back in their queues from \d+ records in \d+ ms "
+                          r"\(.*; (\d+) of (\d+) segments read from their index\)", log)
+            self.assertIsNotNone(m, log[-2000:])
+            self.assertGreaterEqual(int(m.group(1)), 4)
+            self.assertEqual(int(m.group(2)), int(m.group(1)) + 1)  # the head was read whole
+            conn = own.connect()
+            ch = conn.channel()
+            got = get_all(ch, q)
+            self.assertEqual([b[:3].decode() for _, _, b in got], ["%03d" % n for n in range(5, 80)])
+            self.assertEqual([len(b) for _, _, b in got], [60003] * 75)
+            self.assertEqual([m.redelivered for m, _, _ in got], [True] + [False] * 74)
+            conn.close()
+        finally:
+            own.stop()
 
 
 if __name__ == "__main__":

@@ -94,6 +94,9 @@ class GoClientTests(unittest.TestCase):
     def test_go_stream_named_consumer_resumes(self):
         self.run_go("TestStreamNamedConsumerResumes")
 
+    def test_go_stream_groups(self):
+        self.run_go("TestStreamGroups")
+
     def test_go_connect(self):
         self.run_go("TestConnectAdvertisesCapabilities")
 

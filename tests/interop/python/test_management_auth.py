@@ -8,6 +8,7 @@ import unittest
 
 import pika
 
+import brokers
 import mgmt_http
 from helpers import unique
 from mgmt_http import quote
@@ -311,3 +312,54 @@ class TagRuleTests(unittest.TestCase):
             self.assertEqual(self.as_(user, "PUT", "/api/vhosts/x-" + user, {}), not_admin)
             self.assertEqual(self.as_(user, "PUT", "/api/permissions/%2F/" + user, ALL), not_admin)
         self.assertEqual(m.get("/api/users/x-" + self.mgr)[0], 404)
+
+
+class VhostDefinitionsTests(unittest.TestCase):
+    """POST /api/definitions/{vhost}: the vhost's own sections land in that vhost."""
+
+    def test_import_into_one_vhost_puts_every_entry_there(self):
+        v = new_vhost()
+        q, x, pol = unique("q"), unique("x"), unique("p")
+        other = "not-this-one"  # each entry's own vhost field is overridden by the path's
+        body = {
+            "queues": [{"name": q, "vhost": other, "durable": True, "auto_delete": False, "arguments": {}}],
+            "exchanges": [{"name": x, "vhost": other, "type": "fanout", "durable": True, "auto_delete": False,
+                           "internal": False, "arguments": {}}],
+            "bindings": [{"source": x, "vhost": other, "destination": q, "destination_type": "queue",
+                          "routing_key": "", "arguments": {}}],
+            "policies": [{"name": pol, "vhost": other, "pattern": "^" + q + "$", "apply-to": "queues",
+                          "priority": 0, "definition": {"max-length": 5}}],
+        }
+        self.assertIn(m.request("POST", "/api/definitions/" + quote(v), body)[0], (201, 204))
+        status, queue, _ = m.get("/api/queues/%s/%s" % (quote(v), q))
+        self.assertEqual(status, 200)
+        self.assertEqual(m.get("/api/queues/%2F/" + q)[0], 404)
+        status, policy, _ = m.get("/api/policies/%s/%s" % (quote(v), pol))
+        self.assertEqual((status, policy["definition"]), (200, {"max-length": 5}))
+        status, bindings, _ = m.get("/api/exchanges/%s/%s/bindings/source" % (quote(v), x))
+        self.assertEqual([b["destination"] for b in bindings], [q])
+        # The queue names the policy that applies to it, as RabbitMQ's API does.
+        status, queue, _ = m.get("/api/queues/%s/%s" % (quote(v), q))
+        self.assertEqual((queue["policy"], queue["effective_policy_definition"]), (pol, {"max-length": 5}))
+        # The policy applies to the imported queue: publish 8, keep 5.
+        conn = pika.BlockingConnection(pika.ConnectionParameters(m.broker.host, m.broker.port, v))
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for i in range(8):
+            ch.basic_publish(x, "", str(i).encode())
+        self.assertEqual(ch.queue_declare(q, passive=True).method.message_count, 5)
+        conn.close()
+
+    def test_unknown_vhost_is_404(self):
+        self.assertEqual(m.request("POST", "/api/definitions/" + unique("nope"), {"queues": []})[0], 404)
+
+    @brokers.warren_only("an import is all or nothing; RabbitMQ applies the entries before the bad one")
+    def test_a_bad_entry_applies_nothing(self):
+        v = new_vhost()
+        q = unique("q")
+        body = {"queues": [{"name": q, "vhost": v, "durable": True, "auto_delete": False, "arguments": {}}],
+                "exchanges": [{"name": unique("x"), "vhost": v, "type": "no-such-type", "durable": True,
+                               "auto_delete": False, "internal": False, "arguments": {}}]}
+        status, reason, _ = m.request("POST", "/api/definitions/" + quote(v), body)
+        self.assertEqual(status, 400, reason)
+        self.assertEqual(m.get("/api/queues/%s/%s" % (quote(v), q))[0], 404)

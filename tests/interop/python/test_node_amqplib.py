@@ -42,9 +42,13 @@ class AmqplibTests(unittest.TestCase):
     def test_confirms(self):
         self.run_node("confirm.test.js")
 
+    @brokers.warren_only("consumer groups (x-stream-group) are Warren's")
+    def test_stream_groups(self):
+        self.run_node("stream_groups.test.js")
+
     def test_every_node_test_file_is_run_here(self):
         files = {os.path.basename(p) for p in glob.glob(os.path.join(NODE_DIR, "*.test.js"))}
-        self.assertEqual(files, {"work_queue.test.js", "confirm.test.js"})
+        self.assertEqual(files, {"work_queue.test.js", "confirm.test.js", "stream_groups.test.js"})
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ values that follow real traffic; per-object samples carry vhost and queue labels
 import unittest
 import urllib.request
 
+import pika
 from prometheus_client.parser import text_string_to_metric_families
 
 import brokers
@@ -176,6 +177,88 @@ class PrometheusTests(unittest.TestCase):
             urllib.request.urlopen("http://127.0.0.1:%d/api/overview" % port, timeout=30)
         self.assertEqual(e.exception.code, 404)
 
+
+
+@brokers.warren_only("Warren's own dead-letter metrics; RabbitMQ has none")
+class DeadLetterMetricsTests(unittest.TestCase):
+    def test_dead_letter_counters_and_dead_letter_queue_health(self):
+        dlq, work = unique("prom-dlq"), unique("prom-work")
+        _, before = scrape()
+        conn = broker.connect()
+        try:
+            ch = conn.channel()
+            ch.queue_declare(dlq)
+            ch.queue_declare(work, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
+            for cause in ("Timeout", "Bad", "Timeout"):
+                ch.basic_publish("", work, b"m", pika.BasicProperties(headers={"error.cause": cause}))
+                method, _, _ = ch.basic_get(work)
+                ch.basic_reject(method.delivery_tag, requeue=False)
+            ch.queue_declare(dlq, passive=True)
+        finally:
+            conn.close()
+        _, after = scrape()
+        name = "warren_dead_lettered_messages_total"
+        self.assertEqual(value(after, name, reason="rejected") - value(before, name, reason="rejected"), 3)
+        self.assertEqual({l["reason"] for l, _ in after[name]}, {"rejected", "expired", "maxlen", "delivery_limit"})
+        _, per = scrape("/metrics/per-object")
+        self.assertEqual(value(per, name, vhost="/", queue=work, reason="rejected"), 3)
+        self.assertGreaterEqual(value(per, "warren_dead_letter_queue_oldest_message_age_seconds", vhost="/",
+                                      queue=dlq), 0)
+        self.assertIn(dlq, [l["queue"] for l, _ in per["warren_dead_letter_queue_growth_rate"]])
+        self.assertEqual(value(per, "warren_dead_letter_queue_messages_by_reason", queue=dlq, reason="rejected"), 3)
+        self.assertEqual(value(per, "warren_dead_letter_queue_messages_by_origin", queue=dlq, origin_queue=work), 3)
+        by_error = "warren_dead_letter_queue_messages_by_error"
+        self.assertEqual(value(per, by_error, queue=dlq, header="error.cause", value="Timeout"), 2)
+        self.assertEqual(value(per, by_error, queue=dlq, header="error.cause", value="Bad"), 1)
+        # The work queue is no dead-letter queue: no health gauges for it.
+        self.assertNotIn(work, [l["queue"] for l, _ in per["warren_dead_letter_queue_growth_rate"]])
+
+    def test_queues_a_dead_letter_exchange_reaches_have_health_gauges_before_any_dead_letter(self):
+        dlx, parked, named, work = unique("prom-dlx"), unique("prom-parked"), unique("prom-named"), unique("prom-w")
+        conn = broker.connect()
+        try:
+            ch = conn.channel()
+            ch.exchange_declare(dlx, "fanout")
+            ch.queue_declare(parked)
+            ch.queue_bind(parked, dlx)
+            ch.queue_declare(named)
+            ch.queue_declare(work, arguments={"x-dead-letter-exchange": dlx})
+            ch.queue_declare(work + "-2", arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": named})
+            ch.basic_publish("", parked, b"waiting")
+            ch.queue_declare(parked, passive=True)
+        finally:
+            conn.close()
+        _, per = scrape("/metrics/per-object")
+        gauged = [l["queue"] for l, _ in per["warren_dead_letter_queue_growth_rate"]]
+        self.assertIn(parked, gauged)
+        self.assertIn(named, gauged)
+        self.assertNotIn(work, gauged)
+        self.assertGreaterEqual(value(per, "warren_dead_letter_queue_oldest_message_age_seconds", queue=parked), 0)
+        self.assertEqual(value(per, "warren_dead_letter_queue_messages_by_reason", queue=parked, reason="(none)"), 1)
+
+    def test_fdatasync_and_confirm_wait_histograms(self):
+        _, before = scrape()
+        q = unique("prom-sync")
+        conn = broker.connect()
+        try:
+            ch = conn.channel()
+            ch.queue_declare(q, durable=True)
+            ch.confirm_delivery()  # a persistent message on a durable queue: confirmed once synced
+            ch.basic_publish("", q, b"m", pika.BasicProperties(delivery_mode=2))
+            ch.queue_delete(q)
+        finally:
+            conn.close()
+        _, after = scrape()
+        name = "warren_storage_fdatasync_seconds"
+        les = [l["le"] for l, _ in after[name + "_bucket"]]
+        self.assertEqual(les[-1], "+Inf")
+        self.assertEqual(len(les), 13)
+        self.assertGreater(value(after, name + "_count"), value(before, name + "_count"))
+        self.assertEqual(value(after, name + "_bucket", le="+Inf"), value(after, name + "_count"))
+        self.assertGreater(value(after, name + "_sum"), 0)
+        waits = "warren_storage_confirm_wait_seconds"
+        self.assertGreater(value(after, waits + "_count"), value(before, waits + "_count"))
+        self.assertEqual(value(after, waits + "_bucket", le="+Inf"), value(after, waits + "_count"))
 
 if __name__ == "__main__":
     unittest.main()

@@ -11,8 +11,9 @@ import unittest
 
 import pika
 
+import brokers
 import mgmt_http
-from helpers import unique
+from helpers import unique, wait_for
 from mgmt_http import quote
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -141,6 +142,50 @@ class WarrenctlTests(unittest.TestCase):
             ctl("import_definitions", path)
         self.assertEqual(m.get("/api/queues/%s/%s" % (quote("/"), q))[0], 200)
         m.ok("DELETE", "/api/queues/%s/%s" % (quote("/"), q))
+
+    @brokers.warren_only("super streams through the management API are Warren's shape")
+    def test_super_streams(self):
+        name = unique("ctl-clicks")
+        ctl("add_super_stream", name, "--partitions", "3", "--max-age", "7D")
+        path = "/api/stream/super-streams/%s/%s" % (quote("/"), name)
+        self.assertEqual(m.get(path)[1]["partitions"], ["%s-%d" % (name, i) for i in range(3)])
+        q = m.get("/api/queues/%s/%s-2" % (quote("/"), name))[1]
+        self.assertEqual((q["type"], q["arguments"]["x-max-age"]), ("stream", "7D"))
+        x = m.get("/api/exchanges/%s/%s" % (quote("/"), name))[1]
+        self.assertEqual((x["type"], x["arguments"]), ("x-consistent-hash", {"x-super-stream": True}))
+        # Each key reaches one partition, the same one every time.
+        conn = m.broker.connect()
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for _ in range(2):
+            for k in range(30):
+                ch.basic_publish(name, "key-%d" % k, b"k%d" % k)
+        counts = [ch.queue_declare("%s-%d" % (name, i), durable=True, passive=True).method.message_count
+                  for i in range(3)]
+        self.assertEqual(sum(counts), 60)
+        self.assertTrue(all(c % 2 == 0 and c > 0 for c in counts), counts)
+        # Growing keeps the partitions and adds one; shrinking and bad counts are refused.
+        ctl("add_super_stream", name, "--partitions", "4")
+        self.assertEqual(len(m.get(path)[1]["partitions"]), 4)
+        r = ctl("add_super_stream", name, "--partitions", "2", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("has 4 partitions: partitions cannot be removed", r.stderr)
+        for bad in (0, "x", 1001):
+            status, body, _ = m.request("PUT", path, {"partitions": bad})
+            self.assertEqual(status, 400, bad)
+            self.assertIn("partitions must be an integer from 1 to 1000", body["reason"])
+        # A group reads every partition, the new one included.
+        ch.basic_qos(prefetch_count=100)
+        got = []
+        for i in range(4):
+            ch.basic_consume("%s-%d" % (name, i), lambda c, meth, p, body: got.append(body),
+                             arguments={"x-stream-group": "ctl", "x-stream-offset": "first"})
+        wait_for(conn, lambda: len(got) >= 60, what="60 deliveries")
+        self.assertEqual(sorted(set(got)), sorted(b"k%d" % k for k in range(30)))
+        conn.close()
+        ctl("delete_super_stream", name)
+        self.assertEqual(m.get(path)[0], 404)
+        self.assertEqual(m.get("/api/queues/%s/%s-0" % (quote("/"), name))[0], 404)
 
 
 def mgmt_http_wait_for_depth(queue, depth):

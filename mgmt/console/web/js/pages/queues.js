@@ -1,8 +1,10 @@
 // Queues: the list (paged by the server: filter, sort, page), a form to add one, and one
-// queue's page: counts and rates, consumers, bindings, publish, get, purge and delete.
+// queue's page: counts and rates, consumers, bindings, publish, get, the dead-letter workbench,
+// purge and delete.
 import { get, put, post, del, enc } from '../api.js';
 import { h, clear, num, rate, bytes, yesno, args, facts, section, table, link } from '../dom.js';
 import { pagedList, form, parseJson, notify, explain, route } from '../ui.js';
+import { workbench } from './workbench.js';
 
 const r = (q, k) => ((q.message_stats || {})[k + '_details'] || {}).rate;
 
@@ -123,12 +125,17 @@ export async function queue(root, vhost, name) {
     } catch (e) { notify(explain(e), 'error'); }
   } }, 'Delete queue');
 
+  const bench = workbench(vhost, name, () => refresh());
+
   clear(root, h('h1', {}, 'Queue ', h('span', { class: 'name' }, name), h('span', { class: 'muted' }, ` in ${vhost}`)),
     details, section('Consumers', consumers), section('Bindings', bindings, bind),
-    section('Messages', publish, getForm, messages), section('Purge and delete', h('div', { class: 'actions' }, purge, remove)));
+    section('Messages', publish, getForm, messages),
+    section('Dead-letter workbench', h('p', { class: 'muted' }, 'Browsing takes nothing: no message moves or is marked redelivered.'), bench.el),
+    section('Purge and delete', h('div', { class: 'actions' }, purge, remove)));
 
   async function refresh() {
     const [q, bs] = await Promise.all([get(base), get(`${base}/bindings`)]);
+    if (q.type !== 'stream') await bench.refresh();
     clear(details, facts([
       ['State', q.state],
       ['Type', q.type],

@@ -1,0 +1,261 @@
+// Sealed segments' indexes (.idx): written once a segment is sealed and whole, read after a crash
+// instead of the segment's records, with the same answer; refused (logged, the segment read
+// whole) when torn, corrupt or not matching the segment; rewritten by the recovery that read the
+// segment; deleted with their segment.
+#include <catch2/catch.hpp>
+
+#include "store/fault_file_system.hpp"
+#include "store/format.hpp"
+#include "store/message_log.hpp"
+#include "store_support.hpp"
+
+namespace warren::store {
+namespace {
+
+using namespace test;
+
+const std::string dir = "/data/vhost";
+std::string path_of(std::uint32_t number, const char* ext) {
+    char name[16];
+    std::snprintf(name, sizeof name, "%08x.%s", number, ext);
+    return dir + "/" + name;
+}
+
+std::unique_ptr<FaultFileSystem> copy_of(const FaultFileSystem& from, bool with_indexes = true) {
+    auto fs = std::make_unique<FaultFileSystem>();
+    REQUIRE(fs->make_directories(dir));
+    for (const auto& path : from.paths())
+        if (with_indexes || !path.ends_with(".idx")) fs->set_contents(path, from.contents(path));
+    return fs;
+}
+
+LogOptions small_segments() {
+    LogOptions o;
+    o.segment_size = 4096;
+    return o;
+}
+
+// Four segments of messages for queues 1 and 2 (some to both), with deliveries, returns, holds
+// and acks, all synced; the log was not closed cleanly (no checkpoint): a crash.
+struct Crashed {
+    FaultFileSystem fs;
+    // `q` shifts the queue ids: the same files, record for record the same sizes, other contents.
+    explicit Crashed(std::uint32_t q = 0) {
+        Syncer s;
+        auto log = fresh_log(fs, s.service, small_segments());
+        std::vector<Location> at;
+        for (int i = 1; i <= 100; ++i) {
+            auto m = message(std::string(100 + i, 'a'), {{1 + q, std::uint64_t(i)}});
+            if (i % 3 == 0) m.queues.push_back({2 + q, std::uint64_t(i)});
+            m.ttl_ms = i % 5 == 0 ? 60000 : no_ttl;
+            m.priority = static_cast<std::uint8_t>(i % 4);
+            m.publish_ms += static_cast<std::uint64_t>(i);
+            at.push_back(log->append(m.record()));
+            if (i % 10 == 0) REQUIRE(log->flush());
+        }
+        REQUIRE(log->flush());
+        for (int i = 0; i < 100; ++i) {
+            if (i % 4 == 0) log->ack(at[i], 1 + q);
+            if (i % 4 == 1) log->deliver(at[i], 1 + q);
+            if (i % 4 == 2) log->ret(at[i], 1 + q, 2);
+            if (i % 7 == 0) log->hold(at[i], 1 + q, 3, 1'700'000'500'000 + i);
+        }
+        REQUIRE(log->flush());
+        REQUIRE_FALSE(s.sync().error);
+    }
+};
+
+struct Outcome {
+    Recovered r;
+    std::vector<std::string> lines;
+};
+
+Outcome recover_from(FaultFileSystem& fs) {
+    Outcome out;
+    Syncer s;
+    LogOptions o = small_segments();
+    o.warn = [&](std::string_view line) { out.lines.emplace_back(line); };
+    auto log = open_log(fs, s.service, o);
+    out.r = recover(*log);
+    for (const auto& e : out.r.entries) {
+        auto view = log->read(e.location);
+        REQUIRE(view);
+        CHECK(view->body.size() == e.body_size);
+    }
+    Location l = log->append(message("after", {{1, 1000}}).record());  // the log goes on
+    REQUIRE(log->flush());
+    CHECK(body_at(*log, l) == "after");
+    return out;
+}
+
+void require_same(const std::vector<RecoveredEntry>& a, const std::vector<RecoveredEntry>& b) {
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        INFO("entry " << i);
+        CHECK(a[i].queue_id == b[i].queue_id);
+        CHECK(a[i].queue_seq == b[i].queue_seq);
+        CHECK(a[i].location == b[i].location);
+        CHECK(a[i].record_size == b[i].record_size);
+        CHECK(a[i].body_size == b[i].body_size);
+        CHECK(a[i].publish_ms == b[i].publish_ms);
+        CHECK(a[i].ttl_ms == b[i].ttl_ms);
+        CHECK(a[i].priority == b[i].priority);
+        CHECK(a[i].flags == b[i].flags);
+        CHECK(a[i].delivery_count == b[i].delivery_count);
+        CHECK(a[i].delivered == b[i].delivered);
+        CHECK(a[i].hold_until_ms == b[i].hold_until_ms);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("after a crash the sealed segments are read from their indexes, with the answer of a full scan",
+          "[store][index]") {
+    Crashed c;
+    auto with = copy_of(c.fs);
+    auto without = copy_of(c.fs, false);
+    Outcome a = recover_from(*with);
+    Outcome b = recover_from(*without);
+    CHECK(a.r.stats.segments >= 4);
+    CHECK(a.r.stats.indexed_segments == a.r.stats.segments - 1);  // all but the head
+    CHECK(a.r.stats.bad_indexes == 0);
+    CHECK(b.r.stats.indexed_segments == 0);
+    CHECK(a.r.stats.records == b.r.stats.records);
+    CHECK(a.r.stats.live == b.r.stats.live);
+    require_same(a.r.entries, b.r.entries);
+    // The scan wrote the indexes it lacked, the former head's too: the next start reads no record.
+    CHECK(b.r.stats.indexes_written == b.r.stats.segments);
+    Outcome again = recover_from(*without);
+    // All but the segment of the message recover_from() appended.
+    CHECK(again.r.stats.indexed_segments == again.r.stats.segments - 1);
+    std::erase_if(again.r.entries, [](const RecoveredEntry& e) { return e.queue_seq == 1000; });
+    require_same(again.r.entries, b.r.entries);
+}
+
+TEST_CASE("a torn, corrupt or mismatched index is refused, said so, and its segment read", "[store][index]") {
+    Crashed c;
+    const std::string idx = path_of(2, "idx");
+    REQUIRE(c.fs.exists(idx));
+    const std::string good = c.fs.contents(idx);
+    auto damaged = [&](const std::string& what, const std::function<void(FaultFileSystem&)>& damage) {
+        DYNAMIC_SECTION(what) {
+            auto fs = copy_of(c.fs);
+            damage(*fs);
+            Outcome reference = recover_from(*copy_of(*fs, false));
+            Outcome r = recover_from(*fs);
+            CHECK(r.r.stats.bad_indexes == 1);
+            CHECK(r.r.stats.indexed_segments == r.r.stats.segments - 2);
+            bool said = false;
+            for (const auto& line : r.lines)
+                said = said || (line.find(idx) != std::string::npos &&
+                                line.find("reading the segment instead") != std::string::npos);
+            CHECK(said);
+            require_same(r.r.entries, reference.r.entries);
+            // Written again from the segment: the next start uses it.
+            Outcome next = recover_from(*fs);
+            CHECK(next.r.stats.bad_indexes == 0);
+            CHECK(next.r.stats.indexed_segments == next.r.stats.segments - 1);
+        }
+    };
+    damaged("torn", [&](FaultFileSystem& fs) { fs.set_contents(idx, good.substr(0, good.size() - 7)); });
+    damaged("a flipped byte", [&](FaultFileSystem& fs) {
+        std::string bad = good;
+        bad[bad.size() / 2] = static_cast<char>(bad[bad.size() / 2] ^ 0x10);
+        fs.set_contents(idx, bad);
+    });
+    damaged("a bad header", [&](FaultFileSystem& fs) {
+        std::string bad = good;
+        bad[5] = 9;
+        fs.set_contents(idx, bad);
+    });
+    damaged("another segment's", [&](FaultFileSystem& fs) { fs.set_contents(idx, c.fs.contents(path_of(3, "idx"))); });
+    damaged("a segment of the same number and size with other records", [&](FaultFileSystem& fs) {
+        // An index that outlived its segment (a broker that knows no indexes deleted it, and
+        // later wrote another segment of that number) stands for nothing.
+        Crashed other(10);
+        const std::string seg = path_of(2, "seg");
+        REQUIRE(other.fs.contents(seg).size() == c.fs.contents(seg).size());
+        fs.set_contents(seg, other.fs.contents(seg));
+    });
+    damaged("a segment of another size", [&](FaultFileSystem& fs) {
+        // A crash kept the index and lost the segment's last write (files are not ordered).
+        const std::string seg = path_of(2, "seg");
+        std::string bytes = c.fs.contents(seg);
+        fs.set_contents(seg, bytes.substr(0, bytes.size() - 50));
+    });
+}
+
+TEST_CASE("a failed index write costs only a full read of its segment", "[store][index]") {
+    FaultFileSystem fs;
+    std::vector<std::string> lines;
+    {
+        Syncer s;
+        LogOptions o = small_segments();
+        o.warn = [&](std::string_view line) { lines.emplace_back(line); };
+        auto log = fresh_log(fs, s.service, o);
+        for (int i = 1; i <= 30; ++i) log->append(message(std::string(200, 'b'), {{1, std::uint64_t(i)}}).record());
+        // The first index write puts 20 bytes in the file and fails (a full disk).
+        fs.inject({FaultFileSystem::Op::Write, 1, std::errc::no_space_on_device, 20, ".idx"});
+        REQUIRE(log->flush());  // the messages are stored all the same
+        REQUIRE_FALSE(s.sync().error);
+    }
+    REQUIRE_FALSE(lines.empty());
+    CHECK_THAT(lines[0], Catch::Contains(path_of(1, "idx")) && Catch::Contains("cannot write"));
+    CHECK_FALSE(fs.exists(path_of(1, "idx")));  // the torn one is removed
+    CHECK(fs.exists(path_of(2, "idx")));
+    SECTION("killed: the files as written") {
+        Outcome r = recover_from(fs);
+        CHECK(r.r.entries.size() == 30);
+        CHECK(r.r.stats.bad_indexes == 0);
+        CHECK(r.r.stats.indexed_segments == r.r.stats.segments - 2);  // segment 1 and the head read whole
+    }
+    SECTION("a power cut: indexes are not synced, so what is left of them is refused") {
+        Outcome r = recover_from(*fs.crash_image(FaultFileSystem::CrashMode::LoseUnsynced));
+        CHECK(r.r.entries.size() == 30);
+        CHECK(r.r.stats.indexed_segments == 0);
+    }
+}
+
+TEST_CASE("a segment whose flush failed gets no index", "[store][index]") {
+    FaultFileSystem fs;
+    Syncer s;
+    auto log = fresh_log(fs, s.service, small_segments());
+    for (int i = 1; i <= 5; ++i) log->append(message(std::string(200, 'c'), {{1, std::uint64_t(i)}}).record());
+    REQUIRE(log->flush());
+    for (int i = 6; i <= 8; ++i) log->append(message(std::string(200, 'c'), {{1, std::uint64_t(i)}}).record());
+    fs.inject({FaultFileSystem::Op::Write, 1, std::errc::no_space_on_device, 100, ".seg"});
+    REQUIRE_FALSE(log->flush());  // 6..8 dropped, segment 1 sealed
+    for (int i = 9; i <= 30; ++i) log->append(message(std::string(200, 'c'), {{1, std::uint64_t(i)}}).record());
+    REQUIRE(log->flush());
+    REQUIRE_FALSE(s.sync().error);
+    CHECK_FALSE(fs.exists(path_of(1, "idx")));
+    CHECK(fs.exists(path_of(2, "idx")));
+    Outcome r = recover_from(*fs.crash_image(FaultFileSystem::CrashMode::LoseUnsynced));
+    CHECK(r.r.entries.size() == 27);
+    for (const auto& e : r.r.entries) CHECK((e.queue_seq <= 5 || e.queue_seq >= 9));
+}
+
+TEST_CASE("an index goes with its segment, and one left without a segment is deleted", "[store][index]") {
+    FaultFileSystem fs;
+    {
+        Syncer s;
+        auto log = fresh_log(fs, s.service, small_segments());
+        std::vector<Location> at;
+        for (int i = 1; i <= 30; ++i)
+            at.push_back(log->append(message(std::string(200, 'd'), {{1, std::uint64_t(i)}}).record()));
+        REQUIRE(log->flush());
+        REQUIRE(fs.exists(path_of(1, "idx")));
+        for (Location l : at)
+            if (location_segment(l) == 1) log->ack(l, 1);
+        REQUIRE(log->flush());
+        CHECK_FALSE(fs.exists(path_of(1, "seg")));
+        CHECK_FALSE(fs.exists(path_of(1, "idx")));
+    }
+    // A crash between the unlinks of a settled segment and of its index.
+    fs.set_contents(path_of(7, "idx"), fs.contents(path_of(2, "idx")));
+    Outcome r = recover_from(fs);
+    CHECK_FALSE(fs.exists(path_of(7, "idx")));
+    CHECK(r.r.stats.bad_indexes == 0);
+}
+
+}  // namespace warren::store
