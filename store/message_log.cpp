@@ -364,6 +364,23 @@ void MessageLog::write_index(Segment& s) {
     }
 }
 
+// A clean stop: the head takes no more appends and gets its index, as a segment sealed by a
+// roll does. The checkpoint spares the next start reading it, but is deleted once read: without
+// this, the first start after a crash that follows (or a start whose checkpoint is refused)
+// would read the head record by record, up to segment_size. The index never goes stale: every
+// recovered segment is sealed, so appends after the restart go to a new segment, and a crash
+// between the cut of the zeros and the index write leaves either no index or one whose segment
+// size no longer matches (refused). A head with nothing live needs none: recovery deletes it.
+void MessageLog::seal_head() {
+    Segment* s = head_;
+    if (!s) return;
+    head_ = nullptr;
+    s->sealed = true;
+    if (!s->doomed && s->live != 0 && s->indexable && s->file && s->index_records != 0 && cut_zeros(*s))
+        write_index(*s);
+    s->index = Buffer();
+}
+
 // A segment that was zero-filled ahead ends in zeros after its last record; its index describes
 // it as ending at that record, and recovery trusts an index only for a segment of exactly the
 // size it describes, so the zeros go first. Not synced: if a crash loses the cut but keeps the

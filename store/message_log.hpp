@@ -139,7 +139,10 @@ public:
     // changed since, and deleted once read. Refused (an error) when the pairs do not add up to
     // what the log counts per segment: then the next start reads the segments as after a crash.
     // It waits for the sync service's extender and cuts the zeros off the segments first, so
-    // that every file's size is its logical size (shutdown only: it blocks).
+    // that every file's size is its logical size (shutdown only: it blocks). Before anything
+    // else, whether the checkpoint then succeeds or not, it seals the head segment and writes
+    // its index, so that no later start reads that segment record by record; a later append
+    // goes to a new segment.
     Status write_checkpoint(std::span<const RecoveredEntry> pairs);
 
     LogStats stats() const;
@@ -166,6 +169,7 @@ private:
     Status trim_preallocation();
     void write_indexes();
     void write_index(Segment& s);
+    void seal_head();
     bool cut_zeros(Segment& s);
     Result<const std::byte*> load(Segment& segment, std::uint32_t offset, std::size_t read_ahead);
     std::string path_of(std::uint32_t number, const char* extension) const;
