@@ -622,7 +622,7 @@ def queue_length(port, queue):
 
 
 WARREN_RECOVERY_LINE = re.compile(r"storage: vhost '([^']*)': (\d+) messages back in their queues from (\d+) "
-                                  r"records in (\d+) ms")
+                                  r"records in (\d+) ms[^\n]*")  # the rest: how many segments came from their index
 WARREN_READY_LINE = re.compile(r"storage: (.*) ready in (\d+) ms")
 
 

@@ -1,6 +1,7 @@
 // warren-store-bench: timing loops over the store/ module on the real disk (PosixFileSystem):
 // appends with a flush per simulated loop turn (16 B and 1 KiB bodies), the flush alone,
-// sequential reads, recovery of a million records, fdatasync latency, and group commit.
+// sequential reads, recovery of a million records, fdatasync latency (append and overwrite), and
+// group commit (plain appends and a segment zero-filled ahead).
 // Usage: warren-store-bench [dir (default $TMPDIR/warren-store-bench-PID)] [records (1000000)]
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -71,8 +72,9 @@ private:
 };
 
 std::unique_ptr<MessageLog> open_log(PosixFileSystem& fs, const std::string& dir, SyncService& sync,
-                                     RecoveryStats* stats = nullptr, std::uint64_t* visited = nullptr) {
-    auto log = MessageLog::open(fs, dir, {}, sync);
+                                     RecoveryStats* stats = nullptr, std::uint64_t* visited = nullptr,
+                                     LogOptions options = {}) {
+    auto log = MessageLog::open(fs, dir, std::move(options), sync);
     if (!log) {
         fmt::print(stderr, "{}\n", log.error().message);
         std::exit(1);
@@ -224,9 +226,13 @@ int main(int argc, char** argv) {
         }
     }
 
-    // fdatasync latency of this disk: 4 KiB appended, then synced.
-    {
+    // fdatasync latency of this disk: 4 KiB appended, then synced; and 4 KiB written over zeros
+    // that were written and synced before (what a preallocated segment's writes cost).
+    for (bool overwrite : {false, true}) {
         auto file = *fs.open(base + "/fsync-probe", OpenMode::CreateTruncate);
+        if (overwrite) {
+            if (!file->append_zeros(200 * 4096, 0) || file->sync_zeros()) std::exit(1);
+        }
         std::string page(4096, 'p');
         std::vector<double> us;
         for (int i = 0; i < 200; ++i) {
@@ -236,14 +242,19 @@ int main(int argc, char** argv) {
             if (file->sync()) std::exit(1);
             us.push_back(seconds_since(start) * 1e6);
         }
-        fmt::print("{:<40} p50 {:.0f} us  p99 {:.0f} us  max {:.0f} us\n", "fdatasync after a 4 KiB append",
+        fmt::print("{:<40} p50 {:.0f} us  p99 {:.0f} us  max {:.0f} us\n",
+                   overwrite ? "fdatasync after a 4 KiB overwrite" : "fdatasync after a 4 KiB append",
                    percentile(us, 0.5), percentile(us, 0.99), percentile(us, 1.0));
     }
 
     // Group commit: a loop publishing 1 KiB persistent messages in turns of 64, each turn
-    // flushed and a sync requested; a message counts once a ticket covering it is synced.
-    {
-        auto log = open_log(fs, base + "/group-commit", sync);
+    // flushed and a sync requested; a message counts once a ticket covering it is synced. With
+    // plain appends and with the segment zero-filled 4 MiB ahead, twice each, in alternation.
+    for (int run = 0; run < 4; ++run) {
+        const bool preallocate = run % 2 == 1;
+        LogOptions options;
+        options.preallocate = preallocate ? std::uint64_t{4} << 20 : 0;
+        auto log = open_log(fs, fmt::format("{}/group-commit-{}", base, run), sync, nullptr, nullptr, options);
         std::string body(1024, 'g');
         QueueEntryRef queue{1, 0};
         MessageRecord m;
@@ -267,7 +278,8 @@ int main(int argc, char** argv) {
         double t = seconds_since(start);
         auto rounds = sync.stats().rounds - rounds_before;
         fmt::print("{:<40} {:>7.3f} M msg/s confirmed  ({} sync rounds, {:.0f} messages per round)\n",
-                   "group commit, 1 KiB, turns of 64", confirmed / t / 1e6, rounds,
+                   preallocate ? "group commit, 1 KiB, turns of 64, zeroed" : "group commit, 1 KiB, turns of 64",
+                   confirmed / t / 1e6, rounds,
                    rounds ? double(confirmed) / double(rounds) : 0.0);
         for (auto& w : waiting) sync.wait(w.first);
     }

@@ -217,6 +217,8 @@ void apply_keys(const json& doc, Config& c) {
             c.disk_free_limit = get_uint(v, key, 0, std::numeric_limits<std::uint64_t>::max());
         } else if (key == "segment_size") {
             c.segment_size = get_uint(v, key, 1024 * 1024, 1024ull * 1024 * 1024);
+        } else if (key == "segment_preallocate") {
+            c.segment_preallocate = get_uint(v, key, 0, 1024ull * 1024 * 1024);
         } else if (key == "log_level") {
             c.log_level = get_string(v, key);
             log::Level l;

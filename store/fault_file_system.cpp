@@ -95,9 +95,12 @@ struct FaultFileSystem::State {
     bool short_writes = false;
     bool hold = false;
     std::size_t waiting_syncs = 0;
+    bool hold_zeros = false;
+    std::size_t waiting_zero_syncs = 0;
     std::uint64_t ops = 0;
     std::uint64_t freeze_at = UINT64_MAX;
     std::uint64_t sync_count = 0;
+    std::uint64_t zero_sync_count = 0;
     std::uint64_t read_count = 0;
 
     Dir* dir(const std::string& path) {
@@ -204,6 +207,39 @@ public:
     Result<std::uint64_t> size() override {
         std::lock_guard lock(s_->mutex);
         return std::uint64_t{node_->data.size()};
+    }
+
+    // Zeros appended at the end as it is now: one pending write, which a crash may keep in part.
+    // No capacity model: `keep_free` is not checked (an Extend fault stands for a full disk).
+    Result<std::uint64_t> append_zeros(std::uint64_t size, std::uint64_t) override {
+        std::lock_guard lock(s_->mutex);
+        if (is_dir_ || !writable_) return io_error(std::errc::bad_file_descriptor, "write (zeros)", path_);
+        const std::uint64_t end = node_->data.size();
+        if (auto f = s_->fault(FaultFileSystem::Op::Extend, path_)) {
+            if (f->partial && end < size && s_->mutate())
+                store(end, std::string(std::min<std::uint64_t>(f->partial, size - end), '\0'));
+            return io_error(f->error, "write (zeros)", path_);
+        }
+        if (end >= size) return end;
+        if (!s_->mutate()) return io_error(std::errc::io_error, "write (zeros)", path_);
+        store(end, std::string(size - end, '\0'));
+        return size;
+    }
+
+    std::error_code sync_zeros() override {
+        std::unique_lock lock(s_->mutex);
+        if (s_->hold_zeros) {
+            ++s_->waiting_zero_syncs;
+            s_->held_cv.notify_all();
+            s_->held_cv.wait(lock, [&] { return !s_->hold_zeros; });
+            --s_->waiting_zero_syncs;
+        }
+        if (auto f = s_->fault(FaultFileSystem::Op::ExtendSync, path_)) return std::make_error_code(f->error);
+        if (!s_->mutate()) return std::make_error_code(std::errc::io_error);
+        ++s_->zero_sync_count;
+        node_->durable = node_->data;
+        node_->pending.clear();
+        return {};
     }
 
     const std::string& path() const override { return path_; }
@@ -366,6 +402,17 @@ void FaultFileSystem::hold_syncs(bool on) {
     state_->held_cv.notify_all();
 }
 
+void FaultFileSystem::hold_zero_syncs(bool on) {
+    std::lock_guard lock(state_->mutex);
+    state_->hold_zeros = on;
+    state_->held_cv.notify_all();
+}
+
+void FaultFileSystem::wait_for_held_zero_syncs(std::size_t count) {
+    std::unique_lock lock(state_->mutex);
+    state_->held_cv.wait(lock, [&] { return state_->waiting_zero_syncs >= count; });
+}
+
 void FaultFileSystem::wait_for_held_syncs(std::size_t count) {
     std::unique_lock lock(state_->mutex);
     state_->held_cv.wait(lock, [&] { return state_->waiting_syncs >= count; });
@@ -407,6 +454,11 @@ std::unique_ptr<FaultFileSystem> FaultFileSystem::crash_image(CrashMode mode, st
         out.durable = out.entries;
     }
     return std::unique_ptr<FaultFileSystem>(new FaultFileSystem(std::move(image)));
+}
+
+std::uint64_t FaultFileSystem::zero_syncs() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->zero_sync_count;
 }
 
 std::uint64_t FaultFileSystem::reads() const {

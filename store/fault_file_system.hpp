@@ -1,5 +1,5 @@
-// An in-memory FileSystem for tests, with injected faults (a failing n-th write or sync, short
-// writes, unreadable files, a power cut after n operations) and a crash model: crash_image()
+// An in-memory FileSystem for tests, with injected faults (a failing n-th write, sync or zero
+// extension, short writes, unreadable files, a power cut after n operations) and a crash model: crash_image()
 // gives the files as a crash could leave them: what was synced, plus optionally a prefix of
 // what was not (the last write possibly torn), and directory entries likewise.
 #pragma once
@@ -19,7 +19,8 @@ namespace warren::store {
 
 class FaultFileSystem final : public FileSystem {
 public:
-    enum class Op { Write, Read, Sync, Truncate, Open, Rename, Unlink };
+    // Extend: append_zeros (`partial` zero bytes land first); ExtendSync: sync_zeros.
+    enum class Op { Write, Read, Sync, Truncate, Open, Rename, Unlink, Extend, ExtendSync };
     struct Fault {
         Op op;
         std::uint64_t nth = 1;  // the nth matching operation from now fails (1 = the next one)
@@ -56,8 +57,12 @@ public:
     // While held, sync() waits (the sync thread stalls in fdatasync) until released.
     void hold_syncs(bool on);
     void wait_for_held_syncs(std::size_t count);
-    std::uint64_t syncs() const;  // file and directory syncs done
-    std::uint64_t reads() const;  // pread calls
+    // Likewise for sync_zeros() alone (the extender stalls after appending its zeros).
+    void hold_zero_syncs(bool on);
+    void wait_for_held_zero_syncs(std::size_t count);
+    std::uint64_t syncs() const;       // file and directory syncs done (sync(), not sync_zeros())
+    std::uint64_t zero_syncs() const;  // sync_zeros() calls that succeeded
+    std::uint64_t reads() const;       // pread calls
 
     std::unique_ptr<FaultFileSystem> crash_image(CrashMode mode, std::uint64_t seed = 0) const;
 

@@ -31,6 +31,17 @@ public:
     virtual std::error_code sync() = 0;
     virtual std::error_code truncate(std::uint64_t size) = 0;
     virtual Result<std::uint64_t> size() = 0;
+    // Zero-filling ahead of a writer (the message log's head segment, by the sync thread's
+    // extender): appends zeros at the end of the file until it holds at least `size` bytes and
+    // returns where the zeros end. Each append lands at the end of the file as it is at that
+    // moment, so a concurrent pwritev past the old end is never overwritten with zeros. Fails
+    // with ENOSPC, appending nothing, when fewer than `keep_free` bytes would be left free on
+    // the file system: zeros ahead must not take the space the other files' writes need.
+    virtual Result<std::uint64_t> append_zeros(std::uint64_t size, std::uint64_t keep_free) = 0;
+    // fdatasync through the handle append_zeros() used, never the one the other syncs use: a
+    // write-back error it meets is then still reported to sync() as well (Linux reports an error
+    // once per open file description), so a concurrent round cannot miss it.
+    virtual std::error_code sync_zeros() = 0;
     virtual const std::string& path() const = 0;
 };
 

@@ -1,9 +1,11 @@
 // MessageLog: appends and events buffered per segment, written at flush, segments deleted when
-// settled. Runs on the event loop; the only system calls are in flush() (and read()).
+// settled, the head segment zero-filled ahead (by the sync service's extender). Runs on the event
+// loop; the only system calls are in flush() (and read()).
 #include "store/message_log.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "store/format.hpp"
@@ -207,6 +209,7 @@ Status MessageLog::flush() {
     commit();
     write_indexes();
     delete_doomed();
+    preallocate_head();
     sync_.mark_dirty(dirty_);
     ++stats_.flushes;
     return {};
@@ -331,23 +334,70 @@ void MessageLog::roll_back() {
 // that segment is read whole; no fdatasync (and journal commit) competes with the confirms'.
 // A failed write costs the same and nothing else.
 void MessageLog::write_indexes() {
+    std::size_t waiting = 0;
     for (Segment* s : index_due_) {
         if (!s->doomed && s->indexable && s->file && s->index_records != 0) {
-            const std::string path = path_of(s->number, "idx");
-            std::shared_ptr<File> file;
-            if (Status st = write_index_file(fs_, path, file, s->number, options_.epoch, s->written, s->last_seq,
-                                             s->last_crc, s->index_records, s->index);
-                st) {
-                s->has_index_file = true;
-            } else {
-                warn(fmt::format("store: cannot write {}: {} (after a crash its segment is read whole)", path,
-                                 st.error().message));
-                if (file) (void)fs_.unlink(path);
+            // The extender may still be zero-filling it (asked before it was sealed): its index
+            // waits for a later flush, as the zeros must be cut first.
+            if (s->zeros && s->zeros->busy.load(std::memory_order_acquire)) {
+                index_due_[waiting++] = s;
+                continue;
             }
+            if (cut_zeros(*s)) write_index(*s);
         }
         s->index = Buffer();
     }
-    index_due_.clear();
+    index_due_.resize(waiting);
+}
+
+void MessageLog::write_index(Segment& s) {
+    const std::string path = path_of(s.number, "idx");
+    std::shared_ptr<File> file;
+    if (Status st = write_index_file(fs_, path, file, s.number, options_.epoch, s.written, s.last_seq, s.last_crc,
+                                     s.index_records, s.index);
+        st) {
+        s.has_index_file = true;
+    } else {
+        warn(fmt::format("store: cannot write {}: {} (after a crash its segment is read whole)", path,
+                         st.error().message));
+        if (file) (void)fs_.unlink(path);
+    }
+}
+
+// A clean stop: the head takes no more appends and gets its index, as a segment sealed by a
+// roll does. The checkpoint spares the next start reading it, but is deleted once read: without
+// this, the first start after a crash that follows (or a start whose checkpoint is refused)
+// would read the head record by record, up to segment_size. The index never goes stale: every
+// recovered segment is sealed, so appends after the restart go to a new segment, and a crash
+// between the cut of the zeros and the index write leaves either no index or one whose segment
+// size no longer matches (refused). A head with nothing live needs none: recovery deletes it.
+void MessageLog::seal_head() {
+    Segment* s = head_;
+    if (!s) return;
+    head_ = nullptr;
+    s->sealed = true;
+    if (!s->doomed && s->live != 0 && s->indexable && s->file && s->index_records != 0 && cut_zeros(*s))
+        write_index(*s);
+    s->index = Buffer();
+}
+
+// A segment that was zero-filled ahead ends in zeros after its last record; its index describes
+// it as ending at that record, and recovery trusts an index only for a segment of exactly the
+// size it describes, so the zeros go first. Not synced: if a crash loses the cut but keeps the
+// index, the sizes differ, the index is refused and the segment read whole (zeros are unused
+// space to recovery). False (no index then) when the cut fails.
+bool MessageLog::cut_zeros(Segment& s) {
+    if (!s.zeros) return true;  // never zero-filled: it ends at its last record
+    auto size = s.file->size();
+    if (size && *size == s.written) return true;
+    std::error_code e = size ? s.file->truncate(s.written) : std::error_code{};
+    if (size && !e) {
+        s.zeros->end.store(s.written, std::memory_order_relaxed);
+        return true;
+    }
+    warn(fmt::format("store: cannot cut the zeros off {}: {} (it gets no index)", s.file->path(),
+                     size ? e.message() : size.error().message));
+    return false;
 }
 
 void MessageLog::delete_doomed() {
@@ -373,12 +423,62 @@ void MessageLog::delete_doomed() {
     }
 }
 
+// Asks the extender for more zeros once fewer than half a step are left ahead of the head's
+// writes, up to the segment size (a segment rolls before its records pass it, so a sealed one
+// keeps less than a record of zeros). Costs two atomic loads per flush otherwise.
+void MessageLog::preallocate_head() {
+    Segment* s = head_;
+    if (options_.preallocate == 0 || !s || s->sealed || !s->file || s->no_preallocation) return;
+    if (!s->zeros) s->zeros = std::make_shared<Preallocation>();
+    Preallocation& z = *s->zeros;
+    if (z.busy.load(std::memory_order_acquire)) return;
+    if (z.failed.load(std::memory_order_relaxed)) {
+        // This segment is written by appending from now on, as without preallocation. Said
+        // once until a zero-fill works again (a disk near full refuses each segment's).
+        if (!preallocation_warned_)
+            warn(fmt::format("store: cannot zero-fill {} ahead of its writes ({}); appending instead", s->file->path(),
+                             sync_.preallocation_error()));
+        preallocation_warned_ = true;
+        s->no_preallocation = true;
+        return;
+    }
+    const std::uint64_t end = z.end.load(std::memory_order_relaxed);
+    if (end > 0) preallocation_warned_ = false;
+    if (end >= options_.segment_size || s->written + options_.preallocate / 2 < end) return;
+    const std::uint64_t to = std::min(options_.segment_size, std::max(end, s->written) + options_.preallocate);
+    if (to <= s->written) return;  // a record larger than the segment size
+    z.busy.store(true, std::memory_order_relaxed);
+    sync_.preallocate(s->file, to, options_.preallocate_keep_free, s->zeros);
+}
+
+// Cuts every segment back to its logical size (the zeros after its last record), for the
+// checkpoint, which describes files by their sizes.
+Status MessageLog::trim_preallocation() {
+    sync_.wait_for_preallocations();
+    for (const auto& s : segments_) {
+        if (!s || s->doomed || !s->file) continue;
+        auto size = s->file->size();
+        if (!size) return size.error();
+        if (*size == s->written) continue;
+        // Not synced here: the checkpoint's own syncs commit the journal, and if a power cut
+        // loses the cut anyway, the size no longer matches and the next start reads the segments.
+        if (std::error_code e = s->file->truncate(s->written))
+            return make_error(e, fmt::format("truncate {}: {}", s->file->path(), e.message()));
+        if (s->zeros) s->zeros->end.store(s->written, std::memory_order_relaxed);
+    }
+    return {};
+}
+
 LogStats MessageLog::stats() const {
     LogStats out = stats_;
     for (const auto& s : segments_) {
         if (!s) continue;
         ++out.segments;
         out.bytes_on_disk += s->written + s->sidecar_written;
+        if (s->zeros && !s->sealed) {
+            const std::uint64_t end = s->zeros->end.load(std::memory_order_relaxed);
+            if (end > s->written) out.preallocated_bytes += end - s->written;
+        }
         out.unflushed_bytes += s->pending.size() + s->events.size();
         out.live_pairs += s->live;
     }

@@ -1,7 +1,8 @@
 // The message log of one vhost: persistent messages in append-only segment files, and what
 // happened to them (delivered, returned, acked) in each segment's sidecar. The loop calls it
 // directly; appends and events are buffered and written by flush(), one write per file; syncing
-// is the SyncService's. A segment is deleted once every (message, queue) pair in it is settled.
+// and zero-filling the head segment ahead of its writes are the SyncService's. A segment is
+// deleted once every (message, queue) pair in it is settled.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +39,13 @@ struct LogOptions {
     std::uint32_t epoch = 0;                                 // written in every record and file header
     std::size_t read_ahead = std::size_t{256} << 10;         // bytes read at once by read()
     std::uint32_t max_record_size = std::uint32_t{1} << 30;  // payload bound; larger lengths are corrupt
-    WarnSink warn;                                           // one line per problem found
+    // Zero-fill the head segment this far ahead of its writes (the sync service's extender), so
+    // that a sync after an append flushes data only, not the file system's journal. 0: off.
+    std::uint64_t preallocate = 0;
+    // ... but only while this much stays free on the file system: near a full disk the space is
+    // for the sidecars' and definitions' writes, which zeros reserved in a segment would starve.
+    std::uint64_t preallocate_keep_free = std::uint64_t{64} << 20;
+    WarnSink warn;  // one line per problem found
 };
 
 // A (message, queue) pair still unsettled when the log ended, as recover() hands it over.
@@ -65,7 +72,8 @@ struct RecoveredEntry {
 
 struct LogStats {
     std::uint64_t segments = 0;
-    std::uint64_t bytes_on_disk = 0;  // .seg and .evt bytes written
+    std::uint64_t bytes_on_disk = 0;       // .seg and .evt bytes written (their logical sizes)
+    std::uint64_t preallocated_bytes = 0;  // zeros ahead of the head segment's records
     std::uint64_t unflushed_bytes = 0;
     std::uint64_t live_pairs = 0;
     std::uint64_t appends = 0;
@@ -130,6 +138,11 @@ public:
     // recover() reads this instead of every segment and sidecar. It is used only if no file
     // changed since, and deleted once read. Refused (an error) when the pairs do not add up to
     // what the log counts per segment: then the next start reads the segments as after a crash.
+    // It waits for the sync service's extender and cuts the zeros off the segments first, so
+    // that every file's size is its logical size (shutdown only: it blocks). Before anything
+    // else, whether the checkpoint then succeeds or not, it seals the head segment and writes
+    // its index, so that no later start reads that segment record by record; a later append
+    // goes to a new segment.
     Status write_checkpoint(std::span<const RecoveredEntry> pairs);
 
     LogStats stats() const;
@@ -152,7 +165,12 @@ private:
     void commit();
     void roll_back();
     void delete_doomed();
+    void preallocate_head();
+    Status trim_preallocation();
     void write_indexes();
+    void write_index(Segment& s);
+    void seal_head();
+    bool cut_zeros(Segment& s);
     Result<const std::byte*> load(Segment& segment, std::uint32_t offset, std::size_t read_ahead);
     std::string path_of(std::uint32_t number, const char* extension) const;
     void warn(const std::string& line) const;
@@ -184,11 +202,14 @@ private:
     Segment* head_ = nullptr;  // takes appends; null until the first append after open or a failure
     std::uint64_t next_seq_ = 1;
     bool recovered_ = false;
+    bool preallocation_warned_ = false;  // a failed zero-fill was reported, none worked since
 
     std::vector<Segment*> unflushed_segments_;
     std::vector<Segment*> unflushed_sidecars_;
     std::vector<Segment*> doomed_;
-    std::vector<Segment*> index_due_;  // sealed since the last flush: their .idx is written after it
+    // Sealed, their .idx not written yet: by the flush that writes their last records, or a later
+    // one while the extender is still zero-filling them.
+    std::vector<Segment*> index_due_;
     struct Undo {
         File* file;
         std::uint64_t size;

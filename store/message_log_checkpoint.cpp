@@ -66,6 +66,11 @@ RecoveredEntry get_pair(const std::byte* p) {
 Status MessageLog::write_checkpoint(std::span<const RecoveredEntry> pairs) {
     if (!recovered_) throw std::logic_error("store: MessageLog::write_checkpoint before recover()");
     if (has_unflushed()) return make_error(std::errc::operation_not_permitted, "store: checkpoint with unflushed data");
+    // The indexes first: they stand on their own, whatever becomes of the checkpoint. With the
+    // extender idle, segments sealed while it was zero-filling them get theirs too.
+    sync_.wait_for_preallocations();
+    write_indexes();
+    seal_head();
     // The pairs must be exactly the unsettled ones the log counts, segment by segment.
     std::map<std::uint32_t, std::uint64_t> counted;
     for (const RecoveredEntry& e : pairs) {
@@ -75,6 +80,7 @@ Status MessageLog::write_checkpoint(std::span<const RecoveredEntry> pairs) {
                               fmt::format("store: checkpoint pair at {:x} is not a written record", e.location));
         ++counted[s->number];
     }
+    if (Status st = trim_preallocation(); !st) return st;
     std::vector<const Segment*> files;
     for (const auto& s : segments_) {
         if (!s || s->doomed) continue;
@@ -109,9 +115,8 @@ Status MessageLog::write_checkpoint(std::span<const RecoveredEntry> pairs) {
     if (payload.size() > options_.max_record_size)
         return make_error(std::errc::file_too_large, "store: checkpoint over max_record_size");
     seal_record_header(record_header, h, payload.span());
-    iovec parts[3] = {{file_header, file_header_size},
-                      {record_header, record_header_size},
-                      {payload.data(), payload.size()}};
+    iovec parts[3] = {
+        {file_header, file_header_size}, {record_header, record_header_size}, {payload.data(), payload.size()}};
     const std::string tmp = join_path(dir_, "checkpoint.tmp");
     auto file = fs_.open(tmp, OpenMode::CreateTruncate);
     if (!file) return file.error();
@@ -151,8 +156,7 @@ bool MessageLog::recover_from_checkpoint(const Visitor& visit, RecoveryStats& st
     const std::byte* record = bytes.data() + file_header_size;
     RecordHeader h = peek_record_header(record);
     if (!has_record_magic(record) || h.type != RecordType::Checkpoint ||
-        h.payload_size != *size - file_header_size - record_header_size ||
-        !record_checksum_ok(record, h.payload_size))
+        h.payload_size != *size - file_header_size - record_header_size || !record_checksum_ok(record, h.payload_size))
         return refuse("checkpoint record fails its checks");
     const std::byte* p = record + record_header_size;
     const std::byte* end = p + h.payload_size;

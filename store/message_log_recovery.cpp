@@ -84,17 +84,20 @@ struct MessageLog::RecoveryScratch {
 namespace {
 
 // What is left after the last good record: cut it off, so that appends follow good records.
+// Only zeros: the unused end of a preallocated segment, cut without a word.
 void cut_tail(File& file, const std::string& path, const RecordScanner::Tail& tail, RecoveryStats& stats,
               const WarnSink& warn) {
     if (tail.length == 0) return;
-    if (tail.torn) {
+    if (tail.data() == 0) {
+        stats.unused_bytes += tail.length;
+    } else if (tail.torn) {
         ++stats.torn_tails;
         report_problem(stats, warn, path, tail.offset, fmt::format("torn tail of {} bytes cut off", tail.length));
     } else {
         ++stats.bad_records;
         report_problem(stats, warn, path, tail.offset, fmt::format("{} bad bytes at the end cut off", tail.length));
     }
-    stats.truncated_bytes += tail.length;
+    if (tail.data()) stats.truncated_bytes += tail.length;
     if (std::error_code e = file.truncate(tail.offset))
         report_problem(stats, warn, path, tail.offset, "cannot truncate: " + e.message());
 }
@@ -187,7 +190,7 @@ void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, bool ha
     bool indexed = false;
     if (*size < file_header_size) {
         // Created, but its header never reached the disk whole: no records.
-        cut_tail(file, path, {0, *size, true}, stats, options_.warn);
+        cut_tail(file, path, {0, *size, 0, true}, stats, options_.warn);
     } else {
         HeaderCheck header = check_header(file, FileKind::Segment, path, stats, options_.warn);
         if (header == HeaderCheck::Unreadable || header == HeaderCheck::TooNew) return;
@@ -411,7 +414,7 @@ void MessageLog::scan_sidecar(File& file, const std::string& path, RecoveryStats
     }
     ++stats.files;
     if (*size < file_header_size) {
-        cut_tail(file, path, {0, *size, true}, stats, options_.warn);
+        cut_tail(file, path, {0, *size, 0, true}, stats, options_.warn);
         return;
     }
     HeaderCheck header = check_header(file, FileKind::Sidecar, path, stats, options_.warn);

@@ -7,10 +7,13 @@
 #include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 namespace warren::store {
 
@@ -24,7 +27,10 @@ Error errno_error(const char* call, const std::string& path, int err = errno) {
 class PosixFile final : public File {
 public:
     PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-    ~PosixFile() override { ::close(fd_); }
+    ~PosixFile() override {
+        ::close(fd_);
+        if (append_fd_ >= 0) ::close(append_fd_);
+    }
     PosixFile(const PosixFile&) = delete;
     PosixFile& operator=(const PosixFile&) = delete;
 
@@ -66,10 +72,59 @@ public:
         return static_cast<std::uint64_t>(st.st_size);
     }
 
+    Result<std::uint64_t> append_zeros(std::uint64_t size, std::uint64_t keep_free) override {
+        // A second open file description of the same inode (even if renamed or unlinked since),
+        // with O_APPEND: the kernel places each write at the end under the inode's lock.
+        if (append_fd_ < 0) {
+            const std::string self = fmt::format("/proc/self/fd/{}", fd_);
+            int fd;
+            do fd = ::open(self.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+            while (fd < 0 && errno == EINTR);
+            if (fd < 0) return errno_error("open (append)", path_);
+            append_fd_ = fd;
+        }
+        // Chunks of 64 KiB: each holds the inode lock (which the loop's own writes take) briefly.
+        static constexpr std::size_t chunk = std::size_t{64} << 10;
+        static const std::vector<char> zeros(chunk, 0);
+        struct stat st {};
+        if (::fstat(append_fd_, &st) != 0) return errno_error("fstat", path_);
+        std::uint64_t end = static_cast<std::uint64_t>(st.st_size);
+        if (end >= size) return end;
+        struct statvfs fs {};
+        if (::fstatvfs(append_fd_, &fs) != 0) return errno_error("fstatvfs", path_);
+        const std::uint64_t free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+        if (free < size - end || free - (size - end) < keep_free)
+            return make_error(std::errc::no_space_on_device,
+                              fmt::format("{}: {} bytes free, fewer than {} to zero-fill and {} to keep free", path_,
+                                          free, size - end, keep_free));
+        while (end < size) {
+            std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - end));
+            ssize_t w = ::write(append_fd_, zeros.data(), n);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0)
+                return w < 0 ? errno_error("write (zeros)", path_)
+                             : make_error(std::errc::io_error, fmt::format("write (zeros) {}: wrote nothing", path_));
+            // With O_APPEND the file offset is where this write ended.
+            off_t at = ::lseek(append_fd_, 0, SEEK_CUR);
+            if (at < 0) return errno_error("lseek", path_);
+            end = static_cast<std::uint64_t>(at);
+        }
+        return end;
+    }
+
+    std::error_code sync_zeros() override {
+        if (append_fd_ < 0) return {};
+        for (;;) {
+            if (::fdatasync(append_fd_) == 0) return {};
+            if (errno != EINTR) return {errno, std::generic_category()};
+        }
+    }
+
     const std::string& path() const override { return path_; }
 
 private:
     int fd_;
+    int append_fd_ = -1;  // append_zeros()'s own handle, opened on first use (extender thread only)
     std::string path_;
 };
 

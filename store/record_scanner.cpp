@@ -16,8 +16,28 @@ RecordScanner::RecordScanner(File& file, std::uint64_t file_size, std::uint64_t 
       max_payload_(max_payload),
       window_(window),
       window_size_(std::max<std::size_t>(window_size, 2 * record_header_size)),
-      good_end_(pos_) {
+      good_end_(pos_),
+      start_(pos_) {
     window_.clear();
+}
+
+std::optional<std::uint64_t> RecordScanner::data_end() {
+    if (data_end_) return data_end_;
+    std::uint64_t end = size_;
+    while (end > start_) {
+        std::size_t span = static_cast<std::size_t>(std::min<std::uint64_t>(window_size_, end - start_));
+        const std::byte* p = load(end - span, span);
+        if (!p) return std::nullopt;
+        std::size_t i = span;
+        while (i > 0 && p[i - 1] == std::byte{0}) --i;
+        if (i > 0) {
+            end -= span - i;
+            break;
+        }
+        end -= span;
+    }
+    data_end_ = end;
+    return end;
 }
 
 const std::byte* RecordScanner::load(std::uint64_t pos, std::size_t n) {
@@ -53,9 +73,13 @@ std::optional<std::uint32_t> RecordScanner::good_record_at(std::uint64_t pos, bo
 
 std::optional<std::uint64_t> RecordScanner::resync(std::uint64_t pos) {
     static constexpr std::byte first = std::byte{record_magic & 0xFF};
+    // No magic (four non-zero bytes) ends in the zeros after the data: search up to its end.
+    auto limit_end = data_end();
+    if (!limit_end) return std::nullopt;
+    const std::uint64_t end = *limit_end;
     std::uint64_t q = pos + 1;
-    while (q + record_header_size <= size_) {
-        std::size_t span = static_cast<std::size_t>(std::min<std::uint64_t>(window_size_, size_ - q));
+    while (q + record_header_size <= size_ && q < end) {
+        std::size_t span = static_cast<std::size_t>(std::min<std::uint64_t>(window_size_, end - q));
         const std::byte* p = load(q, span);
         if (!p) return std::nullopt;
         // Candidates in [q, q + span - 3): where a 4-byte magic could start inside this window.
@@ -74,7 +98,7 @@ std::optional<std::uint64_t> RecordScanner::resync(std::uint64_t pos) {
             }
             ++i;
         }
-        if (limit == 0 || q + span >= size_) break;
+        if (limit == 0 || q + span >= end) break;
         q += limit;
     }
     return std::nullopt;
@@ -84,16 +108,28 @@ RecordScanner::Item RecordScanner::end_at(std::uint64_t pos) {
     done_ = true;
     tail_.offset = pos;
     tail_.length = size_ - pos;
-    if (tail_.length == 0) {
-        tail_.torn = false;
-    } else if (tail_.length < record_header_size) {
+    tail_.zeros = 0;
+    tail_.torn = false;
+    if (tail_.length == 0) return {Step::End, pos};
+    auto end = data_end();
+    if (!end) return {Step::ReadError, pos};
+    tail_.zeros = size_ - std::max(*end, pos);
+    // What a crash tears is the end of the data, whether the file ends there (appended) or zeros
+    // follow (written into preallocated space).
+    const std::uint64_t data = tail_.data();
+    if (data == 0) {
+        tail_.torn = false;  // only zeros: unused space
+    } else if (data < record_header_size) {
         tail_.torn = true;
     } else {
         const std::byte* p = load(pos, record_header_size);
         if (!p) return {Step::ReadError, pos};
         RecordHeader h = peek_record_header(p);
+        // Past the end of the file, or past the data into zeros that go on after it. A record
+        // that ends exactly at the end of the file is whole, and bad (as without zeros).
+        const std::uint64_t declared = pos + record_header_size + h.payload_size;
         tail_.torn =
-            has_record_magic(p) && h.payload_size <= max_payload_ && h.payload_size > size_ - pos - record_header_size;
+            has_record_magic(p) && h.payload_size <= max_payload_ && declared > pos + data && declared != size_;
     }
     return {Step::End, pos};
 }
@@ -112,8 +148,12 @@ RecordScanner::Item RecordScanner::next() {
         return item;
     }
     if (read_failed_) return {Step::ReadError, pos_};
-    // Not a good record. If its length is plausible and leads to a good record (or to the end
-    // of the file, which makes it the tail), step over it; otherwise search for the next one.
+    // Not a good record. Only zeros from here: the unused end of a preallocated file.
+    auto end = data_end();
+    if (!end) return {Step::ReadError, pos_};
+    if (*end <= pos_) return end_at(pos_);
+    // If its length is plausible and leads to a good record (or covers the rest of the data,
+    // which makes it the tail), step over it; otherwise search for the next one.
     std::uint64_t bad = pos_;
     if (size_ - bad >= record_header_size) {
         const std::byte* p = load(bad, record_header_size);
@@ -122,7 +162,7 @@ RecordScanner::Item RecordScanner::next() {
         if (has_record_magic(p) && h.payload_size <= max_payload_ &&
             h.payload_size <= size_ - bad - record_header_size) {
             std::uint64_t after = bad + record_header_size + h.payload_size;
-            if (after == size_) return end_at(bad);
+            if (after >= *end) return end_at(bad);
             if (good_record_at(after, true)) {
                 pos_ = after;
                 return {Step::Bad, bad, after - bad};

@@ -1,7 +1,9 @@
 // Reads the records of one file in order, trusting nothing: magic, length (against the file size
 // and a maximum) and checksum. A bad record is stepped over when its length leads to a good one,
 // otherwise the scanner searches forward for the next good record. What follows the last good
-// record is the tail: torn (an incomplete record, as a crash leaves it) or garbage.
+// record is the tail: zeros (space written ahead of the records, never used: the normal end of
+// a preallocated segment), torn (an incomplete record, as a crash leaves it, maybe followed by
+// zeros) or garbage.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +36,10 @@ public:
     struct Tail {
         std::uint64_t offset = 0;  // == end of the last good record
         std::uint64_t length = 0;  // 0: the file ends with a good record
+        std::uint64_t zeros = 0;   // of `length`, the zero bytes that end the file (unused space)
         bool torn = false;         // an incomplete record (or header) rather than garbage
+        // The bytes after the last good record that are not its trailing zeros.
+        std::uint64_t data() const { return length - zeros; }
     };
 
     // `window` is a reused read buffer; `max_payload` bounds a plausible length.
@@ -54,6 +59,9 @@ private:
     // The first good record after pos, if any.
     std::optional<std::uint64_t> resync(std::uint64_t pos);
     Item end_at(std::uint64_t pos);
+    // Where the file's data ends: after its last non-zero byte (at least start). Read once, from
+    // the end backwards, when a position holds no good record; nullopt on a read error.
+    std::optional<std::uint64_t> data_end();
 
     File& file_;
     std::uint64_t size_;
@@ -64,6 +72,8 @@ private:
     std::uint64_t window_offset_ = 0;
     std::uint64_t last_seq_ = 0;
     std::uint64_t good_end_;
+    std::uint64_t start_;
+    std::optional<std::uint64_t> data_end_;
     bool done_ = false;
     bool read_failed_ = false;
     std::optional<Error> read_error_;

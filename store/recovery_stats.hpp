@@ -26,6 +26,7 @@ struct RecoveryStats {
     std::uint64_t bad_headers = 0;       // file headers that failed their checks
     std::uint64_t torn_tails = 0;        // files whose incomplete last record was cut off
     std::uint64_t truncated_bytes = 0;   // bytes cut off file ends (torn tails and trailing garbage)
+    std::uint64_t unused_bytes = 0;      // zeros cut off segment ends: preallocated, never written (no problem)
     std::uint64_t unreadable_files = 0;  // files that could not be opened or read: left as they are
     std::uint64_t deleted_files = 0;     // settled segments, orphan sidecars, stale meta files
     std::uint64_t stale_events = 0;      // events about records that are not there (ignored)

@@ -1,6 +1,6 @@
 // One segment of a MessageLog as the log tracks it: its two files, what is written and what
-// is still buffered, and how many (message, queue) pairs in it are unsettled. Internal to
-// MessageLog.
+// is still buffered, how far it is zero-filled ahead, and how many (message, queue) pairs in it
+// are unsettled. Internal to MessageLog.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 
 #include "store/buffer.hpp"
 #include "store/file_system.hpp"
+#include "store/sync_service.hpp"
 
 namespace warren::store {
 
@@ -35,6 +36,10 @@ struct Segment {
     bool queued_write = false;          // in MessageLog::unflushed_segments_
     bool queued_events = false;         // in MessageLog::unflushed_sidecars_
     bool doomed = false;                // settled and not the head: deleted by the next flush
+    // The zeros the extender keeps ahead of `written` in the head segment (LogOptions::preallocate);
+    // null until its first flush. Beyond `written` the file holds zeros, which recovery knows.
+    std::shared_ptr<Preallocation> zeros;
+    bool no_preallocation = false;  // a zero-fill failed: appends only from then on
 
     std::uint64_t size() const { return written + pending.size(); }
 };

@@ -1,4 +1,5 @@
 // The sync thread: waits for a request, takes the dirty set, syncs it in order, posts the result.
+// The extender thread: zero-fills files ahead of their writers, one request at a time.
 #include "store/sync_service.hpp"
 
 #include <fmt/format.h>
@@ -10,7 +11,11 @@
 namespace warren::store {
 
 SyncService::SyncService(Post post, Completion on_synced, std::chrono::microseconds max_delay)
-    : post_(std::move(post)), on_synced_(std::move(on_synced)), delay_(max_delay), thread_([this] { run(); }) {}
+    : post_(std::move(post)),
+      on_synced_(std::move(on_synced)),
+      delay_(max_delay),
+      thread_([this] { run(); }),
+      extender_([this] { run_extender(); }) {}
 
 SyncService::~SyncService() { stop(); }
 
@@ -20,7 +25,9 @@ void SyncService::stop() {
         stop_ = true;
     }
     wake_.notify_all();
+    extend_wake_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (extender_.joinable()) extender_.join();
 }
 
 std::uint64_t SyncService::request_sync(bool events) {
@@ -45,6 +52,32 @@ void SyncService::mark_dirty(std::span<const DirtyFile> files) {
 void SyncService::mark_dirty(std::shared_ptr<File> file, SyncClass order) {
     std::lock_guard lock(mutex_);
     dirty_.push_back({std::move(file), order});
+}
+
+void SyncService::preallocate(std::shared_ptr<File> file, std::uint64_t size, std::uint64_t keep_free,
+                              std::shared_ptr<Preallocation> state) {
+    {
+        std::lock_guard lock(mutex_);
+        extensions_.push_back({std::move(file), size, keep_free, std::move(state)});
+    }
+    extend_wake_.notify_one();
+}
+
+void SyncService::wait_for_preallocations() {
+    std::unique_lock lock(mutex_);
+    // Once stopped, what is still queued is never done: only the running one counts.
+    extend_idle_.wait(lock, [&] { return !extending_ && (extensions_.empty() || stop_); });
+}
+
+std::string SyncService::preallocation_error() const {
+    std::lock_guard lock(mutex_);
+    return preallocation_error_;
+}
+
+void SyncService::latch_failure(std::error_code error, const std::string& message) {
+    failure_ = error;
+    failure_message_ = message;
+    good_through_ = completed_;
 }
 
 std::error_code SyncService::wait(std::uint64_t ticket) {
@@ -122,9 +155,11 @@ void SyncService::run() {
         {
             std::lock_guard lock(mutex_);
             if (error && !failure_) {
-                failure_ = error;
-                failure_message_ = message;
-                good_through_ = completed_;
+                latch_failure(error, message);
+            } else if (!error && failure_) {
+                // The extender's sync failed during this round: its tickets fail too.
+                error = failure_;
+                message = failure_message_;
             }
             completed_ = target;
             in_round_ = false;
@@ -142,6 +177,50 @@ void SyncService::run() {
         } else if (on_synced_) {
             on_synced_(result);
         }
+    }
+}
+
+void SyncService::run_extender() {
+    for (;;) {
+        Extension x;
+        {
+            std::unique_lock lock(mutex_);
+            extend_wake_.wait(lock, [&] { return stop_ || !extensions_.empty(); });
+            if (stop_ || failure_) {
+                // Stopping, or nothing is stored any more: zeros ahead are of no use.
+                for (Extension& e : extensions_) e.state->busy.store(false, std::memory_order_release);
+                extensions_.clear();
+                extend_idle_.notify_all();
+                if (stop_) return;
+                continue;
+            }
+            x = std::move(extensions_.front());
+            extensions_.pop_front();
+            extending_ = true;
+        }
+        const std::uint64_t before = x.state->end.load(std::memory_order_relaxed);
+        auto end = x.file->append_zeros(x.size, x.keep_free);
+        std::error_code sync_error = end ? x.file->sync_zeros() : std::error_code{};
+        {
+            std::lock_guard lock(mutex_);
+            if (!end || sync_error) {
+                ++stats_.preallocation_failures;
+                preallocation_error_ =
+                    !end ? end.error().message
+                         : fmt::format("fdatasync (zeros) {}: {}", x.file->path(), sync_error.message());
+                // A failed fdatasync may have dropped dirty pages of this file, the writer's too.
+                if (sync_error && !failure_) latch_failure(sync_error, preallocation_error_);
+                x.state->failed.store(true, std::memory_order_relaxed);
+            } else {
+                ++stats_.preallocations;
+                if (*end > before) stats_.preallocated_bytes += *end - before;
+                x.state->end.store(*end, std::memory_order_relaxed);
+                x.state->failed.store(false, std::memory_order_relaxed);
+            }
+            x.state->busy.store(false, std::memory_order_release);
+            extending_ = false;
+        }
+        extend_idle_.notify_all();
     }
 }
 

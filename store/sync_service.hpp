@@ -1,12 +1,15 @@
 // Group commit: one thread per broker fdatasyncs what the logs wrote, off the event loop, and
 // posts the highest ticket each round settled back to the loop. A round covers every file written
-// before it began; requests made during a round join the next one. The thread touches no broker
-// state, only File handles it shares with the logs.
+// before it began; requests made during a round join the next one. A second thread, the extender,
+// zero-fills files ahead of their writer (the message logs' head segments), so that a round's
+// fdatasync flushes data only. Neither touches broker state, only File handles shared with the logs.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -28,6 +31,16 @@ enum class SyncClass : std::uint8_t { Meta = 0, Segment = 1, Sidecar = 2, Direct
 struct DirtyFile {
     std::shared_ptr<File> file;
     SyncClass order;
+};
+
+// A file the extender keeps zero-filled ahead of its writer. The writer sets `busy` and asks
+// (preallocate); the extender appends the zeros, syncs them, then publishes `end` and clears `busy`.
+// `end` only steers when the writer asks again: a write never depends on it for durability, as
+// a round's fdatasync syncs whatever a write past the zeros changed (size, blocks) as well.
+struct Preallocation {
+    std::atomic<std::uint64_t> end{0};  // the file is allocated and durable up to here
+    std::atomic<bool> busy{false};      // asked for and not done yet
+    std::atomic<bool> failed{false};    // the last try failed (see SyncService::preallocation_error)
 };
 
 struct SyncResult {
@@ -59,10 +72,13 @@ struct SyncStats {
     std::uint64_t rounds = 0;
     std::uint64_t files_synced = 0;
     std::uint64_t requests = 0;
-    std::uint64_t delayed_rounds = 0;   // rounds that waited to gather a burst
-    std::uint64_t gathered_requests = 0;  // requests that arrived during those waits
-    std::uint64_t partial_rounds = 0;     // rounds that left the sidecars for later
-    SyncLatency fdatasync;                // each file's fdatasync (or fsync) call
+    std::uint64_t delayed_rounds = 0;      // rounds that waited to gather a burst
+    std::uint64_t gathered_requests = 0;   // requests that arrived during those waits
+    std::uint64_t partial_rounds = 0;      // rounds that left the sidecars for later
+    std::uint64_t preallocations = 0;      // zero-fills done and synced
+    std::uint64_t preallocated_bytes = 0;  // zeros they appended
+    std::uint64_t preallocation_failures = 0;
+    SyncLatency fdatasync;  // each file's fdatasync (or fsync) call
 };
 
 class SyncService {
@@ -73,8 +89,7 @@ public:
     // `post` runs a function on the loop thread (asio::post); `on_synced` is what it runs.
     // Without `post`, on_synced runs on the sync thread.
     // `max_delay` caps the wait before a round that gathers a burst (CommitDelay); zero turns it off.
-    SyncService(Post post, Completion on_synced,
-                std::chrono::microseconds max_delay = std::chrono::microseconds{2000});
+    SyncService(Post post, Completion on_synced, std::chrono::microseconds max_delay = std::chrono::microseconds{2000});
     // Finishes the rounds already requested, then stops the thread.
     ~SyncService();
     // The same, now: after it, nothing is posted any more (the loop the post function reaches
@@ -92,6 +107,18 @@ public:
     void mark_dirty(std::span<const DirtyFile> files);
     void mark_dirty(std::shared_ptr<File> file, SyncClass order);
 
+    // Loop thread: the extender appends zeros to `file` until it holds `size` bytes (leaving
+    // `keep_free` bytes free on its file system, or none at all) and syncs them
+    // (File::append_zeros, sync_zeros), then updates `state` (the caller set state->busy). A
+    // failed append only leaves the file as it is (its writer goes on appending); a failed sync
+    // fails the storage as a round's would: this and every later ticket fail.
+    void preallocate(std::shared_ptr<File> file, std::uint64_t size, std::uint64_t keep_free,
+                     std::shared_ptr<Preallocation> state);
+    // Blocks until the extender has nothing queued or running (shutdown and tests; never the loop).
+    void wait_for_preallocations();
+    // The last preallocation failure, one line naming the file.
+    std::string preallocation_error() const;
+
     // Blocks until `ticket` is settled and returns its error (shutdown and tests; never the loop).
     std::error_code wait(std::uint64_t ticket);
     // Once a sync has failed, every later ticket fails too: after a failed fdatasync the
@@ -102,6 +129,8 @@ public:
 
 private:
     void run();
+    void run_extender();
+    void latch_failure(std::error_code error, const std::string& message);  // mutex_ held
 
     Post post_;
     Completion on_synced_;
@@ -119,7 +148,19 @@ private:
     bool in_round_ = false;  // between taking the dirty set and settling it
     CommitDelay delay_;
     SyncStats stats_;
-    std::thread thread_;  // last: starts after everything above is ready
+    struct Extension {
+        std::shared_ptr<File> file;
+        std::uint64_t size = 0;
+        std::uint64_t keep_free = 0;
+        std::shared_ptr<Preallocation> state;
+    };
+    std::deque<Extension> extensions_;
+    bool extending_ = false;
+    std::condition_variable extend_wake_;
+    std::condition_variable extend_idle_;
+    std::string preallocation_error_;
+    std::thread thread_;  // last: start after everything above is ready
+    std::thread extender_;
 };
 
 }  // namespace warren::store

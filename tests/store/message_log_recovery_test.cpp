@@ -1,6 +1,7 @@
-// MessageLog recovery from damaged files: every torn-tail length of a segment and of a sidecar,
-// a flipped byte in every byte of a message record, an events record and the file headers, an
-// unreadable or unopenable file, orphan and empty files. Never a crash; the rest is recovered.
+// MessageLog recovery from damaged files: every torn-tail length of a segment (at its end, or
+// followed by the zeros of a preallocated segment) and of a sidecar, a flipped byte in every byte
+// of a message record, an events record and the file headers, an unreadable or unopenable file,
+// orphan and empty files. Never a crash; the rest is recovered. Zeros at the end are no problem.
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
@@ -83,19 +84,59 @@ TEST_CASE("an undamaged log recovers exactly", "[store][recovery]") {
     CHECK(run.lines.empty());
 }
 
+// A preallocated segment: zeros after the records, up to where the sync thread zero-filled it.
+const std::string zero_tail(3000, '\0');
+
+TEST_CASE("zeros after the last record are unused space: no problem, cut off", "[store][recovery]") {
+    Base base;
+    std::string full = base.fs.contents(seg1);
+    auto fs = clone(base.fs);
+    fs->set_contents(seg1, full + zero_tail);
+    auto run = recover_from(*fs);
+    CHECK(run.seqs() == std::vector<std::uint64_t>{1, 3});
+    CHECK(run.r.stats.problems.empty());
+    CHECK(run.lines.empty());
+    CHECK(run.r.stats.unused_bytes == zero_tail.size());
+    CHECK(run.r.stats.truncated_bytes == 0);
+    CHECK(fs->contents(seg1).size() == full.size());  // cut (the "after" record goes to a new segment)
+}
+
+TEST_CASE("a whole last record with a flipped body byte, zeros after it, is bad bytes, not a torn tail",
+          "[store][recovery]") {
+    Base base;
+    std::string full = base.fs.contents(seg1);
+    std::uint64_t last = location_offset(base.locations[2]);
+    for (std::uint64_t at = full.size() - std::string("body 3").size(); at < full.size(); ++at) {
+        INFO("byte " << at);
+        auto fs = clone(base.fs);
+        std::string bytes = full + zero_tail;
+        bytes[at] ^= 0x40;
+        fs->set_contents(seg1, bytes);
+        auto run = recover_from(*fs);
+        CHECK(run.seqs() == std::vector<std::uint64_t>{1});
+        CHECK(run.r.stats.bad_records == 1);
+        CHECK(run.r.stats.torn_tails == 0);
+        REQUIRE(run.r.stats.problems.size() == 1);
+        CHECK(run.r.stats.problems[0].offset == last);
+        CHECK(fs->contents(seg1).size() == last);
+    }
+}
+
 TEST_CASE("every torn-tail length of the last message record is cut at the last whole record", "[store][recovery]") {
     Base base;
     std::string full = base.fs.contents(seg1);
     std::uint64_t last = location_offset(base.locations[2]);
+    // Torn at the end of the file (appended), or with the zeros it was written into after it.
+    const std::string zeros = GENERATE(std::string(), zero_tail);
     for (std::uint64_t keep = 1; keep < full.size() - last; ++keep) {
-        INFO("bytes of the last record kept: " << keep);
+        INFO("bytes of the last record kept: " << keep << ", then zeros: " << zeros.size());
         auto fs = clone(base.fs);
-        fs->set_contents(seg1, full.substr(0, last + keep));
+        fs->set_contents(seg1, full.substr(0, last + keep) + zeros);
         auto run = recover_from(*fs);
         CHECK(run.seqs() == std::vector<std::uint64_t>{1});
         CHECK(run.r.stats.torn_tails == 1);
         CHECK(run.r.stats.bad_records == 0);
-        CHECK(run.r.stats.truncated_bytes == keep);
+        CHECK(run.r.stats.truncated_bytes == keep + zeros.size());
         REQUIRE(run.r.stats.problems.size() == 1);
         CHECK(run.r.stats.problems[0].file == seg1);
         CHECK(run.r.stats.problems[0].offset == last);
@@ -140,10 +181,11 @@ TEST_CASE("a flipped byte anywhere in a message record skips it alone, reported 
     Base base;
     std::string full = base.fs.contents(seg1);
     std::uint64_t start = location_offset(base.locations[0]), end = base.record_end(0);
+    const std::string zeros = GENERATE(std::string(), zero_tail);
     for (std::uint64_t at = start; at < end; ++at) {
-        INFO("byte " << at - start << " of the record");
+        INFO("byte " << at - start << " of the record, then zeros: " << zeros.size());
         auto fs = clone(base.fs);
-        std::string bytes = full;
+        std::string bytes = full + zeros;
         bytes[at] ^= 0x40;
         fs->set_contents(seg1, bytes);
         auto run = recover_from(*fs);

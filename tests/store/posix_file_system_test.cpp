@@ -12,6 +12,44 @@
 namespace warren::store {
 namespace {
 
+TEST_CASE("posix fs: zeros are appended after whatever is written, through a handle that outlives the name",
+          "[store][posix]") {
+    warren::testing::TempDir tmp;
+    PosixFileSystem fs;
+    auto f = fs.open(tmp.path() + "/z.seg", OpenMode::CreateTruncate);
+    REQUIRE(f);
+    std::string a(1000, 'a');
+    iovec part{a.data(), a.size()};
+    REQUIRE(write_fully(**f, {&part, 1}, 0));
+    auto end = (*f)->append_zeros(200000, 0);  // several 64 KiB chunks
+    REQUIRE(end);
+    CHECK(*end == 200000);
+    CHECK(*(*f)->size() == 200000);
+    CHECK_FALSE((*f)->sync_zeros());
+    // The writer goes on over the zeros and past them; zeros asked for later land after it.
+    std::string b(250000, 'b');
+    part = {b.data(), b.size()};
+    REQUIRE(write_fully(**f, {&part, 1}, 1000));
+    end = (*f)->append_zeros(300000, 0);
+    REQUIRE(end);
+    CHECK(*end == 300000);
+    CHECK(*(*f)->append_zeros(100, 0) == 300000);  // long enough already: nothing appended
+    std::string back(300000, 'x');
+    REQUIRE(*read_fully(**f, {reinterpret_cast<std::byte*>(back.data()), back.size()}, 0) == 300000);
+    CHECK(back == a + b + std::string(300000 - 251000, '\0'));
+    // Unlinked (a settled segment) while a zero-fill was queued: still the same inode.
+    REQUIRE(fs.unlink(tmp.path() + "/z.seg"));
+    end = (*f)->append_zeros(310000, 0);
+    REQUIRE(end);
+    CHECK(*end == 310000);
+    CHECK_FALSE((*f)->sync_zeros());
+    // Not if it would leave less than asked free: an error, and nothing appended.
+    auto refused = (*f)->append_zeros(320000, std::uint64_t{1} << 62);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == std::errc::no_space_on_device);
+    CHECK(*(*f)->size() == 310000);
+}
+
 TEST_CASE("posix fs: write, read, size, truncate, sync, rename, unlink, list", "[store][posix]") {
     warren::testing::TempDir tmp;
     PosixFileSystem fs;

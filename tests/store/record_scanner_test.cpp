@@ -128,6 +128,53 @@ TEST_CASE("every torn-tail length of the last record is cut at the last whole re
     }
 }
 
+TEST_CASE("zeros after the last record are the tail, unused and not torn, however long", "[store][scanner]") {
+    Fixture f;
+    FaultFileSystem fs;
+    // Shorter than a record header, one window, several windows (the scan reads them backwards).
+    for (std::size_t zeros : {std::size_t{5}, std::size_t{4096}, std::size_t{70000}}) {
+        INFO("zeros: " << zeros);
+        fs.set_contents("/d/file", f.bytes + std::string(zeros, '\0'));
+        auto s = scan(fs, "/d/file", 16384);
+        CHECK(s.records.size() == f.payloads.size());
+        CHECK(s.bad.empty());
+        CHECK(s.tail.offset == f.bytes.size());
+        CHECK(s.tail.length == zeros);
+        CHECK(s.tail.zeros == zeros);
+        CHECK(s.tail.data() == 0);
+        CHECK_FALSE(s.tail.torn);
+    }
+}
+
+TEST_CASE("every torn-tail length of the last record followed by zeros is torn", "[store][scanner]") {
+    Fixture f;
+    FaultFileSystem fs;
+    std::uint64_t last = f.offsets.back();
+    for (std::size_t cut = 1; cut < f.bytes.size() - last; ++cut) {
+        INFO("bytes of the last record kept: " << cut);
+        fs.set_contents("/d/file", f.bytes.substr(0, last + cut) + std::string(5000, '\0'));
+        auto s = scan(fs, "/d/file", 1024);
+        CHECK(s.records.size() == f.payloads.size() - 1);
+        CHECK(s.bad.empty());
+        CHECK(s.tail.offset == last);
+        CHECK(s.tail.length == cut + 5000);
+        CHECK(s.tail.torn);
+    }
+}
+
+TEST_CASE("zeros between records are a bad region, not the end", "[store][scanner]") {
+    Fixture f;
+    FaultFileSystem fs;
+    std::uint64_t second = f.offsets[1];
+    std::string bytes = f.bytes.substr(0, second) + std::string(3000, '\0') + f.bytes.substr(second);
+    fs.set_contents("/d/file", bytes);
+    auto s = scan(fs, "/d/file", 1024);
+    CHECK(s.records.size() == f.payloads.size());
+    REQUIRE(s.bad.size() == 1);
+    CHECK(s.bad[0] == std::pair<std::uint64_t, std::uint64_t>{second, 3000});
+    CHECK(s.tail.length == 0);
+}
+
 TEST_CASE("a flipped bit anywhere in a record skips that record alone", "[store][scanner]") {
     Fixture f;
     FaultFileSystem fs;

@@ -1,6 +1,7 @@
 // SyncService: tickets settle in order, requests during a round join the next one (group
 // commit), the sync order is meta, segments, sidecars, directories, and a failed sync is
-// reported with its ticket and makes every later ticket fail.
+// reported with its ticket and makes every later ticket fail; zero-fills append and sync, and a
+// failed one's fdatasync fails the storage, the round in flight included.
 #include "store/sync_service.hpp"
 
 #include <catch2/catch.hpp>
@@ -35,6 +36,8 @@ public:
     }
     std::error_code truncate(std::uint64_t) override { return {}; }
     Result<std::uint64_t> size() override { return std::uint64_t{0}; }
+    Result<std::uint64_t> append_zeros(std::uint64_t size, std::uint64_t) override { return size; }
+    std::error_code sync_zeros() override { return {}; }
     const std::string& path() const override { return name_; }
 
 private:
@@ -149,6 +152,51 @@ TEST_CASE("a failed fdatasync is reported with its ticket, and every later ticke
     CHECK(s.service.failure() == std::errc::io_error);
     CHECK_FALSE(s.service.wait(good.ticket));
     CHECK(s.service.wait(later.ticket) == std::errc::io_error);
+}
+
+TEST_CASE("a zero-fill that fails its fdatasync during a round fails that round's tickets too", "[store][sync]") {
+    FaultFileSystem fs;
+    REQUIRE(fs.make_directories("/d"));
+    Syncer s;
+    auto a = file_with(fs, "/d/a.seg", "x");
+    s.service.mark_dirty(a, SyncClass::Segment);
+    fs.hold_syncs(true);
+    std::uint64_t t = s.service.request_sync();
+    fs.wait_for_held_syncs(1);  // the round is in fdatasync of a
+    fs.inject({FaultFileSystem::Op::ExtendSync, 1, std::errc::io_error});
+    auto state = std::make_shared<Preallocation>();
+    state->busy = true;
+    s.service.preallocate(a, 4096, 0, state);
+    s.service.wait_for_preallocations();  // zero-fills do not wait for held syncs
+    CHECK_FALSE(state->busy);
+    CHECK(state->failed);
+    CHECK(state->end == 0);
+    fs.hold_syncs(false);
+    s.loop.run_until([&] { return !s.results.empty() && s.results.back().ticket == t; });
+    // That round's fdatasync of a succeeded, but the same file's write-back failed meanwhile.
+    CHECK(s.results.back().error == std::errc::io_error);
+    CHECK_THAT(s.results.back().message, Catch::Contains("fdatasync (zeros) /d/a.seg"));
+    CHECK(s.service.wait(t) == std::errc::io_error);
+}
+
+TEST_CASE("a zero-fill appends after what was written, syncs it, and reports where it ends", "[store][sync]") {
+    FaultFileSystem fs;
+    REQUIRE(fs.make_directories("/d"));
+    Syncer s;
+    auto a = file_with(fs, "/d/a.seg", "records");
+    REQUIRE_FALSE((*fs.open_directory("/d"))->sync());  // its name
+    auto state = std::make_shared<Preallocation>();
+    state->busy = true;
+    s.service.preallocate(a, 100, 0, state);
+    s.service.wait_for_preallocations();
+    CHECK_FALSE(state->busy);
+    CHECK_FALSE(state->failed);
+    CHECK(state->end == 100);
+    CHECK(fs.contents("/d/a.seg") == "records" + std::string(93, '\0'));
+    CHECK(fs.zero_syncs() == 1);
+    CHECK(s.service.stats().preallocations == 1);
+    auto image = fs.crash_image(FaultFileSystem::CrashMode::LoseUnsynced);
+    CHECK(image->contents("/d/a.seg") == fs.contents("/d/a.seg"));  // synced, the records too
 }
 
 TEST_CASE("a file deleted while its sync is pending is still synced, from the handle", "[store][sync]") {
