@@ -16,14 +16,6 @@ namespace {
 // A message due this soon stays in memory: reading it back would cost more than it saves.
 constexpr auto keep_in_memory_within = std::chrono::seconds(1);
 
-// The heap's order: the earliest deadline first, equal deadlines in seq order.
-struct Later {
-    template <class E>
-    bool operator()(const E& a, const E& b) const {
-        return a.at != b.at ? a.at > b.at : (a.packed & QueuedMessage::seq_mask) > (b.packed & QueuedMessage::seq_mask);
-    }
-};
-
 std::int64_t count_of(TimePoint t) {
     return t.time_since_epoch().count();
 }
@@ -38,7 +30,7 @@ DelayedMessages::DelayedMessages(TimerQueue& timers, Pager* pager, std::function
 
 DelayedMessages::~DelayedMessages() {
     shut_down();
-    for (Entry& e : heap_) release_entry(e);
+    for (std::size_t i = 0; i < heap_.size(); ++i) release_entry(heap_[i]);
     for (Entry& e : fresh_) release_entry(e);
 }
 
@@ -55,17 +47,15 @@ void DelayedMessages::release_entry(Entry& e) {
     e.word = paged_bit;
 }
 
-void DelayedMessages::push_heap(const Entry& e) {
-    heap_.push_back(e);
-    std::push_heap(heap_.begin(), heap_.end(), Later{});
-}
-
 void DelayedMessages::hold(QueuedMessage m, TimePoint at, bool defer) {
     const std::uint64_t packed = m.seq() | std::uint64_t{m.delivery_count()} << QueuedMessage::seq_bits;
     Entry e{count_of(at), packed, 0};
-    std::vector<Entry>& into = defer ? fresh_ : heap_;
     // Room first, so that nothing below can throw once the reference is taken.
-    if (into.size() == into.capacity()) into.reserve(std::max<std::size_t>(64, into.capacity() * 2));
+    if (!defer) {
+        heap_.reserve(heap_.size() + 1);
+    } else if (fresh_.size() == fresh_.capacity()) {
+        fresh_.reserve(std::max<std::size_t>(64, fresh_.capacity() * 2));
+    }
     if (m.has_expiry()) expiry_[m.seq()] = m.expires_at;
     e.word = reinterpret_cast<std::uint64_t>(m.message.release());
     assert(!(e.word & paged_bit) && "user-space pointers leave the top bits clear");
@@ -73,7 +63,7 @@ void DelayedMessages::hold(QueuedMessage m, TimePoint at, bool defer) {
         fresh_.push_back(e);
         fresh_min_ = std::min(fresh_min_, e.at);
     } else {
-        push_heap(e);
+        heap_.push(e);
     }
     ++size_;
     ++in_memory_;
@@ -84,7 +74,7 @@ void DelayedMessages::restore(std::uint64_t location, std::uint64_t seq, std::ui
                               TimePoint expires_at) {
     Entry e{count_of(at), (seq & QueuedMessage::seq_mask) | std::uint64_t{delivery_count} << QueuedMessage::seq_bits,
             (location & location_mask) | paged_bit};
-    push_heap(e);
+    heap_.push(e);
     if (expires_at != TimePoint{}) expiry_[seq] = expires_at;
     ++size_;
     arm(e.at);
@@ -105,7 +95,7 @@ void DelayedMessages::admit_due(std::int64_t now) {
     std::size_t kept = 0;
     for (Entry& e : fresh_) {
         if (e.at <= now) {
-            push_heap(e);
+            heap_.push(e);
         } else {
             left_min = std::min(left_min, e.at);
             fresh_[kept++] = e;
@@ -119,9 +109,7 @@ std::optional<QueuedMessage> DelayedMessages::pop_due(TimePoint now, TimePoint* 
     const std::int64_t n = count_of(now);
     admit_due(n);
     while (!heap_.empty() && heap_.front().at <= n) {
-        std::pop_heap(heap_.begin(), heap_.end(), Later{});
-        Entry e = heap_.back();
-        heap_.pop_back();
+        Entry e = heap_.pop();
         --size_;
         const std::uint64_t seq = seq_of(e);
         TimePoint expires{};
@@ -180,7 +168,7 @@ void DelayedMessages::page_out(TimePoint now, bool transient_too, bool everythin
     };
     // Fresh entries first, in place (their indexes are stable until they are pushed).
     for (std::size_t i = 0; i < fresh_.size(); ++i) examine(fresh_[i], i);
-    auto write_transient = [&](std::vector<Entry>& entries) {
+    auto write_transient = [&](auto& entries) {
         if (transient_scratch_.empty()) return;
         transient_locations_.assign(transient_scratch_.size(), 0);
         pager_->write_transient(transient_scratch_, transient_locations_);
@@ -196,11 +184,8 @@ void DelayedMessages::page_out(TimePoint now, bool transient_too, bool everythin
         transient_index_.clear();
     };
     write_transient(fresh_);
-    // Room for them, growing geometrically: reserving the exact size copied the whole heap at
-    // every turn that held a message (48 MB a turn with two million held, and two copies alive).
-    const std::size_t needed = heap_.size() + fresh_.size();
-    if (needed > heap_.capacity()) heap_.reserve(std::max(needed, heap_.capacity() * 2));
-    for (const Entry& e : fresh_) push_heap(e);
+    heap_.reserve(heap_.size() + fresh_.size());
+    for (const Entry& e : fresh_) heap_.push(e);
     fresh_.clear();
     fresh_min_ = INT64_MAX;
     if (everything && in_memory_) {
@@ -223,19 +208,21 @@ DelayedMessages::View DelayedMessages::view_of(const Entry& e) const {
 }
 
 void DelayedMessages::for_each(const std::function<void(const View&)>& f) const {
-    for (const Entry& e : heap_) f(view_of(e));
+    for (std::size_t i = 0; i < heap_.size(); ++i) f(view_of(heap_[i]));
     for (const Entry& e : fresh_) f(view_of(e));
 }
 
 void DelayedMessages::drain(const std::function<void(const View&)>& f) {
-    std::vector<Entry> heap, fresh;
-    heap.swap(heap_);
+    ChunkedHeap<Entry, Before> heap = std::move(heap_);
+    heap_.clear();
+    std::vector<Entry> fresh;
     fresh.swap(fresh_);
-    for (std::vector<Entry>* list : {&heap, &fresh})
-        for (Entry& e : *list) {
-            f(view_of(e));
-            release_entry(e);
-        }
+    auto each = [&](Entry& e) {
+        f(view_of(e));
+        release_entry(e);
+    };
+    for (std::size_t i = 0; i < heap.size(); ++i) each(heap[i]);
+    for (Entry& e : fresh) each(e);
     expiry_.clear();
     size_ = 0;
     fresh_min_ = INT64_MAX;

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/chunked_heap.hpp"
 #include "broker/queued_message.hpp"
 #include "broker/ready_messages.hpp"
 #include "broker/timer_queue.hpp"
@@ -32,7 +33,7 @@ public:
     std::size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
     std::size_t in_memory() const { return in_memory_; }
-    // Entries the heap has room for: its memory is 24 bytes each.
+    // Entries the heap has room for: its memory is 24 bytes each (it grows by 8,192 at a time).
     std::size_t heap_capacity() const { return heap_.capacity(); }
 
     // Holds `m` (its seq, delivery count and TTL deadline are kept) until `at`. `defer`: the
@@ -86,11 +87,18 @@ private:
     static constexpr std::uint64_t transient_bit = std::uint64_t{1} << 62;
     static constexpr std::uint64_t location_mask = transient_bit - 1;
 
+    // The heap's order: the earliest deadline first, equal deadlines in seq order.
+    struct Before {
+        bool operator()(const Entry& a, const Entry& b) const {
+            return a.at != b.at ? a.at < b.at
+                                : (a.packed & QueuedMessage::seq_mask) < (b.packed & QueuedMessage::seq_mask);
+        }
+    };
+
     static bool is_paged(const Entry& e) { return (e.word & paged_bit) != 0; }
     static Message* message_of(const Entry& e) { return is_paged(e) ? nullptr : reinterpret_cast<Message*>(e.word); }
     static std::uint64_t seq_of(const Entry& e) { return e.packed & QueuedMessage::seq_mask; }
     View view_of(const Entry& e) const;
-    void push_heap(const Entry& e);
     void admit_due(std::int64_t now);
     void release_entry(Entry& e);  // drops what an entry holds in memory
     void arm(std::int64_t at);
@@ -98,7 +106,7 @@ private:
     TimerQueue& timers_;
     Pager* pager_;
     std::function<void()> on_due_;
-    std::vector<Entry> heap_;   // min-heap by (at, seq)
+    ChunkedHeap<Entry, Before> heap_;  // by (at, seq); grows without copying
     std::vector<Entry> fresh_;  // held this turn, waiting for page_out()
     std::int64_t fresh_min_ = INT64_MAX;
     // TTL deadlines of held messages that have one (a retried message keeps its own), by seq.

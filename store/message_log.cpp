@@ -412,6 +412,8 @@ void MessageLog::delete_doomed() {
             if (Status st = fs_.unlink(path_of(s->number, "idx")); !st) warn("store: " + st.error().message);
         if (s->file || s->sidecar) dirty_.push_back({dir_handle_, SyncClass::Directory});
         if (read_segment_ == s->number) read_buffer_.clear();
+        sync_.retire(std::move(s->file));
+        sync_.retire(std::move(s->sidecar));
         std::uint32_t number = s->number;
         segments_[number - first_number_].reset();
         ++stats_.segments_deleted;

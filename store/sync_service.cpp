@@ -96,16 +96,39 @@ SyncStats SyncService::stats() const {
     return stats_;
 }
 
+void SyncService::retire(std::shared_ptr<File> file) {
+    if (!file) return;
+    {
+        std::lock_guard lock(mutex_);
+        retired_.push_back(std::move(file));
+    }
+    wake_.notify_one();
+}
+
 void SyncService::run() {
     std::vector<DirtyFile> batch;
+    std::vector<std::shared_ptr<File>> closing;
+    // Drops the retired files' references here, outside the lock: the last one closes the file.
+    auto close_retired = [&] {
+        {
+            std::lock_guard lock(mutex_);
+            closing.swap(retired_);
+        }
+        closing.clear();
+    };
     for (;;) {
         std::uint64_t target;
         std::error_code error;
         std::string message;
         {
             std::unique_lock lock(mutex_);
-            wake_.wait(lock, [&] { return stop_ || requested_ > completed_; });
-            if (requested_ == completed_) return;  // stopping, nothing left to do
+            wake_.wait(lock, [&] { return stop_ || requested_ > completed_ || !retired_.empty(); });
+            if (requested_ == completed_) {
+                if (retired_.empty()) return;  // stopping, nothing left to do
+                lock.unlock();
+                close_retired();
+                continue;
+            }
             if (auto wait = delay_.next(); wait.count() > 0 && !stop_) {
                 const std::uint64_t before = requested_;
                 wake_.wait_for(lock, wait, [&] { return stop_; });
@@ -177,6 +200,7 @@ void SyncService::run() {
         } else if (on_synced_) {
             on_synced_(result);
         }
+        close_retired();  // after the round's result: a close never delays a confirm
     }
 }
 

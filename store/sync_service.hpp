@@ -1,8 +1,9 @@
 // Group commit: one thread per broker fdatasyncs what the logs wrote, off the event loop, and
 // posts the highest ticket each round settled back to the loop. A round covers every file written
-// before it began; requests made during a round join the next one. A second thread, the extender,
-// zero-fills files ahead of their writer (the message logs' head segments), so that a round's
-// fdatasync flushes data only. Neither touches broker state, only File handles shared with the logs.
+// before it began; requests made during a round join the next one; the thread also closes the
+// files the logs delete. A second thread, the extender, zero-fills files ahead of their writer (the
+// message logs' head segments, when segment_preallocate is on), so that a round's fdatasync flushes
+// data only. Neither touches broker state, only File handles shared with the logs.
 #pragma once
 
 #include <array>
@@ -106,6 +107,10 @@ public:
     // Called by the logs after they write: these files need a sync before the next ticket.
     void mark_dirty(std::span<const DirtyFile> files);
     void mark_dirty(std::shared_ptr<File> file, SyncClass order);
+    // Loop thread: a deleted file's last reference. Closing an unlinked file frees its blocks,
+    // which waits for the file system's journal (15-45 ms for a 64 MiB segment while this
+    // thread's fdatasyncs commit it), so this thread closes it, after its current round.
+    void retire(std::shared_ptr<File> file);
 
     // Loop thread: the extender appends zeros to `file` until it holds `size` bytes (leaving
     // `keep_free` bytes free on its file system, or none at all) and syncs them
@@ -138,6 +143,7 @@ private:
     std::condition_variable wake_;
     std::condition_variable settled_;
     std::vector<DirtyFile> dirty_;
+    std::vector<std::shared_ptr<File>> retired_;  // closed by the sync thread
     std::uint64_t requested_ = 0;
     std::uint64_t requested_events_ = 0;  // the last ticket that needs the sidecars synced
     std::uint64_t completed_ = 0;

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <map>
+#include <mutex>
+#include <thread>
 
 #include "store/bytes.hpp"
 #include "store/fault_file_system.hpp"
@@ -225,6 +228,69 @@ TEST_CASE("a settled segment is deleted with its sidecar but the head segment is
     CHECK(location_segment(next) == last + 1);
     REQUIRE(log->flush());
     CHECK_FALSE(fs.exists(fmt::format("/data/vhost/{:08x}.seg", last)));
+}
+
+// Passes everything to a FaultFileSystem, and notes on which thread each file opened here is
+// closed (its last reference dropped).
+class CloseRecorder final : public FileSystem {
+public:
+    explicit CloseRecorder(FileSystem& fs) : fs_(fs) {}
+    Result<std::shared_ptr<File>> open(const std::string& path, OpenMode mode) override {
+        auto f = fs_.open(path, mode);
+        if (!f) return f;
+        std::shared_ptr<File> inner = std::move(*f);
+        File* raw = inner.get();
+        return std::shared_ptr<File>(raw, [this, path, inner](File*) mutable {
+            inner.reset();
+            std::lock_guard lock(mutex_);
+            closed_on_[path] = std::this_thread::get_id();
+        });
+    }
+    Result<std::shared_ptr<File>> open_directory(const std::string& path) override { return fs_.open_directory(path); }
+    Status rename(const std::string& from, const std::string& to) override { return fs_.rename(from, to); }
+    Status unlink(const std::string& path) override { return fs_.unlink(path); }
+    Result<std::vector<std::string>> list(const std::string& dir) override { return fs_.list(dir); }
+    Status make_directories(const std::string& path) override { return fs_.make_directories(path); }
+    Result<std::unique_ptr<FileLock>> lock(const std::string& path) override { return fs_.lock(path); }
+
+    std::optional<std::thread::id> closed_on(const std::string& path) {
+        std::lock_guard lock(mutex_);
+        auto it = closed_on_.find(path);
+        return it == closed_on_.end() ? std::nullopt : std::optional(it->second);
+    }
+
+private:
+    FileSystem& fs_;
+    std::mutex mutex_;
+    std::map<std::string, std::thread::id> closed_on_;
+};
+
+TEST_CASE("a deleted segment's files are closed by the sync thread, not by the flush that deletes them",
+          "[store][log]") {
+    // Closing an unlinked file frees its blocks, which can wait tens of milliseconds for the
+    // journal: the loop that flushes must not be the one to do it.
+    FaultFileSystem faults;
+    CloseRecorder fs(faults);
+    Syncer s;
+    LogOptions options;
+    options.segment_size = 4096;
+    auto log = fresh_log(fs, s.service, options);
+    Location a = log->append(message(std::string(3000, 'a'), {{1, 1}, {2, 1}}).record());
+    Location b = log->append(message(std::string(3000, 'b'), {{1, 2}}).record());  // rolls: segment 2
+    REQUIRE(location_segment(b) == location_segment(a) + 1);
+    log->ack(a, 1);  // a sidecar for segment 1 too
+    REQUIRE(log->flush());
+    s.sync();  // the sync thread holds no reference to them any more
+    log->ack(a, 2);
+    REQUIRE(log->flush());
+    REQUIRE_FALSE(faults.exists("/data/vhost/00000001.seg"));
+    s.service.stop();  // closes what it was handed before its thread ends
+    const auto seg = fs.closed_on("/data/vhost/00000001.seg");
+    const auto evt = fs.closed_on("/data/vhost/00000001.evt");
+    REQUIRE(seg);
+    REQUIRE(evt);
+    CHECK(*seg != std::this_thread::get_id());
+    CHECK(*evt != std::this_thread::get_id());
 }
 
 TEST_CASE("forget settles without an event, and a pair recovery declines counts as settled", "[store][log]") {

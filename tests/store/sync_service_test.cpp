@@ -5,7 +5,9 @@
 #include "store/sync_service.hpp"
 
 #include <catch2/catch.hpp>
+#include <future>
 #include <mutex>
+#include <thread>
 
 #include "store/fault_file_system.hpp"
 #include "store_support.hpp"
@@ -210,6 +212,22 @@ TEST_CASE("a file deleted while its sync is pending is still synced, from the ha
     }  // the log's reference is gone; the service holds the other
     CHECK_FALSE(s.sync().error);
     CHECK(s.service.stats().files_synced == 1);
+}
+
+TEST_CASE("a retired file is closed by the sync thread without waiting for a sync request", "[store][sync]") {
+    Syncer s;
+    std::promise<std::thread::id> closed;
+    auto closed_on = closed.get_future();
+    std::mutex m;
+    std::vector<std::string> log;
+    auto file = std::shared_ptr<File>(new RecordingFile("a.seg", log, m), [&](File* f) {
+        delete f;
+        closed.set_value(std::this_thread::get_id());
+    });
+    s.service.retire(std::move(file));
+    CHECK(closed_on.get() != std::this_thread::get_id());  // waits for the close
+    CHECK(s.service.stats().rounds == 0);
+    CHECK(log.empty());  // closed, not synced
 }
 
 TEST_CASE("fdatasync times fall in the histogram bucket of their upper bound", "[store][sync]") {
