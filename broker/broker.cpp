@@ -27,7 +27,7 @@ constexpr std::size_t dispatch_budget = 256;
 constexpr std::uint64_t message_bookkeeping_bytes = 40;
 }  // namespace
 
-Broker::Broker(Config config, Clock& clock) : config_(std::move(config)), clock_(clock) {
+Broker::Broker(Config config, Clock& clock) : config_(std::move(config)), time_(clock) {
     vhosts_.emplace(config_.default_vhost, std::make_unique<VHost>(*this, config_.default_vhost));
     vhosts_.begin()->second->set_id(next_vhost_id_++);
     create_default_user();

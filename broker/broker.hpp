@@ -20,6 +20,7 @@
 
 #include "broker/auth.hpp"
 #include "broker/clock.hpp"
+#include "broker/turn_clock.hpp"
 #include "broker/config.hpp"
 #include "broker/dead_letter.hpp"
 #include "broker/policy.hpp"
@@ -63,46 +64,16 @@ public:
     ~Broker();
 
     const Config& config() const { return config_; }
-    Clock& clock() const { return clock_; }
+    // The time as the broker sees it: read once per event-loop handler (TurnClock). Everything
+    // in the broker reads time through it; TurnClock::source() is the uncached clock.
+    TurnClock& clock() const { return time_; }
     TimerQueue& timers() { return timers_; }
-    // The time. Inside a TimeScope (the event loop opens one around each handler: a read, a
-    // write, an accept, a timer, a turn's end) the clock is read once and every later call gets
-    // that instant: a batch of messages sees one time, and reading the clock per message showed
-    // up in profiles (11% of the CPU). Outside any scope the clock is read on every call, so a
-    // cached time is never read after the handler that cached it has returned.
-    TimePoint now() const {
-        if (time_scopes_ == 0) return clock_.now();
-        if (!now_valid_) {
-            cached_now_ = clock_.now();
-            now_valid_ = true;
-        }
-        return cached_now_;
-    }
-    // Wall-clock milliseconds, cached the same way: a stream stamps every message it appends and
-    // the message log every record it writes, twice per message otherwise (3% of the CPU
-    // publishing into a stream). A turn's messages share one time, as a RabbitMQ chunk does.
-    std::int64_t unix_ms() const {
-        if (time_scopes_ == 0) return clock_.unix_ms();
-        if (!unix_ms_valid_) {
-            cached_unix_ms_ = clock_.unix_ms();
-            unix_ms_valid_ = true;
-        }
-        return cached_unix_ms_;
-    }
-    // Opened around each event-loop handler. Scopes nest; the outermost one starts a new cache.
-    class TimeScope {
+    TimePoint now() const { return time_.now(); }
+    std::int64_t unix_ms() const { return time_.unix_ms(); }
+    // Opened around each event-loop handler (see TurnClock).
+    class TimeScope : public TurnClock::Scope {
     public:
-        explicit TimeScope(Broker& broker) : broker_(broker) {
-            if (broker_.time_scopes_++ == 0) broker_.now_valid_ = broker_.unix_ms_valid_ = false;
-        }
-        ~TimeScope() {
-            if (--broker_.time_scopes_ == 0) broker_.now_valid_ = broker_.unix_ms_valid_ = false;
-        }
-        TimeScope(const TimeScope&) = delete;
-        TimeScope& operator=(const TimeScope&) = delete;
-
-    private:
-        Broker& broker_;
+        explicit TimeScope(Broker& broker) : TurnClock::Scope(broker.time_) {}
     };
 
     // ---- storage (broker_storage.cpp)
@@ -258,7 +229,7 @@ public:
     // (reads of paged-out bodies), and that wait is lateness too.
     void note_release(TimePoint deadline) {
         if (deadline < release_floor_) return;
-        const TimePoint t = clock_.now();
+        const TimePoint t = time_.source().now();
         release_lateness_.observe(t > deadline
                                       ? static_cast<std::uint64_t>(
                                             std::chrono::duration_cast<std::chrono::microseconds>(t - deadline).count())
@@ -332,7 +303,7 @@ public:
 
 private:
     Config config_;
-    Clock& clock_;
+    mutable TurnClock time_;  // mutable: clock() hands it out from const members
     AuthRegistry auth_;
     // The default user, with full permissions on the default vhost (a fresh data directory or
     // none, as RabbitMQ's first start).
@@ -354,11 +325,6 @@ private:
     std::unique_ptr<Durability> durability_;
     std::uint32_t next_stored_queue_id_ = 1;
     std::uint32_t next_vhost_id_ = 1;
-    mutable TimePoint cached_now_{};
-    mutable bool now_valid_ = false;
-    mutable std::int64_t cached_unix_ms_ = 0;
-    mutable bool unix_ms_valid_ = false;
-    int time_scopes_ = 0;  // open TimeScopes
     TimerQueue timers_;
     StringMap<std::unique_ptr<VHost>> vhosts_;
     std::unordered_map<std::uint64_t, Connection*> connections_;  // by id

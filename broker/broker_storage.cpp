@@ -313,8 +313,8 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     std::unordered_map<std::uint32_t, DelayedExchange*> delayed_by_id;
     for (auto& [xname, x] : vh.exchanges())
         if (x->delayed && x->delayed->stored_id()) delayed_by_id.emplace(x->delayed->stored_id(), x->delayed.get());
-    const TimePoint now = clock_.now();
-    const std::int64_t now_ms = clock_.unix_ms();
+    const TimePoint now = time_.now();
+    const std::int64_t now_ms = time_.unix_ms();
     const auto started = std::chrono::steady_clock::now();
     auto at = [&](std::int64_t unix_ms) {
         TimePoint t = now + std::chrono::milliseconds(unix_ms - now_ms);
@@ -370,7 +370,7 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
     });
     if (!stats) return fmt::format("cannot read the messages of vhost '{}': {}", vh.name(), stats.error().message);
     for (const Returned& r : returned) log.ret(r.location, r.queue_id, r.delivery_count);
-    vh.set_storage(std::make_unique<VHostStorage>(log, *this));
+    vh.set_storage(std::make_unique<VHostStorage>(log, time_));
     vh.storage()->set_recovery(*stats);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     if (stats->live || stats->records)
@@ -392,8 +392,8 @@ std::variant<std::uint64_t, std::string> Broker::recover_messages(VHost& vh) {
 void Broker::shut_down_storage() {
     if (!durability_) return;
     durability_->finish_writes();
-    const TimePoint now = clock_.now();
-    const std::int64_t now_ms = clock_.unix_ms();
+    const TimePoint now = time_.now();
+    const std::int64_t now_ms = time_.unix_ms();
     std::vector<store::RecoveredEntry> entries;
     for (auto& [name, vh] : vhosts_) {
         VHostStorage* storage = vh->storage();

@@ -4,18 +4,17 @@
 #include <algorithm>
 #include <cstring>
 
-#include "broker/broker.hpp"
 #include "broker/delayed_exchange.hpp"
 #include "broker/log.hpp"
 #include "broker/queue.hpp"
 
 namespace warren::broker {
 
-VHostStorage::VHostStorage(store::MessageLog& log, const Broker& broker) : log_(log), broker_(broker) {}
+VHostStorage::VHostStorage(store::MessageLog& log, const Clock& clock) : log_(log), clock_(clock) {}
 
 void VHostStorage::append(Message& message, std::span<const store::QueueEntryRef> queues) {
     store::MessageRecord r;
-    r.publish_ms = static_cast<std::uint64_t>(broker_.unix_ms());
+    r.publish_ms = static_cast<std::uint64_t>(clock_.unix_ms());
     if (auto ttl = message.expiration_ms()) r.ttl_ms = static_cast<std::uint32_t>(std::min<std::uint64_t>(*ttl, store::no_ttl - 1));
     r.priority = message.priority();
     r.flags = message.is_persistent() ? store::message_flags::persistent : 0;
@@ -31,7 +30,7 @@ void VHostStorage::append(Message& message, std::span<const store::QueueEntryRef
 void VHostStorage::append_delayed(Message& message, std::span<const store::QueueEntryRef> exchanges,
                                   std::uint32_t delay_ms) {
     store::MessageRecord r;
-    r.publish_ms = static_cast<std::uint64_t>(broker_.unix_ms());
+    r.publish_ms = static_cast<std::uint64_t>(clock_.unix_ms());
     r.ttl_ms = delay_ms;  // the delay, not an expiry: the message's own stays in its properties
     r.priority = message.priority();
     r.flags = message.is_persistent() ? store::message_flags::persistent : 0;
@@ -72,7 +71,7 @@ void VHostStorage::write_transient(std::span<Message* const> messages, std::vect
     for (std::size_t i = 0; i < messages.size(); ++i) {
         const Message& m = *messages[i];
         store::MessageRecord r;
-        r.publish_ms = static_cast<std::uint64_t>(broker_.unix_ms());
+        r.publish_ms = static_cast<std::uint64_t>(clock_.unix_ms());
         r.priority = m.priority();
         r.exchange = m.exchange();
         r.routing_key = m.routing_key();

@@ -8,18 +8,18 @@
 #include <span>
 #include <vector>
 
+#include "broker/clock.hpp"
 #include "broker/message.hpp"
 #include "store/message_log.hpp"
 
 namespace warren::broker {
 
-class Broker;
 class DelayedExchange;
 class Queue;
 
 class VHostStorage {
 public:
-    VHostStorage(store::MessageLog& log, const Broker& broker);
+    VHostStorage(store::MessageLog& log, const Clock& clock);
 
     store::MessageLog& log() { return log_; }
 
@@ -65,7 +65,7 @@ public:
 
 private:
     store::MessageLog& log_;
-    const Broker& broker_;  // for the time (Broker::unix_ms, cached per loop turn)
+    const Clock& clock_;  // the broker's TurnClock: one read per loop turn, not per record
     std::vector<store::QueueEntryRef> scratch_;
     std::vector<Queue*> page_out_;
     std::vector<DelayedExchange*> page_out_exchanges_;
