@@ -4,6 +4,7 @@
 // segment; deleted with their segment. A clean stop indexes the head segment too, and appends
 // after the restart never extend an indexed segment. The loop does not write them: the sync
 // service's extender does, and a deletion, close or checkpoint that meets one pending deals with it.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -263,9 +264,18 @@ TEST_CASE("a close or a checkpoint waits for the index writes still pending", "[
     CHECK_FALSE(faults.exists(path_of(1, "idx")));
     std::vector<RecoveredEntry> pairs;  // what the queue holds: every message
     std::string refused;                // by the checkpoint (Catch assertions stay on this thread)
+    // What the closing thread finds as soon as the close or checkpoint returns, before this
+    // thread can look: a close that did not wait would find the files missing.
+    std::atomic<bool> started{false};
+    bool indexed_at_return = false;
+    auto indexed = [&] { return faults.exists(path_of(1, "idx")) && faults.exists(path_of(2, "idx")); };
     std::thread closer;
     SECTION("closed") {
-        closer = std::thread([&] { log.reset(); });
+        closer = std::thread([&] {
+            started = true;
+            log.reset();
+            indexed_at_return = indexed();
+        });
     }
     SECTION("a checkpoint, which indexes the head too") {
         std::uint64_t seq = 1;
@@ -279,15 +289,16 @@ TEST_CASE("a close or a checkpoint waits for the index writes still pending", "[
             pairs.push_back(e);
         }
         closer = std::thread([&] {
+            started = true;
             if (auto st = log->write_checkpoint(pairs); !st) refused = st.error().message;
+            indexed_at_return = indexed() && faults.exists(path_of(3, "idx"));  // the sealed head's too
         });
     }
+    while (!started) std::this_thread::yield();
     fs.open_gate();
     closer.join();
     CHECK(refused.empty());
-    CHECK(faults.exists(path_of(1, "idx")));
-    CHECK(faults.exists(path_of(2, "idx")));
-    if (log) CHECK(faults.exists(path_of(3, "idx")));  // the checkpoint's sealed head
+    CHECK(indexed_at_return);
 }
 
 TEST_CASE("after a crash the sealed segments are read from their indexes, with the answer of a full scan",
