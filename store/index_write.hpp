@@ -31,7 +31,7 @@ struct IndexWrite {
 
     // Set by run() before it marks the write done; read by the loop only after it saw that.
     bool written = false;
-    std::string error;  // one line for the log when neither cut nor write worked
+    std::string error;  // one line for the log when the cut or the write failed
 
     // Extender thread: does it all, unless cancelled first; a write cancelled while it ran is
     // unlinked here.
@@ -40,7 +40,7 @@ struct IndexWrite {
     // (then the caller unlinks the .idx if `written`); false when run() has not finished yet and
     // so sees the cancel: it skips the write or unlinks what it wrote.
     bool cancel();
-    // Blocks until run() is done (a clean stop; never the loop otherwise).
+    // Blocks until run() is done (a clean stop, or the log's end: a close, a vhost deleted).
     void wait();
 
 private:
