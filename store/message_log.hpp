@@ -1,8 +1,8 @@
 // The message log of one vhost: persistent messages in append-only segment files, and what
 // happened to them (delivered, returned, acked) in each segment's sidecar. The loop calls it
-// directly; appends and events are buffered and written by flush(), one write per file; syncing
-// and zero-filling the head segment ahead of its writes are the SyncService's. A segment is
-// deleted once every (message, queue) pair in it is settled.
+// directly; appends and events are buffered and written by flush(), one write per file; syncing,
+// zero-filling the head segment ahead of its writes and writing sealed segments' indexes are the
+// SyncService's. A segment is deleted once every (message, queue) pair in it is settled.
 #pragma once
 
 #include <cstdint>
@@ -84,6 +84,9 @@ struct LogStats {
     std::uint64_t stale_events = 0;   // events for locations the log no longer holds (ignored)
     std::uint64_t settle_errors = 0;  // an ack or forget with nothing left unsettled (a caller bug)
     std::uint64_t segments_deleted = 0;
+    std::uint64_t indexes_written = 0;       // sealed segments' .idx, reported done by the extender
+    std::uint64_t index_write_failures = 0;  // ... or failed (logged; the segment has no index)
+    std::uint64_t index_writes_pending = 0;  // handed to the extender, not reported done yet
 };
 
 class MessageLog {
@@ -91,6 +94,8 @@ public:
     // Creates `dir` if needed and locks it (dir/LOCK). Call recover() next, before anything else.
     static Result<std::unique_ptr<MessageLog>> open(FileSystem& fs, std::string dir, LogOptions options,
                                                     SyncService& sync);
+    // Waits for the index writes still on the extender (a close must not lose the head's index,
+    // nor leave an .idx appearing in a directory being removed).
     ~MessageLog();
     MessageLog(const MessageLog&) = delete;
     MessageLog& operator=(const MessageLog&) = delete;
@@ -114,10 +119,12 @@ public:
     void forget(Location location);
 
     // Writes everything buffered: each segment with new records, then each sidecar with events,
-    // one write per file, and marks the files for the next sync. All or nothing: on an error the
-    // files are cut back to where they were, the records appended since the previous flush are
-    // dropped (their locations are dead: contains() is false, events on them are ignored) and
-    // their segment takes no more appends; buffered events are kept for the next flush.
+    // one write per file, and marks the files for the next sync; hands the indexes of the
+    // segments sealed since to the sync service's extender (their outcome is posted back). All
+    // or nothing: on an error the files are cut back to where they were, the records appended
+    // since the previous flush are dropped (their locations are dead: contains() is false, events
+    // on them are ignored) and their segment takes no more appends; buffered events are kept for
+    // the next flush.
     Status flush();
     bool has_unflushed() const { return !unflushed_segments_.empty() || !unflushed_sidecars_.empty(); }
 
@@ -142,7 +149,7 @@ public:
     // that every file's size is its logical size (shutdown only: it blocks). Before anything
     // else, whether the checkpoint then succeeds or not, it seals the head segment and writes
     // its index, so that no later start reads that segment record by record; a later append
-    // goes to a new segment.
+    // goes to a new segment. It waits for every index write it handed over (shutdown only).
     Status write_checkpoint(std::span<const RecoveredEntry> pairs);
 
     LogStats stats() const;
@@ -169,8 +176,9 @@ private:
     Status trim_preallocation();
     void write_indexes();
     void write_index(Segment& s);
+    void index_written(const std::shared_ptr<IndexWrite>& w);
+    void wait_for_index_writes();
     void seal_head();
-    bool cut_zeros(Segment& s);
     Result<const std::byte*> load(Segment& segment, std::uint32_t offset, std::size_t read_ahead);
     std::string path_of(std::uint32_t number, const char* extension) const;
     void warn(const std::string& line) const;
@@ -207,9 +215,12 @@ private:
     std::vector<Segment*> unflushed_segments_;
     std::vector<Segment*> unflushed_sidecars_;
     std::vector<Segment*> doomed_;
-    // Sealed, their .idx not written yet: by the flush that writes their last records, or a later
-    // one while the extender is still zero-filling them.
+    // Sealed, their .idx not handed over yet: the flush that writes their last records does.
     std::vector<Segment*> index_due_;
+    // Handed to the extender, their completion not processed yet (a deleted segment's too).
+    std::vector<std::shared_ptr<IndexWrite>> index_writes_;
+    // What a completion posted to the loop holds: null once the log is gone.
+    std::shared_ptr<MessageLog*> self_ = std::make_shared<MessageLog*>(this);
     struct Undo {
         File* file;
         std::uint64_t size;

@@ -66,11 +66,11 @@ RecoveredEntry get_pair(const std::byte* p) {
 Status MessageLog::write_checkpoint(std::span<const RecoveredEntry> pairs) {
     if (!recovered_) throw std::logic_error("store: MessageLog::write_checkpoint before recover()");
     if (has_unflushed()) return make_error(std::errc::operation_not_permitted, "store: checkpoint with unflushed data");
-    // The indexes first: they stand on their own, whatever becomes of the checkpoint. With the
-    // extender idle, segments sealed while it was zero-filling them get theirs too.
-    sync_.wait_for_preallocations();
+    // The indexes first: they stand on their own, whatever becomes of the checkpoint. Written by
+    // the extender, after its zero-fills; this waits for them (and every earlier one).
     write_indexes();
     seal_head();
+    wait_for_index_writes();
     // The pairs must be exactly the unsettled ones the log counts, segment by segment.
     std::map<std::uint32_t, std::uint64_t> counted;
     for (const RecoveredEntry& e : pairs) {

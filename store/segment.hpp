@@ -8,6 +8,7 @@
 
 #include "store/buffer.hpp"
 #include "store/file_system.hpp"
+#include "store/index_write.hpp"
 #include "store/sync_service.hpp"
 
 namespace warren::store {
@@ -29,6 +30,9 @@ struct Segment {
     std::uint32_t last_crc = 0;  // of its newest record
     bool indexable = true;
     bool has_index_file = false;        // a .idx exists (delete it with the segment)
+    // Its index, handed to the extender and not reported done yet (index_write.hpp); the
+    // segment's deletion cancels it.
+    std::shared_ptr<IndexWrite> index_write;
     std::uint64_t live = 0;             // unsettled pairs, buffered ones included
     std::uint64_t pending_pairs = 0;    // pairs of the records in `pending`
     std::uint64_t pending_settled = 0;  // of those, settled already

@@ -1,5 +1,6 @@
 // The sync thread: waits for a request, takes the dirty set, syncs it in order, posts the result.
-// The extender thread: zero-fills files ahead of their writers, one request at a time.
+// The extender thread: zero-fills files ahead of their writers and runs the logs' other work
+// (index writes), one request at a time, in order.
 #include "store/sync_service.hpp"
 
 #include <fmt/format.h>
@@ -58,15 +59,33 @@ void SyncService::preallocate(std::shared_ptr<File> file, std::uint64_t size, st
                               std::shared_ptr<Preallocation> state) {
     {
         std::lock_guard lock(mutex_);
-        extensions_.push_back({std::move(file), size, keep_free, std::move(state)});
+        if (stop_) {  // never served now
+            state->busy.store(false, std::memory_order_release);
+            return;
+        }
+        extensions_.push_back({std::move(file), size, keep_free, std::move(state), {}, {}});
     }
     extend_wake_.notify_one();
 }
 
-void SyncService::wait_for_preallocations() {
+void SyncService::run_on_extender(std::function<void()> work, std::function<void()> then) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!stop_) {
+            extensions_.push_back({nullptr, 0, 0, nullptr, std::move(work), std::move(then)});
+            work = nullptr;
+        }
+    }
+    if (work)
+        work();  // stopping: the extender may have ended already
+    else
+        extend_wake_.notify_one();
+}
+
+void SyncService::wait_for_extender() {
     std::unique_lock lock(mutex_);
-    // Once stopped, what is still queued is never done: only the running one counts.
-    extend_idle_.wait(lock, [&] { return !extending_ && (extensions_.empty() || stop_); });
+    // A stop drops the queued zero-fills and runs the rest: the queue empties either way.
+    extend_idle_.wait(lock, [&] { return !extending_ && extensions_.empty(); });
 }
 
 std::string SyncService::preallocation_error() const {
@@ -211,9 +230,14 @@ void SyncService::run_extender() {
             std::unique_lock lock(mutex_);
             extend_wake_.wait(lock, [&] { return stop_ || !extensions_.empty(); });
             if (stop_ || failure_) {
-                // Stopping, or nothing is stored any more: zeros ahead are of no use.
-                for (Extension& e : extensions_) e.state->busy.store(false, std::memory_order_release);
-                extensions_.clear();
+                // Stopping, or nothing is stored any more: zeros ahead are of no use. The other
+                // work stays: an index is what spares the next start reading its segment.
+                auto zero_fill = [](const Extension& e) { return !e.work; };
+                for (Extension& e : extensions_)
+                    if (zero_fill(e)) e.state->busy.store(false, std::memory_order_release);
+                std::erase_if(extensions_, zero_fill);
+            }
+            if (extensions_.empty()) {
                 extend_idle_.notify_all();
                 if (stop_) return;
                 continue;
@@ -221,6 +245,20 @@ void SyncService::run_extender() {
             x = std::move(extensions_.front());
             extensions_.pop_front();
             extending_ = true;
+        }
+        if (x.work) {
+            x.work();
+            x.work = nullptr;  // drops what it held (a segment's file, its index buffer) here
+            bool stopping;
+            {
+                std::lock_guard lock(mutex_);
+                extending_ = false;
+                stopping = stop_;
+            }
+            extend_idle_.notify_all();
+            // stop() joins this thread before it returns, so a post made here precedes it.
+            if (!stopping && post_ && x.then) post_(std::move(x.then));
+            continue;
         }
         const std::uint64_t before = x.state->end.load(std::memory_order_relaxed);
         auto end = x.file->append_zeros(x.size, x.keep_free);

@@ -3,7 +3,8 @@
 // before it began; requests made during a round join the next one; the thread also closes the
 // files the logs delete. A second thread, the extender, zero-fills files ahead of their writer (the
 // message logs' head segments, when segment_preallocate is on), so that a round's fdatasync flushes
-// data only. Neither touches broker state, only File handles shared with the logs.
+// data only, and writes the indexes of sealed segments. Neither touches broker state, only File
+// handles and buffers handed over by the logs.
 #pragma once
 
 #include <array>
@@ -119,8 +120,16 @@ public:
     // fails the storage as a round's would: this and every later ticket fail.
     void preallocate(std::shared_ptr<File> file, std::uint64_t size, std::uint64_t keep_free,
                      std::shared_ptr<Preallocation> state);
+    // Loop thread: the extender runs `work` after what was asked of it before (a sealed segment's
+    // index, written once the segment's last zero-fill is done, so that its zeros can be cut),
+    // then posts `then` to the loop. `work` touches no broker state and must not throw. Not on
+    // the sync thread: megabytes written there would hold up a round and its confirms. A stop
+    // drops the zero-fills but not these: the extender runs every one queued before it ends
+    // (without posting `then` any more), and one asked for after that runs here, at once.
+    // Without `post`, `then` never runs (it is loop work); the owner waits for `work` instead.
+    void run_on_extender(std::function<void()> work, std::function<void()> then);
     // Blocks until the extender has nothing queued or running (shutdown and tests; never the loop).
-    void wait_for_preallocations();
+    void wait_for_extender();
     // The last preallocation failure, one line naming the file.
     std::string preallocation_error() const;
 
@@ -159,6 +168,8 @@ private:
         std::uint64_t size = 0;
         std::uint64_t keep_free = 0;
         std::shared_ptr<Preallocation> state;
+        std::function<void()> work;  // set: not a zero-fill but run_on_extender()'s
+        std::function<void()> then;
     };
     std::deque<Extension> extensions_;
     bool extending_ = false;

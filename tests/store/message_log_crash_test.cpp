@@ -212,7 +212,7 @@ private:
             fs_->inject({FaultFileSystem::Op::Extend, 1, std::errc::no_space_on_device, pick(300), ".seg"});
         flush();
         // The extender's work lands here, so that a seed replays the same files.
-        syncer_->service.wait_for_preallocations();
+        syncer_->service.wait_for_extender();
         if (chance(0.4)) {
             auto result = syncer_->sync();
             REQUIRE_FALSE(result.error);

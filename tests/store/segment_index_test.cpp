@@ -2,8 +2,13 @@
 // instead of the segment's records, with the same answer; refused (logged, the segment read
 // whole) when torn, corrupt or not matching the segment; rewritten by the recovery that read the
 // segment; deleted with their segment. A clean stop indexes the head segment too, and appends
-// after the restart never extend an indexed segment.
+// after the restart never extend an indexed segment. The loop does not write them: the sync
+// service's extender does, and a deletion, close or checkpoint that meets one pending deals with it.
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "store/fault_file_system.hpp"
 #include "store/format.hpp"
@@ -119,7 +124,182 @@ Recovered reopen(FaultFileSystem& fs, Syncer& s, std::unique_ptr<MessageLog>& lo
     return recover(*log);
 }
 
+// Passes everything to a FaultFileSystem, but the creation of an .idx waits while the gate is
+// shut: a test holds the extender inside an index write, the loop's flush having returned.
+class GatedIndexes final : public FileSystem {
+public:
+    explicit GatedIndexes(FileSystem& fs) : fs_(fs) {}
+    Result<std::shared_ptr<File>> open(const std::string& path, OpenMode mode) override {
+        if (path.ends_with(".idx") && mode == OpenMode::CreateTruncate) {
+            std::unique_lock lock(mutex_);
+            ++waiting_;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return open_; });
+            --waiting_;
+        }
+        return fs_.open(path, mode);
+    }
+    Result<std::shared_ptr<File>> open_directory(const std::string& path) override { return fs_.open_directory(path); }
+    Status rename(const std::string& from, const std::string& to) override { return fs_.rename(from, to); }
+    Status unlink(const std::string& path) override { return fs_.unlink(path); }
+    Result<std::vector<std::string>> list(const std::string& dir) override { return fs_.list(dir); }
+    Status make_directories(const std::string& path) override { return fs_.make_directories(path); }
+    Result<std::unique_ptr<FileLock>> lock(const std::string& path) override { return fs_.lock(path); }
+
+    void shut() {
+        std::lock_guard lock(mutex_);
+        open_ = false;
+    }
+    void open_gate() {
+        {
+            std::lock_guard lock(mutex_);
+            open_ = true;
+        }
+        cv_.notify_all();
+    }
+    // Until an index write waits at the gate.
+    void wait_for_writer() {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return waiting_ > 0; });
+    }
+
+private:
+    FileSystem& fs_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool open_ = true;
+    int waiting_ = 0;
+};
+
+// Messages of 200 bytes for queue 1 until `segments` segments are sealed; their locations.
+std::vector<Location> fill_segments(MessageLog& log, std::uint32_t segments) {
+    std::vector<Location> at;
+    std::uint64_t seq = 1;
+    while (at.empty() || location_segment(at.back()) <= segments)
+        at.push_back(log.append(message(std::string(200, 'g'), {{1, seq++}}).record()));
+    return at;
+}
+
+void ack_segment(MessageLog& log, const std::vector<Location>& at, std::uint32_t segment) {
+    for (Location l : at)
+        if (location_segment(l) == segment) log.ack(l, 1);
+}
+
 }  // namespace
+
+TEST_CASE("an index is written by the extender, not the flush, and recovery uses it once written", "[store][index]") {
+    FaultFileSystem faults;
+    GatedIndexes fs(faults);
+    Syncer s;
+    auto log = fresh_log(fs, s.service, small_segments());
+    fs.shut();
+    fill_segments(*log, 2);
+    REQUIRE(log->flush());  // returns with both index writes still to do
+    fs.wait_for_writer();   // the extender is in the first one
+    CHECK_FALSE(faults.exists(path_of(1, "idx")));
+    CHECK(log->stats().index_writes_pending == 2);
+    CHECK(log->stats().indexes_written == 0);
+    fs.open_gate();
+    s.settle_indexes(*log);
+    CHECK(faults.exists(path_of(1, "idx")));
+    CHECK(faults.exists(path_of(2, "idx")));
+    CHECK(log->stats().indexes_written == 2);
+    CHECK(log->stats().index_writes_pending == 0);
+    REQUIRE_FALSE(s.sync().error);
+    Outcome r = recover_from(*copy_of(faults));  // killed: the page cache survives
+    CHECK(r.r.stats.segments == 3);
+    CHECK(r.r.stats.indexed_segments == 2);
+    CHECK(r.r.stats.bad_indexes == 0);
+}
+
+TEST_CASE("a segment deleted while its index write is pending leaves no .idx", "[store][index]") {
+    FaultFileSystem faults;
+    GatedIndexes fs(faults);
+    Syncer s;
+    std::vector<std::string> lines;
+    LogOptions o = small_segments();
+    o.warn = [&](std::string_view line) { lines.emplace_back(line); };
+    auto log = fresh_log(fs, s.service, o);
+    SECTION("one in the middle of its write, one not begun") {
+        fs.shut();
+        auto at = fill_segments(*log, 2);
+        REQUIRE(log->flush());
+        fs.wait_for_writer();  // segment 1's index is being written, segment 2's waits for it
+        ack_segment(*log, at, 1);
+        ack_segment(*log, at, 2);
+        REQUIRE(log->flush());  // deletes both segments
+        CHECK_FALSE(faults.exists(path_of(1, "seg")));
+        CHECK_FALSE(faults.exists(path_of(2, "seg")));
+        fs.open_gate();
+        s.settle_indexes(*log);
+    }
+    SECTION("written, its completion not processed yet") {
+        auto at = fill_segments(*log, 1);
+        REQUIRE(log->flush());
+        s.service.wait_for_extender();
+        REQUIRE(faults.exists(path_of(1, "idx")));
+        REQUIRE(log->stats().index_writes_pending == 1);
+        ack_segment(*log, at, 1);
+        REQUIRE(log->flush());
+        CHECK_FALSE(faults.exists(path_of(1, "idx")));
+        s.settle_indexes(*log);
+    }
+    for (const auto& path : faults.paths()) CHECK_FALSE(path.ends_with(".idx"));
+    CHECK(lines.empty());
+    log.reset();
+    Outcome r = recover_from(faults);
+    CHECK(r.r.stats.problems.empty());
+}
+
+TEST_CASE("a close or a checkpoint waits for the index writes still pending", "[store][index][checkpoint]") {
+    FaultFileSystem faults;
+    GatedIndexes fs(faults);
+    Syncer s;
+    auto log = fresh_log(fs, s.service, small_segments());
+    fs.shut();
+    auto at = fill_segments(*log, 2);
+    REQUIRE(log->flush());
+    REQUIRE_FALSE(s.sync().error);
+    fs.wait_for_writer();
+    CHECK_FALSE(faults.exists(path_of(1, "idx")));
+    std::vector<RecoveredEntry> pairs;  // what the queue holds: every message
+    std::string refused;                // by the checkpoint (Catch assertions stay on this thread)
+    // What the closing thread finds as soon as the close or checkpoint returns, before this
+    // thread can look: a close that did not wait would find the files missing.
+    std::atomic<bool> started{false};
+    bool indexed_at_return = false;
+    auto indexed = [&] { return faults.exists(path_of(1, "idx")) && faults.exists(path_of(2, "idx")); };
+    std::thread closer;
+    SECTION("closed") {
+        closer = std::thread([&] {
+            started = true;
+            log.reset();
+            indexed_at_return = indexed();
+        });
+    }
+    SECTION("a checkpoint, which indexes the head too") {
+        std::uint64_t seq = 1;
+        for (Location l : at) {
+            RecoveredEntry e;
+            e.queue_id = 1;
+            e.queue_seq = seq++;
+            e.location = l;
+            e.body_size = 200;
+            e.flags = message_flags::persistent;
+            pairs.push_back(e);
+        }
+        closer = std::thread([&] {
+            started = true;
+            if (auto st = log->write_checkpoint(pairs); !st) refused = st.error().message;
+            indexed_at_return = indexed() && faults.exists(path_of(3, "idx"));  // the sealed head's too
+        });
+    }
+    while (!started) std::this_thread::yield();
+    fs.open_gate();
+    closer.join();
+    CHECK(refused.empty());
+    CHECK(indexed_at_return);
+}
 
 TEST_CASE("after a crash the sealed segments are read from their indexes, with the answer of a full scan",
           "[store][index]") {
@@ -210,8 +390,11 @@ TEST_CASE("a failed index write costs only a full read of its segment", "[store]
         fs.inject({FaultFileSystem::Op::Write, 1, std::errc::no_space_on_device, 20, ".idx"});
         REQUIRE(log->flush());  // the messages are stored all the same
         REQUIRE_FALSE(s.sync().error);
+        s.settle_indexes(*log);  // the failure is reported on the loop, by the completion
+        CHECK(log->stats().index_write_failures == 1);
+        CHECK(log->stats().indexes_written == 1);
     }
-    REQUIRE_FALSE(lines.empty());
+    REQUIRE(lines.size() == 1);
     CHECK_THAT(lines[0], Catch::Contains(path_of(1, "idx")) && Catch::Contains("cannot write"));
     CHECK_FALSE(fs.exists(path_of(1, "idx")));  // the torn one is removed
     CHECK(fs.exists(path_of(2, "idx")));
@@ -240,6 +423,7 @@ TEST_CASE("a segment whose flush failed gets no index", "[store][index]") {
     for (int i = 9; i <= 30; ++i) log->append(message(std::string(200, 'c'), {{1, std::uint64_t(i)}}).record());
     REQUIRE(log->flush());
     REQUIRE_FALSE(s.sync().error);
+    s.settle_indexes(*log);
     CHECK_FALSE(fs.exists(path_of(1, "idx")));
     CHECK(fs.exists(path_of(2, "idx")));
     Outcome r = recover_from(*fs.crash_image(FaultFileSystem::CrashMode::LoseUnsynced));
@@ -256,6 +440,7 @@ TEST_CASE("an index goes with its segment, and one left without a segment is del
         for (int i = 1; i <= 30; ++i)
             at.push_back(log->append(message(std::string(200, 'd'), {{1, std::uint64_t(i)}}).record()));
         REQUIRE(log->flush());
+        s.settle_indexes(*log);
         REQUIRE(fs.exists(path_of(1, "idx")));
         for (Location l : at)
             if (location_segment(l) == 1) log->ack(l, 1);
@@ -295,6 +480,7 @@ struct CleanlyStopped {
         REQUIRE(head >= 3);
         REQUIRE_FALSE(fs.exists(path_of(head, "idx")));
         REQUIRE(log->write_checkpoint(pairs));
+        REQUIRE(fs.exists(path_of(head, "idx")));  // it waited for the write
     }
 };
 
@@ -390,7 +576,7 @@ TEST_CASE("a crash at any point of a clean stop of a zero-filled log loses nothi
             log->append(message(std::string(1000, 'z'), {{1, std::uint64_t(i)}}).record());
             if (i % 10 == 0) {
                 REQUIRE(log->flush());
-                s.service.wait_for_preallocations();
+                s.service.wait_for_extender();
             }
         }
         REQUIRE_FALSE(s.sync().error);

@@ -56,6 +56,12 @@ struct Syncer {
         loop.run_until([&] { return !results.empty() && results.back().ticket >= ticket; });
         return results.back();
     }
+    // Waits for the extender (zero-fills, index writes) and runs the loop until `log` has
+    // processed every index write's completion.
+    void settle_indexes(MessageLog& log) {
+        service.wait_for_extender();
+        loop.run_until([&] { return log.stats().index_writes_pending == 0; });
+    }
 };
 
 struct TestMessage {

@@ -1,9 +1,11 @@
 // SyncService: tickets settle in order, requests during a round join the next one (group
 // commit), the sync order is meta, segments, sidecars, directories, and a failed sync is
 // reported with its ticket and makes every later ticket fail; zero-fills append and sync, and a
-// failed one's fdatasync fails the storage, the round in flight included.
+// failed one's fdatasync fails the storage, the round in flight included; other work on the
+// extender (index writes) runs in order after the zero-fills, and even at a stop.
 #include "store/sync_service.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <future>
 #include <mutex>
@@ -169,7 +171,7 @@ TEST_CASE("a zero-fill that fails its fdatasync during a round fails that round'
     auto state = std::make_shared<Preallocation>();
     state->busy = true;
     s.service.preallocate(a, 4096, 0, state);
-    s.service.wait_for_preallocations();  // zero-fills do not wait for held syncs
+    s.service.wait_for_extender();  // zero-fills do not wait for held syncs
     CHECK_FALSE(state->busy);
     CHECK(state->failed);
     CHECK(state->end == 0);
@@ -190,7 +192,7 @@ TEST_CASE("a zero-fill appends after what was written, syncs it, and reports whe
     auto state = std::make_shared<Preallocation>();
     state->busy = true;
     s.service.preallocate(a, 100, 0, state);
-    s.service.wait_for_preallocations();
+    s.service.wait_for_extender();
     CHECK_FALSE(state->busy);
     CHECK_FALSE(state->failed);
     CHECK(state->end == 100);
@@ -199,6 +201,61 @@ TEST_CASE("a zero-fill appends after what was written, syncs it, and reports whe
     CHECK(s.service.stats().preallocations == 1);
     auto image = fs.crash_image(FaultFileSystem::CrashMode::LoseUnsynced);
     CHECK(image->contents("/d/a.seg") == fs.contents("/d/a.seg"));  // synced, the records too
+}
+
+TEST_CASE("work handed to the extender runs after the zero-fills asked before it, and its completion on the loop",
+          "[store][sync]") {
+    FaultFileSystem fs;
+    REQUIRE(fs.make_directories("/d"));
+    Syncer s;
+    auto a = file_with(fs, "/d/a.seg", "records");
+    auto state = std::make_shared<Preallocation>();
+    state->busy = true;
+    fs.hold_zero_syncs(true);
+    s.service.preallocate(a, 100, 0, state);
+    fs.wait_for_held_zero_syncs(1);  // the extender is in the zero-fill's fdatasync
+    std::atomic<bool> ran{false};
+    std::uint64_t seen_end = 0;
+    std::thread::id worked_on, completed_on;
+    s.service.run_on_extender(
+        [&] {
+            seen_end = state->end;
+            worked_on = std::this_thread::get_id();
+            ran = true;
+        },
+        [&] { completed_on = std::this_thread::get_id(); });
+    CHECK_FALSE(ran);
+    fs.hold_zero_syncs(false);
+    s.loop.run_until([&] { return completed_on != std::thread::id{}; });
+    CHECK(ran);
+    CHECK(seen_end == 100);  // the zero-fill was done first
+    CHECK(worked_on != std::this_thread::get_id());
+    CHECK(completed_on == std::this_thread::get_id());
+}
+
+TEST_CASE("a stop drops queued zero-fills but runs queued work; work asked after it runs at once", "[store][sync]") {
+    FaultFileSystem fs;
+    REQUIRE(fs.make_directories("/d"));
+    Syncer s;
+    auto a = file_with(fs, "/d/a.seg", "records");
+    auto first = std::make_shared<Preallocation>();
+    auto second = std::make_shared<Preallocation>();
+    first->busy = second->busy = true;
+    fs.hold_zero_syncs(true);
+    s.service.preallocate(a, 100, 0, first);
+    fs.wait_for_held_zero_syncs(1);
+    std::atomic<int> ran{0};
+    s.service.run_on_extender([&] { ++ran; }, {});
+    s.service.preallocate(a, 200, 0, second);
+    std::thread stopper([&] { s.service.stop(); });
+    fs.hold_zero_syncs(false);
+    stopper.join();
+    CHECK(ran == 1);
+    CHECK_FALSE(second->busy);      // dropped, or done: never left busy
+    s.service.wait_for_extender();  // returns: nothing is left queued
+    std::thread::id here;
+    s.service.run_on_extender([&] { here = std::this_thread::get_id(); }, {});
+    CHECK(here == std::this_thread::get_id());
 }
 
 TEST_CASE("a file deleted while its sync is pending is still synced, from the handle", "[store][sync]") {

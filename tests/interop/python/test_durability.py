@@ -8,6 +8,7 @@ absolute; every queue feature works on a recovered queue. Tests marked Warren-on
 RabbitMQ 3.10 differs (run with --broker rabbitmq: the RabbitMQ fixture restarts too, but a
 restart takes it 5-10 s). The crash test with many clients is test_crash.py.
 """
+import os
 import re
 import threading
 import time
@@ -530,6 +531,14 @@ class SegmentIndexTests(unittest.TestCase):
             method, _, body = ch.basic_get(q)  # the sixth delivered, not acknowledged
             self.assertEqual(body[:3], b"005")
             ch.basic_qos(prefetch_count=1)  # a round trip: the ack and the delivery are written
+            # The sealed segments' indexes are written by a store thread after the roll: the kill
+            # comes once each sealed segment has its .idx (every .seg but the head's).
+            def indexed():
+                names = [n for _, _, files in os.walk(own.data_dir) for n in files]
+                segs = sum(n.endswith(".seg") for n in names)
+                idxs = sum(n.endswith(".idx") for n in names)
+                return segs >= 5 and idxs == segs - 1
+            wait_for(conn, indexed, what="an index for every sealed segment")
             own.halt(kill=True)
             own.start_again()
             log = own.log_text()
