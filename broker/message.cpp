@@ -31,23 +31,22 @@ MessageRef Message::create(std::string_view exchange, std::string_view routing_k
     if (!props) return {};
     // Exchange names and routing keys are shortstrs on the wire, so they fit in 255 bytes.
     if (exchange.size() > 255 || routing_key.size() > 255) return {};
-    if (body_size > 0xFFFFFFFFull || properties.size() > 0xFFFFFFFFull) return {};
+    if (body_size > max_body_size || properties.size() > max_properties_size) return {};
     std::size_t size = sizeof(Message) + properties.size() + body_size;
     void* memory = std::malloc(size);
     if (!memory) throw std::bad_alloc();
     auto* m = new (memory) Message();
     m->address_ = MessageAddress::acquire(exchange, routing_key);
-    m->properties_size_ = static_cast<std::uint32_t>(properties.size());
-    m->body_size_ = static_cast<std::uint32_t>(body_size);
+    m->properties_size_ = static_cast<std::uint32_t>(properties.size()) & 0xFFFFFF;
+    m->body_size_ = static_cast<std::uint32_t>(body_size) & 0x3FFFFFFF;
     auto* out = reinterpret_cast<std::byte*>(m + 1);
     if (!properties.empty()) std::memcpy(out, properties.data(), properties.size());
 
     using protocol::property_flag::delivery_mode;
     using protocol::property_flag::expiration;
     using protocol::property_flag::priority;
-    m->property_flags_ = props->flags;
     if (props->has(priority)) m->priority_ = props->priority;
-    if (props->has(delivery_mode)) m->delivery_mode_ = props->delivery_mode;
+    m->persistent_ = props->has(delivery_mode) && props->delivery_mode == 2;
     if (props->has(expiration)) {
         if (auto ms = parse_expiration(props->expiration); ms && *ms <= 0xFFFFFFFFull) {
             m->has_expiration_ = true;

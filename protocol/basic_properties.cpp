@@ -9,7 +9,7 @@ namespace warren::protocol {
 namespace {
 
 // Flags of the 14 defined properties; anything else is an unknown property.
-constexpr std::uint16_t known_flags = 0xFFFC;
+constexpr std::uint16_t known_flags = property_flag::defined;
 
 }  // namespace
 

@@ -29,6 +29,7 @@ inline constexpr std::uint16_t user_id = 1u << 4;
 inline constexpr std::uint16_t app_id = 1u << 3;
 inline constexpr std::uint16_t cluster_id = 1u << 2;
 inline constexpr std::uint16_t continuation = 1u << 0;
+inline constexpr std::uint16_t defined = 0xFFFC;  // the 14 above
 }  // namespace property_flag
 
 // Views into encoded properties (or into strings the caller keeps alive while encoding).
