@@ -123,10 +123,8 @@ __attribute__((target("sse4.2"))) std::uint64_t three_chains(std::uint64_t c0, c
 __attribute__((target("sse4.2"))) std::uint32_t crc32c_hardware(const void* data, std::size_t size, std::uint32_t crc) {
     const auto* p = static_cast<const unsigned char*>(data);
     std::uint32_t c = ~crc;
-    while (size && (reinterpret_cast<std::uintptr_t>(p) & 7)) {
-        c = _mm_crc32_u8(c, *p++);
-        --size;
-    }
+    // No byte steps up to an 8-byte boundary first: unaligned loads cost nothing here, and those
+    // dependent steps were a fifth of the time of a 100-byte record (a 16 B message's).
 #if defined(__x86_64__)
     std::uint64_t c64 = c;
     if (size >= 3 * short_block) {
@@ -143,6 +141,13 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c_hardware(const void* data
     }
     c = static_cast<std::uint32_t>(c64);
 #endif
+    if (size >= 4) {
+        std::uint32_t v;
+        std::memcpy(&v, p, 4);
+        c = _mm_crc32_u32(c, v);
+        p += 4;
+        size -= 4;
+    }
     while (size--) c = _mm_crc32_u8(c, *p++);
     return ~c;
 }
