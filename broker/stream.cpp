@@ -49,7 +49,7 @@ void Stream::append(const MessageRef& message) {
     Entry e;
     e.offset = next_++;
     e.location = message->store_location();
-    e.timestamp_ms = broker.clock().unix_ms();
+    e.timestamp_ms = broker.unix_ms();
     e.size = static_cast<std::uint32_t>(message->body_size());
     e.message = message;
     const bool rolled = segments_.empty() || segments_.back().bytes + e.size > settings_.segment_bytes;

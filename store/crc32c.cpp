@@ -6,7 +6,7 @@
 #include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <nmmintrin.h>
+#include <immintrin.h>
 #define WARREN_STORE_X86 1
 #endif
 
@@ -40,6 +40,7 @@ std::uint64_t load_le64(const unsigned char* p) {
 using Impl = std::uint32_t (*)(const void*, std::size_t, std::uint32_t);
 
 Impl choose() {
+    if (has_crc32c_folding()) return crc32c_folding;
     return has_crc32c_hardware() ? crc32c_hardware : crc32c_portable;
 }
 
@@ -95,8 +96,8 @@ constexpr std::size_t long_block = 2048, short_block = 128;
 
 // Three chains over blocks of `block` bytes, as long as three fit.
 __attribute__((target("sse4.2"))) std::uint64_t three_chains(std::uint64_t c0, const unsigned char*& p,
-                                                               std::size_t& size, std::size_t block,
-                                                               const ShiftTable& s) {
+                                                             std::size_t& size, std::size_t block,
+                                                             const ShiftTable& s) {
     while (size >= 3 * block) {
         std::uint64_t c1 = 0, c2 = 0;
         for (std::size_t i = 0; i < block; i += 8) {
@@ -122,10 +123,8 @@ __attribute__((target("sse4.2"))) std::uint64_t three_chains(std::uint64_t c0, c
 __attribute__((target("sse4.2"))) std::uint32_t crc32c_hardware(const void* data, std::size_t size, std::uint32_t crc) {
     const auto* p = static_cast<const unsigned char*>(data);
     std::uint32_t c = ~crc;
-    while (size && (reinterpret_cast<std::uintptr_t>(p) & 7)) {
-        c = _mm_crc32_u8(c, *p++);
-        --size;
-    }
+    // No byte steps up to an 8-byte boundary first: unaligned loads cost nothing here, and those
+    // dependent steps were a fifth of the time of a 100-byte record (a 16 B message's).
 #if defined(__x86_64__)
     std::uint64_t c64 = c;
     if (size >= 3 * short_block) {
@@ -142,6 +141,13 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c_hardware(const void* data
     }
     c = static_cast<std::uint32_t>(c64);
 #endif
+    if (size >= 4) {
+        std::uint32_t v;
+        std::memcpy(&v, p, 4);
+        c = _mm_crc32_u32(c, v);
+        p += 4;
+        size -= 4;
+    }
     while (size--) c = _mm_crc32_u8(c, *p++);
     return ~c;
 }
@@ -151,6 +157,133 @@ bool has_crc32c_hardware() {
     return has;
 }
 
+#if defined(__x86_64__)
+
+namespace {
+
+// Carry-less multiplication folding (Intel, "Fast CRC Computation for Generic Polynomials Using
+// PCLMULQDQ"): the input is taken 16 bytes at a time as a polynomial over GF(2) and its
+// remainder modulo the CRC polynomial P is all that matters, so a 16-byte block S followed by
+// D bits of input may be replaced by S * x^D mod P, which is two carry-less products of S's
+// halves by constants. VPCLMULQDQ does four of those per instruction on a 64-byte register,
+// and four registers side by side keep the multiplier busy: 1 KiB (a stream record) takes a
+// third of the time the crc32 instruction's three chains take. The last 16 bytes left by the
+// folding are then a message whose CRC (from 0) is the CRC of everything folded, which the
+// crc32 instruction finishes, with the tail.
+
+// x^n mod P, with bit j standing for x^j (P = 0x1EDC6F41, its x^32 implied).
+constexpr std::uint32_t x_pow_mod(unsigned n) {
+    std::uint32_t r = 1;
+    for (unsigned i = 0; i < n; ++i) r = (r & 0x80000000u) ? (r << 1) ^ 0x1EDC6F41u : r << 1;
+    return r;
+}
+
+constexpr std::uint32_t reflect32(std::uint32_t v) {
+    std::uint32_t r = 0;
+    for (int i = 0; i < 32; ++i)
+        if ((v >> i) & 1) r |= 1u << (31 - i);
+    return r;
+}
+
+// CRC32C is bit-reflected: the first byte in memory holds the highest powers, bit 0 of a
+// 64-bit lane stands for x^63. A carry-less product of two such lanes comes out one power
+// short (its 127 bits sit in the low end of 128), hence x^(n-1) for a multiplier x^n.
+constexpr std::uint64_t fold_constant(unsigned n) {
+    return std::uint64_t{reflect32(x_pow_mod(n - 1))} << 32;
+}
+
+// Moving a 16-byte block D bits on: its first 8 bytes are the higher half (x^(D+64)).
+struct FoldPair {
+    std::uint64_t first, second;
+};
+constexpr FoldPair fold_pair(unsigned bits) {
+    return {fold_constant(bits + 64), fold_constant(bits)};
+}
+constexpr FoldPair fold_2048 = fold_pair(2048), fold_512 = fold_pair(512), fold_384 = fold_pair(384),
+                   fold_256 = fold_pair(256), fold_128 = fold_pair(128);
+
+#define WARREN_FOLD_TARGET __attribute__((target("sse4.2,pclmul,avx512f,vpclmulqdq")))
+
+WARREN_FOLD_TARGET inline __m128i load_pair(const FoldPair& k) {
+    return _mm_set_epi64x(static_cast<long long>(k.second), static_cast<long long>(k.first));
+}
+
+WARREN_FOLD_TARGET inline __m512i broadcast_pair(const FoldPair& k) {
+    const auto a = static_cast<long long>(k.first), b = static_cast<long long>(k.second);
+    return _mm512_set_epi64(b, a, b, a, b, a, b, a);
+}
+
+WARREN_FOLD_TARGET inline __m128i fold16(__m128i s, __m128i k, __m128i next) {
+    return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(s, k, 0x00), _mm_clmulepi64_si128(s, k, 0x11)), next);
+}
+
+WARREN_FOLD_TARGET inline __m512i fold64(__m512i s, __m512i k, __m512i next) {
+    // 0x96: a ^ b ^ c
+    return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(s, k, 0x00), _mm512_clmulepi64_epi128(s, k, 0x11), next,
+                                     0x96);
+}
+
+}  // namespace
+
+WARREN_FOLD_TARGET std::uint32_t crc32c_folding(const void* data, std::size_t size, std::uint32_t crc) {
+    if (size < 256) return crc32c_hardware(data, size, crc);
+    const auto* p = static_cast<const unsigned char*>(data);
+    const __m512i k2048 = broadcast_pair(fold_2048), k512 = broadcast_pair(fold_512);
+    __m512i z0 = _mm512_loadu_si512(p), z1 = _mm512_loadu_si512(p + 64), z2 = _mm512_loadu_si512(p + 128),
+            z3 = _mm512_loadu_si512(p + 192);
+    // The initial register goes into the first four bytes, as the crc32 instruction takes it.
+    z0 = _mm512_xor_si512(z0, _mm512_zextsi128_si512(_mm_cvtsi32_si128(static_cast<int>(~crc))));
+    p += 256;
+    size -= 256;
+    while (size >= 256) {
+        z0 = fold64(z0, k2048, _mm512_loadu_si512(p));
+        z1 = fold64(z1, k2048, _mm512_loadu_si512(p + 64));
+        z2 = fold64(z2, k2048, _mm512_loadu_si512(p + 128));
+        z3 = fold64(z3, k2048, _mm512_loadu_si512(p + 192));
+        p += 256;
+        size -= 256;
+    }
+    z0 = fold64(fold64(fold64(z0, k512, z1), k512, z2), k512, z3);
+    while (size >= 64) {
+        z0 = fold64(z0, k512, _mm512_loadu_si512(p));
+        p += 64;
+        size -= 64;
+    }
+    // (Through memory: GCC 12's lane extracts warn of an uninitialised operand.)
+    alignas(64) __m128i lanes[4];
+    _mm512_store_si512(lanes, z0);
+    __m128i s = fold16(lanes[0], load_pair(fold_384),
+                       fold16(lanes[1], load_pair(fold_256), fold16(lanes[2], load_pair(fold_128), lanes[3])));
+    const __m128i k128 = load_pair(fold_128);
+    while (size >= 16) {
+        s = fold16(s, k128, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        p += 16;
+        size -= 16;
+    }
+    std::uint64_t c = _mm_crc32_u64(0, static_cast<std::uint64_t>(_mm_cvtsi128_si64(s)));
+    c = _mm_crc32_u64(c, static_cast<std::uint64_t>(_mm_extract_epi64(s, 1)));
+    // crc32c_hardware takes and returns the register inverted.
+    return crc32c_hardware(p, size, ~static_cast<std::uint32_t>(c));
+}
+
+bool has_crc32c_folding() {
+    static const bool has = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("pclmul") &&
+                            __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq");
+    return has;
+}
+
+#else
+
+std::uint32_t crc32c_folding(const void* data, std::size_t size, std::uint32_t crc) {
+    return crc32c_hardware(data, size, crc);
+}
+
+bool has_crc32c_folding() {
+    return false;
+}
+
+#endif
+
 #else
 
 std::uint32_t crc32c_hardware(const void* data, std::size_t size, std::uint32_t crc) {
@@ -158,6 +291,14 @@ std::uint32_t crc32c_hardware(const void* data, std::size_t size, std::uint32_t 
 }
 
 bool has_crc32c_hardware() {
+    return false;
+}
+
+std::uint32_t crc32c_folding(const void* data, std::size_t size, std::uint32_t crc) {
+    return crc32c_portable(data, size, crc);
+}
+
+bool has_crc32c_folding() {
     return false;
 }
 

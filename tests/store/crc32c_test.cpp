@@ -1,4 +1,4 @@
-// CRC32C: the standard test vectors (RFC 3720 B.4), hardware against table, and chaining.
+// CRC32C: the standard test vectors (RFC 3720 B.4), hardware and folding against table, and chaining.
 #include "store/crc32c.hpp"
 
 #include <catch2/catch.hpp>
@@ -27,7 +27,8 @@ TEST_CASE("crc32c matches the standard test vectors", "[store][crc]") {
 TEST_CASE("crc32c hardware and table implementations agree at every length and alignment", "[store][crc]") {
     std::mt19937 rng(7);
     // Up to 13,000 bytes: past the lengths where the hardware path runs three chains side by
-    // side (384 and 6,144 bytes), every length up to 1,100 and then one in 7.
+    // side (384 and 6,144 bytes) and where folding takes over (256) and folds 256 bytes a
+    // round, every length up to 1,100 and then one in 7.
     std::vector<unsigned char> data(13008);
     for (auto& b : data) b = static_cast<unsigned char>(rng());
     for (std::size_t offset = 0; offset < 8; ++offset) {
@@ -35,6 +36,7 @@ TEST_CASE("crc32c hardware and table implementations agree at every length and a
             std::uint32_t portable = crc32c_portable(data.data() + offset, size, 0x1234);
             CHECK(crc32c(data.data() + offset, size, 0x1234) == portable);
             if (has_crc32c_hardware()) CHECK(crc32c_hardware(data.data() + offset, size, 0x1234) == portable);
+            if (has_crc32c_folding()) CHECK(crc32c_folding(data.data() + offset, size, 0x1234) == portable);
         }
     }
 }
