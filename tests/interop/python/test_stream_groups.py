@@ -30,8 +30,12 @@ def declare_super_stream(ch, name, partitions=PARTITIONS):
 class Member:
     """One group member: a connection with a consumer on every partition; acks each delivery."""
 
-    def __init__(self, b, stream, group, name, log, prefetch=3):
+    def __init__(self, b, stream, group, name, log, prefetch=3, hold_at=None):
         self.name, self.log, self.group = name, log, group
+        # From the group's hold_at-th delivery on, acks are held back until release(): the
+        # member then takes at most its prefetch more, so the batch cannot run out before a
+        # newcomer takes partitions over (it did when a member was fast).
+        self.hold_at, self.held = hold_at, []
         self.conn = b.connect()
         self.ch = self.conn.channel()
         self.ch.basic_qos(prefetch_count=prefetch)
@@ -41,7 +45,16 @@ class Member:
 
     def on_message(self, ch, method, props, body):
         self.log.append((self.name, body.decode()))
-        ch.basic_ack(method.delivery_tag)
+        if self.hold_at is not None and len(self.log) >= self.hold_at:
+            self.held.append(method.delivery_tag)
+        else:
+            ch.basic_ack(method.delivery_tag)
+
+    def release(self):
+        self.hold_at = None
+        for tag in self.held:
+            self.ch.basic_ack(tag)
+        self.held = []
 
     def leave(self):
         # Closes the channel without pika's nacks of undispatched deliveries (a stream refuses
@@ -63,8 +76,8 @@ class StreamGroupTests(unittest.TestCase):
         self.sent = 0
         self.seq = collections.Counter()
 
-    def join(self, group, name):
-        m = Member(self.broker, "clicks", group, name, self.logs[group])
+    def join(self, group, name, hold_at=None):
+        m = Member(self.broker, "clicks", group, name, self.logs[group], hold_at=hold_at)
         self.members.append(m)
         return m
 
@@ -107,7 +120,7 @@ class StreamGroupTests(unittest.TestCase):
             declare_super_stream(conn.channel(), "clicks")
         groups = ["one", "two", "five"]
         self.join("one", "o1")
-        self.join("two", "t1")
+        t1 = self.join("two", "t1", hold_at=50)
         for i in range(1, 5):
             self.join("five", "f%d" % i)
         self.publish(8)
@@ -116,6 +129,8 @@ class StreamGroupTests(unittest.TestCase):
         self.pump(lambda: len(self.logs["two"]) >= 50 and len(self.logs["five"]) >= 50, what="part of batch 1")
         self.join("two", "t2")
         self.join("five", "f5")
+        self.assertLess(len(self.logs["two"]), self.sent)  # t1 holds its acks: t2 has some to take
+        t1.release()
         self.pump(self.all_delivered(groups), what="batch 1")
         self.assertIn("t2", {n for n, _ in self.logs["two"]})
         # Members leave between batches (their acks are in), others join: a 6th and a 7th
