@@ -232,9 +232,9 @@ TEST_CASE("a settled segment is deleted with its sidecar but the head segment is
 
 // Passes everything to a FaultFileSystem, and notes on which thread each file opened here is
 // closed (its last reference dropped).
-class CloseRecorder final : public FileSystem {
+class CloseRecorder final : public ForwardingFileSystem {
 public:
-    explicit CloseRecorder(FileSystem& fs) : fs_(fs) {}
+    explicit CloseRecorder(FileSystem& fs) : ForwardingFileSystem(fs) {}
     Result<std::shared_ptr<File>> open(const std::string& path, OpenMode mode) override {
         auto f = fs_.open(path, mode);
         if (!f) return f;
@@ -246,12 +246,6 @@ public:
             closed_on_[path] = std::this_thread::get_id();
         });
     }
-    Result<std::shared_ptr<File>> open_directory(const std::string& path) override { return fs_.open_directory(path); }
-    Status rename(const std::string& from, const std::string& to) override { return fs_.rename(from, to); }
-    Status unlink(const std::string& path) override { return fs_.unlink(path); }
-    Result<std::vector<std::string>> list(const std::string& dir) override { return fs_.list(dir); }
-    Status make_directories(const std::string& path) override { return fs_.make_directories(path); }
-    Result<std::unique_ptr<FileLock>> lock(const std::string& path) override { return fs_.lock(path); }
 
     std::optional<std::thread::id> closed_on(const std::string& path) {
         std::lock_guard lock(mutex_);
@@ -260,7 +254,6 @@ public:
     }
 
 private:
-    FileSystem& fs_;
     std::mutex mutex_;
     std::map<std::string, std::thread::id> closed_on_;
 };

@@ -126,9 +126,9 @@ Recovered reopen(FaultFileSystem& fs, Syncer& s, std::unique_ptr<MessageLog>& lo
 
 // Passes everything to a FaultFileSystem, but the creation of an .idx waits while the gate is
 // shut: a test holds the extender inside an index write, the loop's flush having returned.
-class GatedIndexes final : public FileSystem {
+class GatedIndexes final : public ForwardingFileSystem {
 public:
-    explicit GatedIndexes(FileSystem& fs) : fs_(fs) {}
+    explicit GatedIndexes(FileSystem& fs) : ForwardingFileSystem(fs) {}
     Result<std::shared_ptr<File>> open(const std::string& path, OpenMode mode) override {
         if (path.ends_with(".idx") && mode == OpenMode::CreateTruncate) {
             std::unique_lock lock(mutex_);
@@ -139,12 +139,6 @@ public:
         }
         return fs_.open(path, mode);
     }
-    Result<std::shared_ptr<File>> open_directory(const std::string& path) override { return fs_.open_directory(path); }
-    Status rename(const std::string& from, const std::string& to) override { return fs_.rename(from, to); }
-    Status unlink(const std::string& path) override { return fs_.unlink(path); }
-    Result<std::vector<std::string>> list(const std::string& dir) override { return fs_.list(dir); }
-    Status make_directories(const std::string& path) override { return fs_.make_directories(path); }
-    Result<std::unique_ptr<FileLock>> lock(const std::string& path) override { return fs_.lock(path); }
 
     void shut() {
         std::lock_guard lock(mutex_);
@@ -164,7 +158,6 @@ public:
     }
 
 private:
-    FileSystem& fs_;
     std::mutex mutex_;
     std::condition_variable cv_;
     bool open_ = true;

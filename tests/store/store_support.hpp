@@ -18,6 +18,22 @@
 
 namespace warren::store::test {
 
+// A FileSystem that passes every call to another: a test overrides only the calls it watches.
+class ForwardingFileSystem : public FileSystem {
+public:
+    explicit ForwardingFileSystem(FileSystem& fs) : fs_(fs) {}
+    Result<std::shared_ptr<File>> open(const std::string& path, OpenMode mode) override { return fs_.open(path, mode); }
+    Result<std::shared_ptr<File>> open_directory(const std::string& path) override { return fs_.open_directory(path); }
+    Status rename(const std::string& from, const std::string& to) override { return fs_.rename(from, to); }
+    Status unlink(const std::string& path) override { return fs_.unlink(path); }
+    Result<std::vector<std::string>> list(const std::string& dir) override { return fs_.list(dir); }
+    Status make_directories(const std::string& path) override { return fs_.make_directories(path); }
+    Result<std::unique_ptr<FileLock>> lock(const std::string& path) override { return fs_.lock(path); }
+
+protected:
+    FileSystem& fs_;
+};
+
 class Loop {
 public:
     SyncService::Post post() {
