@@ -13,6 +13,7 @@
 #include "broker/broker_view.hpp"
 #include "broker/durability.hpp"
 #include "broker/vhost.hpp"
+#include "broker/vhost_storage.hpp"
 
 namespace warren::mgmt {
 
@@ -111,6 +112,43 @@ void storage_metrics(std::string& out, const broker::Broker& broker) {
                   d->commit_latency());
 }
 
+// Each vhost's message store, by vhost (a handful of vhosts: labelled at both endpoints). What an
+// operator watches for: errors writing or reading the disk, records that failed their checks, and
+// whether sealed segments get their indexes (the next start after a crash reads the others whole).
+void store_metrics(std::string& out, const broker::Broker& broker) {
+    struct Row {
+        std::string vhost;
+        store::LogStats stats;
+    };
+    std::vector<Row> rows;
+    for (const auto& [name, vh] : broker.vhosts())
+        if (broker::VHostStorage* s = vh->storage()) rows.push_back({escaped(name), s->log().stats()});
+    if (rows.empty()) return;
+    auto each = [&](const char* name, const char* type, const char* help, std::uint64_t store::LogStats::*field) {
+        family(out, name, type, help);
+        for (const Row& r : rows)
+            fmt::format_to(std::back_inserter(out), "{}{{vhost=\"{}\"}} {}\n", name, r.vhost, r.stats.*field);
+    };
+    using S = store::LogStats;
+    each("warren_storage_segments", "gauge", "Segment files of the vhost's message store", &S::segments);
+    each("warren_storage_stored_bytes", "gauge", "Bytes of the vhost's segments and their event files",
+         &S::bytes_on_disk);
+    each("warren_storage_write_errors_total", "counter",
+         "Flushes of the message store that the file system refused (their messages were not confirmed)",
+         &S::write_errors);
+    each("warren_storage_read_errors_total", "counter", "Reads of the message store that the file system refused",
+         &S::read_errors);
+    each("warren_storage_bad_records_total", "counter",
+         "Records read back from the message store that failed their checks (checksum, header)", &S::bad_records);
+    each("warren_storage_segment_indexes_written_total", "counter",
+         "Index files written for sealed segments (off the event loop)", &S::indexes_written);
+    each("warren_storage_segment_index_write_failures_total", "counter",
+         "Sealed segments whose index file could not be written (logged; read whole after a crash)",
+         &S::index_write_failures);
+    each("warren_storage_segment_index_writes_pending", "gauge",
+         "Index files handed to the store's thread and not yet reported written", &S::index_writes_pending);
+}
+
 void dead_letter_metrics(std::string& out, broker::Broker& broker, wb::HealthBook& book, bool per_object) {
     constexpr const char* dead_lettered = "warren_dead_lettered_messages_total";
     family(out, dead_lettered, "counter",
@@ -189,6 +227,7 @@ void dead_letter_metrics(std::string& out, broker::Broker& broker, wb::HealthBoo
 void warren_metrics(std::string& out, broker::Broker& broker, wb::HealthBook& book, bool per_object) {
     dead_letter_metrics(out, broker, book, per_object);
     storage_metrics(out, broker);
+    store_metrics(out, broker);
 }
 
 }  // namespace warren::mgmt

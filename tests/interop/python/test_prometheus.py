@@ -260,5 +260,25 @@ class DeadLetterMetricsTests(unittest.TestCase):
         self.assertGreater(value(after, waits + "_count"), value(before, waits + "_count"))
         self.assertEqual(value(after, waits + "_bucket", le="+Inf"), value(after, waits + "_count"))
 
+    def test_the_message_store_by_vhost(self):
+        q = unique("prom-store")
+        conn = broker.connect()
+        try:
+            ch = conn.channel()
+            ch.queue_declare(q, durable=True)
+            ch.confirm_delivery()
+            ch.basic_publish("", q, b"x" * 5000, pika.BasicProperties(delivery_mode=2))
+            _, samples = scrape()
+            self.assertGreaterEqual(value(samples, "warren_storage_segments", vhost="/"), 1)
+            self.assertGreaterEqual(value(samples, "warren_storage_stored_bytes", vhost="/"), 5000)
+            for counter in ("warren_storage_write_errors_total", "warren_storage_read_errors_total",
+                            "warren_storage_bad_records_total", "warren_storage_segment_index_write_failures_total"):
+                self.assertEqual(value(samples, counter, vhost="/"), 0, counter)
+            for name in ("warren_storage_segment_indexes_written_total", "warren_storage_segment_index_writes_pending"):
+                self.assertEqual([l["vhost"] for l, _ in samples[name]], ["/"], name)
+            ch.queue_delete(q)
+        finally:
+            conn.close()
+
 if __name__ == "__main__":
     unittest.main()
