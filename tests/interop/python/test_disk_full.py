@@ -14,10 +14,12 @@ import subprocess
 import tempfile
 import threading
 import unittest
+import urllib.request
 
 import pika
 
 import brokers
+import procs
 from helpers import ConfirmedPublisher, consume_n, message_count, unique, wait_for
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
@@ -48,6 +50,16 @@ def seq_of(body):
     return int(body[:body.index(b"|")])
 
 
+def store_write_errors(prometheus_port):
+    """warren_storage_write_errors_total for vhost "/" off a /metrics scrape."""
+    url = "http://127.0.0.1:%d/metrics" % prometheus_port
+    with urllib.request.urlopen(url, timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith('warren_storage_write_errors_total{vhost="/"} '):
+                return int(line.split()[-1])
+    raise AssertionError("no warren_storage_write_errors_total for vhost / at " + url)
+
+
 @brokers.warren_only("the data directory is Warren's (RabbitMQ keeps its node directory)")
 class DiskFullTests(unittest.TestCase):
     def start(self, mount, **config):
@@ -58,7 +70,10 @@ class DiskFullTests(unittest.TestCase):
 
     def test_a_full_disk_nacks_loses_nothing_confirmed_and_recovers(self):
         mount = mount_tmpfs(self, 24)
-        broker = self.start(mount, disk_free_limit=0)  # no alarm: the writes themselves fail
+        prometheus = procs.free_port()
+        broker = self.start(mount, disk_free_limit=0,  # no alarm: the writes themselves fail
+                            prometheus={"bind": "127.0.0.1", "port": prometheus})
+        self.assertEqual(store_write_errors(prometheus), 0)
         conn = broker.connect()
         q = unique("full")
         conn.channel().queue_declare(q, durable=True)
@@ -72,6 +87,7 @@ class DiskFullTests(unittest.TestCase):
         self.assertGreater(len(pub.acks), 100)
         self.assertGreater(len(pub.nacks), 0)
         self.assertIn("No space left on device", broker.log_text())
+        self.assertGreater(store_write_errors(prometheus), 0)  # an operator sees it too
         # Consumers are still served, from the full disk.
         conn = broker.connect()
         ch = conn.channel()
