@@ -119,15 +119,19 @@ void store_metrics(std::string& out, const broker::Broker& broker) {
     struct Row {
         std::string vhost;
         store::LogStats stats;
+        const store::RecoveryStats* recovery;
     };
     std::vector<Row> rows;
     for (const auto& [name, vh] : broker.vhosts())
-        if (broker::VHostStorage* s = vh->storage()) rows.push_back({escaped(name), s->log().stats()});
+        if (broker::VHostStorage* s = vh->storage()) rows.push_back({escaped(name), s->log().stats(), &s->recovery()});
     if (rows.empty()) return;
-    auto each = [&](const char* name, const char* type, const char* help, std::uint64_t store::LogStats::*field) {
+    auto by_vhost = [&](const char* name, const char* type, const char* help, auto value) {
         family(out, name, type, help);
         for (const Row& r : rows)
-            fmt::format_to(std::back_inserter(out), "{}{{vhost=\"{}\"}} {}\n", name, r.vhost, r.stats.*field);
+            fmt::format_to(std::back_inserter(out), "{}{{vhost=\"{}\"}} {}\n", name, r.vhost, value(r));
+    };
+    auto each = [&](const char* name, const char* type, const char* help, std::uint64_t store::LogStats::*field) {
+        by_vhost(name, type, help, [&](const Row& r) { return r.stats.*field; });
     };
     using S = store::LogStats;
     each("warren_storage_segments", "gauge", "Segment files of the vhost's message store", &S::segments);
@@ -147,6 +151,20 @@ void store_metrics(std::string& out, const broker::Broker& broker) {
          &S::index_write_failures);
     each("warren_storage_segment_index_writes_pending", "gauge",
          "Index files handed to the store's thread and not yet reported written", &S::index_writes_pending);
+    // What the last start found (the log line "storage: vhost ...: N messages back ..." in numbers).
+    by_vhost("warren_storage_recovered_messages", "gauge",
+             "Messages the last start put back in their queues from the vhost's message store",
+             [](const Row& r) { return r.recovery->live; });
+    by_vhost("warren_storage_recovery_bad_records", "gauge",
+             "Records and file headers the last start found failing their checks and skipped (logged with file "
+             "and offset)",
+             [](const Row& r) { return r.recovery->bad_records + r.recovery->bad_headers; });
+    by_vhost("warren_storage_recovery_torn_tails", "gauge",
+             "Files whose incomplete last record the last start cut off (a crash mid-write)",
+             [](const Row& r) { return r.recovery->torn_tails; });
+    by_vhost("warren_storage_recovery_unreadable_files", "gauge",
+             "Files of the message store the last start could not open or read (left as they are)",
+             [](const Row& r) { return r.recovery->unreadable_files; });
 }
 
 void dead_letter_metrics(std::string& out, broker::Broker& broker, wb::HealthBook& book, bool per_object) {

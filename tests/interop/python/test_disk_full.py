@@ -50,14 +50,14 @@ def seq_of(body):
     return int(body[:body.index(b"|")])
 
 
-def store_write_errors(prometheus_port):
-    """warren_storage_write_errors_total for vhost "/" off a /metrics scrape."""
+def store_metric(prometheus_port, name):
+    """A warren_storage_* metric of vhost "/" off a /metrics scrape."""
     url = "http://127.0.0.1:%d/metrics" % prometheus_port
     with urllib.request.urlopen(url, timeout=30) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith('warren_storage_write_errors_total{vhost="/"} '):
+            if line.startswith(name + '{vhost="/"} '):
                 return int(line.split()[-1])
-    raise AssertionError("no warren_storage_write_errors_total for vhost / at " + url)
+    raise AssertionError("no %s for vhost / at %s" % (name, url))
 
 
 @brokers.warren_only("the data directory is Warren's (RabbitMQ keeps its node directory)")
@@ -73,7 +73,7 @@ class DiskFullTests(unittest.TestCase):
         prometheus = procs.free_port()
         broker = self.start(mount, disk_free_limit=0,  # no alarm: the writes themselves fail
                             prometheus={"bind": "127.0.0.1", "port": prometheus})
-        self.assertEqual(store_write_errors(prometheus), 0)
+        self.assertEqual(store_metric(prometheus, "warren_storage_write_errors_total"), 0)
         conn = broker.connect()
         q = unique("full")
         conn.channel().queue_declare(q, durable=True)
@@ -87,7 +87,7 @@ class DiskFullTests(unittest.TestCase):
         self.assertGreater(len(pub.acks), 100)
         self.assertGreater(len(pub.nacks), 0)
         self.assertIn("No space left on device", broker.log_text())
-        self.assertGreater(store_write_errors(prometheus), 0)  # an operator sees it too
+        self.assertGreater(store_metric(prometheus, "warren_storage_write_errors_total"), 0)  # seen by an operator too
         # Consumers are still served, from the full disk.
         conn = broker.connect()
         ch = conn.channel()
@@ -104,6 +104,10 @@ class DiskFullTests(unittest.TestCase):
         conn = broker.connect()
         ch = conn.channel()
         count = message_count(ch, q)
+        # What the start found, in numbers: the messages back (none was consumed yet) and no bad record.
+        self.assertEqual(store_metric(prometheus, "warren_storage_recovered_messages"), count)
+        self.assertEqual(store_metric(prometheus, "warren_storage_recovery_bad_records"), 0)
+        self.assertEqual(store_metric(prometheus, "warren_storage_recovery_unreadable_files"), 0)
         got = consume_n(conn, ch, q, count, auto_ack=True)
         present = {seq_of(b) for _, _, b in got}
         self.assertEqual(set(pub.acks) - present, set(), "confirmed and lost")
