@@ -267,7 +267,7 @@ WARREN_FOLD_TARGET std::uint32_t crc32c_folding(const void* data, std::size_t si
 }
 
 bool has_crc32c_folding() {
-    static const bool has = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("pclmul") &&
+    static const bool has = has_crc32c_hardware() && __builtin_cpu_supports("pclmul") &&
                             __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq");
     return has;
 }
