@@ -219,6 +219,8 @@ void apply_keys(const json& doc, Config& c) {
             c.segment_size = get_uint(v, key, 1024 * 1024, 1024ull * 1024 * 1024);
         } else if (key == "segment_preallocate") {
             c.segment_preallocate = get_uint(v, key, 0, 1024ull * 1024 * 1024);
+        } else if (key == "segment_reuse") {
+            c.segment_reuse = static_cast<std::uint32_t>(get_uint(v, key, 0, 16));
         } else if (key == "log_level") {
             c.log_level = get_string(v, key);
             log::Level l;

@@ -104,6 +104,9 @@ struct Config {
     // The head segment is zero-filled this far ahead of its writes, off the loop, so that a
     // confirm's fdatasync overwrites allocated blocks and flushes data only. 0: plain appends.
     std::uint64_t segment_preallocate = 0;  // off: measured no steady gain on this VM (README)
+    // Settled segment files each vhost's store keeps to write its next segments into (their
+    // blocks allocated already: a sync flushes data only). 0: settled segments are deleted.
+    std::uint32_t segment_reuse = 1;
 
     // The `product` and `version` connection.start reports. Clients choose behaviour from them:
     // kombu (Celery) uses the channel-wide basic.qos its fair dispatch and ETA tasks need only

@@ -21,6 +21,7 @@ Durability::Durability(const Config& config, Post post, std::shared_ptr<store::F
       fs_(fs ? std::move(fs) : std::make_shared<store::PosixFileSystem>()) {
     log_options_.segment_size = config.segment_size;
     log_options_.preallocate = config.segment_preallocate;
+    log_options_.reuse_segments = config.segment_reuse;
     log_options_.warn = warn_line;
     sync_ = std::make_unique<store::SyncService>(std::move(post),
                                                  [this](const store::SyncResult& r) { on_synced(r); });

@@ -144,6 +144,8 @@ void store_metrics(std::string& out, const broker::Broker& broker) {
          &S::read_errors);
     each("warren_storage_bad_records_total", "counter",
          "Records read back from the message store that failed their checks (checksum, header)", &S::bad_records);
+    each("warren_storage_segments_reused_total", "counter",
+         "Segments written into the file of a settled one (segment_reuse) rather than a new file", &S::segments_reused);
     each("warren_storage_segment_indexes_written_total", "counter",
          "Index files written for sealed segments (off the event loop)", &S::indexes_written);
     each("warren_storage_segment_index_write_failures_total", "counter",

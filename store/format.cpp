@@ -9,13 +9,20 @@
 namespace warren::store {
 
 std::uint16_t format_version_of(FileKind kind) {
-    return kind == FileKind::Sidecar || kind == FileKind::Checkpoint ? 2 : 1;
+    switch (kind) {
+        case FileKind::Segment: return 3;  // written as 1 unless the file is reused
+        case FileKind::Sidecar:
+        case FileKind::Checkpoint: return 2;
+        default: return 1;
+    }
 }
 
 void encode_file_header(std::byte* out, const FileHeader& h) {
     std::memset(out, 0, file_header_size);
     put_u32(out, static_cast<std::uint32_t>(h.kind));
-    put_u16(out + 4, h.version ? h.version : format_version_of(h.kind));
+    // A segment is version 3 only in a reused file (its writer says so): version 1 describes the others.
+    const std::uint16_t oldest = h.kind == FileKind::Segment ? 1 : format_version_of(h.kind);
+    put_u16(out + 4, h.version ? h.version : oldest);
     put_u64(out + 8, h.number);
     put_u32(out + 16, h.epoch);
     put_u32(out + 28, crc32c(out, 28));
@@ -50,7 +57,8 @@ void encode_fixed(std::byte* out, const RecordHeader& h) {
     put_u64(out + 16, h.seq);
     put_u8(out + 24, static_cast<std::uint8_t>(h.type));
     put_u8(out + 25, h.flags);
-    std::memset(out + 26, 0, 6);
+    put_u32(out + 26, h.segment);
+    std::memset(out + 30, 0, 2);
 }
 
 }  // namespace
@@ -78,6 +86,7 @@ RecordHeader peek_record_header(const std::byte* p) {
     h.seq = get_u64(p + 16);
     h.type = static_cast<RecordType>(get_u8(p + 24));
     h.flags = get_u8(p + 25);
+    h.segment = get_u32(p + 26);
     return h;
 }
 

@@ -11,10 +11,12 @@
 namespace warren::store {
 
 // Version 1: the first format. Version 2 (sidecars and checkpoints only): sidecars may hold
-// Hold events, checkpoints carry each pair's hold deadline. Files keep the oldest version that
-// describes them, so a broker that knows only version 1 reads what it can (it leaves newer
-// files alone, as the recovery rules say).
-inline constexpr std::uint16_t format_version = 2;
+// Hold events, checkpoints carry each pair's hold deadline. Version 3 (segments only): a segment
+// written into the file of a settled one (LogOptions::reuse_segments), so that what follows its
+// own records may be that file's earlier records, told apart by the segment number every record
+// carries. Files keep the oldest version that describes them, so a broker that knows only
+// version 1 reads what it can (it leaves newer files alone, as the recovery rules say).
+inline constexpr std::uint16_t format_version = 3;
 
 // File header: magic u32, version u16, reserved u16, number u64 (segment number or meta
 // generation), epoch u32, reserved 8 bytes, crc32c u32 of the 28 bytes before it.
@@ -45,7 +47,8 @@ std::optional<FileHeader> decode_file_header(std::span<const std::byte> bytes);
 
 // Record header: magic u32, payload length u32, crc32c u32 (over the length field and then
 // everything after the crc field: the rest of the header and the payload), epoch u32, seq u64,
-// type u8, flags u8, 6 reserved bytes (zero).
+// type u8, flags u8, segment u32 (the number of the segment a message record was written to; 0
+// in other records and in records written before segments were reused), 2 reserved bytes (zero).
 inline constexpr std::size_t record_header_size = 32;
 inline constexpr std::uint32_t record_magic = 0x43455257;  // "WREC"
 
@@ -65,6 +68,7 @@ struct RecordHeader {
     std::uint64_t seq = 0;
     RecordType type = RecordType::Message;
     std::uint8_t flags = 0;
+    std::uint32_t segment = 0;
 };
 
 // Writes the header for a payload already in place at out + record_header_size, computing

@@ -10,23 +10,24 @@ namespace warren::store {
 
 namespace {
 
-// A segment that was zero-filled ahead ends in zeros after its last record; its index describes
-// it as ending at that record, and recovery trusts an index only for a segment of exactly the
-// size it describes, so the zeros go first. Not synced: if a crash loses the cut but keeps the
+// A segment that was zero-filled ahead ends in zeros after its last record (one written into a
+// reused file, in that file's earlier content); its index describes it as ending at that record,
+// and recovery trusts an index only for a segment of exactly the size it describes, so the rest
+// goes first. Not synced: if a crash loses the cut but keeps the
 // index, the sizes differ, the index is refused and the segment read whole (zeros are unused
 // space to recovery). False (no index then) when the cut fails. The extender runs this after
 // every zero-fill asked for the segment before it was sealed, so none lands after the cut.
 bool cut_zeros(IndexWrite& w) {
-    if (!w.zeros) return true;  // never zero-filled: it ends at its last record
+    if (!w.zeros && !w.reused) return true;  // never zero-filled: it ends at its last record
     auto size = w.segment->size();
     if (size && *size == w.segment_size) return true;
     std::error_code e = size ? w.segment->truncate(w.segment_size) : std::error_code{};
     if (size && !e) {
-        w.zeros->end.store(w.segment_size, std::memory_order_relaxed);
+        if (w.zeros) w.zeros->end.store(w.segment_size, std::memory_order_relaxed);
         return true;
     }
-    w.error = fmt::format("store: cannot cut the zeros off {}: {} (it gets no index)", w.segment->path(),
-                          size ? e.message() : size.error().message);
+    w.error = fmt::format("store: cannot cut {} to its last record ({} bytes): {} (it gets no index)",
+                          w.segment->path(), w.segment_size, size ? e.message() : size.error().message);
     return false;
 }
 

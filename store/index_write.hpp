@@ -1,5 +1,5 @@
 // A sealed segment's index write, handed by the loop (MessageLog) to the sync service's extender
-// thread, so that the loop never waits for it: the zeros cut off the segment, the .idx written
+// thread, so that the loop never waits for it: the zeros (or a reused file's earlier content) cut off the segment, the .idx written
 // (not synced) and, if that failed, unlinked. The loop learns the outcome from a posted completion.
 #pragma once
 
@@ -20,6 +20,7 @@ struct IndexWrite {
     FileSystem* fs = nullptr;
     std::shared_ptr<File> segment;         // its zeros are cut first; released once done
     std::shared_ptr<Preallocation> zeros;  // null: never zero-filled, nothing to cut
+    bool reused = false;                   // written into a reused file: its earlier content is cut too
     std::string path;                      // of the .idx
     std::uint32_t number = 0;
     std::uint32_t epoch = 0;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 #include "store/format.hpp"
 #include "store/segment_index.hpp"
@@ -83,9 +84,43 @@ Segment& MessageLog::roll() {
         // Its buffer is needed until the flush; the new head starts small and grows once.
     }
     Segment& s = add_segment(next_number_++);
-    encode_file_header(s.pending.extend(file_header_size), {FileKind::Segment, s.number, options_.epoch});
+    s.reusable = true;
+    FileHeader header{FileKind::Segment, s.number, options_.epoch};
+    if (!spares_.empty()) {
+        // Written into a settled segment's file at its first flush (create_segment_file).
+        s.reuse_file = std::move(spares_.back());
+        spares_.pop_back();
+        s.reused = true;
+        s.no_preallocation = true;  // its blocks are there already
+        header.version = 3;         // what follows its records may be the file's earlier ones
+    }
+    encode_file_header(s.pending.extend(file_header_size), header);
     head_ = &s;
     return s;
+}
+
+// A segment's file at its first write: the settled segment's file it claimed at the roll, renamed
+// (its header is rewritten by that write; a crash before the write leaves a file whose records
+// name another segment, none of them this one's), or a new one.
+Result<std::shared_ptr<File>> MessageLog::create_segment_file(Segment& s) {
+    const std::string path = path_of(s.number, "seg");
+    if (s.reused) {
+        const std::string spare = std::exchange(s.reuse_file, {});
+        Status renamed = fs_.rename(spare, path);
+        if (renamed) {
+            auto file = fs_.open(path, OpenMode::ReadWrite);
+            if (file) {
+                ++stats_.segments_reused;
+                return file;
+            }
+            renamed = file.error();
+        }
+        warn(fmt::format("store: cannot reuse {} for {}: {}; creating it", spare, path, renamed.error().message));
+        (void)fs_.unlink(spare);
+        s.reused = false;
+        encode_file_header(s.pending.data(), {FileKind::Segment, s.number, options_.epoch});
+    }
+    return fs_.open(path, OpenMode::CreateTruncate);
 }
 
 Location MessageLog::append(const MessageRecord& m) {
@@ -103,6 +138,7 @@ Location MessageLog::append(const MessageRecord& m) {
     h.epoch = options_.epoch;
     h.seq = next_seq_++;
     h.type = RecordType::Message;
+    h.segment = s->number;
     seal_record(p, h);
     s->last_seq = h.seq;
     s->last_crc = peek_record_header(p).crc;
@@ -219,14 +255,21 @@ Status MessageLog::write_segments() {
     for (Segment* s : unflushed_segments_) {
         if (s->doomed || s->pending.empty()) continue;
         if (!s->file) {
-            auto file = fs_.open(path_of(s->number, "seg"), OpenMode::CreateTruncate);
+            auto file = create_segment_file(*s);
             if (!file) return file.error();
             s->file = std::move(*file);
             dirty_.push_back({dir_handle_, SyncClass::Directory});
         }
         undo_.push_back({s->file.get(), s->written});
-        iovec part{s->pending.data(), s->pending.size()};
-        if (Status st = write_fully(*s->file, {&part, 1}, s->written); !st) return st;
+        // In a reused file the write goes on with zeros to the end of its last page: a page
+        // written whole is never read first, and one of the earlier content that the page cache
+        // no longer holds would be read from the disk, on the loop. The next write overwrites them.
+        static constexpr std::byte page_of_zeros[4096] = {};
+        const std::uint64_t end = s->written + s->pending.size();
+        iovec parts[2] = {{s->pending.data(), s->pending.size()},
+                          {const_cast<std::byte*>(page_of_zeros), (4096 - end % 4096) % 4096}};
+        const std::size_t count = s->reused && parts[1].iov_len != 0 ? 2 : 1;
+        if (Status st = write_fully(*s->file, {parts, count}, s->written); !st) return st;
     }
     return {};
 }
@@ -350,6 +393,7 @@ void MessageLog::write_index(Segment& s) {
     w->fs = &fs_;
     w->segment = s.file;
     w->zeros = s.zeros;
+    w->reused = s.reused;
     w->path = path_of(s.number, "idx");
     w->number = s.number;
     w->epoch = options_.epoch;
@@ -414,17 +458,23 @@ void MessageLog::seal_head() {
 
 void MessageLog::delete_doomed() {
     for (Segment* s : doomed_) {
-        // The segment first: a crash between the two leaves an orphan sidecar, which recovery
-        // deletes, never a segment without the acks that settled it.
-        for (auto [file, ext] : {std::pair{s->file.get(), "seg"}, std::pair{s->sidecar.get(), "evt"}}) {
-            if (!file) continue;
-            if (Status st = fs_.unlink(path_of(s->number, ext)); !st) warn("store: " + st.error().message);
-        }
         // An index write still out: the extender skips it, or unlinks what it wrote, unless it
         // was done before this cancel (its completion not processed yet): then it is ours.
         bool has_index = s->has_index_file;
-        if (s->index_write) has_index = s->index_write->cancel() && s->index_write->written;
+        bool extender_done = true;
+        if (s->index_write) {
+            extender_done = s->index_write->cancel();
+            has_index = extender_done && s->index_write->written;
+        }
         s->index_write.reset();
+        // The segment first: a crash between the two leaves an orphan sidecar, which recovery
+        // deletes, never a segment without the acks that settled it. A segment file kept for
+        // reuse is renamed instead (the same to recovery: a *.spare is deleted at the next start).
+        const bool kept = keep_for_reuse(*s, extender_done);
+        for (auto [file, ext] : {std::pair{s->file.get(), "seg"}, std::pair{s->sidecar.get(), "evt"}}) {
+            if (!file || (kept && file == s->file.get())) continue;
+            if (Status st = fs_.unlink(path_of(s->number, ext)); !st) warn("store: " + st.error().message);
+        }
         if (has_index)
             if (Status st = fs_.unlink(path_of(s->number, "idx")); !st) warn("store: " + st.error().message);
         if (s->file || s->sidecar) dirty_.push_back({dir_handle_, SyncClass::Directory});
@@ -440,6 +490,23 @@ void MessageLog::delete_doomed() {
         segments_.pop_front();
         ++first_number_;
     }
+}
+
+// Renames a settled segment's file to *.spare for a later segment to write into, when fewer than
+// reuse_segments are kept and nothing else may still touch the file: its records must name it
+// (made by this process), and the extender must be done with it (an index write cuts the file, a
+// zero-fill appends to it). A small file is not worth keeping.
+bool MessageLog::keep_for_reuse(Segment& s, bool extender_done) {
+    if (spares_.size() >= options_.reuse_segments || !s.file || !s.reusable || !s.sealed || !extender_done) return false;
+    if (s.written < options_.segment_size / 2) return false;
+    if (s.zeros && s.zeros->busy.load(std::memory_order_acquire)) return false;
+    std::string spare = path_of(s.number, "spare");
+    if (Status st = fs_.rename(path_of(s.number, "seg"), spare); !st) {
+        warn("store: " + st.error().message + " (the segment is deleted instead)");
+        return false;
+    }
+    spares_.push_back(std::move(spare));
+    return true;
 }
 
 // Asks the extender for more zeros once fewer than half a step are left ahead of the head's

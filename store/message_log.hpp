@@ -45,6 +45,10 @@ struct LogOptions {
     // ... but only while this much stays free on the file system: near a full disk the space is
     // for the sidecars' and definitions' writes, which zeros reserved in a segment would starve.
     std::uint64_t preallocate_keep_free = std::uint64_t{64} << 20;
+    // Keep up to this many settled segment files (renamed *.spare) and write the next segments
+    // into them: their blocks are allocated already, so a sync flushes data only, and nothing is
+    // freed or allocated per segment. 0: delete settled segments.
+    std::uint32_t reuse_segments = 0;
     WarnSink warn;  // one line per problem found
 };
 
@@ -84,6 +88,7 @@ struct LogStats {
     std::uint64_t stale_events = 0;   // events for locations the log no longer holds (ignored)
     std::uint64_t settle_errors = 0;  // an ack or forget with nothing left unsettled (a caller bug)
     std::uint64_t segments_deleted = 0;
+    std::uint64_t segments_reused = 0;  // segments written into the file of a settled one
     std::uint64_t indexes_written = 0;       // sealed segments' .idx, reported done by the extender
     std::uint64_t index_write_failures = 0;  // ... or failed (logged; the segment has no index)
     std::uint64_t index_writes_pending = 0;  // handed to the extender, not reported done yet
@@ -168,6 +173,8 @@ private:
     void settle(Segment& segment, std::uint32_t offset);
     void doom(Segment& segment);
     Status write_segments();
+    Result<std::shared_ptr<File>> create_segment_file(Segment& s);
+    bool keep_for_reuse(Segment& s, bool extender_done);
     Status write_sidecars();
     void commit();
     void roll_back();
@@ -215,6 +222,7 @@ private:
     std::vector<Segment*> unflushed_segments_;
     std::vector<Segment*> unflushed_sidecars_;
     std::vector<Segment*> doomed_;
+    std::vector<std::string> spares_;  // settled segments' files kept for reuse (LogOptions::reuse_segments)
     // Sealed, their .idx not handed over yet: the flush that writes their last records does.
     std::vector<Segment*> index_due_;
     // Handed to the extender, their completion not processed yet (a deleted segment's too).

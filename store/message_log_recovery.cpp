@@ -84,11 +84,12 @@ struct MessageLog::RecoveryScratch {
 namespace {
 
 // What is left after the last good record: cut it off, so that appends follow good records.
-// Only zeros: the unused end of a preallocated segment, cut without a word.
+// Only zeros (the unused end of a preallocated segment) or a reused file's earlier content: cut
+// without a word.
 void cut_tail(File& file, const std::string& path, const RecordScanner::Tail& tail, RecoveryStats& stats,
               const WarnSink& warn) {
     if (tail.length == 0) return;
-    if (tail.data() == 0) {
+    if (tail.data() == 0 || tail.earlier) {
         stats.unused_bytes += tail.length;
     } else if (tail.torn) {
         ++stats.torn_tails;
@@ -105,7 +106,7 @@ void cut_tail(File& file, const std::string& path, const RecordScanner::Tail& ta
 // Reads and checks the file header; false when the file is of a newer format (leave it alone).
 enum class HeaderCheck { Good, Bad, TooNew, Unreadable };
 HeaderCheck check_header(File& file, FileKind kind, const std::string& path, RecoveryStats& stats,
-                         const WarnSink& warn) {
+                         const WarnSink& warn, FileHeader* good = nullptr) {
     std::byte bytes[file_header_size];
     auto got = read_fully(file, bytes, 0);
     if (!got || *got < file_header_size) {
@@ -124,6 +125,7 @@ HeaderCheck check_header(File& file, FileKind kind, const std::string& path, Rec
         report_problem(stats, warn, path, 0, "bad file header (records are checked one by one)");
         return HeaderCheck::Bad;
     }
+    if (good) *good = *h;
     return HeaderCheck::Good;
 }
 
@@ -137,14 +139,20 @@ Result<RecoveryStats> MessageLog::recover(const Visitor& visit) {
         bool seg = false, evt = false, idx = false;
     };
     std::map<std::uint32_t, Files> numbers;
+    RecoveryStats stats;
     for (const std::string& name : *names) {
+        if (name.size() > 6 && name.ends_with(".spare")) {
+            // A settled segment's file kept for reuse: reused only within the life that kept it.
+            if (fs_.unlink(join_path(dir_, name))) ++stats.deleted_files;
+            sync_.mark_dirty(dir_handle_, SyncClass::Directory);
+            continue;
+        }
         std::uint32_t number;
         std::string extension;
         if (!parse_name(name, number, extension)) continue;
         Files& f = numbers[number];
         (extension == "seg" ? f.seg : extension == "evt" ? f.evt : f.idx) = true;
     }
-    RecoveryStats stats;
     if (recover_from_checkpoint(visit, stats)) {
         recovered_ = true;
         return stats;
@@ -188,12 +196,19 @@ void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, bool ha
     std::uint64_t last_seq = 0;  // of this segment's last message record
     std::uint32_t last_crc = 0;
     bool indexed = false;
+    bool reused = false;
     if (*size < file_header_size) {
         // Created, but its header never reached the disk whole: no records.
         cut_tail(file, path, {0, *size, 0, true}, stats, options_.warn);
     } else {
-        HeaderCheck header = check_header(file, FileKind::Segment, path, stats, options_.warn);
+        FileHeader fields;
+        HeaderCheck header = check_header(file, FileKind::Segment, path, stats, options_.warn, &fields);
         if (header == HeaderCheck::Unreadable || header == HeaderCheck::TooNew) return;
+        // Version 3: written into a reused file. A header naming another segment: a reused file
+        // whose new header was never written (a crash right after its rename), all of whose
+        // records name that other segment. Either way what follows this segment's records (if
+        // any) is the file's earlier content.
+        reused = header == HeaderCheck::Good && (fields.version >= 3 || fields.number != number);
         // A sealed segment's index stands for its records, whose checksums are checked when they
         // are read; reading the header above proved the segment readable, as a scan would.
         indexed = header == HeaderCheck::Good && has_index && read_segment_index(number, file, *size, stats, scratch);
@@ -201,6 +216,7 @@ void MessageLog::recover_segment(std::uint32_t number, bool has_sidecar, bool ha
     }
     if (!indexed && *size >= file_header_size) {
         RecordScanner scan(file, *size, file_header_size, options_.max_record_size, scratch.window);
+        scan.set_segment(number, reused);
         for (bool more = true; more;) {
             auto item = scan.next();
             switch (item.step) {

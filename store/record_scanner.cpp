@@ -66,6 +66,7 @@ std::optional<std::uint32_t> RecordScanner::good_record_at(std::uint64_t pos, bo
     RecordHeader h = peek_record_header(p);
     if (h.payload_size > max_payload_ || h.payload_size > size_ - pos - record_header_size) return std::nullopt;
     if (require_newer && h.seq <= last_seq_) return std::nullopt;
+    if (segment_ != 0 && h.segment != 0 && h.segment != segment_) return std::nullopt;
     p = load(pos, record_header_size + h.payload_size);
     if (!p || !record_checksum_ok(p, h.payload_size)) return std::nullopt;
     return h.payload_size;
@@ -110,6 +111,7 @@ RecordScanner::Item RecordScanner::end_at(std::uint64_t pos) {
     tail_.length = size_ - pos;
     tail_.zeros = 0;
     tail_.torn = false;
+    tail_.earlier = false;
     if (tail_.length == 0) return {Step::End, pos};
     auto end = data_end();
     if (!end) return {Step::ReadError, pos};
@@ -128,8 +130,15 @@ RecordScanner::Item RecordScanner::end_at(std::uint64_t pos) {
         // Past the end of the file, or past the data into zeros that go on after it. A record
         // that ends exactly at the end of the file is whole, and bad (as without zeros).
         const std::uint64_t declared = pos + record_header_size + h.payload_size;
-        tail_.torn =
-            has_record_magic(p) && h.payload_size <= max_payload_ && declared > pos + data && declared != size_;
+        if (reused_) {
+            // The earlier content goes on after this segment's data, so a torn record of this
+            // segment's ends inside it: its header names this segment (or it is no record at all).
+            tail_.torn = has_record_magic(p) && h.payload_size <= max_payload_ && h.segment == segment_;
+            tail_.earlier = !tail_.torn;
+        } else {
+            tail_.torn =
+                has_record_magic(p) && h.payload_size <= max_payload_ && declared > pos + data && declared != size_;
+        }
     }
     return {Step::End, pos};
 }

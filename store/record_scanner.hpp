@@ -3,7 +3,9 @@
 // otherwise the scanner searches forward for the next good record. What follows the last good
 // record is the tail: zeros (space written ahead of the records, never used: the normal end of
 // a preallocated segment), torn (an incomplete record, as a crash leaves it, maybe followed by
-// zeros) or garbage.
+// zeros) or garbage. In a segment written into a reused file, the records of the file's earlier
+// use are no good records, and what follows the last good one is that earlier content (unless it
+// is a torn record of this segment's).
 #pragma once
 
 #include <cstddef>
@@ -38,6 +40,7 @@ public:
         std::uint64_t length = 0;  // 0: the file ends with a good record
         std::uint64_t zeros = 0;   // of `length`, the zero bytes that end the file (unused space)
         bool torn = false;         // an incomplete record (or header) rather than garbage
+        bool earlier = false;      // not torn, in a reused file: the file's earlier content (unused)
         // The bytes after the last good record that are not its trailing zeros.
         std::uint64_t data() const { return length - zeros; }
     };
@@ -45,6 +48,14 @@ public:
     // `window` is a reused read buffer; `max_payload` bounds a plausible length.
     RecordScanner(File& file, std::uint64_t file_size, std::uint64_t start, std::uint32_t max_payload, Buffer& window,
                   std::size_t window_size = std::size_t{4} << 20);
+
+    // A segment's file: a record that names another segment (not 0, which older records carry)
+    // is no good record; `reused` (a version 3 header) makes what follows the last good record
+    // the file's earlier content rather than garbage, unless it is a torn record of this one.
+    void set_segment(std::uint32_t number, bool reused) {
+        segment_ = number;
+        reused_ = reused;
+    }
 
     Item next();
     const Tail& tail() const { return tail_; }
@@ -74,6 +85,8 @@ private:
     std::uint64_t good_end_;
     std::uint64_t start_;
     std::optional<std::uint64_t> data_end_;
+    std::uint32_t segment_ = 0;  // 0: any
+    bool reused_ = false;
     bool done_ = false;
     bool read_failed_ = false;
     std::optional<Error> read_error_;

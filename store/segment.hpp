@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "store/buffer.hpp"
 #include "store/file_system.hpp"
@@ -44,6 +45,13 @@ struct Segment {
     // null until its first flush. Beyond `written` the file holds zeros, which recovery knows.
     std::shared_ptr<Preallocation> zeros;
     bool no_preallocation = false;  // a zero-fill failed: appends only from then on
+    // Created by this process: its records name it, so its file may be reused once it is settled.
+    bool reusable = false;
+    // Written into the file of a settled segment (LogOptions::reuse_segments): `reuse_file` names
+    // that file until the first write renames it; beyond `written` the file holds its earlier
+    // content, cut when the segment is sealed and indexed.
+    bool reused = false;
+    std::string reuse_file;
 
     std::uint64_t size() const { return written + pending.size(); }
 };

@@ -558,5 +558,71 @@ class SegmentIndexTests(unittest.TestCase):
             own.stop()
 
 
+@warren_only("Warren's segment reuse")
+class SegmentReuseTests(unittest.TestCase):
+    """A settled segment's file is kept (*.spare) and the next segment is written over it; after a
+    SIGKILL nothing of the file's earlier messages comes back, and the later ones all do."""
+
+    def test_a_segment_written_over_a_settled_one_survives_sigkill_without_its_predecessor(self):
+        own = brokers.start_broker({"segment_size": 1 << 20})  # 1 MiB; segment_reuse 1 is the default
+        try:
+            conn = own.connect()
+            ch = conn.channel()
+            ch.confirm_delivery()
+            q = unique("reused")
+            ch.queue_declare(q, durable=True)
+
+            def files(suffix):
+                return [n for _, _, names in os.walk(own.data_dir) for n in names if n.endswith(suffix)]
+
+            def contents(name):
+                path = next(os.path.join(d, name) for d, _, names in os.walk(own.data_dir) if name in names)
+                with open(path, "rb") as f:
+                    return f.read()
+
+            for n in range(60):  # 60 x 60 KiB: three sealed segments and a head
+                ch.basic_publish("", q, ("a%03d" % n).encode() + b"a" * 60000, PERSISTENT)
+            for _ in range(60):
+                method, _, _ = ch.basic_get(q)
+                ch.basic_ack(method.delivery_tag)
+            ch.basic_qos(prefetch_count=1)  # a round trip: the acks are written
+            wait_for(conn, lambda: files(".spare"), what="a settled segment kept for reuse")
+            spare = files(".spare")[0]
+            n = 0
+            while spare in files(".spare") and n < 40:  # until a new segment was written into it
+                ch.basic_publish("", q, ("b%03d" % n).encode() + b"b" * 60000, PERSISTENT)
+                n += 1
+            self.assertNotIn(spare, files(".spare"))
+            for _ in range(5):
+                ch.basic_publish("", q, ("b%03d" % n).encode() + b"b" * 60000, PERSISTENT)
+                n += 1
+            # The head is that segment: after its own b messages, the a messages it held before.
+            head = contents(max(files(".seg")))
+            self.assertTrue(b"b" * 60000 in head)
+            self.assertTrue(b"a" * 60000 in head, "the head is not a reused segment")
+            for _ in range(3):
+                method, _, _ = ch.basic_get(q)
+                ch.basic_ack(method.delivery_tag)
+            method, _, body = ch.basic_get(q)  # delivered, not acknowledged
+            self.assertEqual(body[:4], b"b003")
+            ch.basic_qos(prefetch_count=1)
+            own.halt(kill=True)
+            own.start_again()
+            log = own.log_text()
+            self.assertRegex(log, r"storage: vhost '/': %d messages back in their queues from \d+ records in \d+ ms "
+                                  r"\(0 dropped with their queue, 0 bad records skipped, 0 torn tails cut;" % (n - 3))
+            self.assertNotIn("[warning] storage", log)
+            conn = own.connect()
+            ch = conn.channel()
+            got = get_all(ch, q)
+            self.assertEqual([b[:4].decode() for _, _, b in got], ["b%03d" % i for i in range(3, n)])
+            self.assertTrue(all(b[4:] == b"b" * 60000 for _, _, b in got))
+            self.assertEqual([m.redelivered for m, _, _ in got], [True] + [False] * (n - 4))
+            self.assertEqual(files(".spare"), [])  # deleted at the start
+            conn.close()
+        finally:
+            own.stop()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -274,7 +274,8 @@ class DeadLetterMetricsTests(unittest.TestCase):
             for counter in ("warren_storage_write_errors_total", "warren_storage_read_errors_total",
                             "warren_storage_bad_records_total", "warren_storage_segment_index_write_failures_total"):
                 self.assertEqual(value(samples, counter, vhost="/"), 0, counter)
-            for name in ("warren_storage_segment_indexes_written_total", "warren_storage_segment_index_writes_pending"):
+            for name in ("warren_storage_segment_indexes_written_total", "warren_storage_segment_index_writes_pending",
+                         "warren_storage_segments_reused_total"):
                 self.assertEqual([l["vhost"] for l, _ in samples[name]], ["/"], name)
             ch.queue_delete(q)
         finally:
