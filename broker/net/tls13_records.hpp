@@ -1,8 +1,11 @@
-// TLS 1.3 application-data records (RFC 8446 5.2) sealed and opened with libsodium, from the
-// traffic secrets OpenSSL's handshake made: OpenSSL 3.0 costs about 0.45 µs per small record in
-// its record layer and provider calls, the AEAD itself a small part of that (README: TLS).
+// TLS 1.3 application-data records (RFC 8446 5.2) sealed and opened without libssl, from the
+// traffic secrets OpenSSL's handshake made: libssl 3.0 costs about 0.45 µs per small record in
+// its record layer and provider calls (README: TLS). Small records go through libsodium (the
+// least fixed cost per call), larger ones through libcrypto's EVP AEAD (the least per byte:
+// libsodium 1.0.18's AES-GCM is about 3 times slower per byte than OpenSSL's VAES code).
 #pragma once
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <cstddef>
@@ -38,7 +41,8 @@ public:
     Tls13Records& operator=(const Tls13Records&) = delete;
 
     // Appends one record to `out`: `content` (at most max_plaintext bytes) of inner type `type`.
-    void seal(std::uint8_t type, std::span<const std::byte> content, std::vector<std::byte>& out);
+    // False only if libcrypto fails (out of memory).
+    bool seal(std::uint8_t type, std::span<const std::byte> content, std::vector<std::byte>& out);
     // Decrypts the whole record `record` (header and a body of at least tag_size bytes, at most
     // max_ciphertext) into `into`, which takes body - tag_size bytes: the inner plaintext, padding
     // included. False if the record is not authentic; the read sequence advances only on success.
@@ -56,10 +60,12 @@ private:
         unsigned char iv[12];
         unsigned char secret[max_secret];
         std::uint64_t sequence = 0;
+        EVP_CIPHER_CTX* evp = nullptr;  // the same key in libcrypto, for larger records
     };
     explicit Tls13Records(Suite suite) : suite_(suite) {}
-    bool set_keys(Direction& d, std::span<const unsigned char> secret);
-    bool next_generation(Direction& d);
+    bool set_keys(Direction& d, std::span<const unsigned char> secret, bool encrypt);
+    bool next_generation(Direction& d, bool encrypt);
+    bool small(std::size_t inner) const;
     void nonce(const Direction& d, unsigned char* out) const;
 
     Suite suite_;

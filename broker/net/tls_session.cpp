@@ -146,7 +146,11 @@ bool TlsSession::write(std::span<const std::byte> plain) {
         }
         while (!plain.empty()) {
             std::size_t take = std::min(plain.size(), Tls13Records::max_plaintext);
-            records_->seal(23, plain.first(take), out_);
+            if (!records_->seal(23, plain.first(take), out_)) {
+                error_ = asio::error_code(static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, ERR_R_INTERNAL_ERROR)),
+                                          asio::error::get_ssl_category());
+                return false;
+            }
             plain = plain.subspan(take);
         }
         return true;
@@ -168,7 +172,7 @@ void TlsSession::shutdown() {
     if (records_) {
         if (!close_sent_ && ended_ != Status::Failed) {
             const std::byte close_notify[] = {std::byte{1}, std::byte{0}};  // warning, close_notify
-            records_->seal(21, close_notify, out_);
+            records_->seal(21, close_notify, out_);  // best effort, as OpenSSL's
         }
         close_sent_ = true;
         return;

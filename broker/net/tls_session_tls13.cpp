@@ -214,8 +214,7 @@ bool TlsSession::on_handshake_message(std::span<const std::byte> content, Status
     if (request == 1 && !close_sent_) {
         const std::byte key_update[] = {std::byte{handshake_key_update}, std::byte{0}, std::byte{0}, std::byte{1},
                                         std::byte{0}};
-        records_->seal(type_handshake, key_update, out_);
-        if (!records_->update_write()) {
+        if (!records_->seal(type_handshake, key_update, out_) || !records_->update_write()) {
             close_sent_ = true;  // no usable write keys
             status = fatal(SSL_AD_INTERNAL_ERROR, SSL_R_BAD_KEY_UPDATE);
             return false;
@@ -228,7 +227,7 @@ bool TlsSession::on_handshake_message(std::span<const std::byte> content, Status
 TlsSession::Status TlsSession::fatal(std::uint8_t alert, int reason) {
     if (!close_sent_) {
         const std::byte record[] = {std::byte{2}, std::byte{alert}};
-        records_->seal(type_alert, record, out_);
+        records_->seal(type_alert, record, out_);  // best effort: the connection ends anyway
         close_sent_ = true;
     }
     error_ = ssl_error(reason);
