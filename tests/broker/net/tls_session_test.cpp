@@ -845,3 +845,40 @@ TEST_CASE("records a client must not send past the handshake end the connection 
         CHECK_FALSE(p.server.write(bytes_of("no")));
     }
 }
+
+TEST_CASE("a record stream cut anywhere and corrupted anywhere hands out only authentic data", "[tls]") {
+    std::mt19937 rng(2026);
+    for (int round = 0; round < 100; ++round) {
+        INFO("round " << round);
+        Pair p(TLS1_3_VERSION, round % 2 == 0 ? aes256 : chacha);
+        p.handshake();
+        REQUIRE(p.server.uses_record_layer());
+        std::vector<std::byte> wire, expected;
+        for (int i = 0; i < 20; ++i) {
+            auto plain = pattern(1 + rng() % (rng() % 4 == 0 ? 17000 : 300));
+            plain.resize(std::min(plain.size(), max_record_data));
+            auto record = p.client_record(plain);
+            wire.insert(wire.end(), record.begin(), record.end());
+            expected.insert(expected.end(), plain.begin(), plain.end());
+        }
+        const bool corrupt = round % 3 != 0;
+        if (corrupt) wire[rng() % wire.size()] ^= static_cast<std::byte>(1 + rng() % 255);
+        std::vector<std::byte> got;
+        Status status = Status::WantRead;
+        for (std::size_t at = 0; at < wire.size() && status == Status::WantRead;) {
+            std::size_t n = std::min<std::size_t>(wire.size() - at, 1 + rng() % 5000);
+            p.give(std::span(wire).subspan(at, n));
+            at += n;
+            status = p.read_all(got, 1 + rng() % 20000);
+        }
+        // Only a prefix of what was sent, and all of it unless a byte was changed.
+        REQUIRE(got.size() <= expected.size());
+        CHECK(std::equal(got.begin(), got.end(), expected.begin()));
+        if (!corrupt) {
+            CHECK(status == Status::WantRead);
+            CHECK(got == expected);
+        } else {
+            CHECK(status != Status::Ok);
+        }
+    }
+}
