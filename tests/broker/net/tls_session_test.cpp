@@ -855,7 +855,8 @@ TEST_CASE("a record stream cut anywhere and corrupted anywhere hands out only au
         REQUIRE(p.server.uses_record_layer());
         std::vector<std::byte> wire, expected;
         for (int i = 0; i < 20; ++i) {
-            auto plain = pattern(1 + rng() % (rng() % 4 == 0 ? 17000 : 300));
+            const bool large = rng() % 4 == 0;
+            auto plain = pattern(1 + rng() % (large ? 17000 : 300));
             plain.resize(std::min(plain.size(), max_record_data));
             auto record = p.client_record(plain);
             wire.insert(wire.end(), record.begin(), record.end());
