@@ -86,8 +86,7 @@ struct Result {
 };
 
 // The best of `rounds` rounds of `records` records each.
-Result measure(const TlsContextPtr& context, int version, const char* suite, std::size_t size,
-               std::size_t per_input) {
+Result measure(const TlsContextPtr& context, int version, const char* suite, std::size_t size, std::size_t per_input) {
     Pair p(context, version, suite);
     const std::size_t records = 20000;
     const std::vector<std::byte> plain(size, std::byte{'x'});

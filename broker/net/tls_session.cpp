@@ -171,8 +171,9 @@ bool TlsSession::write(std::span<const std::byte> plain) {
 void TlsSession::shutdown() {
     if (records_) {
         if (!close_sent_ && ended_ != Status::Failed) {
-            const std::byte close_notify[] = {std::byte{1}, std::byte{0}};  // warning, close_notify
-            records_->seal(21, close_notify, out_);  // best effort, as OpenSSL's
+            // A warning-level close_notify; best effort, as OpenSSL's.
+            const std::byte close_notify[] = {std::byte{1}, std::byte{0}};
+            records_->seal(21, close_notify, out_);
         }
         close_sent_ = true;
         return;

@@ -39,9 +39,8 @@ void TlsSession::hand_over() {
     // sequence 0) and read nothing past the client's Finished (read sequence 0; what follows it
     // is still in in_).
     const std::size_t size = eligible ? Tls13Records::secret_size(suite) : 0;
-    eligible = eligible && SSL_get_num_tickets(ssl) == 0 && SSL_get_read_ahead(ssl) == 0 &&
-               SSL_has_pending(ssl) == 0 && SSL_pending(ssl) == 0 && secrets_.client_size == size &&
-               secrets_.server_size == size;
+    eligible = eligible && SSL_get_num_tickets(ssl) == 0 && SSL_get_read_ahead(ssl) == 0 && SSL_has_pending(ssl) == 0 &&
+               SSL_pending(ssl) == 0 && secrets_.client_size == size && secrets_.server_size == size;
     if (eligible)
         records_ =
             Tls13Records::make(suite, {secrets_.client, secrets_.client_size}, {secrets_.server, secrets_.server_size});
@@ -146,8 +145,8 @@ TlsSession::Status TlsSession::read_tls13(std::span<std::byte> into, std::size_t
                 return hand_out(into, n);
             case type_alert:
             case type_handshake: {
-                bool go_on = inner_type == type_alert ? on_alert(content, status)
-                                                      : on_handshake_message(content, status);
+                bool go_on =
+                    inner_type == type_alert ? on_alert(content, status) : on_handshake_message(content, status);
                 plain_.clear();
                 if (!go_on) return status;
                 continue;

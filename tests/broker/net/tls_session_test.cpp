@@ -25,8 +25,8 @@ namespace {
 using warren::broker::TlsOptions;
 using warren::broker::net::describe_tls_error;
 using warren::broker::net::make_tls_context;
-using warren::broker::net::TlsContextPtr;
 using warren::broker::net::Tls13Records;
+using warren::broker::net::TlsContextPtr;
 using warren::broker::net::TlsSession;
 using Status = TlsSession::Status;
 
@@ -277,7 +277,6 @@ std::vector<std::byte> forged(Tls13Records& records, std::uint8_t type, std::vec
     records.seal(type, content, out);
     return out;
 }
-
 
 }  // namespace
 
@@ -626,7 +625,6 @@ TEST_CASE("after a read that used up the input, nothing is buffered and a read w
 
 // ---- Warren's TLS 1.3 record layer (Tls13Records, after OpenSSL's handshake) ----
 
-
 TEST_CASE("TLS 1.3 with AES-256-GCM or ChaCha20-Poly1305 moves to Warren's record layer", "[tls]") {
     const std::string suite = GENERATE(std::string(aes256), std::string(chacha));
     INFO(suite);
@@ -772,10 +770,10 @@ TEST_CASE("a KeyUpdate cut across records, padding, empty records and user_cance
     padded.push_back(std::byte{23});
     padded.resize(padded.size() + 99);
     add(0, padded);
-    add(23, {});                                                   // empty application data
-    add(21, {std::byte{1}, std::byte{90}});                        // warning: user_canceled
-    add(22, {std::byte{24}, std::byte{0}});                        // KeyUpdate, the first part
-    add(22, {std::byte{0}, std::byte{1}, std::byte{0}});           // and the rest: not requested
+    add(23, {});                                          // empty application data
+    add(21, {std::byte{1}, std::byte{90}});               // warning: user_canceled
+    add(22, {std::byte{24}, std::byte{0}});               // KeyUpdate, the first part
+    add(22, {std::byte{0}, std::byte{1}, std::byte{0}});  // and the rest: not requested
     REQUIRE(client->update_write());
     add(23, bytes_of("after"));
     p.give(wire);
@@ -785,8 +783,7 @@ TEST_CASE("a KeyUpdate cut across records, padding, empty records and user_cance
     CHECK_FALSE(p.server.has_output());
 }
 
-TEST_CASE("records a client must not send past the handshake end the connection with the matching alert",
-          "[tls]") {
+TEST_CASE("records a client must not send past the handshake end the connection with the matching alert", "[tls]") {
     struct Case {
         const char* what;
         int alert;  // what the client must receive; -1: nothing
@@ -798,23 +795,47 @@ TEST_CASE("records a client must not send past the handshake end the connection 
         return out;
     };
     const std::vector<Case> cases = {
-        {"a NewSessionTicket", SSL_AD_UNEXPECTED_MESSAGE, [&](auto& c) { return forged(c, 22, b({4, 0, 0, 0})); }},
+        {"a NewSessionTicket", SSL_AD_UNEXPECTED_MESSAGE,
+         [&](auto& c) {
+             return forged(c, 22, b({4, 0, 0, 0}));
+         }},
         {"a KeyUpdate not ending its record", SSL_AD_UNEXPECTED_MESSAGE,
-         [&](auto& c) { return forged(c, 22, b({24, 0, 0, 1, 0, 24})); }},
+         [&](auto& c) {
+             return forged(c, 22, b({24, 0, 0, 1, 0, 24}));
+         }},
         {"a KeyUpdate with request 2", SSL_AD_ILLEGAL_PARAMETER,
-         [&](auto& c) { return forged(c, 22, b({24, 0, 0, 1, 2})); }},
-        {"a KeyUpdate of length 2", SSL_AD_DECODE_ERROR, [&](auto& c) { return forged(c, 22, b({24, 0, 0, 2})); }},
-        {"an alert of three bytes", SSL_AD_DECODE_ERROR, [&](auto& c) { return forged(c, 21, b({2, 40, 0})); }},
-        {"an inner plaintext of zeros", SSL_AD_UNEXPECTED_MESSAGE, [&](auto& c) { return forged(c, 0, b({0, 0})); }},
+         [&](auto& c) {
+             return forged(c, 22, b({24, 0, 0, 1, 2}));
+         }},
+        {"a KeyUpdate of length 2", SSL_AD_DECODE_ERROR,
+         [&](auto& c) {
+             return forged(c, 22, b({24, 0, 0, 2}));
+         }},
+        {"an alert of three bytes", SSL_AD_DECODE_ERROR,
+         [&](auto& c) {
+             return forged(c, 21, b({2, 40, 0}));
+         }},
+        {"an inner plaintext of zeros", SSL_AD_UNEXPECTED_MESSAGE,
+         [&](auto& c) {
+             return forged(c, 0, b({0, 0}));
+         }},
         {"a change_cipher_spec inside", SSL_AD_UNEXPECTED_MESSAGE, [&](auto& c) { return forged(c, 20, b({1})); }},
         {"a handshake record in the clear", SSL_AD_UNEXPECTED_MESSAGE,
-         [&](auto&) { return b({22, 3, 3, 0, 5, 24, 0, 0, 1, 0}); }},
+         [&](auto&) {
+             return b({22, 3, 3, 0, 5, 24, 0, 0, 1, 0});
+         }},
         {"a ciphertext shorter than the tag", SSL_AD_BAD_RECORD_MAC,
          [&](auto&) { return b({23, 3, 3, 0, 15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}); }},
-        {"a length over 2^14 + 256", SSL_AD_RECORD_OVERFLOW, [&](auto&) { return b({23, 3, 3, 0x41, 0x01}); }},
+        {"a length over 2^14 + 256", SSL_AD_RECORD_OVERFLOW,
+         [&](auto&) {
+             return b({23, 3, 3, 0x41, 0x01});
+         }},
         {"a plaintext over 2^14 + 1", SSL_AD_RECORD_OVERFLOW,
          [&](auto& c) { return forged(c, 23, std::vector<std::byte>(max_record_data + 1, std::byte{'x'})); }},
-        {"the client's fatal alert", -1, [&](auto& c) { return forged(c, 21, b({2, 40})); }},
+        {"the client's fatal alert", -1,
+         [&](auto& c) {
+             return forged(c, 21, b({2, 40}));
+         }},
     };
     for (const auto& c : cases) {
         INFO(c.what);
