@@ -132,6 +132,11 @@ TlsSession::Status TlsSession::read_tls13(std::span<std::byte> into, std::size_t
         }
         const auto inner_type = std::to_integer<std::uint8_t>(to[end - 1]);
         const std::span<const std::byte> content(to, end - 1);
+        // A handshake message cut across records must not have other records inside it (5.1).
+        if (!handshake_.empty() && inner_type != type_handshake) {
+            plain_.clear();
+            return fatal(SSL_AD_UNEXPECTED_MESSAGE, SSL_R_UNEXPECTED_RECORD);
+        }
         Status status = Status::Ok;
         switch (inner_type) {
             case type_application_data:

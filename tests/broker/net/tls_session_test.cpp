@@ -803,6 +803,13 @@ TEST_CASE("records a client must not send past the handshake end the connection 
          [&](auto& c) {
              return forged(c, 22, b({24, 0, 0, 1, 0, 24}));
          }},
+        {"application data inside a cut KeyUpdate", SSL_AD_UNEXPECTED_MESSAGE,
+         [&](auto& c) {
+             auto wire = forged(c, 22, b({24, 0}));
+             auto data = forged(c, 23, b({'x'}));
+             wire.insert(wire.end(), data.begin(), data.end());
+             return wire;
+         }},
         {"a KeyUpdate with request 2", SSL_AD_ILLEGAL_PARAMETER,
          [&](auto& c) {
              return forged(c, 22, b({24, 0, 0, 1, 2}));
