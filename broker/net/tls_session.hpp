@@ -2,7 +2,7 @@
 // receives ciphertext itself (large reads), hands it in, and takes the records made from output()
 // to send them in one go. OpenSSL does the handshake through a BIO of our own (no copy of its
 // own); a TLS 1.3 connection with AES-256-GCM or ChaCha20-Poly1305 then has its records sealed
-// and opened by Tls13Records (libsodium), any other by OpenSSL to the end.
+// and opened by Tls13Records (no libssl), any other by OpenSSL to the end.
 #pragma once
 
 #include <openssl/ssl.h>
