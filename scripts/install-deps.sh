@@ -12,7 +12,7 @@
 set -euo pipefail
 
 what="${1:-build}"
-packages=(g++ cmake make pkg-config libasio-dev libfmt-dev nlohmann-json3-dev catch2 libssl-dev libpcre2-dev node-llhttp)
+packages=(g++ cmake make pkg-config libasio-dev libfmt-dev nlohmann-json3-dev catch2 libssl-dev libsodium-dev libpcre2-dev node-llhttp)
 if [[ "$what" == test || "$what" == bench ]]; then
   packages+=(python3 python3-pika python3-celery amqp-tools clang libclang-rt-14-dev procps
              librabbitmq-client-java libslf4j-java default-jdk-headless

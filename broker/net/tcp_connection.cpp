@@ -111,8 +111,9 @@ void TcpConnection<Stream>::on_handshake(const asio::error_code& ec) {
         tls_.session.keep_input();
         SSL* ssl = tls_.session.native_handle();
         peer_.tls = tls_peer_of(ssl, tls_.setup.verify_peer);
-        log::peer(log::Level::Debug, peer_.address, "TLS handshake with {} done: {}, {}", peer_.address,
-                  SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+        log::peer(log::Level::Debug, peer_.address, "TLS handshake with {} done: {}, {}, {} records", peer_.address,
+                  SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+                  tls_.session.uses_record_layer() ? "Warren's" : "OpenSSL's");
         Broker::TimeScope scope(loop_.broker());
         make_core();
         phase_ = Phase::Open;

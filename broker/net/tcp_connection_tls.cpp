@@ -154,8 +154,17 @@ void TcpConnection<Stream>::tls_decrypt() {
                     return;
                 case TlsSession::Status::Closed:
                     return on_input_end("connection closed by the client");
-                case TlsSession::Status::Failed:
+                case TlsSession::Status::Failed: {
+                    // The alert the session made (bad_record_mac, ...) goes out if the socket
+                    // takes it now; the connection ends either way.
+                    auto alert = session.output();
+                    if (!alert.empty()) {
+                        ssize_t sent =
+                            ::send(socket_.native_handle(), alert.data(), alert.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+                        (void)sent;
+                    }
                     return on_input_end(fmt::format("TLS error: {}", describe_tls_error(session.error(), {})));
+                }
             }
         }
     }

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 namespace warren::broker::net {
 
@@ -62,6 +63,14 @@ struct TlsSessionBio {
     }
 };
 
+namespace {
+// Where an SSL keeps its TlsSession, for the keylog callback.
+int session_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+}  // namespace
+
 TlsSession::TlsSession(const TlsContextPtr& context, std::string& verify_failure)
     : ssl_(SSL_new(context->native_handle())) {
     if (!ssl_) throw std::runtime_error("cannot make an OpenSSL session (out of memory?)");
@@ -74,9 +83,13 @@ TlsSession::TlsSession(const TlsContextPtr& context, std::string& verify_failure
     // for a busy connection would be an allocation and a free per record: about 34 KiB each.
     SSL_clear_mode(ssl_.get(), SSL_MODE_RELEASE_BUFFERS);
     record_verify_failure(ssl_.get(), verify_failure);
+    SSL_set_ex_data(ssl_.get(), session_index(), this);
 }
 
-TlsSession::~TlsSession() = default;
+TlsSession::~TlsSession() {
+    OPENSSL_cleanse(&secrets_, sizeof secrets_);
+    if (!plain_.empty()) OPENSSL_cleanse(plain_.data(), plain_.size());
+}
 
 void TlsSession::keep_input() {
     if (in_.empty()) {
@@ -92,6 +105,7 @@ void TlsSession::keep_input() {
 }
 
 bool TlsSession::has_buffered() const {
+    if (records_) return !in_.empty() || plain_at_ < plain_.size();
     // What OpenSSL holds (the rest of a record decrypted) counts unless the last read found only
     // part of a record, which new input must complete. (Reading ahead, one BIO call for many
     // records instead of two per record, measured no better.)
@@ -105,10 +119,13 @@ void TlsSession::start_reads() {
 TlsSession::Status TlsSession::handshake() {
     ERR_clear_error();
     int ret = SSL_do_handshake(ssl_.get());
-    return ret == 1 ? Status::Ok : failure(ret);
+    if (ret != 1) return failure(ret);
+    hand_over();
+    return Status::Ok;
 }
 
 TlsSession::Status TlsSession::read(std::span<std::byte> into, std::size_t& n) {
+    if (records_) return read_tls13(into, n);
     int ret = SSL_read(ssl_.get(), into.data(), static_cast<int>(std::min<std::size_t>(into.size(), INT_MAX)));
     if (ret > 0) {
         n = static_cast<std::size_t>(ret);
@@ -121,6 +138,23 @@ TlsSession::Status TlsSession::read(std::span<std::byte> into, std::size_t& n) {
 }
 
 bool TlsSession::write(std::span<const std::byte> plain) {
+    if (records_) {
+        if (close_sent_ || ended_ == Status::Failed) {
+            error_ = asio::error_code(static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_PROTOCOL_IS_SHUTDOWN)),
+                                      asio::error::get_ssl_category());
+            return false;
+        }
+        while (!plain.empty()) {
+            std::size_t take = std::min(plain.size(), Tls13Records::max_plaintext);
+            if (!records_->seal(23, plain.first(take), out_)) {
+                error_ = asio::error_code(static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, ERR_R_INTERNAL_ERROR)),
+                                          asio::error::get_ssl_category());
+                return false;
+            }
+            plain = plain.subspan(take);
+        }
+        return true;
+    }
     ERR_clear_error();
     while (!plain.empty()) {
         int len = static_cast<int>(std::min<std::size_t>(plain.size(), INT_MAX));
@@ -135,6 +169,15 @@ bool TlsSession::write(std::span<const std::byte> plain) {
 }
 
 void TlsSession::shutdown() {
+    if (records_) {
+        if (!close_sent_ && ended_ != Status::Failed) {
+            // A warning-level close_notify; best effort, as OpenSSL's.
+            const std::byte close_notify[] = {std::byte{1}, std::byte{0}};
+            records_->seal(21, close_notify, out_);
+        }
+        close_sent_ = true;
+        return;
+    }
     ERR_clear_error();
     // 0: our close_notify is out and the peer's has not come; the connection reads on for it.
     if (SSL_shutdown(ssl_.get()) < 0) ERR_clear_error();
@@ -162,6 +205,41 @@ TlsSession::Status TlsSession::failure(int ret) {
     error_ = code != 0 ? asio::error_code(static_cast<int>(code), asio::error::get_ssl_category())
                        : asio::error_code(asio::ssl::error::unspecified_system_error);
     return Status::Failed;
+}
+
+void TlsSession::keep_traffic_secret(const SSL* ssl, const char* line) {
+    auto* session = static_cast<TlsSession*>(SSL_get_ex_data(ssl, session_index()));
+    if (!session) return;  // an HTTPS connection's
+    std::string_view text(line);
+    unsigned char* into = nullptr;
+    std::size_t* size = nullptr;
+    auto& s = session->secrets_;
+    if (text.starts_with("CLIENT_TRAFFIC_SECRET_0 ")) {
+        into = s.client;
+        size = &s.client_size;
+    } else if (text.starts_with("SERVER_TRAFFIC_SECRET_0 ")) {
+        into = s.server;
+        size = &s.server_size;
+    } else {
+        return;
+    }
+    // "<label> <client random, hex> <secret, hex>"
+    std::size_t at = text.rfind(' ');
+    std::string_view hex = text.substr(at + 1);
+    *size = 0;
+    if (hex.size() % 2 != 0 || hex.size() / 2 > Tls13Records::max_secret) return;
+    auto digit = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        int hi = digit(hex[i]), lo = digit(hex[i + 1]);
+        if (hi < 0 || lo < 0) return;
+        into[i / 2] = static_cast<unsigned char>(hi * 16 + lo);
+    }
+    *size = hex.size() / 2;
 }
 
 }  // namespace warren::broker::net

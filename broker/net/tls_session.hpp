@@ -1,17 +1,21 @@
-// One AMQPS connection's OpenSSL state, driven over memory rather than a socket: the connection
-// receives ciphertext itself (large reads), hands it in, and takes the records OpenSSL makes from
-// output() to send them in one go. A BIO of our own moves the bytes, with no copy of its own.
+// One AMQPS connection's TLS state, driven over memory rather than a socket: the connection
+// receives ciphertext itself (large reads), hands it in, and takes the records made from output()
+// to send them in one go. OpenSSL does the handshake through a BIO of our own (no copy of its
+// own); a TLS 1.3 connection with AES-256-GCM or ChaCha20-Poly1305 then has its records sealed
+// and opened by Tls13Records (no libssl), any other by OpenSSL to the end.
 #pragma once
 
 #include <openssl/ssl.h>
 
 #include <asio.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "broker/net/tls13_records.hpp"
 #include "broker/net/tls_context.hpp"
 
 namespace warren::broker::net {
@@ -43,6 +47,11 @@ public:
     // OpenSSL decrypted but did not hand out yet.
     bool has_buffered() const;
 
+    // Whether the records are Tls13Records' since the handshake, rather than OpenSSL's.
+    bool uses_record_layer() const { return records_ != nullptr; }
+    // Records that layer opened (tests and benchmarks check the path they measure).
+    std::uint64_t records_opened() const { return records_ ? records_->records_opened() : 0; }
+
     // Before a series of read() calls: OpenSSL reports a failure through the thread's error
     // queue, which must be empty first (emptying it before every record would cost).
     static void start_reads();
@@ -64,9 +73,31 @@ public:
     const asio::error_code& error() const { return error_; }
     SSL* native_handle() const { return ssl_.get(); }
 
+    // Given to SSL_CTX_set_keylog_callback (make_tls_context): keeps a session's application
+    // traffic secrets for the handover to Tls13Records. Other lines, other SSLs: ignored.
+    static void keep_traffic_secret(const SSL* ssl, const char* line);
+
 private:
     friend struct TlsSessionBio;
     Status failure(int ret);
+    // After the handshake: Tls13Records takes over if the version, the suite and OpenSSL's state
+    // allow it (tls_session_tls13.cpp).
+    void hand_over();
+    Status read_tls13(std::span<std::byte> into, std::size_t& n);
+    Status next_record(std::span<const std::byte>& record);
+    Status check_header(const std::byte* header, std::size_t& length);
+    bool on_alert(std::span<const std::byte> content, Status& status);
+    bool on_handshake_message(std::span<const std::byte> content, Status& status);
+    Status fatal(std::uint8_t alert, int reason);
+    Status hand_out(std::span<std::byte> into, std::size_t& n);
+
+    // The traffic secrets from the keylog callback, until the handover (then wiped).
+    struct Secrets {
+        unsigned char client[Tls13Records::max_secret];
+        unsigned char server[Tls13Records::max_secret];
+        std::size_t client_size = 0;
+        std::size_t server_size = 0;
+    };
 
     struct SslFree {
         void operator()(SSL* ssl) const { SSL_free(ssl); }
@@ -79,6 +110,15 @@ private:
     std::vector<std::byte> out_;
     std::size_t out_sent_ = 0;
     asio::error_code error_;
+
+    Secrets secrets_{};
+    std::unique_ptr<Tls13Records> records_;  // null: OpenSSL's records
+    std::vector<std::byte> partial_;         // a record cut across inputs, as far as it came
+    std::vector<std::byte> plain_;           // a record's data opened but not handed out yet
+    std::size_t plain_at_ = 0;
+    std::vector<std::byte> handshake_;  // a post-handshake message cut across records
+    Status ended_ = Status::Ok;         // Closed or Failed once the record layer saw the end
+    bool close_sent_ = false;
 };
 
 }  // namespace warren::broker::net

@@ -11,9 +11,11 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "broker/net/tls_context.hpp"
@@ -23,6 +25,7 @@ namespace {
 using warren::broker::TlsOptions;
 using warren::broker::net::describe_tls_error;
 using warren::broker::net::make_tls_context;
+using warren::broker::net::Tls13Records;
 using warren::broker::net::TlsContextPtr;
 using warren::broker::net::TlsSession;
 using Status = TlsSession::Status;
@@ -105,12 +108,19 @@ struct Pair {
     BIO* from_client = nullptr;    // the client writes to it
     std::vector<std::byte> input;  // the server's input buffer (as the connection's receive buffer)
 
-    explicit Pair(int version = TLS1_3_VERSION) {
+    // The client's traffic secrets (its keylog lines), for the tests that forge its records.
+    std::vector<unsigned char> client_secret, server_secret;
+
+    // `suites`: the client's TLS 1.3 ciphersuites (OpenSSL's default: all three).
+    explicit Pair(int version = TLS1_3_VERSION, const char* suites = nullptr) {
         REQUIRE(client_ctx);
         SSL_CTX_set_min_proto_version(client_ctx, version);
         SSL_CTX_set_max_proto_version(client_ctx, version);
         SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, nullptr);
+        if (suites) REQUIRE(SSL_CTX_set_ciphersuites(client_ctx, suites) == 1);
+        SSL_CTX_set_keylog_callback(client_ctx, keylog);
         client = SSL_new(client_ctx);
+        SSL_set_app_data(client, this);
         to_client = BIO_new(BIO_s_mem());
         from_client = BIO_new(BIO_s_mem());
         SSL_set_bio(client, to_client, from_client);
@@ -119,6 +129,29 @@ struct Pair {
     ~Pair() {
         SSL_free(client);
         SSL_CTX_free(client_ctx);
+    }
+    static void keylog(const SSL* ssl, const char* line) {
+        auto* p = static_cast<Pair*>(SSL_get_app_data(ssl));
+        std::string_view text(line);
+        std::vector<unsigned char>* into = text.starts_with("CLIENT_TRAFFIC_SECRET_0 ")   ? &p->client_secret
+                                           : text.starts_with("SERVER_TRAFFIC_SECRET_0 ") ? &p->server_secret
+                                                                                          : nullptr;
+        if (!into) return;
+        std::string hex(text.substr(text.rfind(' ') + 1));
+        into->clear();
+        for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+            into->push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    // The client's side of the record layer, to send records an OpenSSL client would not (its
+    // write sequence starts at 0: use it instead of `client`, not besides).
+    std::unique_ptr<Tls13Records> forged_client() {
+        const SSL_CIPHER* cipher = SSL_get_current_cipher(client);
+        REQUIRE(cipher);
+        auto suite = SSL_CIPHER_get_id(cipher) == TLS1_3_CK_AES_256_GCM_SHA384 ? Tls13Records::Suite::Aes256Gcm
+                                                                               : Tls13Records::Suite::ChaCha20Poly1305;
+        auto records = Tls13Records::make(suite, server_secret, client_secret);
+        REQUIRE(records);
+        return records;
     }
     Pair(const Pair&) = delete;
     Pair& operator=(const Pair&) = delete;
@@ -219,6 +252,30 @@ std::vector<std::size_t> record_lengths(std::span<const std::byte> wire) {
 
 int version_named(const std::string& name) {
     return name == "TLS 1.2" ? TLS1_2_VERSION : TLS1_3_VERSION;
+}
+
+const char* const aes256 = "TLS_AES_256_GCM_SHA384";
+const char* const chacha = "TLS_CHACHA20_POLY1305_SHA256";
+const char* const aes128 = "TLS_AES_128_GCM_SHA256";
+
+// The alert the client gets from the server's records so far, as an alert number (-1: data or
+// nothing instead).
+int alert_at_client(Pair& p) {
+    p.deliver_server_output();
+    ERR_clear_error();
+    std::vector<std::byte> buf(64 * 1024);
+    int n = SSL_read(p.client, buf.data(), static_cast<int>(buf.size()));
+    unsigned long code = ERR_peek_error();
+    ERR_clear_error();
+    if (n > 0 || code == 0) return -1;
+    int reason = ERR_GET_REASON(code);
+    return reason >= SSL_AD_REASON_OFFSET ? reason - SSL_AD_REASON_OFFSET : -1;
+}
+
+std::vector<std::byte> forged(Tls13Records& records, std::uint8_t type, std::vector<std::byte> content) {
+    std::vector<std::byte> out;
+    records.seal(type, content, out);
+    return out;
 }
 
 }  // namespace
@@ -355,6 +412,7 @@ TEST_CASE("the client's close_notify ends the server's reading", "[tls]") {
     Pair p(version_named(name));
     p.handshake();
     auto record = p.client_record(bytes_of("bye"));
+    CHECK(p.server.uses_record_layer() == (name == "TLS 1.3"));
     REQUIRE(SSL_shutdown(p.client) == 0);  // sent, the server's not received yet
     auto close = p.client_output();
     record.insert(record.end(), close.begin(), close.end());
@@ -369,6 +427,7 @@ TEST_CASE("the server's close_notify reaches the client after its last data", "[
     INFO(name);
     Pair p(version_named(name));
     p.handshake();
+    CHECK(p.server.uses_record_layer() == (name == "TLS 1.3"));
     REQUIRE(p.server.write(bytes_of("connection.close-ok")));
     p.server.shutdown();
     p.deliver_server_output();
@@ -390,16 +449,23 @@ TEST_CASE("the server's close_notify reaches the client after its last data", "[
 TEST_CASE("a record whose bytes were changed is a TLS error", "[tls]") {
     const std::string name = GENERATE(std::string("TLS 1.2"), std::string("TLS 1.3"));
     INFO(name);
+    // Small and larger records: the record layer opens them with different libraries.
+    const std::size_t size = GENERATE(std::size_t{100}, std::size_t{2000});
+    INFO(size << " B");
     Pair p(version_named(name));
     p.handshake();
-    auto record = p.client_record(pattern(100));
+    auto record = p.client_record(pattern(size));
     record[record.size() - 20] ^= std::byte{0x01};
     p.give(record);
     std::vector<std::byte> got;
     CHECK(p.read_all(got) == Status::Failed);
     CHECK(got.empty());
     CHECK(p.server.error());
-    CHECK_FALSE(describe_tls_error(p.server.error(), {}).empty());
+    CHECK(p.server.uses_record_layer() == (name == "TLS 1.3"));
+    // OpenSSL's words for TLS 1.2 are "cipher operation failed"; the record layer uses the ones
+    // OpenSSL has for TLS 1.3.
+    if (name == "TLS 1.3") CHECK(describe_tls_error(p.server.error(), {}) == "decryption failed or bad record mac");
+    CHECK(alert_at_client(p) == SSL_AD_BAD_RECORD_MAC);
 }
 
 TEST_CASE("a truncated record followed by the next one is a TLS error", "[tls]") {
@@ -424,6 +490,8 @@ TEST_CASE("a record header declaring more than TLS allows is refused without wai
     std::vector<std::byte> got;
     CHECK(p.read_all(got) == Status::Failed);
     CHECK(p.server.error());
+    CHECK(p.server.uses_record_layer());
+    CHECK(alert_at_client(p) == SSL_AD_RECORD_OVERFLOW);
 }
 
 TEST_CASE("random bytes after the handshake are a TLS error, never a crash", "[tls]") {
@@ -553,4 +621,293 @@ TEST_CASE("after a read that used up the input, nothing is buffered and a read w
     CHECK(std::string(reinterpret_cast<const char*>(into.data()), n) == "two");
     CHECK_FALSE(p.server.has_buffered());
     CHECK(p.server.read(into, n) == Status::WantRead);
+}
+
+// ---- Warren's TLS 1.3 record layer (Tls13Records, after OpenSSL's handshake) ----
+
+TEST_CASE("TLS 1.3 with AES-256-GCM or ChaCha20-Poly1305 moves to Warren's record layer", "[tls]") {
+    const std::string suite = GENERATE(std::string(aes256), std::string(chacha));
+    INFO(suite);
+    Pair p(TLS1_3_VERSION, suite.c_str());
+    p.handshake();
+    CHECK(std::string(SSL_get_cipher_name(p.client)) == suite);
+    REQUIRE(p.server.uses_record_layer());
+
+    // 100 records in one input, of 1 to about 3,000 bytes.
+    std::vector<std::byte> wire, expected;
+    for (std::size_t i = 0; i < 100; ++i) {
+        auto plain = pattern(1 + i * 31);
+        auto record = p.client_record(plain);
+        wire.insert(wire.end(), record.begin(), record.end());
+        expected.insert(expected.end(), plain.begin(), plain.end());
+    }
+    p.give(wire);
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == expected);
+    CHECK(p.server.records_opened() == 100);
+
+    // Three records one byte at a time, then a full 16 KiB one.
+    wire.clear();
+    expected.clear();
+    for (std::size_t size : {std::size_t{5}, std::size_t{300}, std::size_t{16384}}) {
+        auto plain = pattern(size);
+        auto record = p.client_record(plain);
+        wire.insert(wire.end(), record.begin(), record.end());
+        expected.insert(expected.end(), plain.begin(), plain.end());
+    }
+    got.clear();
+    for (std::size_t i = 0; i < wire.size(); ++i) {
+        p.give(std::span(wire).subspan(i, 1));
+        REQUIRE(p.read_all(got) == Status::WantRead);
+        REQUIRE_FALSE(p.server.has_buffered());  // a partial record is not something to read
+    }
+    CHECK(got == expected);
+    CHECK(p.server.records_opened() == 103);
+
+    // The other way: records of at most 16 KiB of data, each read by OpenSSL.
+    for (std::size_t size : {std::size_t{1}, std::size_t{100}, std::size_t{16384}, std::size_t{40000}}) {
+        INFO("write of " << size);
+        auto reply = pattern(size);
+        REQUIRE(p.server.write(reply));
+        auto out = p.server.output();
+        for (std::size_t len : record_lengths({out.data(), out.size()})) CHECK(len <= max_record_data + 1 + 16);
+        p.deliver_server_output();
+        CHECK(p.client_reads() == reply);
+    }
+    CHECK(p.server.uses_record_layer());
+}
+
+TEST_CASE("TLS 1.3 with AES-128-GCM and TLS 1.2 stay on OpenSSL's records", "[tls]") {
+    const std::string name = GENERATE(std::string("TLS 1.2"), std::string("TLS 1.3"));
+    INFO(name);
+    Pair p(version_named(name), name == "TLS 1.3" ? aes128 : nullptr);
+    p.handshake();
+    CHECK_FALSE(p.server.uses_record_layer());
+    auto plain = pattern(2000);
+    p.give(p.client_record(plain));
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == plain);
+    REQUIRE(p.server.write(plain));
+    p.deliver_server_output();
+    CHECK(p.client_reads() == plain);
+    CHECK(p.server.records_opened() == 0);
+}
+
+TEST_CASE("the server prefers AES-256-GCM over the client's order", "[tls]") {
+    Pair p(TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");
+    p.handshake();
+    CHECK(std::string(SSL_get_cipher_name(p.client)) == aes256);
+    CHECK(p.server.uses_record_layer());
+    CHECK(SSL_get0_peer_certificate(p.client) != nullptr);
+}
+
+TEST_CASE("application data the client sent with its Finished is read after the handshake", "[tls]") {
+    const std::string suite = GENERATE(std::string(aes256), std::string(chacha), std::string(aes128));
+    INFO(suite);
+    Pair p(TLS1_3_VERSION, suite.c_str());
+    REQUIRE(SSL_do_handshake(p.client) != 1);
+    p.give(p.client_output());
+    REQUIRE(p.server.handshake() == Status::WantRead);
+    p.reuse_input_buffer();
+    p.deliver_server_output();
+    REQUIRE(SSL_do_handshake(p.client) == 1);  // its Finished is written
+    auto first = bytes_of("AMQP\0\0\x09\x01 and the first frames");
+    REQUIRE(SSL_write(p.client, first.data(), static_cast<int>(first.size())) == int(first.size()));
+    auto second = pattern(700);
+    REQUIRE(SSL_write(p.client, second.data(), static_cast<int>(second.size())) == int(second.size()));
+    p.give(p.client_output());
+    REQUIRE(p.server.handshake() == Status::Ok);
+    p.reuse_input_buffer();  // as the connection does once the handshake is done
+    CHECK(p.server.uses_record_layer() == (suite != aes128));
+    CHECK(p.server.has_buffered());
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::WantRead);
+    first.insert(first.end(), second.begin(), second.end());
+    CHECK(got == first);
+}
+
+TEST_CASE("a KeyUpdate from the client changes the read keys, and ours when it asks", "[tls]") {
+    const bool requested = GENERATE(false, true);
+    const std::string suite = GENERATE(std::string(aes256), std::string(chacha));
+    INFO(suite << (requested ? ", update_requested" : ", update_not_requested"));
+    Pair p(TLS1_3_VERSION, suite.c_str());
+    p.handshake();
+    REQUIRE(p.server.uses_record_layer());
+    for (int round = 0; round < 3; ++round) {
+        INFO("round " << round);
+        REQUIRE(SSL_key_update(p.client, requested ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) == 1);
+        auto message = bytes_of("after key update " + std::to_string(round));
+        auto wire = p.client_record(message);  // the KeyUpdate, then the data under the new keys
+        CHECK(record_lengths(wire).size() == 2);
+        p.give(wire);
+        std::vector<std::byte> got;
+        CHECK(p.read_all(got) == Status::WantRead);
+        CHECK(got == message);
+        // Asked to, the server answered with a KeyUpdate of its own, and writes under new keys
+        // (the client would fail to read otherwise).
+        CHECK(p.server.has_output() == requested);
+        auto reply = pattern(500 + static_cast<std::size_t>(round));
+        REQUIRE(p.server.write(reply));
+        p.deliver_server_output();
+        CHECK(p.client_reads() == reply);
+    }
+}
+
+TEST_CASE("a KeyUpdate cut across records, padding, empty records and user_canceled are read", "[tls]") {
+    Pair p;
+    p.handshake();
+    REQUIRE(p.server.uses_record_layer());
+    auto client = p.forged_client();
+    std::vector<std::byte> wire;
+    auto add = [&](std::uint8_t type, std::vector<std::byte> content) {
+        auto record = forged(*client, type, std::move(content));
+        wire.insert(wire.end(), record.begin(), record.end());
+    };
+    // "padded", its type (23) and 100 zeros of padding: the type byte seal adds is a zero.
+    auto padded = bytes_of("padded");
+    padded.push_back(std::byte{23});
+    padded.resize(padded.size() + 99);
+    add(0, padded);
+    add(23, {});                                          // empty application data
+    add(21, {std::byte{1}, std::byte{90}});               // warning: user_canceled
+    add(22, {std::byte{24}, std::byte{0}});               // KeyUpdate, the first part
+    add(22, {std::byte{0}, std::byte{1}, std::byte{0}});  // and the rest: not requested
+    REQUIRE(client->update_write());
+    add(23, bytes_of("after"));
+    p.give(wire);
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == bytes_of("paddedafter"));
+    CHECK_FALSE(p.server.has_output());
+}
+
+TEST_CASE("records a client must not send past the handshake end the connection with the matching alert", "[tls]") {
+    struct Case {
+        const char* what;
+        int alert;  // what the client must receive; -1: nothing
+        std::function<std::vector<std::byte>(Tls13Records&)> wire;
+    };
+    auto b = [](std::initializer_list<int> v) {
+        std::vector<std::byte> out;
+        for (int x : v) out.push_back(static_cast<std::byte>(x));
+        return out;
+    };
+    const std::vector<Case> cases = {
+        {"a NewSessionTicket", SSL_AD_UNEXPECTED_MESSAGE,
+         [&](auto& c) {
+             return forged(c, 22, b({4, 0, 0, 0}));
+         }},
+        {"a KeyUpdate not ending its record", SSL_AD_UNEXPECTED_MESSAGE,
+         [&](auto& c) {
+             return forged(c, 22, b({24, 0, 0, 1, 0, 24}));
+         }},
+        {"application data inside a cut KeyUpdate", SSL_AD_UNEXPECTED_MESSAGE,
+         [&](auto& c) {
+             auto wire = forged(c, 22, b({24, 0}));
+             auto data = forged(c, 23, b({'x'}));
+             wire.insert(wire.end(), data.begin(), data.end());
+             return wire;
+         }},
+        {"a KeyUpdate with request 2", SSL_AD_ILLEGAL_PARAMETER,
+         [&](auto& c) {
+             return forged(c, 22, b({24, 0, 0, 1, 2}));
+         }},
+        {"a KeyUpdate of length 2", SSL_AD_DECODE_ERROR,
+         [&](auto& c) {
+             return forged(c, 22, b({24, 0, 0, 2}));
+         }},
+        {"an alert of three bytes", SSL_AD_DECODE_ERROR,
+         [&](auto& c) {
+             return forged(c, 21, b({2, 40, 0}));
+         }},
+        {"an inner plaintext of zeros", SSL_AD_UNEXPECTED_MESSAGE,
+         [&](auto& c) {
+             return forged(c, 0, b({0, 0}));
+         }},
+        {"a change_cipher_spec inside", SSL_AD_UNEXPECTED_MESSAGE, [&](auto& c) { return forged(c, 20, b({1})); }},
+        {"a handshake record in the clear", SSL_AD_UNEXPECTED_MESSAGE,
+         [&](auto&) {
+             return b({22, 3, 3, 0, 5, 24, 0, 0, 1, 0});
+         }},
+        {"a ciphertext shorter than the tag", SSL_AD_BAD_RECORD_MAC,
+         [&](auto&) { return b({23, 3, 3, 0, 15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}); }},
+        {"a length over 2^14 + 256", SSL_AD_RECORD_OVERFLOW,
+         [&](auto&) {
+             return b({23, 3, 3, 0x41, 0x01});
+         }},
+        {"a plaintext over 2^14 + 1", SSL_AD_RECORD_OVERFLOW,
+         [&](auto& c) { return forged(c, 23, std::vector<std::byte>(max_record_data + 1, std::byte{'x'})); }},
+        {"the client's fatal alert", -1,
+         [&](auto& c) {
+             return forged(c, 21, b({2, 40}));
+         }},
+    };
+    for (const auto& c : cases) {
+        INFO(c.what);
+        Pair p;
+        p.handshake();
+        REQUIRE(p.server.uses_record_layer());
+        auto client = p.forged_client();
+        auto wire = c.wire(*client);
+        // What follows the bad record is never read.
+        auto after = forged(*client, 23, bytes_of("never"));
+        wire.insert(wire.end(), after.begin(), after.end());
+        p.give(wire);
+        std::vector<std::byte> got;
+        CHECK(p.read_all(got) == Status::Failed);
+        CHECK(got.empty());
+        CHECK(p.server.error());
+        CHECK_FALSE(describe_tls_error(p.server.error(), {}).empty());
+        if (c.alert < 0) {
+            CHECK_FALSE(p.server.has_output());
+            CHECK(describe_tls_error(p.server.error(), {}).find("handshake failure") != std::string::npos);
+        } else {
+            CHECK(alert_at_client(p) == c.alert);
+        }
+        // And it stays failed, writing nothing more.
+        std::vector<std::byte> into(100);
+        std::size_t n = 0;
+        CHECK(p.server.read(into, n) == Status::Failed);
+        CHECK_FALSE(p.server.write(bytes_of("no")));
+    }
+}
+
+TEST_CASE("a record stream cut anywhere and corrupted anywhere hands out only authentic data", "[tls]") {
+    std::mt19937 rng(2026);
+    for (int round = 0; round < 100; ++round) {
+        INFO("round " << round);
+        Pair p(TLS1_3_VERSION, round % 2 == 0 ? aes256 : chacha);
+        p.handshake();
+        REQUIRE(p.server.uses_record_layer());
+        std::vector<std::byte> wire, expected;
+        for (int i = 0; i < 20; ++i) {
+            const bool large = rng() % 4 == 0;
+            auto plain = pattern(1 + rng() % (large ? 17000 : 300));
+            plain.resize(std::min(plain.size(), max_record_data));
+            auto record = p.client_record(plain);
+            wire.insert(wire.end(), record.begin(), record.end());
+            expected.insert(expected.end(), plain.begin(), plain.end());
+        }
+        const bool corrupt = round % 3 != 0;
+        if (corrupt) wire[rng() % wire.size()] ^= static_cast<std::byte>(1 + rng() % 255);
+        std::vector<std::byte> got;
+        Status status = Status::WantRead;
+        for (std::size_t at = 0; at < wire.size() && status == Status::WantRead;) {
+            std::size_t n = std::min<std::size_t>(wire.size() - at, 1 + rng() % 5000);
+            p.give(std::span(wire).subspan(at, n));
+            at += n;
+            status = p.read_all(got, 1 + rng() % 20000);
+        }
+        // Only a prefix of what was sent, and all of it unless a byte was changed.
+        REQUIRE(got.size() <= expected.size());
+        CHECK(std::equal(got.begin(), got.end(), expected.begin()));
+        if (!corrupt) {
+            CHECK(status == Status::WantRead);
+            CHECK(got == expected);
+        } else {
+            CHECK(status != Status::Ok);
+        }
+    }
 }

@@ -1,5 +1,6 @@
 """TLS (AMQPS) with pika's ssl_options, certificates made by the test with openssl (tls_certs.py):
-PLAIN and EXTERNAL logins, TLS 1.2 and 1.3, bad client certificates, a plain-text client and
+PLAIN and EXTERNAL logins, TLS 1.2 and 1.3, bad client certificates, a forged record after the
+handshake (answered with a bad_record_mac alert), a plain-text client and
 stalled handshakes dropped while other clients carry on, a listener that requires a client
 certificate, the certificate reload on SIGHUP, and the start-up errors for bad certificate files.
 The Go and Java clients' TLS tests are in test_go_client.py and test_java_client.py.
@@ -225,6 +226,34 @@ class BadClientTests(TlsTestCase):
             sock.close()
         if not brokers.is_rabbitmq():
             self.assertIn("timed out after %d ms" % HANDSHAKE_TIMEOUT_MS, self.log())
+
+    def test_a_forged_record_after_the_handshake_gets_a_bad_record_mac_alert(self):
+        # The client's TLS over memory, so that the test can put a record of its own on the wire.
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        context = tls_certs.client_context(certs, version=ssl.TLSVersion.TLSv1_3)
+        tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                data = sock.recv(65536)
+                self.assertTrue(data, "the broker closed the connection during the handshake")
+                incoming.write(data)
+        sock.sendall(outgoing.read())  # the client's Finished
+        self.assertEqual(tls.cipher()[0], "TLS_AES_256_GCM_SHA384")
+        # Application data of 40 bytes that no key sealed.
+        sock.sendall(b"\x17\x03\x03\x00\x28" + bytes(range(40)))
+        incoming.write(read_until_closed(sock))
+        sock.close()
+        with self.assertRaises(ssl.SSLError) as cm:
+            tls.read(100)
+        self.assertIn("BAD_RECORD_MAC", str(cm.exception).upper())
+        if not brokers.is_rabbitmq():
+            self.await_log("TLS error: decryption failed or bad record mac")
+        assert_round_trip(self, self.connect(tls_certs.client_context(certs)))
 
 
 class PlainTextClientTests(TlsTestCase):
