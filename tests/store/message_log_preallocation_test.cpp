@@ -45,14 +45,6 @@ std::vector<Location> append_flushed(MessageLog& log, Syncer& s, std::uint64_t f
     return out;
 }
 
-// What a kill -9 leaves: every write, synced or not, is in the page cache.
-std::unique_ptr<FaultFileSystem> killed(const FaultFileSystem& fs) {
-    auto image = std::make_unique<FaultFileSystem>();
-    REQUIRE(image->make_directories("/data/vhost"));
-    for (const auto& path : fs.paths()) image->set_contents(path, fs.contents(path));
-    return image;
-}
-
 Recovered recover_image(FaultFileSystem& image, std::vector<std::string>* lines = nullptr) {
     Syncer s;
     LogOptions o;

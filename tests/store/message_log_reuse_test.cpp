@@ -86,14 +86,6 @@ Recovered recover_image(FaultFileSystem& image, std::vector<std::string>* lines 
     return r;
 }
 
-// What a kill -9 leaves: every write, synced or not, is in the page cache.
-std::unique_ptr<FaultFileSystem> killed(const FaultFileSystem& fs) {
-    auto image = std::make_unique<FaultFileSystem>();
-    REQUIRE(image->make_directories(dir));
-    for (const auto& path : fs.paths()) image->set_contents(path, fs.contents(path));
-    return image;
-}
-
 // Whether any message of segment 1 (queue seqs below `settled_below`, all acked) came back.
 bool any_settled(const Recovered& r, std::uint64_t settled_below) {
     return std::any_of(r.entries.begin(), r.entries.end(),

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "store/fault_file_system.hpp"
 #include "store/message_log.hpp"
 #include "store/sync_service.hpp"
 #include "text.hpp"
@@ -142,6 +143,14 @@ inline std::unique_ptr<MessageLog> fresh_log(FileSystem& fs, SyncService& sync, 
     auto log = open_log(fs, sync, std::move(options), dir);
     recover(*log);
     return log;
+}
+
+// What a kill -9 leaves of `fs`: every write, synced or not, is in the page cache.
+inline std::unique_ptr<FaultFileSystem> killed(const FaultFileSystem& fs, const std::string& dir = "/data/vhost") {
+    auto image = std::make_unique<FaultFileSystem>();
+    REQUIRE(image->make_directories(dir));
+    for (const auto& path : fs.paths()) image->set_contents(path, fs.contents(path));
+    return image;
 }
 
 inline std::string body_at(MessageLog& log, Location location) {
