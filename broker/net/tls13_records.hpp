@@ -52,6 +52,9 @@ public:
     bool update_write();
 
     std::uint64_t records_opened() const { return opened_; }
+    // Records sealed and opened under the current keys of each direction.
+    std::uint64_t write_sequence() const { return write_.sequence; }
+    std::uint64_t read_sequence() const { return read_.sequence; }
 
 private:
     struct Direction {

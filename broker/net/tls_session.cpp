@@ -146,7 +146,7 @@ bool TlsSession::write(std::span<const std::byte> plain) {
         }
         while (!plain.empty()) {
             std::size_t take = std::min(plain.size(), Tls13Records::max_plaintext);
-            if (!records_->seal(23, plain.first(take), out_)) {
+            if (!update_keys_if_due() || !records_->seal(23, plain.first(take), out_)) {
                 error_ = asio::error_code(static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, ERR_R_INTERNAL_ERROR)),
                                           asio::error::get_ssl_category());
                 return false;

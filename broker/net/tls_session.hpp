@@ -51,6 +51,12 @@ public:
     bool uses_record_layer() const { return records_ != nullptr; }
     // Records that layer opened (tests and benchmarks check the path they measure).
     std::uint64_t records_opened() const { return records_ ? records_->records_opened() : 0; }
+    // Records under one key before that layer changes it (KeyUpdate, RFC 8446 5.5: AES-GCM keys
+    // are good for about 2^24.5 full-size records): our write keys, and the client's, which it
+    // is asked to change. Tests set fewer.
+    static constexpr std::uint64_t default_key_update_interval = std::uint64_t{1} << 24;
+    void set_key_update_interval(std::uint64_t records) { key_update_interval_ = records; }
+    std::uint64_t key_updates_sent() const { return key_updates_sent_; }
 
     // Before a series of read() calls: OpenSSL reports a failure through the thread's error
     // queue, which must be empty first (emptying it before every record would cost).
@@ -89,6 +95,7 @@ private:
     bool on_alert(std::span<const std::byte> content, Status& status);
     bool on_handshake_message(std::span<const std::byte> content, Status& status);
     Status fatal(std::uint8_t alert, int reason);
+    bool update_keys_if_due();
     Status hand_out(std::span<std::byte> into, std::size_t& n);
 
     // The traffic secrets from the keylog callback, until the handover (then wiped).
@@ -119,6 +126,9 @@ private:
     std::vector<std::byte> handshake_;  // a post-handshake message cut across records
     Status ended_ = Status::Ok;         // Closed or Failed once the record layer saw the end
     bool close_sent_ = false;
+    std::uint64_t key_update_interval_ = default_key_update_interval;
+    bool key_update_asked_ = false;  // our KeyUpdate asked the client to change its keys; not done yet
+    std::uint64_t key_updates_sent_ = 0;
 };
 
 }  // namespace warren::broker::net

@@ -123,6 +123,10 @@ TlsSession::Status TlsSession::read_tls13(std::span<std::byte> into, std::size_t
             plain_.clear();
             return fatal(SSL_AD_BAD_RECORD_MAC, SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC);
         }
+        if (!update_keys_if_due()) {
+            plain_.clear();
+            return fatal(SSL_AD_INTERNAL_ERROR, SSL_R_BAD_KEY_UPDATE);
+        }
         // TLSInnerPlaintext: content, the real type, zeros.
         std::size_t end = inner;
         while (end > 0 && to[end - 1] == std::byte{0}) --end;
@@ -214,6 +218,7 @@ bool TlsSession::on_handshake_message(std::span<const std::byte> content, Status
         status = fatal(SSL_AD_INTERNAL_ERROR, SSL_R_BAD_KEY_UPDATE);
         return false;
     }
+    key_update_asked_ = false;  // the client changed its keys (whether or not we had asked)
     // update_requested: our KeyUpdate(update_not_requested) under the old keys, then the new.
     if (request == 1 && !close_sent_) {
         const std::byte key_update[] = {std::byte{handshake_key_update}, std::byte{0}, std::byte{0}, std::byte{1},
@@ -223,7 +228,28 @@ bool TlsSession::on_handshake_message(std::span<const std::byte> content, Status
             status = fatal(SSL_AD_INTERNAL_ERROR, SSL_R_BAD_KEY_UPDATE);
             return false;
         }
+        ++key_updates_sent_;
     }
+    return true;
+}
+
+// Once a direction's key has sealed or opened key_update_interval_ records: our KeyUpdate, which
+// asks the client to change its keys too (update_requested) unless it was asked already and has
+// not answered; our write keys change after it. The client's answer (its KeyUpdate) changes the
+// read keys. False if the keys cannot be derived (the connection cannot go on).
+bool TlsSession::update_keys_if_due() {
+    const bool write_due = records_->write_sequence() >= key_update_interval_;
+    const bool read_due = records_->read_sequence() >= key_update_interval_ && !key_update_asked_;
+    if ((!write_due && !read_due) || close_sent_) return true;
+    const bool ask = !key_update_asked_;
+    const std::byte key_update[] = {std::byte{handshake_key_update}, std::byte{0}, std::byte{0}, std::byte{1},
+                                    std::byte{static_cast<unsigned char>(ask ? 1 : 0)}};
+    if (!records_->seal(type_handshake, key_update, out_) || !records_->update_write()) {
+        close_sent_ = true;
+        return false;
+    }
+    if (ask) key_update_asked_ = true;
+    ++key_updates_sent_;
     return true;
 }
 

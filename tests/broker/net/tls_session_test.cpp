@@ -755,6 +755,46 @@ TEST_CASE("a KeyUpdate from the client changes the read keys, and ours when it a
     }
 }
 
+TEST_CASE("after key_update_interval records a direction's key changes: ours, and the client's when asked", "[tls]") {
+    const std::string suite = GENERATE(std::string(aes256), std::string(chacha));
+    INFO(suite);
+    Pair p(TLS1_3_VERSION, suite.c_str());
+    p.handshake();
+    REQUIRE(p.server.uses_record_layer());
+    p.server.set_key_update_interval(3);
+    // The server writes more than the interval: it changes its keys every 3 records, asking the
+    // client to change its own the first time; the client reads every record under new keys.
+    for (int i = 0; i < 10; ++i) {
+        auto reply = pattern(100 + static_cast<std::size_t>(i));
+        REQUIRE(p.server.write(reply));
+        p.deliver_server_output();
+        CHECK(p.client_reads() == reply);
+    }
+    CHECK(p.server.key_updates_sent() == 3);
+    // The client answered the request with its own KeyUpdate before its next data: read.
+    // Then the client writes more than the interval: the server asks again (it had its answer).
+    for (int i = 0; i < 10; ++i) {
+        auto message = bytes_of("from the client " + std::to_string(i));
+        p.give(p.client_record(message));
+        std::vector<std::byte> got;
+        CHECK(p.read_all(got) == Status::WantRead);
+        CHECK(got == message);
+        p.deliver_server_output();
+        CHECK(p.client_reads().empty());  // the client takes in the server's KeyUpdates
+    }
+    CHECK(p.server.key_updates_sent() >= 5);
+    // Both directions still work.
+    auto last = pattern(700);
+    REQUIRE(p.server.write(last));
+    p.deliver_server_output();
+    CHECK(p.client_reads() == last);
+    auto message = bytes_of("still readable");
+    p.give(p.client_record(message));
+    std::vector<std::byte> got;
+    CHECK(p.read_all(got) == Status::WantRead);
+    CHECK(got == message);
+}
+
 TEST_CASE("a KeyUpdate cut across records, padding, empty records and user_canceled are read", "[tls]") {
     Pair p;
     p.handshake();
