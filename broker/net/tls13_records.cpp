@@ -90,8 +90,12 @@ Tls13Records::~Tls13Records() {
     sodium_memzero(&write_, sizeof write_);
 }
 
+const char* Tls13Records::digest() const {
+    return suite_ == Suite::Aes256Gcm ? "SHA384" : "SHA256";
+}
+
 bool Tls13Records::set_keys(Direction& d, std::span<const unsigned char> secret, bool encrypt) {
-    const char* digest = suite_ == Suite::Aes256Gcm ? "SHA384" : "SHA256";
+    const char* digest = this->digest();
     if (secret.data() != d.secret) std::memcpy(d.secret, secret.data(), secret.size());
     if (!expand_label(digest, secret, "key", d.key) || !expand_label(digest, secret, "iv", d.iv)) return false;
     if (!d.evp) d.evp = EVP_CIPHER_CTX_new();
@@ -106,10 +110,9 @@ bool Tls13Records::set_keys(Direction& d, std::span<const unsigned char> secret,
 }
 
 bool Tls13Records::next_generation(Direction& d, bool encrypt) {
-    const char* digest = suite_ == Suite::Aes256Gcm ? "SHA384" : "SHA256";
     const std::size_t size = secret_size(suite_);
     unsigned char next[max_secret];
-    bool ok = expand_label(digest, {d.secret, size}, "traffic upd", {next, size});
+    bool ok = expand_label(digest(), {d.secret, size}, "traffic upd", {next, size});
     if (ok) {
         std::memcpy(d.secret, next, size);
         ok = set_keys(d, {d.secret, size}, encrypt);

@@ -69,6 +69,7 @@ private:
     bool set_keys(Direction& d, std::span<const unsigned char> secret, bool encrypt);
     bool next_generation(Direction& d, bool encrypt);
     bool small(std::size_t inner) const;
+    const char* digest() const;  // the suite's hash, as HKDF names it
     void nonce(const Direction& d, unsigned char* out) const;
 
     Suite suite_;

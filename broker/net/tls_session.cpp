@@ -138,23 +138,7 @@ TlsSession::Status TlsSession::read(std::span<std::byte> into, std::size_t& n) {
 }
 
 bool TlsSession::write(std::span<const std::byte> plain) {
-    if (records_) {
-        if (close_sent_ || ended_ == Status::Failed) {
-            error_ = asio::error_code(static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_PROTOCOL_IS_SHUTDOWN)),
-                                      asio::error::get_ssl_category());
-            return false;
-        }
-        while (!plain.empty()) {
-            std::size_t take = std::min(plain.size(), Tls13Records::max_plaintext);
-            if (!update_keys_if_due() || !records_->seal(23, plain.first(take), out_)) {
-                error_ = asio::error_code(static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, ERR_R_INTERNAL_ERROR)),
-                                          asio::error::get_ssl_category());
-                return false;
-            }
-            plain = plain.subspan(take);
-        }
-        return true;
-    }
+    if (records_) return write_tls13(plain);
     ERR_clear_error();
     while (!plain.empty()) {
         int len = static_cast<int>(std::min<std::size_t>(plain.size(), INT_MAX));
@@ -169,15 +153,7 @@ bool TlsSession::write(std::span<const std::byte> plain) {
 }
 
 void TlsSession::shutdown() {
-    if (records_) {
-        if (!close_sent_ && ended_ != Status::Failed) {
-            // A warning-level close_notify; best effort, as OpenSSL's.
-            const std::byte close_notify[] = {std::byte{1}, std::byte{0}};
-            records_->seal(21, close_notify, out_);
-        }
-        close_sent_ = true;
-        return;
-    }
+    if (records_) return shutdown_tls13();
     ERR_clear_error();
     // 0: our close_notify is out and the peer's has not come; the connection reads on for it.
     if (SSL_shutdown(ssl_.get()) < 0) ERR_clear_error();

@@ -90,12 +90,15 @@ private:
     // allow it (tls_session_tls13.cpp).
     void hand_over();
     Status read_tls13(std::span<std::byte> into, std::size_t& n);
+    bool write_tls13(std::span<const std::byte> plain);
+    void shutdown_tls13();
     Status next_record(std::span<const std::byte>& record);
     Status check_header(const std::byte* header, std::size_t& length);
     bool on_alert(std::span<const std::byte> content, Status& status);
     bool on_handshake_message(std::span<const std::byte> content, Status& status);
     Status fatal(std::uint8_t alert, int reason);
     bool update_keys_if_due();
+    bool send_key_update(bool request);
     Status hand_out(std::span<std::byte> into, std::size_t& n);
 
     // The traffic secrets from the keylog callback, until the handover (then wiped).

@@ -40,7 +40,7 @@ void TlsSession::hand_over() {
     // is still in in_).
     const std::size_t size = eligible ? Tls13Records::secret_size(suite) : 0;
     eligible = eligible && SSL_get_num_tickets(ssl) == 0 && SSL_get_read_ahead(ssl) == 0 && SSL_has_pending(ssl) == 0 &&
-               SSL_pending(ssl) == 0 && secrets_.client_size == size && secrets_.server_size == size;
+               secrets_.client_size == size && secrets_.server_size == size;
     if (eligible)
         records_ =
             Tls13Records::make(suite, {secrets_.client, secrets_.client_size}, {secrets_.server, secrets_.server_size});
@@ -167,6 +167,31 @@ TlsSession::Status TlsSession::read_tls13(std::span<std::byte> into, std::size_t
     }
 }
 
+bool TlsSession::write_tls13(std::span<const std::byte> plain) {
+    if (close_sent_ || ended_ == Status::Failed) {
+        error_ = ssl_error(SSL_R_PROTOCOL_IS_SHUTDOWN);
+        return false;
+    }
+    while (!plain.empty()) {
+        std::size_t take = std::min(plain.size(), Tls13Records::max_plaintext);
+        if (!update_keys_if_due() || !records_->seal(type_application_data, plain.first(take), out_)) {
+            error_ = ssl_error(ERR_R_INTERNAL_ERROR);
+            return false;
+        }
+        plain = plain.subspan(take);
+    }
+    return true;
+}
+
+void TlsSession::shutdown_tls13() {
+    if (!close_sent_ && ended_ != Status::Failed) {
+        // A warning-level close_notify; best effort, as OpenSSL's.
+        const std::byte close_notify[] = {std::byte{1}, std::byte{SSL_AD_CLOSE_NOTIFY}};
+        records_->seal(type_alert, close_notify, out_);
+    }
+    close_sent_ = true;
+}
+
 // An alert from the client: close_notify ends the stream, user_canceled is a warning (6.1),
 // anything else is an error that ends the connection without an answer.
 bool TlsSession::on_alert(std::span<const std::byte> content, Status& status) {
@@ -220,15 +245,9 @@ bool TlsSession::on_handshake_message(std::span<const std::byte> content, Status
     }
     key_update_asked_ = false;  // the client changed its keys (whether or not we had asked)
     // update_requested: our KeyUpdate(update_not_requested) under the old keys, then the new.
-    if (request == 1 && !close_sent_) {
-        const std::byte key_update[] = {std::byte{handshake_key_update}, std::byte{0}, std::byte{0}, std::byte{1},
-                                        std::byte{0}};
-        if (!records_->seal(type_handshake, key_update, out_) || !records_->update_write()) {
-            close_sent_ = true;  // no usable write keys
-            status = fatal(SSL_AD_INTERNAL_ERROR, SSL_R_BAD_KEY_UPDATE);
-            return false;
-        }
-        ++key_updates_sent_;
+    if (request == 1 && !close_sent_ && !send_key_update(false)) {
+        status = fatal(SSL_AD_INTERNAL_ERROR, SSL_R_BAD_KEY_UPDATE);
+        return false;
     }
     return true;
 }
@@ -242,13 +261,20 @@ bool TlsSession::update_keys_if_due() {
     const bool read_due = records_->read_sequence() >= key_update_interval_ && !key_update_asked_;
     if ((!write_due && !read_due) || close_sent_) return true;
     const bool ask = !key_update_asked_;
+    if (!send_key_update(ask)) return false;
+    if (ask) key_update_asked_ = true;
+    return true;
+}
+
+// Our KeyUpdate under the current write keys, then the next ones (7.2). False (and nothing more
+// written) if they cannot be derived.
+bool TlsSession::send_key_update(bool request) {
     const std::byte key_update[] = {std::byte{handshake_key_update}, std::byte{0}, std::byte{0}, std::byte{1},
-                                    std::byte{static_cast<unsigned char>(ask ? 1 : 0)}};
+                                    std::byte{static_cast<unsigned char>(request ? 1 : 0)}};
     if (!records_->seal(type_handshake, key_update, out_) || !records_->update_write()) {
-        close_sent_ = true;
+        close_sent_ = true;  // no usable write keys
         return false;
     }
-    if (ask) key_update_asked_ = true;
     ++key_updates_sent_;
     return true;
 }
