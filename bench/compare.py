@@ -22,12 +22,17 @@ reading it from the start to its end. "recovery" fills a durable queue
 with --recovery-messages persistent 1 KiB messages, stops the broker (SIGTERM, then SIGKILL),
 restarts it and times the start-up, and reads the broker's RSS full and after restart.
 
+--prefault holds a VM's memory for the run: it stops the guest's free page reporting (restored at
+exit) and touches the free memory once, since a host that backs each page on its first use, and
+takes freed pages back, skews every figure (bench/first_touch.py, bench/README.md).
+
 usage: /usr/bin/python3 bench/compare.py [--only warren|rabbitmq] [--scenarios a,b,...]
            [--modes pipelined,client,go] [--threads 1] [--repeat 3] [--duration 10] [--warmup 2]
-           [--build-dir build-release] [--no-build] [--tmp-dir DIR] [--recovery-messages N]
+           [--build-dir build-release] [--no-build] [--tmp-dir DIR] [--recovery-messages N] [--prefault]
 """
 
 import argparse
+import atexit
 import datetime
 import json
 import os
@@ -46,6 +51,7 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, BENCH_DIR)
 from rabbit_node import RabbitNode, find_server_script, free_port, wait_for_port  # noqa: E402
+import first_touch  # noqa: E402
 
 SCENARIOS = ["default", "autoack", "prefetch100", "body-1k", "body-64k", "body-1m", "fanout3", "queues10",
              "confirm1000", "latency-1k", "latency-10k", "latency-50k", "latency-100k", "many-connections",
@@ -785,6 +791,10 @@ def main():
     ap.add_argument("--backlog-messages", type=int, default=1_000_000,
                     help="messages in the stream that stream-backlog-read reads (default 1,000,000)")
     ap.add_argument("--results-dir", default=os.path.join(BENCH_DIR, "results"))
+    ap.add_argument("--prefault", action="store_true",
+                    help="hold the VM's memory for the run: stop the guest's free page reporting (as root; restored "
+                         "at exit) and touch the free memory once (all but 2 GiB); for VMs whose host backs each page "
+                         "on its first use (see bench/first_touch.py)")
     args = ap.parse_args()
 
     families = [args.only] if args.only else BROKERS
@@ -820,9 +830,17 @@ def main():
     if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
+    if args.prefault:
+        held = first_touch.hold(log=log)
+        atexit.register(first_touch.release, held, log)
+    touch_gbps = first_touch.probe()
+    if touch_gbps < 1.0:
+        log(f"compare: WARNING: new memory is touched at {touch_gbps:.2f} GB/s: this machine's host backs pages on "
+            f"their first use, which skews every figure; run once with --prefault")
     report = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "commit": git_commit(),
               "rabbitmq_version": rabbitmq_version(), "machine": machine(),
-              "args": {k: v for k, v in vars(args).items()}, "runs": [], "fdatasync": [], "recovery": []}
+              "args": {k: v for k, v in vars(args).items()}, "runs": [], "fdatasync": [], "recovery": [],
+              "first_touch_gbps": touch_gbps}
     log(f"compare: {sum(len(m) for _, m in plan)} scenario/mode pairs x {args.repeat} runs x {families}"
         f"{' + recovery' if RECOVERY in scenarios else ''}; load average {report['machine']['loadavg']}")
 
