@@ -70,6 +70,8 @@ private:
     void on_handshake_timeout();
     void start_read();
     void on_read(const asio::error_code& ec, std::size_t n);
+    void read_again();
+    void read_now();
     void on_input_end(const std::string& reason);
     bool owes_end_write();
     bool write_now();
