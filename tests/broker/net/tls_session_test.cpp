@@ -222,6 +222,15 @@ struct Pair {
         }
     }
 
+    // Gives the server `wire`, which it must refuse: it fails, hands out nothing and says why.
+    void expect_refused(std::span<const std::byte> wire) {
+        give(wire);
+        std::vector<std::byte> got;
+        CHECK(read_all(got) == Status::Failed);
+        CHECK(got.empty());
+        CHECK(server.error());
+    }
+
     // Everything the client can read from the server's records so far.
     std::vector<std::byte> client_reads() {
         std::vector<std::byte> got;
@@ -456,11 +465,7 @@ TEST_CASE("a record whose bytes were changed is a TLS error", "[tls]") {
     p.handshake();
     auto record = p.client_record(pattern(size));
     record[record.size() - 20] ^= std::byte{0x01};
-    p.give(record);
-    std::vector<std::byte> got;
-    CHECK(p.read_all(got) == Status::Failed);
-    CHECK(got.empty());
-    CHECK(p.server.error());
+    p.expect_refused(record);
     CHECK(p.server.uses_record_layer() == (name == "TLS 1.3"));
     // OpenSSL's words for TLS 1.2 are "cipher operation failed"; the record layer uses the ones
     // OpenSSL has for TLS 1.3.
@@ -475,11 +480,7 @@ TEST_CASE("a truncated record followed by the next one is a TLS error", "[tls]")
     auto second = p.client_record(pattern(100));
     std::vector<std::byte> wire(first.begin(), first.end() - 30);
     wire.insert(wire.end(), second.begin(), second.end());
-    p.give(wire);
-    std::vector<std::byte> got;
-    CHECK(p.read_all(got) == Status::Failed);
-    CHECK(got.empty());
-    CHECK(p.server.error());
+    p.expect_refused(wire);
 }
 
 TEST_CASE("a record header declaring more than TLS allows is refused without waiting for it", "[tls]") {
@@ -894,11 +895,7 @@ TEST_CASE("records a client must not send past the handshake end the connection 
         // What follows the bad record is never read.
         auto after = forged(*client, 23, bytes_of("never"));
         wire.insert(wire.end(), after.begin(), after.end());
-        p.give(wire);
-        std::vector<std::byte> got;
-        CHECK(p.read_all(got) == Status::Failed);
-        CHECK(got.empty());
-        CHECK(p.server.error());
+        p.expect_refused(wire);
         CHECK_FALSE(describe_tls_error(p.server.error(), {}).empty());
         if (c.alert < 0) {
             CHECK_FALSE(p.server.has_output());
